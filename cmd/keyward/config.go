@@ -1,0 +1,127 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"keyward/web/keyring"
+)
+
+// config is the process configuration: KEYWARD_* variables, which flags
+// override.
+type config struct {
+	Addr           string
+	DataDir        string
+	DatabaseURL    string
+	SecretKey      string
+	Mode           string
+	BaseURL        string
+	TrustedProxies string
+}
+
+func env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+// dbFlags registers what every subcommand that talks to the database needs.
+func (c *config) dbFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.DataDir, "data-dir", env("KEYWARD_DATA_DIR", "./.keyward"), "where the embedded Postgres cluster and generated dev secrets live (KEYWARD_DATA_DIR)")
+	fs.StringVar(&c.DatabaseURL, "database-url", "", "external Postgres URL; when set, nothing is started (KEYWARD_DATABASE_URL)")
+	fs.StringVar(&c.Mode, "mode", env("KEYWARD_MODE", "development"), "development or production (KEYWARD_MODE)")
+}
+
+// serveFlags registers the server's own settings.
+func (c *config) serveFlags(fs *flag.FlagSet) {
+	c.dbFlags(fs)
+	fs.StringVar(&c.Addr, "addr", env("KEYWARD_ADDR", "127.0.0.1:8080"), "listen address (KEYWARD_ADDR)")
+	fs.StringVar(&c.SecretKey, "secret-key", "", "encrypts TOTP secrets and signs cookies; generated into the data dir in development, required in production (KEYWARD_SECRET_KEY)")
+	fs.StringVar(&c.BaseURL, "base-url", env("KEYWARD_BASE_URL", ""), "public URL of the portal (KEYWARD_BASE_URL; default derived from the listen address)")
+	fs.StringVar(&c.TrustedProxies, "trusted-proxies", env("KEYWARD_TRUSTED_PROXIES", ""), "comma-separated CIDRs whose X-Forwarded-For is believed (KEYWARD_TRUSTED_PROXIES)")
+}
+
+func (c *config) production() bool { return c.Mode == "production" }
+
+// validate checks the settings and fills the two secret ones from the
+// environment. Those are not flag defaults, so --help never prints them.
+func (c *config) validate() error {
+	if c.DatabaseURL == "" {
+		c.DatabaseURL = os.Getenv("KEYWARD_DATABASE_URL")
+	}
+	if c.SecretKey == "" {
+		c.SecretKey = os.Getenv("KEYWARD_SECRET_KEY")
+	}
+	if c.Mode != "development" && c.Mode != "production" {
+		return fmt.Errorf("KEYWARD_MODE must be development or production, not %q", c.Mode)
+	}
+	return nil
+}
+
+func (c *config) baseURL() string {
+	if c.BaseURL != "" {
+		return strings.TrimRight(c.BaseURL, "/")
+	}
+	host, port, err := net.SplitHostPort(c.Addr)
+	if err != nil {
+		return "http://" + c.Addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+func (c *config) trustedProxies() ([]*net.IPNet, error) {
+	var nets []*net.IPNet
+	for _, s := range strings.Split(c.TrustedProxies, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		_, n, err := net.ParseCIDR(s)
+		if err != nil {
+			return nil, fmt.Errorf("KEYWARD_TRUSTED_PROXIES: %q is not a CIDR", s)
+		}
+		nets = append(nets, n)
+	}
+	return nets, nil
+}
+
+// secretKey returns the master key. In production it must be given and
+// strong; in development one is generated once into the data dir.
+func (c *config) secretKey() (*keyring.Ring, error) {
+	if c.SecretKey != "" {
+		ring, err := keyring.New([]byte(c.SecretKey))
+		if err != nil {
+			return nil, fmt.Errorf("KEYWARD_SECRET_KEY: %w", err)
+		}
+		return ring, nil
+	}
+	if c.production() {
+		return nil, errors.New("KEYWARD_SECRET_KEY is required in production (generate one with: openssl rand -hex 32)")
+	}
+	path := filepath.Join(c.DataDir, "secret.key")
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		raw := make([]byte, 32)
+		rand.Read(raw)
+		b = []byte(hex.EncodeToString(raw))
+		if err := os.MkdirAll(c.DataDir, 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			return nil, err
+		}
+	} else if err != nil {
+		return nil, err
+	}
+	return keyring.New([]byte(strings.TrimSpace(string(b))))
+}

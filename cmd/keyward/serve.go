@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"keyward/db"
+	"keyward/web"
+	"keyward/web/audit"
+	"keyward/web/auth"
+	"keyward/web/session"
+)
+
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, log *slog.Logger) error {
+	var cfg config
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	cfg.serveFlags(fs)
+	if err := parse(fs, args, stderr, "keyward serve [flags]"); err != nil {
+		return err
+	}
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	ring, err := cfg.secretKey()
+	if err != nil {
+		return err
+	}
+	proxies, err := cfg.trustedProxies()
+	if err != nil {
+		return err
+	}
+	// Bind first: a taken port should fail before a database is started.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.Addr, err)
+	}
+	store, closeDB, err := openDB(ctx, &cfg, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer closeDB()
+
+	app, err := web.Build(web.Config{
+		Production: cfg.production(), TrustedProxies: proxies, Logger: log, Issuer: issuer(cfg),
+	}, store, ring)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if !cfg.production() {
+		if err := seedDemo(ctx, store, cfg.baseURL(), stdout); err != nil {
+			ln.Close()
+			return err
+		}
+	}
+
+	go cleanupLoop(ctx, app.Sessions, log)
+	srv := app.Echo.Server
+	srv.Handler = app.Echo
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("keyward listening", "url", cfg.baseURL(), "mode", cfg.Mode)
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	// SIGTERM: stop accepting, let in-flight requests finish, then close
+	// the database (deferred above).
+	log.Info("shutting down")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// issuer names Keyward in authenticator apps: the portal's host.
+func issuer(cfg config) string {
+	if u, err := url.Parse(cfg.baseURL()); err == nil && u.Hostname() != "" {
+		return "Keyward (" + u.Hostname() + ")"
+	}
+	return "Keyward"
+}
+
+// cleanupLoop deletes ended sessions every ten minutes.
+func cleanupLoop(ctx context.Context, sessions *session.Store, log *slog.Logger) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := sessions.DeleteExpired(ctx); err != nil {
+				log.Error("deleting expired sessions", "err", err)
+			} else if n > 0 {
+				log.Info("expired sessions deleted", "count", n)
+			}
+		}
+	}
+}
+
+// seedDemo creates a demo tenant and owner on a database with no tenant,
+// and prints how to sign in, once.
+func seedDemo(ctx context.Context, store *db.Store, baseURL string, stdout io.Writer) error {
+	n, err := store.CountTenants(ctx)
+	if err != nil || n > 0 {
+		return err
+	}
+	const email = "owner@demo.keyward.test"
+	password := auth.GeneratePassword()
+	err = store.InTx(ctx, func(q *db.Queries) error {
+		t, err := auth.CreateTenant(ctx, q, "demo", "Demo Organisation", "team")
+		if err != nil {
+			return err
+		}
+		_, err = auth.CreateUser(ctx, q, t.ID, email, auth.RoleOwner, password, true, audit.Actor{Type: audit.ActorSystem, ID: "first-run"})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("creating the demo tenant: %w", err)
+	}
+	fmt.Fprintf(stdout, `
+  Keyward is ready: a demo tenant and its owner were created.
+
+    Sign in at   %s/login
+    Email        %s
+    Password     %s   (one-time: you will choose your own after sign-in)
+
+  This password is shown only now. Keep your authenticator app at hand.
+
+`, baseURL, email, password)
+	return nil
+}

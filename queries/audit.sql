@@ -1,0 +1,28 @@
+-- name: InitAuditChainHead :exec
+INSERT INTO audit_chain_heads (chain_id, seq, hash) VALUES ($1, 0, $2)
+ON CONFLICT (chain_id) DO NOTHING;
+
+-- name: LockAuditChainHead :one
+SELECT * FROM audit_chain_heads WHERE chain_id = $1 FOR UPDATE;
+
+-- name: UpdateAuditChainHead :exec
+UPDATE audit_chain_heads SET seq = $2, hash = $3 WHERE chain_id = $1;
+
+-- name: InsertAuditEvent :one
+INSERT INTO audit_events (chain_id, seq, tenant_id, occurred_at, actor_type, actor_id, action,
+                          target_type, target_id, ip, user_agent, diff, prev_hash, hash)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+RETURNING id;
+
+-- name: ListAuditChainIDs :many
+SELECT DISTINCT chain_id FROM audit_events ORDER BY chain_id;
+
+-- name: ListAuditEventsInChain :many
+-- Used by `keyward audit verify`, a page at a time.
+SELECT * FROM audit_events WHERE chain_id = $1 AND seq > $2 ORDER BY seq LIMIT $3;
+
+-- name: ListAuditEventsByTenant :many
+SELECT * FROM audit_events WHERE tenant_id = $1 ORDER BY seq DESC LIMIT $2;
+
+-- name: ListAuditEventsByActor :many
+SELECT * FROM audit_events WHERE chain_id = $1 AND actor_type = $2 AND actor_id = $3 ORDER BY seq DESC LIMIT $4;

@@ -1,0 +1,18 @@
+-- name: GetThrottle :one
+SELECT * FROM auth_throttle WHERE key = $1;
+
+-- name: RecordThrottleFailure :one
+-- Counts a failure in a one-hour window and returns the new state; the
+-- caller decides the lock from the count.
+INSERT INTO auth_throttle AS t (key, failures, window_start)
+VALUES ($1, 1, now())
+ON CONFLICT (key) DO UPDATE SET
+    failures = CASE WHEN t.window_start < now() - interval '1 hour' THEN 1 ELSE t.failures + 1 END,
+    window_start = CASE WHEN t.window_start < now() - interval '1 hour' THEN now() ELSE t.window_start END
+RETURNING *;
+
+-- name: LockThrottle :exec
+UPDATE auth_throttle SET locked_until = $2 WHERE key = $1;
+
+-- name: ClearThrottle :exec
+DELETE FROM auth_throttle WHERE key = $1;

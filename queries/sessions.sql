@@ -1,0 +1,24 @@
+-- name: GetSession :one
+SELECT * FROM sessions WHERE id_hash = $1 AND expires_at > now();
+
+-- name: InsertSession :exec
+INSERT INTO sessions (id_hash, user_id, data, created_at, last_seen_at, expires_at)
+VALUES ($1, $2, $3, $4, $5, $6);
+
+-- name: UpdateSession :exec
+UPDATE sessions SET user_id = $2, data = $3, last_seen_at = $4 WHERE id_hash = $1;
+
+-- name: DeleteSession :exec
+DELETE FROM sessions WHERE id_hash = $1;
+
+-- name: DeleteUserSessions :exec
+DELETE FROM sessions WHERE user_id = $1;
+
+-- name: DeleteUserSessionsExcept :exec
+DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2;
+
+-- name: DeleteExpiredSessions :execrows
+DELETE FROM sessions WHERE expires_at <= now() OR last_seen_at <= $1;
+
+-- name: TouchSession :exec
+UPDATE sessions SET last_seen_at = now() WHERE id_hash = $1;

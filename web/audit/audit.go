@@ -1,0 +1,139 @@
+// Package audit owns the audit trail: it appends events to a per-tenant hash
+// chain inside the caller's transaction and verifies chains. It never
+// receives a secret: callers pass diffs of configuration, not keys or codes.
+// It must not import echo.
+package audit
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"keyward/db"
+)
+
+// Actor types.
+const (
+	ActorUser   = "user"
+	ActorAPIKey = "api_key"
+	ActorSystem = "system"
+)
+
+// Event is one entry of the trail.
+type Event struct {
+	TenantID   *int64 // nil: belongs to no tenant (chain 0)
+	ActorType  string
+	ActorID    string
+	Action     string
+	TargetType string
+	TargetID   string
+	IP         string
+	UserAgent  string
+	// Diff is marshalled to JSON. Nil becomes {}.
+	Diff any
+}
+
+// Actor identifies who does something, from where. Handlers build it once
+// per request.
+type Actor struct {
+	TenantID  *int64
+	Type      string
+	ID        string
+	IP        string
+	UserAgent string
+}
+
+// Event starts an event by this actor.
+func (a Actor) Event(action, targetType, targetID string, diff any) Event {
+	return Event{
+		TenantID: a.TenantID, ActorType: a.Type, ActorID: a.ID,
+		Action: action, TargetType: targetType, TargetID: targetID,
+		IP: a.IP, UserAgent: a.UserAgent, Diff: diff,
+	}
+}
+
+var genesis = make([]byte, sha256.Size)
+
+// Record appends ev to its tenant's chain using q, which should be the
+// transaction that makes the change being recorded.
+func Record(ctx context.Context, q *db.Queries, ev Event) error {
+	chain := int64(0)
+	if ev.TenantID != nil {
+		chain = *ev.TenantID
+	}
+	diff := []byte("{}")
+	if ev.Diff != nil {
+		b, err := json.Marshal(ev.Diff)
+		if err != nil {
+			return fmt.Errorf("audit: diff: %w", err)
+		}
+		diff = b
+	}
+	if ev.ActorType == "" {
+		ev.ActorType = ActorSystem
+	}
+	if err := q.InitAuditChainHead(ctx, db.InitAuditChainHeadParams{ChainID: chain, Hash: genesis}); err != nil {
+		return err
+	}
+	head, err := q.LockAuditChainHead(ctx, chain)
+	if err != nil {
+		return err
+	}
+	row := db.AuditEvent{
+		ChainID: chain, Seq: head.Seq + 1, TenantID: ev.TenantID,
+		// Postgres keeps microseconds; truncating first keeps the hash of
+		// what is stored equal to the hash of what was written.
+		OccurredAt: time.Now().UTC().Truncate(time.Microsecond),
+		ActorType:  ev.ActorType, ActorID: ev.ActorID, Action: ev.Action,
+		TargetType: ev.TargetType, TargetID: ev.TargetID,
+		Ip: ev.IP, UserAgent: truncate(ev.UserAgent, 512), Diff: diff,
+		PrevHash: head.Hash,
+	}
+	row.Hash = Hash(row)
+	if _, err := q.InsertAuditEvent(ctx, db.InsertAuditEventParams{
+		ChainID: row.ChainID, Seq: row.Seq, TenantID: row.TenantID, OccurredAt: row.OccurredAt,
+		ActorType: row.ActorType, ActorID: row.ActorID, Action: row.Action,
+		TargetType: row.TargetType, TargetID: row.TargetID, Ip: row.Ip, UserAgent: row.UserAgent,
+		Diff: row.Diff, PrevHash: row.PrevHash, Hash: row.Hash,
+	}); err != nil {
+		return err
+	}
+	return q.UpdateAuditChainHead(ctx, db.UpdateAuditChainHeadParams{ChainID: chain, Seq: row.Seq, Hash: row.Hash})
+}
+
+// Hash is SHA-256 over the previous hash and every stored field, each
+// length-prefixed so no two different events encode the same.
+func Hash(e db.AuditEvent) []byte {
+	h := sha256.New()
+	var n [8]byte
+	put := func(b []byte) {
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	tenant := ""
+	if e.TenantID != nil {
+		tenant = strconv.FormatInt(*e.TenantID, 10)
+	}
+	put(e.PrevHash)
+	put([]byte(strconv.FormatInt(e.ChainID, 10)))
+	put([]byte(strconv.FormatInt(e.Seq, 10)))
+	put([]byte(tenant))
+	put([]byte(e.OccurredAt.UTC().Format(time.RFC3339Nano)))
+	for _, s := range []string{e.ActorType, e.ActorID, e.Action, e.TargetType, e.TargetID, e.Ip, e.UserAgent} {
+		put([]byte(s))
+	}
+	put(e.Diff)
+	return h.Sum(nil)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

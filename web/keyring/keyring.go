@@ -1,0 +1,45 @@
+// Package keyring derives one key per purpose from KEYWARD_SECRET_KEY, so the
+// key that encrypts TOTP secrets is never the one that signs cookies. It owns
+// no storage and knows nothing of HTTP.
+package keyring
+
+import (
+	"crypto/hkdf"
+	"crypto/sha256"
+	"errors"
+)
+
+// MinSecretLen is the shortest secret key accepted: 32 bytes, as a 256-bit
+// key needs.
+const MinSecretLen = 32
+
+// Purposes. Each one yields an unrelated 32-byte key.
+const (
+	PurposeTOTP         = "keyward totp-secret aes-gcm v1"
+	PurposeCookie       = "keyward cookie hmac v1"
+	PurposeRecoveryCode = "keyward recovery-code hmac v1"
+)
+
+// Ring holds the master secret.
+type Ring struct{ secret []byte }
+
+// ErrWeakSecret is returned for a secret key shorter than MinSecretLen.
+var ErrWeakSecret = errors.New("secret key must be at least 32 bytes (generate one with: openssl rand -hex 32)")
+
+// New checks the master secret's length and returns a Ring.
+func New(secret []byte) (*Ring, error) {
+	if len(secret) < MinSecretLen {
+		return nil, ErrWeakSecret
+	}
+	return &Ring{secret: append([]byte(nil), secret...)}, nil
+}
+
+// Key returns the 32-byte key for purpose.
+func (r *Ring) Key(purpose string) []byte {
+	k, err := hkdf.Key(sha256.New, r.secret, nil, purpose, 32)
+	if err != nil {
+		// Only possible for a length hkdf cannot produce; 32 always works.
+		panic(err)
+	}
+	return k
+}
