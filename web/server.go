@@ -18,8 +18,8 @@ import (
 	"keyward/web/auth"
 	"keyward/web/keyring"
 	"keyward/web/mfa"
-	"keyward/web/session"
 	"keyward/web/portal"
+	"keyward/web/session"
 )
 
 // Config is what the server needs to know about its deployment.

@@ -1,0 +1,73 @@
+# Keyward. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+GO ?= go
+BIN := bin/keyward
+
+# need CHECK PACKAGE: when CHECK fails, install Debian's PACKAGE as root, or
+# stop with one line saying what to install.
+define need
+	@if ! ( $(1) ) >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian package $(2)..." >&2; \
+	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null \
+	      || { echo "keyward: could not install $(2) with apt-get" >&2; exit 1; }; \
+	  else \
+	    echo "keyward: missing $(2): install it with 'sudo apt-get install $(2)'" >&2; exit 1; \
+	  fi; \
+	fi
+endef
+
+POSTGRES_CHECK := ls /usr/lib/postgresql/*/bin/initdb || command -v initdb
+CHROMIUM_CHECK := command -v chromium
+
+.PHONY: help
+help: ## show this help
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+.PHONY: deps-postgres deps-chromium
+deps-postgres:
+	$(call need,$(POSTGRES_CHECK),postgresql)
+deps-chromium:
+	$(call need,$(CHROMIUM_CHECK),chromium)
+
+.PHONY: build
+build: ## build bin/keyward
+	$(GO) build -o $(BIN) ./cmd/keyward
+
+.PHONY: run
+run: deps-postgres build ## start the portal on a private local Postgres under ./.keyward
+	./$(BIN) serve
+
+.PHONY: migrate
+migrate: deps-postgres build ## apply database migrations
+	./$(BIN) migrate
+
+.PHONY: generate
+generate: ## regenerate sqlc and templ output
+	$(GO) tool sqlc generate
+	$(GO) tool templ generate
+
+.PHONY: check-generated
+check-generated: ## fail when committed sqlc/templ output is stale
+	@$(GO) tool sqlc diff || { echo "sqlc output is stale: run 'make generate' and commit" >&2; exit 1; }
+	@$(GO) tool templ generate >/dev/null 2>&1
+	@git diff --exit-code --stat -- views db || { echo "templ/sqlc output is stale: run 'make generate' and commit" >&2; exit 1; }
+	@test -z "$$(git status --porcelain -- views db | grep '_templ.go\|\.sql\.go\|sqlc_')" || { echo "generated files are not committed: run 'make generate' and commit" >&2; exit 1; }
+
+.PHONY: lint
+lint: ## go vet and gofmt
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:" $$out >&2; exit 1; fi
+
+.PHONY: test
+test: deps-postgres deps-chromium check-generated lint ## run the whole suite (real Postgres, headless Chromium)
+	$(GO) test -count=1 -timeout 15m ./...
+
+.PHONY: e2e
+e2e: deps-postgres deps-chromium ## run only the browser tests
+	$(GO) test -count=1 -run Browser -v ./web/...
+
+.PHONY: bench
+bench: deps-postgres ## run the benchmarks
+	$(GO) test -run '^$$' -bench . -benchmem ./...

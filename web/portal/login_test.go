@@ -1,0 +1,373 @@
+package portal_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"keyward/web/auth"
+	"keyward/web/mfa"
+	"keyward/web/session"
+	"keyward/web/webtest"
+)
+
+// auditActions lists the actions recorded for the env's tenant, oldest first.
+func auditActions(t *testing.T, e *webtest.Env) []string {
+	t.Helper()
+	rows, err := e.Store.Pool.Query(context.Background(),
+		`SELECT action FROM audit_events WHERE tenant_id = $1 ORDER BY seq`, e.Tenant.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var a string
+		rows.Scan(&a)
+		out = append(out, a)
+	}
+	return out
+}
+
+func count(t *testing.T, e *webtest.Env, sql string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := e.Store.Pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// wrongCode is a 6-digit code that none of the accepted steps produce.
+func wrongCode(e *webtest.Env, secret string) string {
+	valid := map[string]bool{}
+	for _, d := range []time.Duration{-30 * time.Second, 0, 30 * time.Second} {
+		c, _ := mfa.CodeFor(secret, e.Clock.Now().Add(d))
+		valid[c] = true
+	}
+	for _, c := range []string{"000000", "111111", "222222", "333333"} {
+		if !valid[c] {
+			return c
+		}
+	}
+	panic("unreachable: at most three codes are valid")
+}
+
+func TestLoginPageCarriesHooksAndHeaders(t *testing.T) {
+	e := webtest.New(t)
+	c := e.Client()
+	r := c.Get("/login")
+	if r.Status != http.StatusOK || c.CSRF == "" {
+		t.Fatalf("login page: status %d, csrf %q", r.Status, c.CSRF)
+	}
+	for _, want := range []string{`name="email"`, `name="password"`, `name="csrf_token"`} {
+		if !strings.Contains(r.Body, want) {
+			t.Errorf("login page lacks %s", want)
+		}
+	}
+	csp := r.Header.Get("Content-Security-Policy")
+	if !strings.Contains(csp, "frame-ancestors 'none'") || strings.Contains(csp, "unsafe-inline") {
+		t.Errorf("CSP = %q", csp)
+	}
+	if r.Header.Get("X-Content-Type-Options") != "nosniff" || r.Header.Get("Referrer-Policy") == "" {
+		t.Errorf("security headers missing: %v", r.Header)
+	}
+	// No session row for an anonymous visitor.
+	if n := count(t, e, `SELECT count(*) FROM sessions`); n != 0 {
+		t.Errorf("anonymous visit created %d session rows", n)
+	}
+}
+
+func TestWrongPassword(t *testing.T) {
+	e := webtest.New(t)
+	e.User(e.Tenant, "ann@acme.test", auth.RoleAdmin)
+	c := e.Client()
+	c.Get("/login")
+	r := c.PostForm("/login", url.Values{"email": {"ann@acme.test"}, "password": {"not the password"}})
+	if r.Status != http.StatusUnauthorized || !strings.Contains(r.Body, "email address or password is incorrect") {
+		t.Fatalf("wrong password: %d %s", r.Status, r.Body)
+	}
+	if !strings.Contains(r.Body, `value="ann@acme.test"`) {
+		t.Error("the email was not kept in the form")
+	}
+	if c.SessionCookie() != "" {
+		t.Error("a failed sign-in set a session cookie")
+	}
+	if !contains(auditActions(t, e), "auth.login.failed") {
+		t.Error("no auth.login.failed event")
+	}
+	// An unknown email gets the same answer, and is audited outside any tenant.
+	r = c.PostForm("/login", url.Values{"email": {"nobody@acme.test"}, "password": {"whatever it is"}})
+	if r.Status != http.StatusUnauthorized || !strings.Contains(r.Body, "email address or password is incorrect") {
+		t.Fatalf("unknown email: %d", r.Status)
+	}
+	if n := count(t, e, `SELECT count(*) FROM audit_events WHERE tenant_id IS NULL AND action = 'auth.login.failed'`); n != 1 {
+		t.Errorf("unknown-email failures audited: %d, want 1", n)
+	}
+	// Nothing secret in the log.
+	if strings.Contains(e.Logs.String(), "not the password") {
+		t.Error("a password reached the log")
+	}
+}
+
+func TestLoginThrottledPerAccount(t *testing.T) {
+	e := webtest.New(t)
+	e.User(e.Tenant, "ann@acme.test", auth.RoleAdmin)
+	c := e.Client()
+	c.Get("/login")
+	var last webtest.Response
+	for i := 0; i < 7; i++ {
+		last = c.PostForm("/login", url.Values{"email": {"ann@acme.test"}, "password": {"wrong password!"}})
+	}
+	if last.Status != http.StatusTooManyRequests || last.Header.Get("Retry-After") == "" {
+		t.Fatalf("7th failure: status %d, Retry-After %q", last.Status, last.Header.Get("Retry-After"))
+	}
+	// Locked: even the right password is refused, without being checked.
+	r := c.PostForm("/login", url.Values{"email": {"ann@acme.test"}, "password": {webtest.Password}})
+	if r.Status != http.StatusTooManyRequests || !strings.Contains(r.Body, "Too many failed sign-in attempts") {
+		t.Fatalf("right password while locked: %d", r.Status)
+	}
+	if n := count(t, e, `SELECT count(*) FROM audit_events WHERE action = 'auth.login.failed'`); n != 6 {
+		t.Errorf("audited failures = %d, want 6 (the locked attempts are refused before checking)", n)
+	}
+	// Another account from another client is not locked by ann's failures...
+	e.User(e.Tenant, "bob@acme.test", auth.RoleAdmin)
+	// ...but this client's IP has 6 failures, under the per-IP allowance.
+	r = c.PostForm("/login", url.Values{"email": {"bob@acme.test"}, "password": {webtest.Password}})
+	if r.Path != "/mfa/enroll" {
+		t.Fatalf("bob's sign-in: %d %s", r.Status, r.Path)
+	}
+}
+
+func TestLoginThrottledPerIP(t *testing.T) {
+	e := webtest.New(t)
+	c := e.Client()
+	c.Get("/login")
+	var last webtest.Response
+	// Different accounts each time, so only the per-IP counter can trip.
+	for i := 0; i < 22; i++ {
+		last = c.PostForm("/login", url.Values{"email": {"user" + string(rune('a'+i)) + "@acme.test"}, "password": {"wrong password!"}})
+	}
+	if last.Status != http.StatusTooManyRequests {
+		t.Fatalf("22 failures from one IP: status %d", last.Status)
+	}
+}
+
+func TestWrongAndReplayedTOTP(t *testing.T) {
+	e := webtest.New(t)
+	_, secret, _ := e.EnrolledUser(e.Tenant, "ann@acme.test", auth.RoleAdmin)
+	c := e.Client()
+	c.Get("/login")
+	c.PostForm("/login", url.Values{"email": {"ann@acme.test"}, "password": {webtest.Password}})
+
+	r := c.PostForm("/login/totp", url.Values{"code": {wrongCode(e, secret)}})
+	if r.Status != http.StatusUnauthorized || !strings.Contains(r.Body, "That code is not valid") {
+		t.Fatalf("wrong code: %d", r.Status)
+	}
+	code := e.NextCode(secret)
+	r = c.PostForm("/login/totp", url.Values{"code": {code}})
+	if r.Path != "/settings/developers/api-keys" {
+		t.Fatalf("right code: %d %s", r.Status, r.Path)
+	}
+	c.PostForm("/logout", url.Values{})
+
+	// The same code again, in the same 30-second step: a replay.
+	c2 := e.Client()
+	c2.Get("/login")
+	c2.PostForm("/login", url.Values{"email": {"ann@acme.test"}, "password": {webtest.Password}})
+	r = c2.PostForm("/login/totp", url.Values{"code": {code}})
+	if r.Status != http.StatusUnauthorized || !strings.Contains(r.Body, "already used") {
+		t.Fatalf("replayed code: %d %s", r.Status, r.Body)
+	}
+	acts := auditActions(t, e)
+	for _, want := range []string{"auth.mfa.failed", "auth.login.succeeded", "auth.logout", "auth.mfa.replayed"} {
+		if !contains(acts, want) {
+			t.Errorf("audit lacks %s: %v", want, acts)
+		}
+	}
+	// The still-unfinished session cannot reach the portal.
+	if r := c2.Get("/settings/developers/api-keys"); r.Path != "/login/totp" {
+		t.Errorf("half-signed-in session reached %s", r.Path)
+	}
+}
+
+func TestTOTPFailuresThrottled(t *testing.T) {
+	e := webtest.New(t)
+	e.EnrolledUser(e.Tenant, "ann@acme.test", auth.RoleAdmin)
+	c := e.Client()
+	c.Get("/login")
+	c.PostForm("/login", url.Values{"email": {"ann@acme.test"}, "password": {webtest.Password}})
+	var last webtest.Response
+	for i := 0; i < 7; i++ {
+		last = c.PostForm("/login/totp", url.Values{"code": {"12345x"}})
+	}
+	if last.Status != http.StatusTooManyRequests {
+		t.Fatalf("7 wrong codes: status %d", last.Status)
+	}
+}
+
+func TestRecoveryCodeUsableOnce(t *testing.T) {
+	e := webtest.New(t)
+	_, _, codes := e.EnrolledUser(e.Tenant, "ann@acme.test", auth.RoleAdmin)
+	signIn := func(code string) webtest.Response {
+		c := e.Client()
+		c.Get("/login")
+		c.PostForm("/login", url.Values{"email": {"ann@acme.test"}, "password": {webtest.Password}})
+		return c.PostForm("/login/totp", url.Values{"code": {code}})
+	}
+	// Typed in upper case with a space: still the same code.
+	typed := strings.ToUpper(strings.Replace(codes[3], "-", " ", 1))
+	if r := signIn(typed); r.Path != "/settings/developers/api-keys" {
+		t.Fatalf("first use of a recovery code: %d %s", r.Status, r.Path)
+	}
+	if r := signIn(codes[3]); r.Status != http.StatusUnauthorized {
+		t.Fatalf("second use of a recovery code: %d %s", r.Status, r.Path)
+	}
+	if n := count(t, e, `SELECT count(*) FROM recovery_codes WHERE used_at IS NULL`); n != 9 {
+		t.Errorf("unused recovery codes = %d, want 9", n)
+	}
+	// Codes are stored as HMACs, never as text.
+	if n := count(t, e, `SELECT count(*) FROM recovery_codes WHERE position(convert_to($1, 'UTF8') in code_hash) > 0`, codes[0]); n != 0 {
+		t.Error("a recovery code is stored in clear")
+	}
+}
+
+func TestCSRFMissing(t *testing.T) {
+	e := webtest.New(t)
+	e.User(e.Tenant, "ann@acme.test", auth.RoleAdmin)
+	c := e.Client()
+	c.Get("/login")
+	r := c.PostFormRaw("/login", url.Values{"email": {"ann@acme.test"}, "password": {webtest.Password}})
+	if r.Status != http.StatusForbidden || !strings.Contains(r.Body, "Reload the page") {
+		t.Fatalf("POST without CSRF token: %d %s", r.Status, r.Body)
+	}
+	r = c.PostFormRaw("/login", url.Values{"email": {"ann@acme.test"}, "password": {webtest.Password}, "csrf_token": {"forged"}})
+	if r.Status != http.StatusForbidden {
+		t.Fatalf("POST with a wrong CSRF token: %d", r.Status)
+	}
+	if c.SessionCookie() != "" || count(t, e, `SELECT count(*) FROM sessions`) != 0 {
+		t.Error("a request without a CSRF token signed in")
+	}
+	// A browser marking the request cross-site is refused even with a token.
+	form := url.Values{"email": {"ann@acme.test"}, "password": {webtest.Password}, "csrf_token": {c.CSRF}}
+	req, _ := http.NewRequest(http.MethodPost, e.Server.URL+"/login", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	if r := c.Do(req); r.Status != http.StatusForbidden {
+		t.Fatalf("cross-site POST: %d", r.Status)
+	}
+	// Logout is a state change too.
+	_, secret, _ := e.EnrolledUser(e.Tenant, "bob@acme.test", auth.RoleAdmin)
+	s := e.SignIn("bob@acme.test", secret)
+	if r := s.PostFormRaw("/logout", url.Values{}); r.Status != http.StatusForbidden {
+		t.Fatalf("logout without token: %d", r.Status)
+	}
+	if r := s.Get("/account"); r.Path != "/account" {
+		t.Error("a logout without CSRF token ended the session")
+	}
+}
+
+func TestSessionFixation(t *testing.T) {
+	e := webtest.New(t)
+	_, secret, _ := e.EnrolledUser(e.Tenant, "ann@acme.test", auth.RoleAdmin)
+	c := e.Client()
+	c.SetCookie(session.CookieName, "planted-by-an-attacker")
+	c.Get("/login")
+	c.PostForm("/login", url.Values{"email": {"ann@acme.test"}, "password": {webtest.Password}})
+	afterPassword := c.SessionCookie()
+	if afterPassword == "" || afterPassword == "planted-by-an-attacker" {
+		t.Fatalf("session cookie after the password step: %q", afterPassword)
+	}
+	r := c.PostForm("/login/totp", url.Values{"code": {e.NextCode(secret)}})
+	if r.Path != "/settings/developers/api-keys" {
+		t.Fatalf("sign-in: %s", r.Path)
+	}
+	afterMFA := c.SessionCookie()
+	if afterMFA == afterPassword {
+		t.Fatal("the session id did not change when sign-in completed")
+	}
+	// The pre-MFA id is dead server-side.
+	old := e.Client()
+	old.SetCookie(session.CookieName, afterPassword)
+	if r := old.Get("/login/totp"); r.Path != "/login" {
+		t.Errorf("the pre-sign-in session id still works: %s", r.Path)
+	}
+	if n := count(t, e, `SELECT count(*) FROM sessions`); n != 1 {
+		t.Errorf("sessions = %d, want 1", n)
+	}
+}
+
+func TestIdleAndAbsoluteExpiry(t *testing.T) {
+	e := webtest.New(t)
+	_, secret, _ := e.EnrolledUser(e.Tenant, "ann@acme.test", auth.RoleAdmin)
+	c := e.SignIn("ann@acme.test", secret)
+	ctx := context.Background()
+	// 29 minutes idle: still signed in (and the visit counts as activity).
+	e.Store.Pool.Exec(ctx, `UPDATE sessions SET last_seen_at = now() - interval '29 minutes'`)
+	if r := c.Get("/account"); r.Path != "/account" {
+		t.Fatalf("after 29 idle minutes: %s", r.Path)
+	}
+	e.Store.Pool.Exec(ctx, `UPDATE sessions SET last_seen_at = now() - interval '31 minutes'`)
+	if r := c.Get("/account"); r.Path != "/login" {
+		t.Fatalf("after 31 idle minutes: %s", r.Path)
+	}
+	if n := count(t, e, `SELECT count(*) FROM sessions`); n != 0 {
+		t.Errorf("the idle session row is still there")
+	}
+
+	c = e.SignIn("ann@acme.test", secret)
+	e.Store.Pool.Exec(ctx, `UPDATE sessions SET expires_at = now() - interval '1 second'`)
+	if r := c.Get("/account"); r.Path != "/login" {
+		t.Fatalf("past the absolute lifetime: %s", r.Path)
+	}
+	e.SignIn("ann@acme.test", secret)
+	if secs := count(t, e, `SELECT max(extract(epoch FROM expires_at - created_at))::int FROM sessions`); secs != 12*3600 {
+		t.Errorf("absolute lifetime = %ds, want 12h", secs)
+	}
+}
+
+func TestLogoutEndsServerSideSession(t *testing.T) {
+	e := webtest.New(t)
+	_, secret, _ := e.EnrolledUser(e.Tenant, "ann@acme.test", auth.RoleAdmin)
+	c := e.SignIn("ann@acme.test", secret)
+	stolen := c.SessionCookie()
+	r := c.PostForm("/logout", url.Values{})
+	if r.Path != "/login" {
+		t.Fatalf("logout landed on %s", r.Path)
+	}
+	if n := count(t, e, `SELECT count(*) FROM sessions`); n != 0 {
+		t.Errorf("session rows after logout: %d", n)
+	}
+	replay := e.Client()
+	replay.SetCookie(session.CookieName, stolen)
+	if r := replay.Get("/settings/developers/api-keys"); r.Path != "/login" {
+		t.Errorf("a copied cookie works after logout: %s", r.Path)
+	}
+}
+
+func TestDisabledUserSessionEnds(t *testing.T) {
+	e := webtest.New(t)
+	u, secret, _ := e.EnrolledUser(e.Tenant, "ann@acme.test", auth.RoleAdmin)
+	c := e.SignIn("ann@acme.test", secret)
+	e.Store.Pool.Exec(context.Background(), `UPDATE users SET disabled_at = now() WHERE id = $1`, u.ID)
+	if r := c.Get("/account"); r.Path != "/login" {
+		t.Fatalf("a disabled user's session still works: %s", r.Path)
+	}
+	c.Get("/login")
+	r := c.PostForm("/login", url.Values{"email": {"ann@acme.test"}, "password": {webtest.Password}})
+	if r.Status != http.StatusUnauthorized {
+		t.Fatalf("a disabled user signed in: %d", r.Status)
+	}
+}

@@ -1,0 +1,261 @@
+// Package webtest starts the real application on a fresh database for
+// tests: the real echo router behind httptest, a real Postgres (dbtest), a
+// cookie-jar client that speaks the portal's CSRF contract, and a clock the
+// TOTP checks read, so a test can step through 30-second windows.
+package webtest
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"keyward/db"
+	"keyward/db/dbtest"
+	"keyward/web"
+	"keyward/web/audit"
+	"keyward/web/auth"
+	"keyward/web/keyring"
+	"keyward/web/mfa"
+	"keyward/web/session"
+)
+
+// Password is the password of users made by Env.User.
+const Password = "correct horse battery staple"
+
+// Env is one running application.
+type Env struct {
+	T      testing.TB
+	App    *web.App
+	Store  *db.Store
+	Server *httptest.Server
+	Clock  *Clock
+	Tenant db.Tenant
+	// Logs holds every log line the server wrote.
+	Logs *SyncBuffer
+}
+
+// New starts the application on a fresh database with one tenant, "acme".
+func New(t testing.TB) *Env {
+	t.Helper()
+	store := db.NewStore(dbtest.New(t))
+	ring, err := keyring.New([]byte("test-secret-key-0123456789abcdef-0123456789"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &SyncBuffer{}
+	clock := &Clock{now: time.Now()}
+	app, err := web.Build(web.Config{Logger: slog.New(slog.NewJSONHandler(logs, nil)), Issuer: "Keyward test"}, store, ring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app.MFA.Now = clock.Now
+	srv := httptest.NewServer(app.Echo)
+	t.Cleanup(srv.Close)
+	e := &Env{T: t, App: app, Store: store, Server: srv, Clock: clock, Logs: logs}
+	e.Tenant = e.NewTenant("acme")
+	return e
+}
+
+// NewTenant creates another tenant.
+func (e *Env) NewTenant(slug string) db.Tenant {
+	e.T.Helper()
+	var tn db.Tenant
+	err := e.Store.InTx(context.Background(), func(q *db.Queries) error {
+		var err error
+		tn, err = auth.CreateTenant(context.Background(), q, slug, strings.ToUpper(slug[:1])+slug[1:]+" Inc.", "team")
+		return err
+	})
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	return tn
+}
+
+// User creates a user in tenant with Password and no TOTP yet.
+func (e *Env) User(tenant db.Tenant, email, role string) db.User {
+	e.T.Helper()
+	var u db.User
+	err := e.Store.InTx(context.Background(), func(q *db.Queries) error {
+		var err error
+		u, err = auth.CreateUser(context.Background(), q, tenant.ID, email, role, Password, false, audit.Actor{Type: audit.ActorSystem})
+		return err
+	})
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	return u
+}
+
+// EnrolledUser creates a user with TOTP already set up and returns the
+// user, the TOTP secret and the recovery codes.
+func (e *Env) EnrolledUser(tenant db.Tenant, email, role string) (db.User, string, []string) {
+	e.T.Helper()
+	u := e.User(tenant, email, role)
+	en, err := e.App.MFA.NewEnrolment(email)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	var codes []string
+	err = e.Store.InTx(context.Background(), func(q *db.Queries) error {
+		codes, err = e.App.MFA.Confirm(context.Background(), q, u.ID, en.Secret, e.Clock.Now().Unix()/30-1)
+		return err
+	})
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	u, _ = e.Store.GetUser(context.Background(), u.ID)
+	return u, en.Secret, codes
+}
+
+// Code is the TOTP code for secret at the env's clock.
+func (e *Env) Code(secret string) string {
+	e.T.Helper()
+	c, err := mfa.CodeFor(secret, e.Clock.Now())
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	return c
+}
+
+// NextCode moves the clock to the next 30-second step and returns its code:
+// each step's code is accepted once only.
+func (e *Env) NextCode(secret string) string {
+	e.Clock.Advance(30 * time.Second)
+	return e.Code(secret)
+}
+
+// SignIn signs a client in with password and TOTP and fails the test
+// unless it lands on the API keys page.
+func (e *Env) SignIn(email, secret string) *Client {
+	e.T.Helper()
+	c := e.Client()
+	c.Get("/login")
+	r := c.PostForm("/login", url.Values{"email": {email}, "password": {Password}})
+	if r.Path != "/login/totp" {
+		e.T.Fatalf("sign-in: after password expected /login/totp, got %s (%d)", r.Path, r.Status)
+	}
+	r = c.PostForm("/login/totp", url.Values{"code": {e.NextCode(secret)}})
+	if r.Path != "/settings/developers/api-keys" {
+		e.T.Fatalf("sign-in: after TOTP expected the API keys page, got %s (%d): %s", r.Path, r.Status, r.Body)
+	}
+	return c
+}
+
+// Client is a browser-like client: a cookie jar, redirects followed, and
+// the CSRF token of the last page it saw.
+type Client struct {
+	t    testing.TB
+	base string
+	HTTP *http.Client
+	CSRF string
+}
+
+// Client returns a new client with an empty cookie jar.
+func (e *Env) Client() *Client {
+	jar, _ := cookiejar.New(nil)
+	return &Client{t: e.T, base: e.Server.URL, HTTP: &http.Client{Jar: jar}}
+}
+
+// Response is what a request ended with, after redirects.
+type Response struct {
+	Status int
+	Path   string // final path after redirects
+	Body   string
+	Header http.Header
+}
+
+var csrfMeta = regexp.MustCompile(`<meta name="csrf-token" content="([^"]*)"`)
+
+// Do sends a request and reads the final response.
+func (c *Client) Do(req *http.Request) Response {
+	c.t.Helper()
+	res, err := c.HTTP.Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if m := csrfMeta.FindSubmatch(b); m != nil {
+		c.CSRF = string(m[1])
+	}
+	return Response{Status: res.StatusCode, Path: res.Request.URL.Path, Body: string(b), Header: res.Header}
+}
+
+// Get fetches path.
+func (c *Client) Get(path string) Response {
+	c.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, c.base+path, nil)
+	return c.Do(req)
+}
+
+// PostForm posts a form with the CSRF token of the last page seen.
+func (c *Client) PostForm(path string, form url.Values) Response {
+	c.t.Helper()
+	form.Set("csrf_token", c.CSRF)
+	return c.PostFormRaw(path, form)
+}
+
+// PostFormRaw posts a form as given, without adding a CSRF token.
+func (c *Client) PostFormRaw(path string, form url.Values) Response {
+	c.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, c.base+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return c.Do(req)
+}
+
+// Cookie returns the value of the named cookie for the server, or "".
+func (c *Client) Cookie(name string) string {
+	u, _ := url.Parse(c.base)
+	for _, ck := range c.HTTP.Jar.Cookies(u) {
+		if ck.Name == name {
+			return ck.Value
+		}
+	}
+	return ""
+}
+
+// SetCookie puts a cookie in the jar, as an attacker or a replay would.
+func (c *Client) SetCookie(name, value string) {
+	u, _ := url.Parse(c.base)
+	c.HTTP.Jar.SetCookies(u, []*http.Cookie{{Name: name, Value: value, Path: "/"}})
+}
+
+// SessionCookie is the session cookie's value.
+func (c *Client) SessionCookie() string { return c.Cookie(session.CookieName) }
+
+// Clock is a settable clock.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+
+// Advance moves the clock forward.
+func (c *Clock) Advance(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
+
+// SyncBuffer is a bytes.Buffer safe for concurrent writers.
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (b *SyncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.String() }
