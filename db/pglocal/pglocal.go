@@ -70,6 +70,21 @@ type Cluster struct {
 	initdb   string              // path of initdb
 	runAs    *syscall.Credential // nil: run as ourselves
 	runAsTag string              // user name for messages
+	joined   bool                // another process started the server: Stop leaves it running
+}
+
+// runningPort reads the port of a running server from postmaster.pid,
+// whose fourth line is the port.
+func runningPort(dataDir string) (int, error) {
+	b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
+	if err != nil {
+		return 0, err
+	}
+	lines := strings.Split(string(b), "\n")
+	if len(lines) < 4 {
+		return 0, errors.New("pglocal: postmaster.pid too short")
+	}
+	return strconv.Atoi(strings.TrimSpace(lines[3]))
 }
 
 // Start initialises the cluster on first use, then starts it and waits until
@@ -129,12 +144,22 @@ func Start(ctx context.Context, opt Options) (*Cluster, error) {
 		return nil, err
 	}
 
-	// A server left running by a crashed predecessor holds the data dir.
+	// A server already running on this data dir belongs to another keyward
+	// process (serve, while an admin runs `keyward user create`), or was left
+	// by a crash. Either way it is usable: join it, and leave it running.
 	if _, err := c.runPgCtl(ctx, "status", "-D", c.dataDir()); err == nil {
-		logf("pglocal: stopping PostgreSQL server left running on %s", c.dataDir())
+		if port, perr := runningPort(c.dataDir()); perr == nil {
+			c.Port, c.joined = port, true
+			if err := c.waitReady(ctx); err == nil {
+				logf("pglocal: joined PostgreSQL already running on 127.0.0.1:%d (data %s)", c.Port, c.dataDir())
+				return c, nil
+			}
+		}
+		logf("pglocal: stopping unusable PostgreSQL server left running on %s", c.dataDir())
 		if out, err := c.runPgCtl(ctx, "stop", "-D", c.dataDir(), "-m", "fast", "-w"); err != nil {
 			return nil, fmt.Errorf("pglocal: stopping leftover server: %w: %s", err, oneLine(out))
 		}
+		c.joined = false
 	}
 
 	var startErr error
@@ -202,8 +227,12 @@ func (c *Cluster) EnsureDatabase(ctx context.Context, name string) error {
 }
 
 // Stop shuts the server down (fast mode: connections are closed, no crash
-// recovery needed next time). Stopping a stopped cluster is not an error.
+// recovery needed next time). Stopping a stopped cluster is not an error, and
+// a cluster joined from another process is left running.
 func (c *Cluster) Stop() error {
+	if c.joined {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	out, err := c.runPgCtl(ctx, "stop", "-D", c.dataDir(), "-m", "fast", "-w")

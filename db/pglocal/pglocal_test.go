@@ -96,20 +96,23 @@ func TestStartReuseStop(t *testing.T) {
 	}
 }
 
-// A server left running (as after a crash of its owner) is stopped and the
-// cluster started afresh.
-func TestLeftoverServer(t *testing.T) {
+// A second Start on a running cluster (an admin command while serve runs)
+// joins it, and its Stop leaves the first process's server running.
+func TestJoinRunningServer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	dir := newDir(t)
-	old := start(t, ctx, dir)
-	c := start(t, ctx, dir) // old is never stopped by us
-	if c.Port == old.Port {
-		t.Log("same port picked twice (possible, just unlikely)")
+	first := start(t, ctx, dir)
+	second := start(t, ctx, dir)
+	if second.Port != first.Port {
+		t.Fatalf("second Start picked port %d, the running server is on %d", second.Port, first.Port)
 	}
-	conn, err := pgx.Connect(ctx, c.URL("postgres"))
-	if err != nil {
+	if err := second.Stop(); err != nil {
 		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, first.URL("postgres"))
+	if err != nil {
+		t.Fatalf("the first server died when the joiner stopped: %v", err)
 	}
 	conn.Close(ctx)
 }
