@@ -1,0 +1,173 @@
+package web_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"keyward/web/auth"
+	"keyward/web/webtest"
+)
+
+// browser starts Debian's headless Chromium with a fresh profile. A missing
+// browser fails the test: `make test` installs it.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatal("chromium not found: install Debian's chromium package (make test does this as root)")
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1200, 900),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	// The first Run starts the browser; it must not carry a timeout.
+	if _, err := chromedp.Run(ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("starting chromium: %v", err)
+	}
+	return ctx
+}
+
+// screenshotDir is KEYWARD_SCREENSHOT_DIR when set (to keep the pictures),
+// else the test's temp dir.
+func screenshotDir(t *testing.T) string {
+	if d := os.Getenv("KEYWARD_SCREENSHOT_DIR"); d != "" {
+		os.MkdirAll(d, 0o755)
+		return d
+	}
+	return t.TempDir()
+}
+
+type page struct {
+	t    *testing.T
+	ctx  context.Context
+	dir  string
+	base string
+}
+
+func (p *page) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		p.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func (p *page) text(sel string) string {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		p.t.Fatalf("reading %s: %v", sel, err)
+	}
+	return strings.TrimSpace(s)
+}
+
+func (p *page) expectPath(want string) {
+	p.t.Helper()
+	loc, err := chromedp.Run(p.ctx, chromedp.Location())
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if loc != p.base+want {
+		p.t.Fatalf("at %s, want %s", loc, p.base+want)
+	}
+}
+
+func (p *page) shot(name string) {
+	p.t.Helper()
+	b, err := chromedp.Run(p.ctx, chromedp.FullScreenshot(100)) // 100 gives PNG; lower qualities give JPEG
+	if err != nil {
+		p.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	path := filepath.Join(p.dir, name+".png")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+	p.t.Logf("screenshot: %s", path)
+}
+
+// TestBrowserSignInWithMFA walks a new admin through the portal in a real
+// browser: password, TOTP enrolment (the code computed from the secret on
+// the page), recovery codes, sign-out, and sign-in again with password and
+// TOTP, ending on the API keys page.
+func TestBrowserSignInWithMFA(t *testing.T) {
+	e := webtest.New(t)
+	e.User(e.Tenant, "ann@acme.test", auth.RoleAdmin)
+	p := &page{t: t, ctx: browser(t), dir: screenshotDir(t), base: e.Server.URL}
+
+	signInWithPassword := func() {
+		p.do("password step",
+			chromedp.Navigate(p.base+"/login"),
+			chromedp.WaitVisible(chromedp.CSS(`input[name=email]`)),
+			chromedp.SendKeys(chromedp.CSS(`input[name=email]`), "ann@acme.test"),
+			chromedp.SendKeys(chromedp.CSS(`input[name=password]`), webtest.Password),
+		)
+		p.shot("01-login")
+		p.do("submit password", chromedp.Submit(chromedp.CSS(`input[name=password]`)))
+	}
+
+	signInWithPassword()
+	p.do("enrolment page", chromedp.WaitVisible(chromedp.CSS(`[data-testid=totp-secret]`)))
+	p.expectPath("/mfa/enroll")
+	p.shot("02-enroll")
+	secret := p.text(`[data-testid=totp-secret]`)
+	if len(secret) < 32 {
+		t.Fatalf("TOTP secret on the page: %q", secret)
+	}
+	p.do("confirm enrolment",
+		chromedp.SendKeys(chromedp.CSS(`input[name=code]`), e.Code(secret)),
+		chromedp.Submit(chromedp.CSS(`input[name=code]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=recovery-code]`)),
+	)
+	p.shot("03-recovery-codes")
+	nodes, err := chromedp.Run(p.ctx, chromedp.Nodes(chromedp.CSSAll(`[data-testid=recovery-code]`)))
+	if err != nil || len(nodes) != 10 {
+		t.Fatalf("recovery codes shown: %d (%v)", len(nodes), err)
+	}
+
+	p.do("continue to the portal",
+		chromedp.Click(chromedp.CSS(`a.button.primary`)),
+		chromedp.WaitVisible(`//h1[text()="API keys"]`),
+	)
+	p.expectPath("/settings/developers/api-keys")
+	p.do("sign out",
+		chromedp.Click(`//button[text()="Sign out"]`),
+		chromedp.WaitVisible(chromedp.CSS(`input[name=email]`)),
+	)
+	p.expectPath("/login")
+	p.shot("04-signed-out")
+
+	signInWithPassword()
+	p.do("TOTP step", chromedp.WaitVisible(chromedp.CSS(`input[name=code]`)))
+	p.expectPath("/login/totp")
+	p.shot("05-totp")
+	p.do("enter TOTP",
+		// The enrolment code's step is spent; the next step's code is fresh.
+		chromedp.SendKeys(chromedp.CSS(`input[name=code]`), e.NextCode(secret)),
+		chromedp.Submit(chromedp.CSS(`input[name=code]`)),
+		chromedp.WaitVisible(`//h1[text()="API keys"]`),
+	)
+	p.expectPath("/settings/developers/api-keys")
+	p.shot("06-api-keys")
+	if who := p.text(`.who`); !strings.Contains(who, "ann@acme.test") || !strings.Contains(who, "admin") {
+		t.Errorf("header shows %q", who)
+	}
+}
