@@ -1,0 +1,85 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"keyward/db/dbtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(dbtest.Run(m)) }
+
+// keyward runs the command in-process against the given database.
+func keyward(t *testing.T, dbURL, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	t.Setenv("KEYWARD_DATABASE_URL", dbURL)
+	var out, errb bytes.Buffer
+	code = run(context.Background(), args, strings.NewReader(stdin), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestEverySubcommandHasHelp(t *testing.T) {
+	for _, args := range [][]string{{"serve"}, {"migrate"}, {"tenant", "create"}, {"user", "create"}, {"audit", "verify"}} {
+		code, _, stderr := keyward(t, "", "", append(args, "--help")...)
+		if code != 0 || !strings.Contains(stderr, "Usage: keyward "+strings.Join(args, " ")) {
+			t.Errorf("%v --help: exit %d, %q", args, code, stderr)
+		}
+	}
+	if code, out, _ := keyward(t, "", "", "version"); code != 0 || !strings.HasPrefix(out, "keyward ") {
+		t.Errorf("version: %d %q", code, out)
+	}
+	if code, _, _ := keyward(t, "", "", "frobnicate"); code != 2 {
+		t.Errorf("unknown command: exit %d, want 2", code)
+	}
+}
+
+func TestTenantUserAndAuditCommands(t *testing.T) {
+	url := dbtest.NewURL(t)
+	code, out, stderr := keyward(t, url, "", "tenant", "create", "--slug", "acme", "--name", "Acme Inc.", "--plan", "team")
+	if code != 0 || !strings.Contains(out, "tenant acme created") {
+		t.Fatalf("tenant create: %d %q %q", code, out, stderr)
+	}
+	if code, _, stderr := keyward(t, url, "", "tenant", "create", "--slug", "acme", "--name", "Again"); code != 1 || !strings.Contains(stderr, "already exists") {
+		t.Errorf("duplicate tenant: %d %q", code, stderr)
+	}
+	if code, _, stderr := keyward(t, url, "", "tenant", "create", "--slug", "Bad Slug!", "--name", "X"); code != 1 || !strings.Contains(stderr, "slug") {
+		t.Errorf("bad slug: %d %q", code, stderr)
+	}
+	// One-time password on stdout, messages on stderr.
+	code, out, stderr = keyward(t, url, "", "user", "create", "--tenant", "acme", "--email", "Ann@Acme.test", "--role", "owner")
+	pw := strings.TrimSpace(out)
+	if code != 0 || len(pw) < 20 || strings.Contains(stderr, pw) {
+		t.Fatalf("user create: %d %q %q", code, out, stderr)
+	}
+	code, out, stderr = keyward(t, url, "a long enough password\n", "user", "create", "--tenant", "acme", "--email", "bob@acme.test", "--password-stdin")
+	if code != 0 || out != "" {
+		t.Fatalf("user create --password-stdin: %d %q %q", code, out, stderr)
+	}
+	if code, _, stderr := keyward(t, url, "short\n", "user", "create", "--tenant", "acme", "--email", "cy@acme.test", "--password-stdin"); code != 1 || !strings.Contains(stderr, "at least 12") {
+		t.Errorf("weak password: %d %q", code, stderr)
+	}
+	if code, _, stderr := keyward(t, url, "", "user", "create", "--tenant", "nope", "--email", "d@acme.test"); code != 1 || !strings.Contains(stderr, "no tenant") {
+		t.Errorf("unknown tenant: %d %q", code, stderr)
+	}
+	code, out, _ = keyward(t, url, "", "audit", "verify")
+	if code != 0 || !strings.Contains(out, "ok: 3 events") {
+		t.Fatalf("audit verify: %d %q", code, out)
+	}
+}
+
+func TestProductionRefusesMissingOrWeakSecret(t *testing.T) {
+	t.Setenv("KEYWARD_MODE", "production")
+	t.Setenv("KEYWARD_SECRET_KEY", "")
+	code, _, stderr := keyward(t, "postgres://unused", "", "serve", "--addr", "127.0.0.1:0")
+	if code != 1 || !strings.Contains(stderr, "KEYWARD_SECRET_KEY is required") {
+		t.Errorf("no secret: %d %q", code, stderr)
+	}
+	t.Setenv("KEYWARD_SECRET_KEY", "too-short")
+	code, _, stderr = keyward(t, "postgres://unused", "", "serve", "--addr", "127.0.0.1:0")
+	if code != 1 || !strings.Contains(stderr, "at least 32 bytes") || strings.Contains(stderr, "too-short") {
+		t.Errorf("weak secret: %d %q", code, stderr)
+	}
+}
