@@ -22,9 +22,7 @@ var (
 func TestEnrolment(t *testing.T) {
 	e := webtest.New(t)
 	e.User(e.Tenant, "ann@acme.test", auth.RoleAdmin)
-	c := e.Client()
-	c.Get("/login")
-	r := c.PostForm("/login", url.Values{"email": {"ann@acme.test"}, "password": {webtest.Password}})
+	c, r := e.PasswordStep("ann@acme.test")
 	if r.Path != "/mfa/enroll" {
 		t.Fatalf("a user without TOTP went to %s", r.Path)
 	}
@@ -70,9 +68,7 @@ func TestEnrolment(t *testing.T) {
 		t.Error("the TOTP secret is not encrypted at rest")
 	}
 	// The enrolment code's step cannot be replayed at the next sign-in.
-	c2 := e.Client()
-	c2.Get("/login")
-	c2.PostForm("/login", url.Values{"email": {"ann@acme.test"}, "password": {webtest.Password}})
+	c2, _ := e.PasswordStep("ann@acme.test")
 	if r := c2.PostForm("/login/totp", url.Values{"code": {e.Code(secret)}}); r.Status != http.StatusUnauthorized {
 		t.Errorf("the enrolment code was accepted again: %d", r.Status)
 	}
@@ -94,9 +90,7 @@ func TestOneTimePasswordMustBeChanged(t *testing.T) {
 		_, err := e.App.MFA.Confirm(context.Background(), q, u.ID, en.Secret, 0)
 		return err
 	})
-	c := e.Client()
-	c.Get("/login")
-	c.PostForm("/login", url.Values{"email": {u.Email}, "password": {webtest.Password}})
+	c, _ := e.PasswordStep(u.Email)
 	r := c.PostForm("/login/totp", url.Values{"code": {e.Code(en.Secret)}})
 	if r.Path != "/account" || !strings.Contains(r.Body, "one-time password") {
 		t.Fatalf("after sign-in with a one-time password: %s", r.Path)

@@ -168,9 +168,7 @@ func TestLoginThrottledPerIP(t *testing.T) {
 func TestWrongAndReplayedTOTP(t *testing.T) {
 	e := webtest.New(t)
 	_, secret, _ := e.EnrolledUser(e.Tenant, "ann@acme.test", auth.RoleAdmin)
-	c := e.Client()
-	c.Get("/login")
-	c.PostForm("/login", url.Values{"email": {"ann@acme.test"}, "password": {webtest.Password}})
+	c, _ := e.PasswordStep("ann@acme.test")
 
 	r := c.PostForm("/login/totp", url.Values{"code": {wrongCode(e, secret)}})
 	if r.Status != http.StatusUnauthorized || !strings.Contains(r.Body, "That code is not valid") {
@@ -184,9 +182,7 @@ func TestWrongAndReplayedTOTP(t *testing.T) {
 	c.PostForm("/logout", url.Values{})
 
 	// The same code again, in the same 30-second step: a replay.
-	c2 := e.Client()
-	c2.Get("/login")
-	c2.PostForm("/login", url.Values{"email": {"ann@acme.test"}, "password": {webtest.Password}})
+	c2, _ := e.PasswordStep("ann@acme.test")
 	r = c2.PostForm("/login/totp", url.Values{"code": {code}})
 	if r.Status != http.StatusUnauthorized || !strings.Contains(r.Body, "already used") {
 		t.Fatalf("replayed code: %d %s", r.Status, r.Body)
@@ -206,9 +202,7 @@ func TestWrongAndReplayedTOTP(t *testing.T) {
 func TestTOTPFailuresThrottled(t *testing.T) {
 	e := webtest.New(t)
 	e.EnrolledUser(e.Tenant, "ann@acme.test", auth.RoleAdmin)
-	c := e.Client()
-	c.Get("/login")
-	c.PostForm("/login", url.Values{"email": {"ann@acme.test"}, "password": {webtest.Password}})
+	c, _ := e.PasswordStep("ann@acme.test")
 	var last webtest.Response
 	for i := 0; i < 7; i++ {
 		last = c.PostForm("/login/totp", url.Values{"code": {"12345x"}})
@@ -222,9 +216,7 @@ func TestRecoveryCodeUsableOnce(t *testing.T) {
 	e := webtest.New(t)
 	_, _, codes := e.EnrolledUser(e.Tenant, "ann@acme.test", auth.RoleAdmin)
 	signIn := func(code string) webtest.Response {
-		c := e.Client()
-		c.Get("/login")
-		c.PostForm("/login", url.Values{"email": {"ann@acme.test"}, "password": {webtest.Password}})
+		c, _ := e.PasswordStep("ann@acme.test")
 		return c.PostForm("/login/totp", url.Values{"code": {code}})
 	}
 	// Typed in upper case with a space: still the same code.

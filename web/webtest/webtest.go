@@ -134,13 +134,20 @@ func (e *Env) NextCode(secret string) string {
 	return e.Code(secret)
 }
 
+// PasswordStep opens the sign-in page in a new client and submits email
+// and Password; it returns the client and where that ended.
+func (e *Env) PasswordStep(email string) (*Client, Response) {
+	e.T.Helper()
+	c := e.Client()
+	c.Get("/login")
+	return c, c.PostForm("/login", url.Values{"email": {email}, "password": {Password}})
+}
+
 // SignIn signs a client in with password and TOTP and fails the test
 // unless it lands on the API keys page.
 func (e *Env) SignIn(email, secret string) *Client {
 	e.T.Helper()
-	c := e.Client()
-	c.Get("/login")
-	r := c.PostForm("/login", url.Values{"email": {email}, "password": {Password}})
+	c, r := e.PasswordStep(email)
 	if r.Path != "/login/totp" {
 		e.T.Fatalf("sign-in: after password expected /login/totp, got %s (%d)", r.Path, r.Status)
 	}
