@@ -19,6 +19,21 @@ func (q *Queries) ClearThrottle(ctx context.Context, key string) error {
 	return err
 }
 
+const deleteStaleThrottles = `-- name: DeleteStaleThrottles :execrows
+DELETE FROM auth_throttle
+WHERE window_start < now() - interval '1 hour' AND (locked_until IS NULL OR locked_until < now())
+`
+
+// Counters whose window is over and that hold no lock matter no more; the
+// per-IP ones would otherwise pile up.
+func (q *Queries) DeleteStaleThrottles(ctx context.Context) (int64, error) {
+	result, err := q.db.Exec(ctx, deleteStaleThrottles)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const getThrottle = `-- name: GetThrottle :one
 SELECT key, failures, window_start, locked_until FROM auth_throttle WHERE key = $1
 `

@@ -16,3 +16,9 @@ UPDATE auth_throttle SET locked_until = $2 WHERE key = $1;
 
 -- name: ClearThrottle :exec
 DELETE FROM auth_throttle WHERE key = $1;
+
+-- name: DeleteStaleThrottles :execrows
+-- Counters whose window is over and that hold no lock matter no more; the
+-- per-IP ones would otherwise pile up.
+DELETE FROM auth_throttle
+WHERE window_start < now() - interval '1 hour' AND (locked_until IS NULL OR locked_until < now());

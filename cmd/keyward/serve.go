@@ -63,7 +63,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, log 
 		}
 	}
 
-	go cleanupLoop(ctx, app.Sessions, log)
+	go cleanupLoop(ctx, store, app.Sessions, log)
 	srv := app.Echo.Server
 	srv.Handler = app.Echo
 	errc := make(chan error, 1)
@@ -98,8 +98,9 @@ func issuer(cfg config) string {
 	return "Keyward"
 }
 
-// cleanupLoop deletes ended sessions every ten minutes.
-func cleanupLoop(ctx context.Context, sessions *session.Store, log *slog.Logger) {
+// cleanupLoop deletes ended sessions and stale throttle counters every ten
+// minutes.
+func cleanupLoop(ctx context.Context, store *db.Store, sessions *session.Store, log *slog.Logger) {
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
 	for {
@@ -111,6 +112,9 @@ func cleanupLoop(ctx context.Context, sessions *session.Store, log *slog.Logger)
 				log.Error("deleting expired sessions", "err", err)
 			} else if n > 0 {
 				log.Info("expired sessions deleted", "count", n)
+			}
+			if _, err := store.DeleteStaleThrottles(ctx); err != nil {
+				log.Error("deleting stale throttle counters", "err", err)
 			}
 		}
 	}
