@@ -363,3 +363,28 @@ func TestDisabledUserSessionEnds(t *testing.T) {
 		t.Fatalf("a disabled user signed in: %d", r.Status)
 	}
 }
+
+func TestCleanupRemovesOnlyEndedState(t *testing.T) {
+	e := webtest.New(t)
+	_, secret, _ := e.EnrolledUser(e.Tenant, "ann@acme.test", auth.RoleAdmin)
+	live := e.SignIn("ann@acme.test", secret)
+	e.SignIn("ann@acme.test", secret)
+	ctx := context.Background()
+	// One session past its lifetime, one idle too long, one live.
+	e.SignIn("ann@acme.test", secret)
+	e.Store.Pool.Exec(ctx, `UPDATE sessions SET expires_at = now() - interval '1 minute' WHERE id_hash = (SELECT id_hash FROM sessions ORDER BY created_at DESC LIMIT 1)`)
+	e.Store.Pool.Exec(ctx, `UPDATE sessions SET last_seen_at = now() - interval '40 minutes' WHERE id_hash = (SELECT id_hash FROM sessions WHERE expires_at > now() ORDER BY created_at DESC LIMIT 1)`)
+	if n, err := e.App.Sessions.DeleteExpired(ctx); err != nil || n != 2 {
+		t.Fatalf("DeleteExpired = %d, %v; want 2", n, err)
+	}
+	if r := live.Get("/account"); r.Path != "/account" {
+		t.Fatalf("cleanup ended the live session: %s", r.Path)
+	}
+	e.Store.Pool.Exec(ctx, `INSERT INTO auth_throttle (key, failures, window_start, locked_until) VALUES
+		('old', 3, now() - interval '2 hours', NULL),
+		('locked', 30, now() - interval '2 hours', now() + interval '5 minutes'),
+		('fresh', 1, now(), NULL)`)
+	if n, err := e.Store.DeleteStaleThrottles(ctx); err != nil || n != 1 {
+		t.Fatalf("DeleteStaleThrottles = %d, %v; want 1", n, err)
+	}
+}
