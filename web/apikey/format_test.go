@@ -96,3 +96,16 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkParseAndHash is the per-request cost before any cache lookup.
+func BenchmarkParseAndHash(b *testing.B) {
+	k, _ := Generate(Production)
+	b.ReportAllocs()
+	for b.Loop() {
+		p, err := Parse(k)
+		if err != nil {
+			b.Fatal(err)
+		}
+		Hash(p.Full)
+	}
+}

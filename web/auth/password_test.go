@@ -92,3 +92,11 @@ func FuzzCheckPassword(f *testing.F) {
 		CheckPassword(hash, pw)
 	})
 }
+
+// BenchmarkCheckPassword is the cost of one sign-in attempt's hashing.
+func BenchmarkCheckPassword(b *testing.B) {
+	h, _ := HashPassword("correct horse battery staple")
+	for b.Loop() {
+		CheckPassword(h, "correct horse battery staple")
+	}
+}
