@@ -64,6 +64,17 @@ func (q *Queries) LockThrottle(ctx context.Context, arg LockThrottleParams) erro
 	return err
 }
 
+const lockThrottleKey = `-- name: LockThrottleKey :exec
+SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))
+`
+
+// Serialises attempts on one throttle key until the transaction ends, so
+// parallel requests cannot all pass the check before any failure is counted.
+func (q *Queries) LockThrottleKey(ctx context.Context, dollar_1 string) error {
+	_, err := q.db.Exec(ctx, lockThrottleKey, dollar_1)
+	return err
+}
+
 const recordThrottleFailure = `-- name: RecordThrottleFailure :one
 INSERT INTO auth_throttle AS t (key, failures, window_start)
 VALUES ($1, 1, now())

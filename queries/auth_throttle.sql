@@ -22,3 +22,8 @@ DELETE FROM auth_throttle WHERE key = $1;
 -- per-IP ones would otherwise pile up.
 DELETE FROM auth_throttle
 WHERE window_start < now() - interval '1 hour' AND (locked_until IS NULL OR locked_until < now());
+
+-- name: LockThrottleKey :exec
+-- Serialises attempts on one throttle key until the transaction ends, so
+-- parallel requests cannot all pass the check before any failure is counted.
+SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0));

@@ -11,6 +11,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 	"time"
 
 	"keyward/db"
@@ -88,9 +90,9 @@ func Record(ctx context.Context, q *db.Queries, ev Event) error {
 		// Postgres keeps microseconds; truncating first keeps the hash of
 		// what is stored equal to the hash of what was written.
 		OccurredAt: time.Now().UTC().Truncate(time.Microsecond),
-		ActorType:  ev.ActorType, ActorID: ev.ActorID, Action: ev.Action,
-		TargetType: ev.TargetType, TargetID: ev.TargetID,
-		Ip: ev.IP, UserAgent: truncate(ev.UserAgent, 512), Diff: diff,
+		ActorType:  ev.ActorType, ActorID: CleanText(ev.ActorID, 200), Action: ev.Action,
+		TargetType: ev.TargetType, TargetID: CleanText(ev.TargetID, 200),
+		Ip: CleanText(ev.IP, 64), UserAgent: CleanText(ev.UserAgent, 512), Diff: diff,
 		PrevHash: head.Hash,
 	}
 	row.Hash = Hash(row)
@@ -131,9 +133,19 @@ func Hash(e db.AuditEvent) []byte {
 	return h.Sum(nil)
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
+// CleanText makes client-supplied text storable: invalid UTF-8 and NUL
+// bytes (which Postgres text refuses) become U+FFFD, and the result is cut
+// to at most max bytes on a character boundary. A header with odd bytes must
+// never make an audit insert, and with it the whole attempt, fail.
+func CleanText(s string, max int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.ReplaceAll(s, "\x00", "\uFFFD")
+	if len(s) <= max {
 		return s
 	}
-	return s[:n]
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
 }

@@ -41,54 +41,58 @@ type Service struct {
 	Now   func() time.Time
 }
 
-// Login checks email and password. Throttling comes first, so a locked
-// account or IP costs no hashing. Every failure is counted per account and
-// per IP and audited; the error never says whether the email exists.
+// Login checks email and password. Each attempt holds the account's and the
+// IP's throttle keys for its duration, checks their locks first (so a locked
+// account or IP costs no hashing), and counts and audits a failure in the
+// same transaction. The error never says whether the email exists.
 func (s *Service) Login(ctx context.Context, email, password string, from audit.Actor) (db.User, error) {
-	email = NormalizeEmail(email)
-	now := s.Now()
-	if err := checkLocked(ctx, s.Store.Queries, now, loginEmailKey(email), loginIPKey(from.IP)); err != nil {
-		return db.User{}, err
-	}
-	u, err := s.Store.GetUserByEmail(ctx, email)
-	found := err == nil
-	if err != nil && !errors.Is(db.Wrap(err), db.ErrNotFound) {
-		return db.User{}, err
-	}
-	hash := dummyHash
-	if found {
-		hash = u.PasswordHash
-	}
-	ok := CheckPassword(hash, password) && found
-	reason := ""
-	switch {
-	case !found:
-		reason = "unknown_email"
-	case !ok:
-		reason = "wrong_password"
-	case u.DisabledAt != nil:
-		reason = "user_disabled"
-	}
-	if reason == "" {
-		return u, s.Store.ClearThrottle(ctx, loginEmailKey(email))
-	}
-	err = s.Store.InTx(ctx, func(q *db.Queries) error {
+	email = audit.CleanText(NormalizeEmail(email), 254)
+	var user db.User
+	var outcome error
+	err := s.attempt(ctx, []string{loginEmailKey(email), loginIPKey(from.IP)}, func(q *db.Queries, now time.Time) error {
+		u, err := q.GetUserByEmail(ctx, email)
+		found := err == nil
+		if err != nil && !errors.Is(db.Wrap(err), db.ErrNotFound) {
+			return err
+		}
+		hash := dummyHash
+		if found {
+			hash = u.PasswordHash
+		}
+		ok := CheckPassword(hash, password) && found
+		reason := ""
+		switch {
+		case !found:
+			reason = "unknown_email"
+		case !ok:
+			reason = "wrong_password"
+		case u.DisabledAt != nil:
+			reason = "user_disabled"
+		}
+		if reason == "" {
+			user = u
+			return q.ClearThrottle(ctx, loginEmailKey(email))
+		}
+		outcome = ErrBadCredentials
 		if err := recordFailure(ctx, q, now, loginEmailKey(email), accountPolicy); err != nil {
 			return err
 		}
 		if err := recordFailure(ctx, q, now, loginIPKey(from.IP), ipPolicy); err != nil {
 			return err
 		}
-		ev := from.Event("auth.login.failed", "user", "", map[string]string{"email": email, "reason": reason})
+		// The typed email is kept only when it names a real user: people
+		// paste passwords into the email field, and the trail is forever.
+		ev := from.Event("auth.login.failed", "user", "", map[string]string{"reason": reason})
 		if found {
 			ev.TenantID, ev.TargetID = &u.TenantID, strconv.FormatInt(u.ID, 10)
+			ev.Diff = map[string]string{"reason": reason, "email": u.Email}
 		}
 		return audit.Record(ctx, q, ev)
 	})
 	if err != nil {
 		return db.User{}, err
 	}
-	return db.User{}, ErrBadCredentials
+	return user, outcome
 }
 
 // CheckCode verifies a fresh TOTP code or an unused recovery code for u and,
@@ -96,12 +100,21 @@ func (s *Service) Login(ctx context.Context, email, password string, from audit.
 // code changes nothing, is counted towards u's MFA throttle and is audited
 // as auth.mfa.failed or auth.mfa.replayed.
 func (s *Service) CheckCode(ctx context.Context, u db.User, code string, from audit.Actor, then func(q *db.Queries, usedRecovery bool) error) error {
-	now := s.Now()
-	if err := checkLocked(ctx, s.Store.Queries, now, mfaKey(u.ID)); err != nil {
-		return err
-	}
-	err := s.Store.InTx(ctx, func(q *db.Queries) error {
+	var outcome error
+	err := s.attempt(ctx, []string{mfaKey(u.ID)}, func(q *db.Queries, now time.Time) error {
 		usedRecovery, err := s.MFA.Verify(ctx, q, u, code)
+		if errors.Is(err, mfa.ErrInvalidCode) || errors.Is(err, mfa.ErrReplayed) {
+			// Verify changed nothing; commit only the count and the event.
+			outcome = err
+			action := "auth.mfa.failed"
+			if errors.Is(err, mfa.ErrReplayed) {
+				action = "auth.mfa.replayed"
+			}
+			if err := recordFailure(ctx, q, now, mfaKey(u.ID), mfaPolicy); err != nil {
+				return err
+			}
+			return audit.Record(ctx, q, from.Event(action, "user", strconv.FormatInt(u.ID, 10), nil))
+		}
 		if err != nil {
 			return err
 		}
@@ -113,30 +126,15 @@ func (s *Service) CheckCode(ctx context.Context, u db.User, code string, from au
 		}
 		return then(q, usedRecovery)
 	})
-	if !errors.Is(err, mfa.ErrInvalidCode) && !errors.Is(err, mfa.ErrReplayed) {
+	if err != nil {
 		return err
 	}
-	action := "auth.mfa.failed"
-	if errors.Is(err, mfa.ErrReplayed) {
-		action = "auth.mfa.replayed"
-	}
-	if ferr := s.Store.InTx(ctx, func(q *db.Queries) error {
-		if err := recordFailure(ctx, q, now, mfaKey(u.ID), mfaPolicy); err != nil {
-			return err
-		}
-		return audit.Record(ctx, q, from.Event(action, "user", strconv.FormatInt(u.ID, 10), nil))
-	}); ferr != nil {
-		return ferr
-	}
-	return err
+	return outcome
 }
 
 // ChangePassword sets a new password after checking the current one, and
 // ends the user's other sessions (keepSession is the current one's hash).
 func (s *Service) ChangePassword(ctx context.Context, u db.User, current, next string, keepSession []byte, from audit.Actor) error {
-	if !CheckPassword(u.PasswordHash, current) {
-		return invalid("The current password is incorrect.")
-	}
 	if err := ValidatePassword(next, u.Email); err != nil {
 		return err
 	}
@@ -147,7 +145,18 @@ func (s *Service) ChangePassword(ctx context.Context, u db.User, current, next s
 	if err != nil {
 		return err
 	}
-	return s.Store.InTx(ctx, func(q *db.Queries) error {
+	// Guessing the current password from a stolen session counts against
+	// the same per-account throttle as sign-in.
+	var outcome error
+	key := loginEmailKey(u.Email)
+	err = s.attempt(ctx, []string{key}, func(q *db.Queries, now time.Time) error {
+		if !CheckPassword(u.PasswordHash, current) {
+			outcome = invalid("The current password is incorrect.")
+			if err := recordFailure(ctx, q, now, key, accountPolicy); err != nil {
+				return err
+			}
+			return audit.Record(ctx, q, from.Event("user.password_change.failed", "user", strconv.FormatInt(u.ID, 10), nil))
+		}
 		if err := q.SetUserPassword(ctx, db.SetUserPasswordParams{ID: u.ID, PasswordHash: hash, MustChangePassword: false}); err != nil {
 			return err
 		}
@@ -156,6 +165,10 @@ func (s *Service) ChangePassword(ctx context.Context, u db.User, current, next s
 		}
 		return audit.Record(ctx, q, from.Event("user.password_changed", "user", strconv.FormatInt(u.ID, 10), nil))
 	})
+	if err != nil {
+		return err
+	}
+	return outcome
 }
 
 var slugRe = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,62}$`)

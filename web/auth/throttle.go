@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"keyward/db"
@@ -45,6 +46,28 @@ func (p lockPolicy) lockFor(failures int32) time.Duration {
 func loginEmailKey(email string) string { return "login:email:" + email }
 func loginIPKey(ip string) string       { return "login:ip:" + ip }
 func mfaKey(userID int64) string        { return fmt.Sprintf("mfa:user:%d", userID) }
+
+// attempt runs fn in one transaction that first takes an advisory lock on
+// each throttle key (in a fixed order, so two attempts cannot deadlock) and
+// then refuses with a ThrottledError if any key is locked. Parallel attempts
+// on one account, IP or user therefore run one after another, and each sees
+// the failures counted before it.
+func (s *Service) attempt(ctx context.Context, keys []string, fn func(q *db.Queries, now time.Time) error) error {
+	keys = slices.Clone(keys)
+	slices.Sort(keys)
+	return s.Store.InTx(ctx, func(q *db.Queries) error {
+		for _, k := range keys {
+			if err := q.LockThrottleKey(ctx, k); err != nil {
+				return err
+			}
+		}
+		now := s.Now()
+		if err := checkLocked(ctx, q, now, keys...); err != nil {
+			return err
+		}
+		return fn(q, now)
+	})
+}
 
 // checkLocked returns a ThrottledError if any key is locked now.
 func checkLocked(ctx context.Context, q *db.Queries, now time.Time, keys ...string) error {

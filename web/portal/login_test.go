@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -386,5 +387,77 @@ func TestCleanupRemovesOnlyEndedState(t *testing.T) {
 		('fresh', 1, now(), NULL)`)
 	if n, err := e.Store.DeleteStaleThrottles(ctx); err != nil || n != 1 {
 		t.Fatalf("DeleteStaleThrottles = %d, %v; want 1", n, err)
+	}
+}
+
+// Parallel wrong codes are checked one after another: no burst slips past
+// the lock that the sixth failure sets.
+func TestParallelTOTPGuessesAreThrottled(t *testing.T) {
+	e := webtest.New(t)
+	_, secret, _ := e.EnrolledUser(e.Tenant, "ann@acme.test", auth.RoleAdmin)
+	c, _ := e.PasswordStep("ann@acme.test")
+	wrong := wrongCode(e, secret)
+	statuses := make(chan int, 30)
+	var wg sync.WaitGroup
+	for i := 0; i < 30; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			form := url.Values{"code": {wrong}, "csrf_token": {c.CSRF}}
+			req, _ := http.NewRequest(http.MethodPost, e.Server.URL+"/login/totp", strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			res, err := c.HTTP.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			res.Body.Close()
+			statuses <- res.StatusCode
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	checked := 0
+	for s := range statuses {
+		if s == http.StatusUnauthorized {
+			checked++
+		} else if s != http.StatusTooManyRequests {
+			t.Errorf("status %d", s)
+		}
+	}
+	if checked > 6 {
+		t.Fatalf("%d of 30 parallel guesses were checked; the lock allows 6", checked)
+	}
+}
+
+// Odd bytes in headers or fields get a 4xx and are still counted and
+// audited: they must not make the failure's transaction roll back.
+func TestHostileInputIsCountedNotFatal(t *testing.T) {
+	e := webtest.New(t)
+	e.User(e.Tenant, "ann@acme.test", auth.RoleAdmin)
+	c := e.Client()
+	c.Get("/login")
+	for _, tc := range []struct{ email, ua string }{
+		{"ann@acme.test", "bad \xff\xfe agent " + strings.Repeat("é", 400)},
+		{"ann\x00@acme.test", "ok"},
+		{"\xc3(@acme.test", "ok"},
+	} {
+		form := url.Values{"email": {tc.email}, "password": {"wrong password!"}, "csrf_token": {c.CSRF}}
+		req, _ := http.NewRequest(http.MethodPost, e.Server.URL+"/login", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("User-Agent", tc.ua)
+		if r := c.Do(req); r.Status != http.StatusUnauthorized {
+			t.Errorf("email %q, UA %q: status %d", tc.email, tc.ua[:5], r.Status)
+		}
+	}
+	if n := count(t, e, `SELECT count(*) FROM audit_events WHERE action = 'auth.login.failed'`); n != 3 {
+		t.Errorf("audited failures = %d, want 3", n)
+	}
+	if n := count(t, e, `SELECT failures FROM auth_throttle WHERE key LIKE 'login:ip:%'`); n != 3 {
+		t.Errorf("counted IP failures = %d, want 3", n)
+	}
+	// An unknown email is not written to the trail: it may be a pasted password.
+	if n := count(t, e, `SELECT count(*) FROM audit_events WHERE diff::text LIKE '%acme.test%' AND tenant_id IS NULL`); n != 0 {
+		t.Error("an unknown typed email was stored in the audit trail")
 	}
 }
