@@ -71,117 +71,20 @@ func (q *Queries) InsertAuditEvent(ctx context.Context, arg InsertAuditEventPara
 	return id, err
 }
 
-const listAuditChainIDs = `-- name: ListAuditChainIDs :many
-SELECT DISTINCT chain_id FROM audit_events ORDER BY chain_id
+const listAuditChainHeads = `-- name: ListAuditChainHeads :many
+SELECT chain_id, seq, hash FROM audit_chain_heads ORDER BY chain_id
 `
 
-func (q *Queries) ListAuditChainIDs(ctx context.Context) ([]int64, error) {
-	rows, err := q.db.Query(ctx, listAuditChainIDs)
+func (q *Queries) ListAuditChainHeads(ctx context.Context) ([]AuditChainHead, error) {
+	rows, err := q.db.Query(ctx, listAuditChainHeads)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []int64
+	var items []AuditChainHead
 	for rows.Next() {
-		var chain_id int64
-		if err := rows.Scan(&chain_id); err != nil {
-			return nil, err
-		}
-		items = append(items, chain_id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
-const listAuditEventsByActor = `-- name: ListAuditEventsByActor :many
-SELECT id, chain_id, seq, tenant_id, occurred_at, actor_type, actor_id, action, target_type, target_id, ip, user_agent, diff, prev_hash, hash FROM audit_events WHERE chain_id = $1 AND actor_type = $2 AND actor_id = $3 ORDER BY seq DESC LIMIT $4
-`
-
-type ListAuditEventsByActorParams struct {
-	ChainID   int64
-	ActorType string
-	ActorID   string
-	Limit     int32
-}
-
-func (q *Queries) ListAuditEventsByActor(ctx context.Context, arg ListAuditEventsByActorParams) ([]AuditEvent, error) {
-	rows, err := q.db.Query(ctx, listAuditEventsByActor,
-		arg.ChainID,
-		arg.ActorType,
-		arg.ActorID,
-		arg.Limit,
-	)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []AuditEvent
-	for rows.Next() {
-		var i AuditEvent
-		if err := rows.Scan(
-			&i.ID,
-			&i.ChainID,
-			&i.Seq,
-			&i.TenantID,
-			&i.OccurredAt,
-			&i.ActorType,
-			&i.ActorID,
-			&i.Action,
-			&i.TargetType,
-			&i.TargetID,
-			&i.Ip,
-			&i.UserAgent,
-			&i.Diff,
-			&i.PrevHash,
-			&i.Hash,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
-const listAuditEventsByTenant = `-- name: ListAuditEventsByTenant :many
-SELECT id, chain_id, seq, tenant_id, occurred_at, actor_type, actor_id, action, target_type, target_id, ip, user_agent, diff, prev_hash, hash FROM audit_events WHERE tenant_id = $1 ORDER BY seq DESC LIMIT $2
-`
-
-type ListAuditEventsByTenantParams struct {
-	TenantID *int64
-	Limit    int32
-}
-
-func (q *Queries) ListAuditEventsByTenant(ctx context.Context, arg ListAuditEventsByTenantParams) ([]AuditEvent, error) {
-	rows, err := q.db.Query(ctx, listAuditEventsByTenant, arg.TenantID, arg.Limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []AuditEvent
-	for rows.Next() {
-		var i AuditEvent
-		if err := rows.Scan(
-			&i.ID,
-			&i.ChainID,
-			&i.Seq,
-			&i.TenantID,
-			&i.OccurredAt,
-			&i.ActorType,
-			&i.ActorID,
-			&i.Action,
-			&i.TargetType,
-			&i.TargetID,
-			&i.Ip,
-			&i.UserAgent,
-			&i.Diff,
-			&i.PrevHash,
-			&i.Hash,
-		); err != nil {
+		var i AuditChainHead
+		if err := rows.Scan(&i.ChainID, &i.Seq, &i.Hash); err != nil {
 			return nil, err
 		}
 		items = append(items, i)

@@ -14,15 +14,9 @@ INSERT INTO audit_events (chain_id, seq, tenant_id, occurred_at, actor_type, act
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 RETURNING id;
 
--- name: ListAuditChainIDs :many
-SELECT DISTINCT chain_id FROM audit_events ORDER BY chain_id;
+-- name: ListAuditChainHeads :many
+SELECT * FROM audit_chain_heads ORDER BY chain_id;
 
 -- name: ListAuditEventsInChain :many
 -- Used by `keyward audit verify`, a page at a time.
 SELECT * FROM audit_events WHERE chain_id = $1 AND seq > $2 ORDER BY seq LIMIT $3;
-
--- name: ListAuditEventsByTenant :many
-SELECT * FROM audit_events WHERE tenant_id = $1 ORDER BY seq DESC LIMIT $2;
-
--- name: ListAuditEventsByActor :many
-SELECT * FROM audit_events WHERE chain_id = $1 AND actor_type = $2 AND actor_id = $3 ORDER BY seq DESC LIMIT $4;

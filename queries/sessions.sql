@@ -11,9 +11,6 @@ UPDATE sessions SET user_id = $2, data = $3, last_seen_at = $4 WHERE id_hash = $
 -- name: DeleteSession :exec
 DELETE FROM sessions WHERE id_hash = $1;
 
--- name: DeleteUserSessions :exec
-DELETE FROM sessions WHERE user_id = $1;
-
 -- name: DeleteUserSessionsExcept :exec
 DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2;
 

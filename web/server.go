@@ -61,8 +61,11 @@ func New(cfg Config, store *db.Store, p *portal.Handler) *echo.Echo {
 	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
 	e.HTTPErrorHandler = errorHandler(cfg.Logger, p)
 	e.Server.ReadHeaderTimeout = 10 * time.Second
+	e.Server.ReadTimeout = 30 * time.Second
+	e.Server.WriteTimeout = 60 * time.Second
+	e.Server.IdleTimeout = 120 * time.Second
 
-	e.Use(middleware.RequestID())
+	e.Use(ownRequestID, middleware.RequestID())
 	e.Use(requestLogger(cfg.Logger))
 	e.Use(middleware.Recover())
 	e.Use(securityHeaders(cfg.Production))
@@ -81,6 +84,15 @@ func New(cfg Config, store *db.Store, p *portal.Handler) *echo.Echo {
 
 	p.Register(e)
 	return e
+}
+
+// ownRequestID drops a client's X-Request-ID so that every id in the logs
+// is one the server made, and no client can write into a log line.
+func ownRequestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		c.Request().Header.Del(echo.HeaderXRequestID)
+		return next(c)
+	}
 }
 
 func ipExtractor(trusted []*net.IPNet) echo.IPExtractor {

@@ -22,6 +22,9 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 	if err := parse(fs, args, stderr, "keyward migrate [flags]"); err != nil {
 		return err
 	}
+	if err := cfg.validate(); err != nil {
+		return err
+	}
 	_, closeDB, err := openDB(ctx, &cfg, log)
 	if err != nil {
 		return err

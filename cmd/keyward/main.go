@@ -58,7 +58,17 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cmdUserCreate(ctx, args[2:], stdin, stdout, stderr, log)
 	case cmd == "audit" && len(args) > 1 && args[1] == "verify":
 		err = cmdAuditVerify(ctx, args[2:], stdout, stderr, log)
+	case (cmd == "tenant" || cmd == "user" || cmd == "audit") && (len(args) == 1 || args[1] == "-h" || args[1] == "--help" || args[1] == "help"):
+		sub := map[string]string{"tenant": "create", "user": "create", "audit": "verify"}[cmd]
+		fmt.Fprintf(stdout, "Usage: keyward %s %s [flags]\n\nRun 'keyward %s %s --help' for its flags.\n", cmd, sub, cmd, sub)
+		if len(args) == 1 {
+			return 2
+		}
 	case cmd == "version":
+		if len(args) > 1 {
+			fmt.Fprintln(stdout, "Usage: keyward version\n\nPrints the version of this binary.")
+			return 0
+		}
 		fmt.Fprintln(stdout, "keyward", version)
 	case cmd == "help" || cmd == "-h" || cmd == "--help":
 		fmt.Fprint(stdout, usage)

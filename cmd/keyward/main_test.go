@@ -28,6 +28,11 @@ func TestEverySubcommandHasHelp(t *testing.T) {
 			t.Errorf("%v --help: exit %d, %q", args, code, stderr)
 		}
 	}
+	for _, group := range []string{"tenant", "user", "audit"} {
+		if code, out, _ := keyward(t, "", "", group, "--help"); code != 0 || !strings.Contains(out, "Usage: keyward "+group) {
+			t.Errorf("%s --help: exit %d, %q", group, code, out)
+		}
+	}
 	if code, out, _ := keyward(t, "", "", "version"); code != 0 || !strings.HasPrefix(out, "keyward ") {
 		t.Errorf("version: %d %q", code, out)
 	}

@@ -98,3 +98,23 @@ func TestVerifyFindsFirstBrokenLink(t *testing.T) {
 		t.Fatalf("deleted events: %+v", rep.Broken)
 	}
 }
+
+func TestVerifyFindsEventsCutFromTheEnd(t *testing.T) {
+	store, tenant := setup(t)
+	for i := 0; i < 4; i++ {
+		record(t, store, &tenant, "api_key.updated")
+	}
+	ctx := context.Background()
+	for _, s := range []string{`ALTER TABLE audit_events DISABLE TRIGGER USER`, `DELETE FROM audit_events WHERE seq = 4`, `ALTER TABLE audit_events ENABLE TRIGGER USER`} {
+		if _, err := store.Pool.Exec(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := audit.Verify(ctx, store.Queries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Broken == nil || !strings.Contains(rep.Broken.Reason, "removed from the end") {
+		t.Fatalf("truncated chain: %+v", rep.Broken)
+	}
+}

@@ -32,15 +32,17 @@ type Report struct {
 }
 
 // Verify walks every chain in order and stops at the first broken link: a
-// gap in the sequence, a prev_hash that is not the previous event's hash, or
-// an event whose fields no longer match its hash.
+// gap in the sequence, a prev_hash that is not the previous event's hash, an
+// event whose fields no longer match its hash, or a chain that ends before
+// its recorded head.
 func Verify(ctx context.Context, q *db.Queries) (Report, error) {
 	var rep Report
-	chains, err := q.ListAuditChainIDs(ctx)
+	heads, err := q.ListAuditChainHeads(ctx)
 	if err != nil {
 		return rep, err
 	}
-	for _, chain := range chains {
+	for _, head := range heads {
+		chain := head.ChainID
 		rep.Chains++
 		prev, seq := genesis, int64(0)
 		for {
@@ -67,6 +69,12 @@ func Verify(ctx context.Context, q *db.Queries) (Report, error) {
 			if len(page) < 1000 {
 				break
 			}
+		}
+		// The head remembers the last link: events cut off the end of a
+		// chain, or a whole chain, show here.
+		if seq != head.Seq || !bytes.Equal(prev, head.Hash) {
+			rep.Broken = &Break{ChainID: chain, Seq: seq + 1, Reason: fmt.Sprintf("the chain ends at seq %d but its head says %d (events were removed from the end)", seq, head.Seq)}
+			return rep, nil
 		}
 	}
 	return rep, nil

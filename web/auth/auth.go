@@ -229,9 +229,3 @@ func CreateUser(ctx context.Context, q *db.Queries, tenantID int64, email, role,
 
 // NormalizeEmail trims and lower-cases an email address.
 func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
-
-// RoleAtLeast reports whether role has at least the power of want.
-func RoleAtLeast(role, want string) bool {
-	rank := map[string]int{RoleViewer: 1, RoleAdmin: 2, RoleOwner: 3}
-	return rank[role] >= rank[want] && rank[want] > 0
-}

@@ -30,6 +30,8 @@ var (
 	ErrInvalidCode = errors.New("the code is not valid")
 	ErrReplayed    = errors.New("the code was already used")
 	ErrNotEnrolled = errors.New("two-factor authentication is not set up")
+	// ErrAlreadyEnrolled: another tab confirmed enrolment first.
+	ErrAlreadyEnrolled = errors.New("two-factor authentication is already set up")
 )
 
 const (
@@ -171,7 +173,7 @@ func (s *Service) Confirm(ctx context.Context, q *db.Queries, userID int64, secr
 		return nil, err
 	}
 	if n == 0 {
-		return nil, errors.New("mfa: user is already enrolled")
+		return nil, ErrAlreadyEnrolled
 	}
 	return s.issueRecoveryCodes(ctx, q, userID)
 }

@@ -2,6 +2,7 @@ package portal
 
 import (
 	"encoding/base64"
+	"errors"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -9,6 +10,7 @@ import (
 	"keyward/db"
 	"keyward/views"
 	"keyward/web/audit"
+	"keyward/web/mfa"
 	"keyward/web/session"
 )
 
@@ -82,7 +84,10 @@ func (h *Handler) handleEnroll(c echo.Context) error {
 			return err
 		}
 		return audit.Record(ctx, q, from.Event("auth.login.succeeded", "user", from.ID, map[string]string{"method": "totp_enrolment"}))
-	}); err != nil {
+	}); errors.Is(err, mfa.ErrAlreadyEnrolled) {
+		// Another tab won; its codes stand. Sign in with the app instead.
+		return c.Redirect(http.StatusSeeOther, "/login/totp")
+	} else if err != nil {
 		return err
 	}
 	st.sess.Values[session.KeyMFA] = true
