@@ -100,3 +100,15 @@ func BenchmarkCheckPassword(b *testing.B) {
 		CheckPassword(h, "correct horse battery staple")
 	}
 }
+
+func TestLoginIPKeyGroupsIPv6By64(t *testing.T) {
+	if loginIPKey("2001:db8:1:2:aaaa::1") != loginIPKey("2001:db8:1:2:bbbb::9") {
+		t.Error("two addresses of one /64 are counted apart")
+	}
+	if loginIPKey("2001:db8:1:3::1") == loginIPKey("2001:db8:1:2::1") {
+		t.Error("two /64s are counted together")
+	}
+	if loginIPKey("192.0.2.1") != "login:ip:192.0.2.1" {
+		t.Error(loginIPKey("192.0.2.1"))
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -44,8 +45,17 @@ func (p lockPolicy) lockFor(failures int32) time.Duration {
 }
 
 func loginEmailKey(email string) string { return "login:email:" + email }
-func loginIPKey(ip string) string       { return "login:ip:" + ip }
-func mfaKey(userID int64) string        { return fmt.Sprintf("mfa:user:%d", userID) }
+
+// loginIPKey counts IPv6 clients by their /64, which one host can rotate
+// through freely, and IPv4 clients by their address.
+func loginIPKey(ip string) string {
+	if addr, err := netip.ParseAddr(ip); err == nil && addr.Is6() && !addr.Is4In6() {
+		p, _ := addr.Prefix(64)
+		return "login:ip:" + p.String()
+	}
+	return "login:ip:" + ip
+}
+func mfaKey(userID int64) string { return fmt.Sprintf("mfa:user:%d", userID) }
 
 // attempt runs fn in one transaction that first takes an advisory lock on
 // each throttle key (in a fixed order, so two attempts cannot deadlock) and

@@ -86,18 +86,24 @@ func (h *Handler) handleTOTP(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return h.completeSignIn(c, st)
+	if err := h.markSignedIn(c, st); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, st.nextStep())
 }
 
-// completeSignIn marks the session as past both factors under a new id.
-func (h *Handler) completeSignIn(c echo.Context, st *state) error {
+// markSignedIn marks the session as past both factors, under a new session
+// id and with a new CSRF token to come, so nothing issued before sign-in
+// carries over.
+func (h *Handler) markSignedIn(c echo.Context, st *state) error {
 	st.sess.Values[session.KeyMFA] = true
 	delete(st.sess.Values, session.KeyPendingTOTP)
 	if err := h.Sessions.Renew(c.Request(), c.Response(), st.sess); err != nil {
 		return err
 	}
 	st.mfa = true
-	return c.Redirect(http.StatusSeeOther, st.nextStep())
+	h.dropCSRFToken(c)
+	return nil
 }
 
 // codeError turns a second-factor failure into a message for the form; it
@@ -129,5 +135,6 @@ func (h *Handler) handleLogout(c echo.Context) error {
 	if err := h.Sessions.Destroy(c.Request(), c.Response(), st.sess); err != nil {
 		return err
 	}
+	h.dropCSRFToken(c)
 	return c.Redirect(http.StatusSeeOther, "/login")
 }

@@ -280,6 +280,7 @@ func TestSessionFixation(t *testing.T) {
 	c.Get("/login")
 	c.PostForm("/login", url.Values{"email": {"ann@acme.test"}, "password": {webtest.Password}})
 	afterPassword := c.SessionCookie()
+	tokenBefore := c.CSRF
 	if afterPassword == "" || afterPassword == "planted-by-an-attacker" {
 		t.Fatalf("session cookie after the password step: %q", afterPassword)
 	}
@@ -290,6 +291,9 @@ func TestSessionFixation(t *testing.T) {
 	afterMFA := c.SessionCookie()
 	if afterMFA == afterPassword {
 		t.Fatal("the session id did not change when sign-in completed")
+	}
+	if c.CSRF == "" || c.CSRF == tokenBefore {
+		t.Errorf("the CSRF token did not change at sign-in (%q)", c.CSRF)
 	}
 	// The pre-MFA id is dead server-side.
 	old := e.Client()

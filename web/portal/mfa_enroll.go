@@ -90,12 +90,9 @@ func (h *Handler) handleEnroll(c echo.Context) error {
 	} else if err != nil {
 		return err
 	}
-	st.sess.Values[session.KeyMFA] = true
-	delete(st.sess.Values, session.KeyPendingTOTP)
-	if err := h.Sessions.Renew(c.Request(), c.Response(), st.sess); err != nil {
+	if err := h.markSignedIn(c, st); err != nil {
 		return err
 	}
-	st.mfa = true
 	u, err := h.Store.GetUser(ctx, st.user.ID)
 	if err != nil {
 		return err

@@ -34,12 +34,6 @@ type Handler struct {
 
 // Register mounts the portal routes on e.
 func (h *Handler) Register(e *echo.Echo) {
-	csrfCookie := "kw_csrf"
-	if h.Secure {
-		// __Host- cookies cannot be set by a sibling subdomain, which closes
-		// the usual hole in double-submit CSRF tokens.
-		csrfCookie = "__Host-kw_csrf"
-	}
 	g := e.Group("",
 		middleware.BodyLimit("64K"),
 		noStore,
@@ -47,7 +41,7 @@ func (h *Handler) Register(e *echo.Echo) {
 		middleware.CSRFWithConfig(middleware.CSRFConfig{
 			TokenLookup:    "header:" + echo.HeaderXCSRFToken + ",form:csrf_token",
 			ContextKey:     ctxCSRF,
-			CookieName:     csrfCookie,
+			CookieName:     h.csrfCookie(),
 			CookiePath:     "/",
 			CookieMaxAge:   12 * 3600,
 			CookieHTTPOnly: true,
@@ -71,6 +65,22 @@ func (h *Handler) Register(e *echo.Echo) {
 	in.GET("/account", h.handleAccount)
 	in.POST("/account/password", h.handlePasswordChange)
 	in.GET("/settings/developers/api-keys", h.handleKeysList)
+}
+
+// csrfCookie names the CSRF cookie. In production it is a __Host- cookie,
+// which a sibling subdomain cannot set: that closes the usual hole in
+// double-submit tokens.
+func (h *Handler) csrfCookie() string {
+	if h.Secure {
+		return "__Host-kw_csrf"
+	}
+	return "kw_csrf"
+}
+
+// dropCSRFToken expires the CSRF cookie; the next page issues a new token.
+// Sign-in and sign-out call it so a token never spans two identities.
+func (h *Handler) dropCSRFToken(c echo.Context) {
+	c.SetCookie(&http.Cookie{Name: h.csrfCookie(), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: h.Secure, SameSite: http.SameSiteLaxMode})
 }
 
 const (
