@@ -8,6 +8,36 @@ import (
 	"time"
 )
 
+type APIKey struct {
+	ID                string
+	TenantID          int64
+	Name              string
+	Description       string
+	Environment       string
+	Scopes            []string
+	Sources           []string
+	IpAllowlist       []string
+	RateLimitRequests *int32
+	RateLimitWindowS  *int32
+	ExpiresAt         *time.Time
+	DisabledAt        *time.Time
+	RevokedAt         *time.Time
+	CreatedBy         *int64
+	CreatedAt         time.Time
+	LastUsedAt        *time.Time
+	LastUsedIp        string
+}
+
+type APIKeySecret struct {
+	ID        int64
+	KeyID     string
+	TenantID  int64
+	Hash      []byte
+	Prefix    string
+	CreatedAt time.Time
+	ExpiresAt *time.Time
+}
+
 type AuditChainHead struct {
 	ChainID int64
 	Seq     int64

@@ -134,6 +134,35 @@ func (q *Queries) GetUserByEmail(ctx context.Context, email string) (User, error
 	return i, err
 }
 
+const listUsersByTenant = `-- name: ListUsersByTenant :many
+SELECT id, email FROM users WHERE tenant_id = $1 ORDER BY id
+`
+
+type ListUsersByTenantRow struct {
+	ID    int64
+	Email string
+}
+
+func (q *Queries) ListUsersByTenant(ctx context.Context, tenantID int64) ([]ListUsersByTenantRow, error) {
+	rows, err := q.db.Query(ctx, listUsersByTenant, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ListUsersByTenantRow
+	for rows.Next() {
+		var i ListUsersByTenantRow
+		if err := rows.Scan(&i.ID, &i.Email); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const setUserPassword = `-- name: SetUserPassword :exec
 UPDATE users SET password_hash = $2, must_change_password = $3 WHERE id = $1
 `

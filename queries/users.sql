@@ -22,3 +22,6 @@ WHERE id = $1 AND totp_enrolled_at IS NULL;
 -- Accepts a TOTP time step at most once: zero rows means the step (or a later
 -- one) was already used, which is a replay.
 UPDATE users SET totp_last_step = $2 WHERE id = $1 AND totp_last_step < $2;
+
+-- name: ListUsersByTenant :many
+SELECT id, email FROM users WHERE tenant_id = $1 ORDER BY id;

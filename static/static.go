@@ -1,4 +1,4 @@
-// Package static embeds the portal's CSS (and, later, its small scripts), so
+// Package static embeds the portal's CSS and its small progressive-enhancement scripts, so
 // the binary serves them with no files beside it.
 package static
 
@@ -6,5 +6,5 @@ import "embed"
 
 // FS holds the files under static/.
 //
-//go:embed *.css
+//go:embed *.css *.js
 var FS embed.FS

@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"keyward/db"
+	"keyward/web/apikey"
 	"keyward/web/auth"
 	"keyward/web/portal"
 )
@@ -26,7 +27,12 @@ type Problem struct {
 func problemFor(err error) (Problem, bool) {
 	var he *echo.HTTPError
 	var te *auth.ThrottledError
+	var fe *apikey.FieldError
 	switch {
+	case errors.As(err, &fe):
+		return Problem{http.StatusBadRequest, "Check your input", fe.Message}, true
+	case errors.Is(err, apikey.ErrRevoked):
+		return Problem{http.StatusConflict, "Key revoked", "This key is revoked: it can never be enabled or changed again. Its history is kept."}, true
 	case errors.As(err, &te):
 		return Problem{http.StatusTooManyRequests, "Too many attempts", te.Error()}, true
 	case errors.Is(err, db.ErrNotFound):

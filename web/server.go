@@ -30,6 +30,8 @@ type Config struct {
 	Logger         *slog.Logger
 	// Issuer names Keyward in authenticator apps.
 	Issuer string
+	// BaseURL is the portal's public URL.
+	BaseURL string
 }
 
 // App is the built application.
@@ -50,7 +52,7 @@ func Build(cfg Config, store *db.Store, ring *keyring.Ring) (*App, error) {
 	}
 	sessions := session.New(store.Queries, ring.Key(keyring.PurposeCookie), cfg.Production)
 	authSvc := &auth.Service{Store: store, MFA: mfaSvc, Now: time.Now}
-	ph := &portal.Handler{Store: store, Sessions: sessions, Auth: authSvc, MFA: mfaSvc, Secure: cfg.Production}
+	ph := &portal.Handler{Store: store, Sessions: sessions, Auth: authSvc, MFA: mfaSvc, Secure: cfg.Production, BaseURL: cfg.BaseURL}
 	return &App{Echo: New(cfg, store, ph), Sessions: sessions, Auth: authSvc, MFA: mfaSvc}, nil
 }
 

@@ -50,7 +50,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, log 
 	defer closeDB()
 
 	app, err := web.Build(web.Config{
-		Production: cfg.production(), TrustedProxies: proxies, Logger: log, Issuer: issuer(cfg),
+		Production: cfg.production(), TrustedProxies: proxies, Logger: log, Issuer: issuer(cfg), BaseURL: cfg.baseURL(),
 	}, store, ring)
 	if err != nil {
 		ln.Close()

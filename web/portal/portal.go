@@ -30,6 +30,8 @@ type Handler struct {
 	MFA      *mfa.Service
 	// Secure marks cookies Secure (production, behind TLS).
 	Secure bool
+	// BaseURL is the public URL, for the snippets on the reveal page.
+	BaseURL string
 }
 
 // Register mounts the portal routes on e.
@@ -65,6 +67,16 @@ func (h *Handler) Register(e *echo.Echo) {
 	in.GET("/account", h.handleAccount)
 	in.POST("/account/password", h.handlePasswordChange)
 	in.GET("/settings/developers/api-keys", h.handleKeysList)
+	in.GET("/settings/developers/api-keys/:id", h.handleKeyDetail)
+	ops := in.Group("", h.requireManager)
+	ops.GET("/settings/developers/api-keys/new", h.handleKeyNew)
+	ops.POST("/settings/developers/api-keys", h.handleKeyCreate)
+	ops.GET("/settings/developers/api-keys/:id/edit", h.handleKeyEdit)
+	ops.POST("/settings/developers/api-keys/:id", h.handleKeyUpdate)
+	ops.POST("/settings/developers/api-keys/:id/rotate", h.handleKeyRotate)
+	ops.POST("/settings/developers/api-keys/:id/disable", h.handleKeyDisable)
+	ops.POST("/settings/developers/api-keys/:id/enable", h.handleKeyEnable)
+	ops.POST("/settings/developers/api-keys/:id/revoke", h.handleKeyRevoke)
 }
 
 // csrfCookie names the CSRF cookie. In production it is a __Host- cookie,

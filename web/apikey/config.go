@@ -1,0 +1,164 @@
+package apikey
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Scopes a key can hold.
+const (
+	ScopeEventsRead  = "events:read"
+	ScopeEventsWrite = "events:write"
+)
+
+// AllScopes lists every scope, in display order.
+var AllScopes = []string{ScopeEventsRead, ScopeEventsWrite}
+
+// Presets are the permission presets of the create form.
+var Presets = []struct {
+	ID, Label string
+	Scopes    []string
+}{
+	{"read_only", "Read only", []string{ScopeEventsRead}},
+	{"ingest_only", "Ingest only", []string{ScopeEventsWrite}},
+	{"full_access", "Full access", []string{ScopeEventsRead, ScopeEventsWrite}},
+}
+
+// PresetScopes returns the scopes of a preset id, or nil.
+func PresetScopes(id string) []string {
+	for _, p := range Presets {
+		if p.ID == id {
+			return slices.Clone(p.Scopes)
+		}
+	}
+	return nil
+}
+
+// Summary names a scope set the way the presets do.
+func Summary(scopes []string) string {
+	for _, p := range Presets {
+		if slices.Equal(p.Scopes, scopes) {
+			return p.Label
+		}
+	}
+	return strings.Join(scopes, ", ")
+}
+
+// RateLimit is a number of requests per window.
+type RateLimit struct {
+	Requests int
+	Window   time.Duration
+}
+
+// Windows are the rate-limit windows a key may use.
+var Windows = []time.Duration{time.Minute, time.Hour, 24 * time.Hour}
+
+// Config is everything an admin sets on a key.
+type Config struct {
+	Name        string
+	Description string
+	Environment Environment
+	Scopes      []string
+	Sources     []string
+	IPAllowlist []string
+	RateLimit   *RateLimit // nil: the plan's default
+	ExpiresAt   *time.Time
+}
+
+// FieldError says what is wrong with one field, in words for the admin.
+type FieldError struct {
+	Field   string
+	Message string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+
+var sourceRe = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._:-]{0,99}$`)
+
+// Normalize trims and validates c in place, normalising CIDRs and sorting
+// scopes. It returns the first problem as a *FieldError.
+func (c *Config) Normalize(now time.Time) error {
+	c.Name = strings.TrimSpace(c.Name)
+	c.Description = strings.TrimSpace(c.Description)
+	switch {
+	case c.Name == "":
+		return &FieldError{"name", "Give the key a name, such as “Billing worker”."}
+	case utf8.RuneCountInString(c.Name) > 100 || !utf8.ValidString(c.Name) || strings.ContainsRune(c.Name, 0):
+		return &FieldError{"name", "The name must be at most 100 characters."}
+	case utf8.RuneCountInString(c.Description) > 1000 || !utf8.ValidString(c.Description) || strings.ContainsRune(c.Description, 0):
+		return &FieldError{"description", "The description must be at most 1,000 characters."}
+	case !c.Environment.Valid():
+		return &FieldError{"environment", "Choose production, staging or development."}
+	}
+	var scopes []string
+	for _, s := range c.Scopes {
+		if !slices.Contains(AllScopes, s) {
+			return &FieldError{"scopes", fmt.Sprintf("Unknown scope %q: use events:read and/or events:write.", s)}
+		}
+		if !slices.Contains(scopes, s) {
+			scopes = append(scopes, s)
+		}
+	}
+	if len(scopes) == 0 {
+		return &FieldError{"scopes", "Choose a permission preset or at least one scope."}
+	}
+	slices.Sort(scopes)
+	c.Scopes = scopes
+	var sources []string
+	for _, s := range c.Sources {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		if !sourceRe.MatchString(s) {
+			return &FieldError{"sources", fmt.Sprintf("%q is not a valid source name (letters, digits, . _ : -, up to 100).", s)}
+		}
+		if !slices.Contains(sources, s) {
+			sources = append(sources, s)
+		}
+	}
+	if len(sources) > 50 {
+		return &FieldError{"sources", "Restrict a key to at most 50 sources."}
+	}
+	c.Sources = sources
+	var cidrs []string
+	for _, s := range c.IPAllowlist {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return &FieldError{"ip_allowlist", fmt.Sprintf("%q is not an IP address or CIDR (such as 203.0.113.0/24).", s)}
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if p.Masked() != p {
+			return &FieldError{"ip_allowlist", fmt.Sprintf("%q has host bits set; did you mean %s?", s, p.Masked())}
+		}
+		if !slices.Contains(cidrs, p.String()) {
+			cidrs = append(cidrs, p.String())
+		}
+	}
+	if len(cidrs) > 100 {
+		return &FieldError{"ip_allowlist", "Allow at most 100 networks."}
+	}
+	c.IPAllowlist = cidrs
+	if c.RateLimit != nil {
+		if c.RateLimit.Requests < 1 || c.RateLimit.Requests > 1_000_000 {
+			return &FieldError{"rate_limit", "The rate limit must be between 1 and 1,000,000 requests."}
+		}
+		if !slices.Contains(Windows, c.RateLimit.Window) {
+			return &FieldError{"rate_limit", "The rate-limit window must be 1m, 1h or 24h."}
+		}
+	}
+	if c.ExpiresAt != nil && !c.ExpiresAt.After(now) {
+		return &FieldError{"expires_at", "The expiry must be in the future."}
+	}
+	return nil
+}

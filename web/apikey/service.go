@@ -1,0 +1,275 @@
+package apikey
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"keyward/db"
+	"keyward/web/audit"
+)
+
+// ErrRevoked refuses any change to a revoked key: revocation is final.
+var ErrRevoked = errors.New("this key is revoked: it can never be used, enabled or changed again")
+
+// Statuses a key shows.
+const (
+	StatusActive   = "active"
+	StatusDisabled = "disabled"
+	StatusExpired  = "expired"
+	StatusRevoked  = "revoked"
+)
+
+// Status derives a key's status; revocation outranks the rest.
+func Status(k db.APIKey, now time.Time) string {
+	switch {
+	case k.RevokedAt != nil:
+		return StatusRevoked
+	case k.DisabledAt != nil:
+		return StatusDisabled
+	case k.ExpiresAt != nil && !k.ExpiresAt.After(now):
+		return StatusExpired
+	}
+	return StatusActive
+}
+
+// Graces are the rotation grace windows offered.
+var Graces = []time.Duration{0, time.Hour, 24 * time.Hour, 7 * 24 * time.Hour}
+
+// Every operation below takes q, the transaction that also verified the
+// admin's TOTP code, and writes its audit event through it.
+
+// Create makes a key with one secret and returns the row and the full key,
+// which the caller shows once and forgets.
+func Create(ctx context.Context, q *db.Queries, tenantID int64, cfg Config, by audit.Actor, userID int64, now time.Time) (db.APIKey, string, error) {
+	if err := cfg.Normalize(now); err != nil {
+		return db.APIKey{}, "", err
+	}
+	p := createParams(tenantID, cfg)
+	p.CreatedBy = &userID
+	k, err := q.CreateAPIKey(ctx, p)
+	if errors.Is(db.Wrap(err), db.ErrConflict) {
+		return db.APIKey{}, "", &FieldError{"name", fmt.Sprintf("A live key named %q already exists: choose another name.", cfg.Name)}
+	}
+	if err != nil {
+		return db.APIKey{}, "", err
+	}
+	full, prefix, err := addSecret(ctx, q, k)
+	if err != nil {
+		return db.APIKey{}, "", err
+	}
+	diff := configDiff(db.APIKey{}, k)
+	diff["prefix"] = change{To: prefix}
+	return k, full, record(ctx, q, by, "api_key.created", k, diff)
+}
+
+// Rotate adds a new secret with the same configuration and retires the
+// current ones at now+grace (grace 0: at once).
+func Rotate(ctx context.Context, q *db.Queries, tenantID int64, id string, grace time.Duration, by audit.Actor, now time.Time) (string, error) {
+	if !slices.Contains(Graces, grace) {
+		return "", &FieldError{"grace", "Choose a grace window of now, 1 hour, 24 hours or 7 days."}
+	}
+	k, err := lockKey(ctx, q, tenantID, id)
+	if err != nil {
+		return "", err
+	}
+	until := now.Add(grace)
+	if err := q.ExpireAPIKeySecrets(ctx, db.ExpireAPIKeySecretsParams{TenantID: tenantID, KeyID: k.ID, At: &until}); err != nil {
+		return "", err
+	}
+	full, prefix, err := addSecret(ctx, q, k)
+	if err != nil {
+		return "", err
+	}
+	return full, record(ctx, q, by, "api_key.rotated", k, map[string]any{
+		"prefix": change{To: prefix}, "grace": grace.String(), "old_secrets_expire_at": until.UTC().Format(time.RFC3339),
+	})
+}
+
+// Update changes a key's configuration. The environment is part of the
+// key string, so it cannot change.
+func Update(ctx context.Context, q *db.Queries, tenantID int64, id string, cfg Config, by audit.Actor, now time.Time) error {
+	k, err := lockKey(ctx, q, tenantID, id)
+	if err != nil {
+		return err
+	}
+	cfg.Environment = Environment(k.Environment)
+	if err := cfg.Normalize(now); err != nil {
+		return err
+	}
+	p := createParams(tenantID, cfg)
+	err = q.UpdateAPIKey(ctx, db.UpdateAPIKeyParams{
+		TenantID: tenantID, ID: k.ID, Name: p.Name, Description: p.Description, Scopes: p.Scopes,
+		Sources: p.Sources, IpAllowlist: p.IpAllowlist, RateLimitRequests: p.RateLimitRequests,
+		RateLimitWindowS: p.RateLimitWindowS, ExpiresAt: p.ExpiresAt,
+	})
+	if errors.Is(db.Wrap(err), db.ErrConflict) {
+		return &FieldError{"name", fmt.Sprintf("A live key named %q already exists: choose another name.", cfg.Name)}
+	}
+	if err != nil {
+		return err
+	}
+	after, err := q.GetAPIKey(ctx, db.GetAPIKeyParams{TenantID: tenantID, ID: k.ID})
+	if err != nil {
+		return err
+	}
+	return record(ctx, q, by, "api_key.updated", k, configDiff(k, after))
+}
+
+// SetDisabled disables (temporarily) or enables a key.
+func SetDisabled(ctx context.Context, q *db.Queries, tenantID int64, id string, disabled bool, by audit.Actor, now time.Time) error {
+	k, err := lockKey(ctx, q, tenantID, id)
+	if err != nil {
+		return err
+	}
+	var at *time.Time
+	action := "api_key.enabled"
+	if disabled {
+		at, action = &now, "api_key.disabled"
+	}
+	if err := q.SetAPIKeyDisabled(ctx, db.SetAPIKeyDisabledParams{TenantID: tenantID, ID: k.ID, DisabledAt: at}); err != nil {
+		return err
+	}
+	return record(ctx, q, by, action, k, map[string]any{"disabled": change{From: k.DisabledAt != nil, To: disabled}})
+}
+
+// Revoke ends a key for good; its secrets stop at once and its history
+// stays.
+func Revoke(ctx context.Context, q *db.Queries, tenantID int64, id string, by audit.Actor, now time.Time) error {
+	k, err := lockKey(ctx, q, tenantID, id)
+	if err != nil {
+		return err
+	}
+	if err := q.RevokeAPIKey(ctx, db.RevokeAPIKeyParams{TenantID: tenantID, ID: k.ID}); err != nil {
+		return err
+	}
+	if err := q.ExpireAPIKeySecrets(ctx, db.ExpireAPIKeySecretsParams{TenantID: tenantID, KeyID: k.ID, At: &now}); err != nil {
+		return err
+	}
+	return record(ctx, q, by, "api_key.revoked", k, map[string]any{"status": change{From: Status(k, now), To: StatusRevoked}})
+}
+
+// lockKey loads a live key of the tenant FOR UPDATE.
+func lockKey(ctx context.Context, q *db.Queries, tenantID int64, id string) (db.APIKey, error) {
+	if !validUUID(id) {
+		return db.APIKey{}, db.ErrNotFound
+	}
+	k, err := q.GetAPIKeyForUpdate(ctx, db.GetAPIKeyForUpdateParams{TenantID: tenantID, ID: id})
+	if err != nil {
+		return db.APIKey{}, db.Wrap(err)
+	}
+	if k.RevokedAt != nil {
+		return db.APIKey{}, ErrRevoked
+	}
+	return k, nil
+}
+
+func addSecret(ctx context.Context, q *db.Queries, k db.APIKey) (full, prefix string, err error) {
+	full, err = Generate(Environment(k.Environment))
+	if err != nil {
+		return "", "", err
+	}
+	p, err := Parse(full)
+	if err != nil {
+		return "", "", err
+	}
+	prefix = DisplayPrefix(p)
+	return full, prefix, q.CreateAPIKeySecret(ctx, db.CreateAPIKeySecretParams{KeyID: k.ID, TenantID: k.TenantID, Hash: Hash(full), Prefix: prefix})
+}
+
+func createParams(tenantID int64, c Config) db.CreateAPIKeyParams {
+	p := db.CreateAPIKeyParams{
+		TenantID: tenantID, Name: c.Name, Description: c.Description, Environment: string(c.Environment),
+		Scopes: c.Scopes, Sources: nonNil(c.Sources), IpAllowlist: nonNil(c.IPAllowlist), ExpiresAt: c.ExpiresAt,
+	}
+	if c.RateLimit != nil {
+		r, w := int32(c.RateLimit.Requests), int32(c.RateLimit.Window/time.Second)
+		p.RateLimitRequests, p.RateLimitWindowS = &r, &w
+	}
+	return p
+}
+
+// KeyRateLimit is the key's own limit, or nil for the plan's default.
+func KeyRateLimit(k db.APIKey) *RateLimit {
+	if k.RateLimitRequests == nil || k.RateLimitWindowS == nil {
+		return nil
+	}
+	return &RateLimit{Requests: int(*k.RateLimitRequests), Window: time.Duration(*k.RateLimitWindowS) * time.Second}
+}
+
+// ConfigOf reads a key row back into a Config (for the edit form).
+func ConfigOf(k db.APIKey) Config {
+	return Config{Name: k.Name, Description: k.Description, Environment: Environment(k.Environment),
+		Scopes: k.Scopes, Sources: k.Sources, IPAllowlist: k.IpAllowlist, RateLimit: KeyRateLimit(k), ExpiresAt: k.ExpiresAt}
+}
+
+type change struct {
+	From any `json:"from,omitempty"`
+	To   any `json:"to"`
+}
+
+// configDiff lists the configuration fields that differ between a and b.
+// It never includes a secret: keys rows hold none.
+func configDiff(a, b db.APIKey) map[string]any {
+	d := map[string]any{}
+	add := func(name string, x, y any, same bool) {
+		if !same {
+			d[name] = change{From: x, To: y}
+		}
+	}
+	rl := func(k db.APIKey) string {
+		if r := KeyRateLimit(k); r != nil {
+			return fmt.Sprintf("%d/%s", r.Requests, r.Window)
+		}
+		return "plan default"
+	}
+	exp := func(k db.APIKey) string {
+		if k.ExpiresAt == nil {
+			return "never"
+		}
+		return k.ExpiresAt.UTC().Format(time.RFC3339)
+	}
+	add("name", a.Name, b.Name, a.Name == b.Name)
+	add("description", a.Description, b.Description, a.Description == b.Description)
+	add("environment", a.Environment, b.Environment, a.Environment == b.Environment)
+	add("scopes", a.Scopes, b.Scopes, slices.Equal(a.Scopes, b.Scopes))
+	add("sources", a.Sources, b.Sources, slices.Equal(a.Sources, b.Sources))
+	add("ip_allowlist", a.IpAllowlist, b.IpAllowlist, slices.Equal(a.IpAllowlist, b.IpAllowlist))
+	add("rate_limit", rl(a), rl(b), rl(a) == rl(b))
+	add("expires_at", exp(a), exp(b), exp(a) == exp(b))
+	return d
+}
+
+func record(ctx context.Context, q *db.Queries, by audit.Actor, action string, k db.APIKey, diff map[string]any) error {
+	ev := by.Event(action, "api_key", k.ID, diff)
+	ev.TenantID = &k.TenantID
+	return audit.Record(ctx, q, ev)
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func validUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, c := range s {
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}
