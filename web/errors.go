@@ -6,10 +6,12 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
 	"keyward/db"
+	"keyward/web/api"
 	"keyward/web/apikey"
 	"keyward/web/auth"
 	"keyward/web/portal"
@@ -28,7 +30,10 @@ func problemFor(err error) (Problem, bool) {
 	var he *echo.HTTPError
 	var te *auth.ThrottledError
 	var fe *apikey.FieldError
+	var ae *api.Error
 	switch {
+	case errors.As(err, &ae):
+		return Problem{ae.Status, ae.Code, ae.Message}, true
 	case errors.As(err, &fe):
 		return Problem{http.StatusBadRequest, "Check your input", fe.Message}, true
 	case errors.Is(err, apikey.ErrRevoked):
@@ -83,6 +88,19 @@ func errorHandler(log *slog.Logger, p *portal.Handler) echo.HTTPErrorHandler {
 		var te *auth.ThrottledError
 		if errors.As(err, &te) {
 			c.Response().Header().Set("Retry-After", strconv.Itoa(int(te.RetryAfter.Seconds())))
+		}
+		var ae *api.Error
+		if errors.As(err, &ae) {
+			prob = Problem{Status: ae.Status, Title: ae.Code, Message: ae.Message}
+		}
+		if strings.HasPrefix(c.Request().URL.Path, "/api/") {
+			if ae == nil {
+				ae = &api.Error{Status: prob.Status, Code: api.CodeFor(prob.Status), Message: prob.Message}
+			}
+			if rerr := api.Fail(c, ae); rerr != nil {
+				log.Error("writing error envelope", "request_id", rid, "err", rerr)
+			}
+			return
 		}
 		if c.Request().Method == http.MethodHead {
 			_ = c.NoContent(prob.Status)

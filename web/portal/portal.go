@@ -36,7 +36,7 @@ type Handler struct {
 
 // Register mounts the portal routes on e.
 func (h *Handler) Register(e *echo.Echo) {
-	g := e.Group("",
+	stack := []echo.MiddlewareFunc{
 		middleware.BodyLimit("64K"),
 		noStore,
 		fetchMetadata,
@@ -51,7 +51,16 @@ func (h *Handler) Register(e *echo.Echo) {
 			CookieSameSite: http.SameSiteLaxMode,
 		}),
 		h.loadSession,
-	)
+	}
+	// The console JSON routes share the portal's session and CSRF stack, and
+	// refuse anything carrying an API key before even that.
+	console := e.Group("/api/v1/orgs", append([]echo.MiddlewareFunc{rejectAPIKeys}, append(stack, h.requireConsoleManager)...)...)
+	console.POST("/api-key/generate", h.handleConsoleGenerate)
+	console.POST("/api-key/rotate", h.handleConsoleRotate)
+	console.GET("/api-key", h.handleConsoleGet)
+	console.DELETE("/api-key", h.handleConsoleRevoke)
+
+	g := e.Group("", stack...)
 	g.GET("/", h.handleHome)
 	g.GET("/login", h.handleLoginForm)
 	g.POST("/login", h.handleLogin)
