@@ -11,6 +11,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"keyward/web/apikey"
 	"keyward/web/auth"
 	"keyward/web/webtest"
 )
@@ -169,5 +170,83 @@ func TestBrowserSignInWithMFA(t *testing.T) {
 	p.shot("06-api-keys")
 	if who := p.text(`.who`); !strings.Contains(who, "ann@acme.test") || !strings.Contains(who, "admin") {
 		t.Errorf("header shows %q", who)
+	}
+}
+
+// TestBrowserKeyLifecycle: an admin creates a key with a TOTP code, copies
+// it from the reveal-once panel, finds it in the list, rotates it with a
+// one-hour grace and revokes it.
+func TestBrowserKeyLifecycle(t *testing.T) {
+	e := webtest.New(t)
+	_, secret, _ := e.EnrolledUser(e.Tenant, "ann@acme.test", auth.RoleAdmin)
+	p := &page{t: t, ctx: browser(t), dir: screenshotDir(t), base: e.Server.URL}
+
+	p.do("sign in",
+		chromedp.Navigate(p.base+"/login"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=email]`), "ann@acme.test"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), webtest.Password),
+		chromedp.Submit(chromedp.CSS(`input[name=password]`)),
+		chromedp.WaitVisible(chromedp.CSS(`input[name=code]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name=code]`), e.NextCode(secret)),
+		chromedp.Submit(chromedp.CSS(`input[name=code]`)),
+		chromedp.WaitVisible(`//h1[text()="API keys"]`),
+		chromedp.Click(chromedp.CSS(`a.button.primary`)),
+		chromedp.WaitVisible(chromedp.CSS(`input[name=name]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name=name]`), "Checkout service"),
+		chromedp.Click(chromedp.CSS(`input[name=environment][value=production]`)),
+		chromedp.Click(chromedp.CSS(`input[name=preset][value=full_access]`)),
+		chromedp.SendKeys(chromedp.CSS(`textarea[name=ip_allowlist]`), "203.0.113.0/24"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=code]`), e.NextCode(secret)),
+	)
+	p.shot("10-create")
+	p.do("create", chromedp.Submit(chromedp.CSS(`input[name=code]`)), chromedp.WaitVisible(chromedp.CSS(`[data-testid=api-key-secret]`)))
+	p.shot("11-reveal")
+	key := p.text(`[data-testid=api-key-secret]`)
+	parsed, err := apikey.Parse(key)
+	if err != nil || parsed.Env != apikey.Production {
+		t.Fatalf("revealed key %q: %v", key, err)
+	}
+	if snippet := p.text(`pre`); !strings.Contains(snippet, "Authorization: Bearer "+key) {
+		t.Errorf("curl snippet: %q", snippet)
+	}
+
+	p.do("list", chromedp.Navigate(p.base+"/settings/developers/api-keys"), chromedp.WaitVisible(chromedp.CSS(`[data-testid=api-key-row]`)))
+	p.shot("12-list")
+	if got := p.text(`[data-testid=api-key-prefix]`); got != apikey.DisplayPrefix(parsed)+"…" {
+		t.Errorf("prefix in list = %q, want %q", got, apikey.DisplayPrefix(parsed))
+	}
+	if env, st := p.text(`[data-testid=api-key-environment]`), p.text(`[data-testid=api-key-status]`); env != "production" || !strings.EqualFold(st, "active") {
+		t.Errorf("row shows %q / %q", env, st)
+	}
+	if body := p.text(`body`); strings.Contains(body, key) {
+		t.Error("the list shows the full key")
+	}
+
+	p.do("rotate with 1h grace",
+		chromedp.Click(`//a[text()="Checkout service"]`),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=rotate-form]`)),
+		chromedp.SetValue(chromedp.CSS(`[data-testid=rotate-form] select[name=grace]`), "1h"),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=rotate-form] input[name=code]`), e.NextCode(secret)),
+		chromedp.Submit(chromedp.CSS(`[data-testid=rotate-form] input[name=code]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=api-key-secret]`)),
+	)
+	rotated := p.text(`[data-testid=api-key-secret]`)
+	if rotated == key {
+		t.Fatal("rotation revealed the old key")
+	}
+	p.do("back to the key", chromedp.Click(chromedp.CSS(`a.button.primary`)), chromedp.WaitVisible(chromedp.CSS(`[data-testid=revoke-form]`)))
+	p.shot("13-detail-after-rotate")
+	if secrets := p.text(`table`); !strings.Contains(secrets, "rotation grace") {
+		t.Errorf("secrets table after rotation: %q", secrets)
+	}
+
+	p.do("revoke",
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=revoke-form] input[name=code]`), e.NextCode(secret)),
+		chromedp.Submit(chromedp.CSS(`[data-testid=revoke-form] input[name=code]`)),
+		chromedp.WaitNotPresent(chromedp.CSS(`[data-testid=revoke-form]`)),
+	)
+	p.shot("14-detail-revoked")
+	if st := p.text(`[data-testid=api-key-status]`); !strings.EqualFold(st, "revoked") {
+		t.Errorf("status after revoke: %q", st)
 	}
 }

@@ -56,7 +56,7 @@ func (h *Handler) handleKeyCreate(c echo.Context) error {
 		return err
 	}
 	return render(c, http.StatusOK, views.KeyRevealPage(meta(c, "API key created", "api-keys"), views.RevealProps{
-		KeyID: key.ID, Name: key.Name, Environment: key.Environment, Secret: full, BaseURL: h.BaseURL,
+		KeyID: key.ID, Name: key.Name, Environment: key.Environment, Secret: full, BaseURL: h.baseURL(c),
 	}))
 }
 
@@ -179,6 +179,14 @@ func (h *Handler) handleKeyRotate(c echo.Context) error {
 		return err
 	}
 	return render(c, http.StatusOK, views.KeyRevealPage(meta(c, "New secret", "api-keys"), views.RevealProps{
-		KeyID: k.ID, Name: k.Name, Environment: k.Environment, Secret: full, BaseURL: h.BaseURL, Rotated: true,
+		KeyID: k.ID, Name: k.Name, Environment: k.Environment, Secret: full, BaseURL: h.baseURL(c), Rotated: true,
 	}))
+}
+
+// baseURL is the configured public URL, or the one this request came to.
+func (h *Handler) baseURL(c echo.Context) string {
+	if h.BaseURL != "" {
+		return h.BaseURL
+	}
+	return c.Scheme() + "://" + c.Request().Host
 }
