@@ -243,7 +243,9 @@ func TestBrowserKeyLifecycle(t *testing.T) {
 	p.do("revoke",
 		chromedp.SendKeys(chromedp.CSS(`[data-testid=revoke-form] input[name=code]`), e.NextCode(secret)),
 		chromedp.Submit(chromedp.CSS(`[data-testid=revoke-form] input[name=code]`)),
-		chromedp.WaitNotPresent(chromedp.CSS(`[data-testid=revoke-form]`)),
+		// Wait for the new page itself: the old one's form vanishes while
+		// the next page is still loading.
+		chromedp.WaitVisible(chromedp.CSS(`p.notice`)),
 	)
 	p.shot("14-detail-revoked")
 	if st := p.text(`[data-testid=api-key-status]`); !strings.EqualFold(st, "revoked") {
