@@ -124,6 +124,10 @@ func SetDisabled(ctx context.Context, q *db.Queries, tenantID int64, id string, 
 	if err != nil {
 		return err
 	}
+	if (k.DisabledAt != nil) == disabled {
+		state := map[bool]string{true: "disabled", false: "enabled"}[disabled]
+		return &FieldError{Field: "", Message: "The key is already " + state + "."}
+	}
 	var at *time.Time
 	action := "api_key.enabled"
 	if disabled {
@@ -153,7 +157,7 @@ func Revoke(ctx context.Context, q *db.Queries, tenantID int64, id string, by au
 
 // lockKey loads a live key of the tenant FOR UPDATE.
 func lockKey(ctx context.Context, q *db.Queries, tenantID int64, id string) (db.APIKey, error) {
-	if !validUUID(id) {
+	if !ValidID(id) {
 		return db.APIKey{}, db.ErrNotFound
 	}
 	k, err := q.GetAPIKeyForUpdate(ctx, db.GetAPIKeyForUpdateParams{TenantID: tenantID, ID: id})
@@ -255,7 +259,9 @@ func nonNil(s []string) []string {
 	return s
 }
 
-func validUUID(s string) bool {
+// ValidID reports whether s has the shape of a key id (a UUID), so a
+// malformed id is "not found" without asking the database.
+func ValidID(s string) bool {
 	if len(s) != 36 {
 		return false
 	}

@@ -78,6 +78,9 @@ func bindConsole(c echo.Context) (consoleRequest, error) {
 		}
 		return req, &api.Error{Status: http.StatusBadRequest, Code: api.CodeValidation, Message: "The body is not valid JSON for this route: " + err.Error()}
 	}
+	if dec.More() {
+		return req, &api.Error{Status: http.StatusBadRequest, Code: api.CodeValidation, Message: "The body must hold one JSON object and nothing after it."}
+	}
 	return req, nil
 }
 
@@ -143,7 +146,7 @@ func (h *Handler) keyView(c echo.Context, k db.APIKey) (keyView, error) {
 }
 
 func (h *Handler) getKeyByID(c echo.Context, tenantID int64, id string) (db.APIKey, error) {
-	if len(id) != 36 {
+	if !apikey.ValidID(id) {
 		return db.APIKey{}, consoleError(db.ErrNotFound)
 	}
 	k, err := h.Store.GetAPIKey(c.Request().Context(), db.GetAPIKeyParams{TenantID: tenantID, ID: id})

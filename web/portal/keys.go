@@ -58,7 +58,7 @@ func (h *Handler) handleKeysList(c echo.Context) error {
 		status = ""
 	}
 	page, _ := strconv.Atoi(c.QueryParam("page"))
-	page = max(page, 1)
+	page = min(max(page, 1), 100_000) // keeps the offset far from int32 overflow
 	keys, err := h.Store.ListAPIKeysByTenant(ctx, db.ListAPIKeysByTenantParams{
 		TenantID: st.tenant.ID, Environment: env, Status: status, Lim: keysPerPage + 1, Off: int32((page - 1) * keysPerPage),
 	})
@@ -134,7 +134,7 @@ func listURL(env, status string, page int) string {
 func (h *Handler) loadKey(c echo.Context) (db.APIKey, error) {
 	st := getState(c)
 	id := c.Param("id")
-	if len(id) != 36 {
+	if !apikey.ValidID(id) {
 		return db.APIKey{}, db.ErrNotFound
 	}
 	k, err := h.Store.GetAPIKey(c.Request().Context(), db.GetAPIKeyParams{TenantID: st.tenant.ID, ID: id})

@@ -115,7 +115,10 @@ func (h *Handler) keyOp(c echo.Context, form, done string, op func(q *db.Queries
 	err = h.Auth.CheckCode(c.Request().Context(), *st.user, c.FormValue("code"), actor(c, st), func(q *db.Queries, _ bool) error {
 		return op(q, st.tenant.ID, k.ID)
 	})
-	if msg, _, status, ok := opError(c, err); ok {
+	if msg, field, status, ok := opError(c, err); ok {
+		if field != "code" {
+			form = "" // not about this form's code: shown at the top of the page
+		}
 		return h.renderKeyDetail(c, status, form, msg, "")
 	} else if err != nil {
 		return err

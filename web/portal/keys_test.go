@@ -197,8 +197,13 @@ func TestKeyOperationsNeedCSRFAndStayInTenant(t *testing.T) {
 	if r := g.c.Get("/settings/developers/api-keys"); strings.Contains(r.Body, "Worker") {
 		t.Error("another tenant's list shows the key")
 	}
-	if r := a.c.Get("/settings/developers/api-keys/not-a-uuid"); r.Status != http.StatusNotFound {
-		t.Errorf("malformed id: %d", r.Status)
+	for _, bad := range []string{"not-a-uuid", "zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz"} {
+		if r := a.c.Get("/settings/developers/api-keys/" + bad); r.Status != http.StatusNotFound {
+			t.Errorf("malformed id %s: %d", bad, r.Status)
+		}
+	}
+	if r := a.c.Get("/settings/developers/api-keys?page=100000000"); r.Status != http.StatusOK {
+		t.Errorf("huge page number: %d", r.Status)
 	}
 	if n := count(t, e, `SELECT count(*) FROM api_keys WHERE revoked_at IS NULL`); n != 1 {
 		t.Error("the key was revoked")
@@ -214,6 +219,9 @@ func TestDisableEnableRevoke(t *testing.T) {
 	}
 	if r := a.c.Get("/settings/developers/api-keys?status=disabled"); strings.Count(r.Body, `data-testid="api-key-row"`) != 1 {
 		t.Error("the disabled filter does not show the key")
+	}
+	if r := a.op(id, "disable", url.Values{}); r.Status != http.StatusBadRequest || !strings.Contains(r.Body, "already disabled") {
+		t.Fatalf("disable twice: %d", r.Status)
 	}
 	if r := a.op(id, "enable", url.Values{"code": {wrongCode(e, a.secret)}}); r.Status != http.StatusUnauthorized {
 		t.Fatalf("enable with a wrong code: %d", r.Status)
