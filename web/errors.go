@@ -89,10 +89,8 @@ func errorHandler(log *slog.Logger, p *portal.Handler) echo.HTTPErrorHandler {
 		if errors.As(err, &te) {
 			c.Response().Header().Set("Retry-After", strconv.Itoa(int(te.RetryAfter.Seconds())))
 		}
-		var ae *api.Error
-		if errors.As(err, &ae) {
-			prob = Problem{Status: ae.Status, Title: ae.Code, Message: ae.Message}
-		}
+		var ae *api.Error // problemFor already turned it into prob; JSON wants its code
+		errors.As(err, &ae)
 		if strings.HasPrefix(c.Request().URL.Path, "/api/") {
 			if ae == nil {
 				ae = &api.Error{Status: prob.Status, Code: api.CodeFor(prob.Status), Message: prob.Message}
