@@ -38,6 +38,26 @@ type APIKeySecret struct {
 	ExpiresAt *time.Time
 }
 
+type ApiKeyIp struct {
+	KeyID       string
+	TenantID    int64
+	Ip          string
+	FirstSeenAt time.Time
+}
+
+type ApiRequestLog struct {
+	ID        int64
+	TenantID  int64
+	KeyID     string
+	Method    string
+	Path      string
+	Status    int32
+	Ip        string
+	LatencyUs int64
+	RequestID string
+	At        time.Time
+}
+
 type AuditChainHead struct {
 	ChainID int64
 	Seq     int64
@@ -67,6 +87,28 @@ type AuthThrottle struct {
 	Failures    int32
 	WindowStart time.Time
 	LockedUntil *time.Time
+}
+
+type Event struct {
+	ID          string
+	TenantID    int64
+	Environment string
+	Source      string
+	Type        string
+	OccurredAt  time.Time
+	ReceivedAt  time.Time
+	Data        []byte
+	KeyID       string
+}
+
+type IdempotencyKey struct {
+	TenantID    int64
+	Environment string
+	Key         string
+	RequestHash []byte
+	Status      int32
+	Body        []byte
+	CreatedAt   time.Time
 }
 
 type RecoveryCode struct {

@@ -246,7 +246,13 @@ func configDiff(a, b db.APIKey) map[string]any {
 	return d
 }
 
+// record writes the operation's audit event and tells every running
+// instance to drop the key from its verification cache. Both go through q,
+// so the notification is delivered exactly when the change commits.
 func record(ctx context.Context, q *db.Queries, by audit.Actor, action string, k db.APIKey, diff map[string]any) error {
+	if err := q.NotifyAPIKeyChanged(ctx, k.ID); err != nil {
+		return err
+	}
 	ev := by.Event(action, "api_key", k.ID, diff)
 	ev.TenantID = &k.TenantID
 	return audit.Record(ctx, q, ev)

@@ -1,0 +1,241 @@
+package apikey
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"net/netip"
+	"slices"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"keyward/db"
+	"keyward/web/auth"
+	"keyward/web/metrics"
+)
+
+// Verification errors. Each maps to one row of SPEC's error table.
+var (
+	// ErrInvalid: malformed, bad checksum, or no such key.
+	ErrInvalid = errors.New("apikey: invalid key")
+	// ErrDisabled: the key is disabled.
+	ErrDisabled = errors.New("apikey: key disabled")
+	// ErrExpired: the key's expiry has passed.
+	ErrExpired = errors.New("apikey: key expired")
+	// ErrRotated: this secret was rotated out and its grace window ended.
+	ErrRotated = errors.New("apikey: secret rotated out")
+	// ErrRevokedKey: the key is revoked.
+	ErrRevokedKey = errors.New("apikey: key revoked")
+)
+
+// Principal is a stored key as the public API sees it, read once and then
+// served from the cache. It is never changed after it is built.
+type Principal struct {
+	KeyID       string
+	Name        string
+	Prefix      string
+	TenantID    int64
+	TenantSlug  string
+	Plan        string
+	Environment Environment
+	Scopes      []string
+	// Sources the key may use; empty means any.
+	Sources []string
+	// IPAllowlist; empty means any address.
+	IPAllowlist []netip.Prefix
+	// RateLimit is the effective limit; KeyOverride tells whether the key
+	// sets it or the plan does.
+	RateLimit   RateLimit
+	KeyOverride bool
+	CreatedAt   time.Time
+	ExpiresAt   *time.Time
+	DisabledAt  *time.Time
+	RevokedAt   *time.Time
+	// SecretExpiresAt is when the presented secret stops working (a
+	// rotation's grace window), nil while it is current.
+	SecretExpiresAt *time.Time
+}
+
+// Check applies the status rules at now, revocation first.
+func (p *Principal) Check(now time.Time) error {
+	switch {
+	case p.RevokedAt != nil:
+		return ErrRevokedKey
+	case p.DisabledAt != nil:
+		return ErrDisabled
+	case p.ExpiresAt != nil && !p.ExpiresAt.After(now):
+		return ErrExpired
+	case p.SecretExpiresAt != nil && !p.SecretExpiresAt.After(now):
+		return ErrRotated
+	}
+	return nil
+}
+
+// HasScope reports whether the key holds scope.
+func (p *Principal) HasScope(scope string) bool { return slices.Contains(p.Scopes, scope) }
+
+// AllowsSource reports whether the key may use source.
+func (p *Principal) AllowsSource(source string) bool {
+	return len(p.Sources) == 0 || slices.Contains(p.Sources, source)
+}
+
+// AllowsIP reports whether ip is in the allowlist (or there is none).
+func (p *Principal) AllowsIP(ip netip.Addr) bool {
+	if len(p.IPAllowlist) == 0 {
+		return true
+	}
+	ip = ip.Unmap()
+	for _, n := range p.IPAllowlist {
+		if n.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// PlanLimit is a plan's default rate limit.
+func PlanLimit(plan string) RateLimit {
+	return RateLimit{Requests: auth.Plans[plan], Window: time.Hour}
+}
+
+// Verifier checks presented keys. A key that parses is looked up by its
+// SHA-256 in a bounded in-process cache, and only on a miss in Postgres;
+// changes reach the cache through Listen. It never writes.
+type Verifier struct {
+	q     *db.Queries
+	cache *cache
+	group singleflight.Group
+	// Now is the clock the status checks read; tests move it.
+	Now func() time.Time
+}
+
+// VerifierOptions size the cache.
+type VerifierOptions struct {
+	// MaxEntries bounds the cache (default 100,000).
+	MaxEntries int
+	// TTL is how long a found key is trusted without a notification
+	// (default 60 s): the safety net for a missed NOTIFY.
+	TTL time.Duration
+	// NegativeTTL is how long an unknown key is remembered (default 5 s).
+	NegativeTTL time.Duration
+}
+
+// NewVerifier returns a verifier reading through q.
+func NewVerifier(q *db.Queries, o VerifierOptions) *Verifier {
+	if o.MaxEntries <= 0 {
+		o.MaxEntries = 100_000
+	}
+	if o.TTL <= 0 {
+		o.TTL = time.Minute
+	}
+	if o.NegativeTTL <= 0 {
+		o.NegativeTTL = 5 * time.Second
+	}
+	return &Verifier{q: q, cache: newCache(o.MaxEntries, o.TTL, o.NegativeTTL), Now: time.Now}
+}
+
+// Verify checks raw: shape and checksum first, with no database work, then
+// the cache, then Postgres, then the key's status at v.Now(). On a status
+// error the principal is returned too, so the caller can log the refusal
+// against the key's tenant.
+func (v *Verifier) Verify(ctx context.Context, raw string) (*Principal, error) {
+	if _, err := Parse(raw); err != nil {
+		metrics.Verifications.WithLabelValues("malformed").Inc()
+		return nil, ErrInvalid
+	}
+	h := sha256.Sum256([]byte(raw))
+	now := v.Now()
+	p, found, hit := v.cache.get(h, now)
+	if !hit {
+		metrics.CacheLookups.WithLabelValues("miss").Inc()
+		var err error
+		p, err = v.load(ctx, h, now)
+		if err != nil {
+			metrics.Verifications.WithLabelValues("error").Inc()
+			return nil, err
+		}
+		found = p != nil
+	} else {
+		metrics.CacheLookups.WithLabelValues("hit").Inc()
+	}
+	if !found {
+		metrics.Verifications.WithLabelValues("unknown").Inc()
+		return nil, ErrInvalid
+	}
+	if err := p.Check(now); err != nil {
+		metrics.Verifications.WithLabelValues(outcomeOf(err)).Inc()
+		return p, err
+	}
+	metrics.Verifications.WithLabelValues("ok").Inc()
+	return p, nil
+}
+
+// load reads one key from Postgres, once however many requests miss on it
+// at the same moment, and caches the answer (found or not).
+func (v *Verifier) load(ctx context.Context, h [32]byte, now time.Time) (*Principal, error) {
+	gen := v.cache.generation()
+	res, err, _ := v.group.Do(string(h[:]), func() (any, error) {
+		row, err := v.q.GetKeyForVerify(ctx, h[:])
+		if errors.Is(db.Wrap(err), db.ErrNotFound) {
+			v.cache.put(h, nil, gen, now)
+			return (*Principal)(nil), nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		p := principalOf(row)
+		v.cache.put(h, p, gen, now)
+		return p, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res.(*Principal), nil
+}
+
+// Invalidate drops every cached secret of the key keyID.
+func (v *Verifier) Invalidate(keyID string) { v.cache.dropKey(keyID) }
+
+// InvalidateAll empties the cache, for when notifications may have been
+// missed.
+func (v *Verifier) InvalidateAll() { v.cache.dropAll() }
+
+func principalOf(r db.GetKeyForVerifyRow) *Principal {
+	k := r.APIKey
+	p := &Principal{
+		KeyID: k.ID, Name: k.Name, Prefix: r.Prefix, TenantID: k.TenantID, TenantSlug: r.TenantSlug, Plan: r.TenantPlan,
+		Environment: Environment(k.Environment), Scopes: k.Scopes, Sources: k.Sources,
+		CreatedAt: k.CreatedAt, ExpiresAt: k.ExpiresAt, DisabledAt: k.DisabledAt, RevokedAt: k.RevokedAt,
+		SecretExpiresAt: r.SecretExpiresAt, RateLimit: PlanLimit(r.TenantPlan),
+	}
+	if rl := KeyRateLimit(k); rl != nil {
+		p.RateLimit, p.KeyOverride = *rl, true
+	}
+	for _, c := range k.IpAllowlist {
+		if n, err := netip.ParsePrefix(c); err == nil {
+			p.IPAllowlist = append(p.IPAllowlist, n.Masked())
+		} else if a, err := netip.ParseAddr(c); err == nil {
+			p.IPAllowlist = append(p.IPAllowlist, netip.PrefixFrom(a, a.BitLen()))
+		} else {
+			// Normalize stores only valid CIDRs; an unreadable entry must
+			// not widen the list, so it matches nothing.
+			p.IPAllowlist = append(p.IPAllowlist, netip.Prefix{})
+		}
+	}
+	return p
+}
+
+func outcomeOf(err error) string {
+	switch err {
+	case ErrDisabled:
+		return "disabled"
+	case ErrExpired:
+		return "expired"
+	case ErrRotated:
+		return "rotated"
+	case ErrRevokedKey:
+		return "revoked"
+	}
+	return "error"
+}
