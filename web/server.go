@@ -8,18 +8,25 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"keyward/db"
 	"keyward/static"
+	"keyward/web/apikey"
 	"keyward/web/auth"
 	"keyward/web/keyring"
+	"keyward/web/metrics"
 	"keyward/web/mfa"
 	"keyward/web/portal"
+	"keyward/web/publicapi"
+	"keyward/web/ratelimit"
 	"keyward/web/session"
+	"keyward/web/usage"
 )
 
 // Config is what the server needs to know about its deployment.
@@ -32,6 +39,12 @@ type Config struct {
 	Issuer string
 	// BaseURL is the portal's public URL.
 	BaseURL string
+	// APIHosts binds public-API host names to environments.
+	APIHosts apikey.Hosts
+	// Limiter keeps the keys' rate limits; nil means in this process.
+	Limiter ratelimit.Limiter
+	// Verifier sizes the key cache; zero values take the defaults.
+	Verifier apikey.VerifierOptions
 }
 
 // App is the built application.
@@ -40,7 +53,24 @@ type App struct {
 	Sessions *session.Store
 	Auth     *auth.Service
 	MFA      *mfa.Service
+	Verifier *apikey.Verifier
+	Usage    *usage.Recorder
+	store    *db.Store
+	log      *slog.Logger
 }
+
+// Start subscribes the key cache to key changes and starts the usage
+// buffers' flush loops. Serve requests only after it returns.
+func (a *App) Start(ctx context.Context) error {
+	if err := a.Verifier.Listen(ctx, a.store.Pool, a.log); err != nil {
+		return err
+	}
+	a.Usage.Start()
+	return nil
+}
+
+// Close flushes the usage buffers, after the server has drained.
+func (a *App) Close(ctx context.Context) { a.Usage.Close(ctx) }
 
 // Build makes every service from the configuration, the store and the
 // master key, and mounts them on one router. main and the tests share it, so
@@ -53,11 +83,18 @@ func Build(cfg Config, store *db.Store, ring *keyring.Ring) (*App, error) {
 	sessions := session.New(store.Queries, ring.Key(keyring.PurposeCookie), cfg.Production)
 	authSvc := &auth.Service{Store: store, MFA: mfaSvc, Now: time.Now}
 	ph := &portal.Handler{Store: store, Sessions: sessions, Auth: authSvc, MFA: mfaSvc, Secure: cfg.Production, BaseURL: cfg.BaseURL}
-	return &App{Echo: New(cfg, store, ph), Sessions: sessions, Auth: authSvc, MFA: mfaSvc}, nil
+	if cfg.Limiter == nil {
+		cfg.Limiter = ratelimit.NewMemory()
+	}
+	ver := apikey.NewVerifier(store.Queries, cfg.Verifier)
+	rec := usage.New(store, cfg.Logger)
+	pub := &publicapi.Handler{Store: store, Verifier: ver, Limiter: cfg.Limiter, Usage: rec, Hosts: cfg.APIHosts, Now: time.Now}
+	return &App{Echo: New(cfg, store, ph, pub), Sessions: sessions, Auth: authSvc, MFA: mfaSvc,
+		Verifier: ver, Usage: rec, store: store, log: cfg.Logger}, nil
 }
 
 // New returns the application's router.
-func New(cfg Config, store *db.Store, p *portal.Handler) *echo.Echo {
+func New(cfg Config, store *db.Store, p *portal.Handler, pub *publicapi.Handler) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
@@ -83,8 +120,10 @@ func New(cfg Config, store *db.Store, p *portal.Handler) *echo.Echo {
 		return c.String(http.StatusOK, "ok\n")
 	})
 	e.StaticFS("/static", static.FS)
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{})))
 
 	p.Register(e)
+	pub.Register(e)
 	return e
 }
 
@@ -124,8 +163,9 @@ func securityHeaders(production bool) echo.MiddlewareFunc {
 	return middleware.SecureWithConfig(cfg)
 }
 
-// requestLogger writes one JSON line per request. It logs the path without
-// the query string, and never headers or bodies, so no secret reaches a log.
+// requestLogger writes one JSON line per request and counts it by route
+// pattern and status. It logs the path without the query string, and never
+// headers or bodies, so no secret reaches a log.
 func requestLogger(log *slog.Logger) echo.MiddlewareFunc {
 	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
 		LogStatus: true, LogURIPath: true, LogMethod: true, LogLatency: true,
@@ -140,6 +180,17 @@ func requestLogger(log *slog.Logger) echo.MiddlewareFunc {
 				slog.Duration("latency", v.Latency),
 				slog.String("ip", v.RemoteIP),
 			)
+			route := v.RoutePath
+			if route == "" {
+				route = "unmatched" // bounded label set: never the raw path
+			}
+			method := v.Method
+			switch method {
+			case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+			default:
+				method = "other"
+			}
+			metrics.Requests.WithLabelValues(route, method, strconv.Itoa(v.Status)).Inc()
 			return nil
 		},
 	})

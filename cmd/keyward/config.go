@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"keyward/web/keyring"
 )
@@ -24,6 +25,9 @@ type config struct {
 	Mode           string
 	BaseURL        string
 	TrustedProxies string
+	APIHosts       string
+	RedisURL       string
+	LogRetention   time.Duration
 }
 
 func env(name, def string) string {
@@ -47,6 +51,13 @@ func (c *config) serveFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.SecretKey, "secret-key", "", "encrypts TOTP secrets and signs cookies; generated into the data dir in development, required in production (KEYWARD_SECRET_KEY)")
 	fs.StringVar(&c.BaseURL, "base-url", env("KEYWARD_BASE_URL", ""), "public URL of the portal (KEYWARD_BASE_URL; default derived from the listen address)")
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", env("KEYWARD_TRUSTED_PROXIES", ""), "comma-separated CIDRs whose X-Forwarded-For is believed (KEYWARD_TRUSTED_PROXIES)")
+	fs.StringVar(&c.APIHosts, "api-hosts", env("KEYWARD_API_HOSTS", ""), "host=environment,… binding for the public API; unset serves every environment (KEYWARD_API_HOSTS)")
+	fs.StringVar(&c.RedisURL, "redis-url", "", "Redis URL for rate limits shared across instances; unset keeps them in memory (KEYWARD_REDIS_URL)")
+	retention, err := time.ParseDuration(env("KEYWARD_REQUEST_LOG_RETENTION", "720h"))
+	if err != nil {
+		retention = -1 // reported by validate
+	}
+	fs.DurationVar(&c.LogRetention, "request-log-retention", retention, "how long API request logs are kept (KEYWARD_REQUEST_LOG_RETENTION)")
 }
 
 func (c *config) production() bool { return c.Mode == "production" }
@@ -59,6 +70,12 @@ func (c *config) validate() error {
 	}
 	if c.SecretKey == "" {
 		c.SecretKey = os.Getenv("KEYWARD_SECRET_KEY")
+	}
+	if c.RedisURL == "" {
+		c.RedisURL = os.Getenv("KEYWARD_REDIS_URL")
+	}
+	if c.LogRetention < 0 {
+		return fmt.Errorf("KEYWARD_REQUEST_LOG_RETENTION must be a duration such as 720h, not %q", os.Getenv("KEYWARD_REQUEST_LOG_RETENTION"))
 	}
 	if c.Mode != "development" && c.Mode != "production" {
 		return fmt.Errorf("KEYWARD_MODE must be development or production, not %q", c.Mode)

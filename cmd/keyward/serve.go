@@ -12,10 +12,15 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"keyward/db"
 	"keyward/web"
+	"keyward/web/apikey"
 	"keyward/web/audit"
 	"keyward/web/auth"
+	"keyward/web/events"
+	"keyward/web/ratelimit"
 	"keyward/web/session"
 )
 
@@ -37,6 +42,15 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, log 
 	if err != nil {
 		return err
 	}
+	hosts, err := apikey.ParseHosts(cfg.APIHosts)
+	if err != nil {
+		return err
+	}
+	limiter, closeRedis, err := rateLimiter(ctx, cfg.RedisURL, log)
+	if err != nil {
+		return err
+	}
+	defer closeRedis()
 	// Bind first: a taken port should fail before a database is started.
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -51,8 +65,15 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, log 
 
 	app, err := web.Build(web.Config{
 		Production: cfg.production(), TrustedProxies: proxies, Logger: log, Issuer: issuer(cfg), BaseURL: cfg.baseURL(),
+		APIHosts: hosts, Limiter: limiter,
 	}, store, ring)
 	if err != nil {
+		ln.Close()
+		return err
+	}
+	appCtx, stopApp := context.WithCancel(context.Background())
+	defer stopApp()
+	if err := app.Start(appCtx); err != nil {
 		ln.Close()
 		return err
 	}
@@ -63,7 +84,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, log 
 		}
 	}
 
-	go cleanupLoop(ctx, store, app.Sessions, log)
+	go cleanupLoop(ctx, store, app.Sessions, cfg.LogRetention, log)
 	srv := app.Echo.Server
 	srv.Handler = app.Echo
 	errc := make(chan error, 1)
@@ -86,6 +107,8 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, log 
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	// Every request has finished: write what the usage buffers still hold.
+	app.Close(shutCtx)
 	log.Info("stopped")
 	return nil
 }
@@ -98,9 +121,31 @@ func issuer(cfg config) string {
 	return "Keyward"
 }
 
-// cleanupLoop deletes ended sessions and stale throttle counters every ten
+// rateLimiter is Redis's when a URL is given, checked with a ping so a
+// wrong URL fails at start, and otherwise in process.
+func rateLimiter(ctx context.Context, redisURL string, log *slog.Logger) (ratelimit.Limiter, func(), error) {
+	if redisURL == "" {
+		return ratelimit.NewMemory(), func() {}, nil
+	}
+	opt, err := redis.ParseURL(redisURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("KEYWARD_REDIS_URL: %w", err)
+	}
+	rdb := redis.NewClient(opt)
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		rdb.Close()
+		return nil, nil, fmt.Errorf("KEYWARD_REDIS_URL: cannot reach Redis at %s: %w", opt.Addr, err)
+	}
+	log.Info("rate limits are shared through Redis", "addr", opt.Addr)
+	return ratelimit.NewRedis(rdb, log), func() { rdb.Close() }, nil
+}
+
+// cleanupLoop deletes ended sessions, stale throttle counters, expired
+// idempotency keys and request logs past their retention, every ten
 // minutes.
-func cleanupLoop(ctx context.Context, store *db.Store, sessions *session.Store, log *slog.Logger) {
+func cleanupLoop(ctx context.Context, store *db.Store, sessions *session.Store, retention time.Duration, log *slog.Logger) {
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
 	for {
@@ -115,6 +160,12 @@ func cleanupLoop(ctx context.Context, store *db.Store, sessions *session.Store, 
 			}
 			if _, err := store.DeleteStaleThrottles(ctx); err != nil {
 				log.Error("deleting stale throttle counters", "err", err)
+			}
+			if _, err := events.ExpireIdempotencyKeys(ctx, store.Queries, time.Now()); err != nil {
+				log.Error("deleting expired idempotency keys", "err", err)
+			}
+			if _, err := store.DeleteOldRequestLogs(ctx, time.Now().Add(-retention)); err != nil {
+				log.Error("deleting old request logs", "err", err)
 			}
 		}
 	}

@@ -21,6 +21,18 @@ const (
 	CodeTooLarge     = "PAYLOAD_TOO_LARGE"
 	CodeUnsupported  = "UNSUPPORTED_MEDIA_TYPE"
 	CodeInternal     = "INTERNAL"
+
+	// Public API key checks (SPEC.md's table).
+	CodeKeyDisabled         = "KEY_DISABLED"
+	CodeKeyExpired          = "KEY_EXPIRED"
+	CodeKeyRevoked          = "KEY_REVOKED"
+	CodeTenantMismatch      = "TENANT_MISMATCH"
+	CodeEnvironmentMismatch = "ENVIRONMENT_MISMATCH"
+	CodeIPNotAllowed        = "IP_NOT_ALLOWED"
+
+	// Idempotent ingestion.
+	CodeIdempotencyInFlight = "IDEMPOTENCY_KEY_IN_USE"
+	CodeIdempotencyReused   = "IDEMPOTENCY_KEY_REUSED"
 )
 
 // Envelope is every JSON response's shape.
@@ -32,10 +44,19 @@ type Envelope struct {
 
 // ErrorBody says what went wrong.
 type ErrorBody struct {
-	Code      string `json:"code"`
-	Message   string `json:"message"`
-	Field     string `json:"field,omitempty"`
-	RequestID string `json:"request_id"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+	// Details lists every field problem of a request that had several,
+	// such as a batch.
+	Details   []Detail `json:"details,omitempty"`
+	RequestID string   `json:"request_id"`
+}
+
+// Detail is one field problem.
+type Detail struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
 }
 
 // Error is an error that already knows its status, code and message.
@@ -44,6 +65,7 @@ type Error struct {
 	Code    string
 	Message string
 	Field   string
+	Details []Detail
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -56,7 +78,7 @@ func OK(c echo.Context, status int, data any) error {
 // Fail writes the error envelope with the request's id.
 func Fail(c echo.Context, e *Error) error {
 	return c.JSON(e.Status, Envelope{Error: &ErrorBody{
-		Code: e.Code, Message: e.Message, Field: e.Field,
+		Code: e.Code, Message: e.Message, Field: e.Field, Details: e.Details,
 		RequestID: c.Response().Header().Get(echo.HeaderXRequestID),
 	}})
 }

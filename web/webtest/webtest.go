@@ -59,8 +59,16 @@ func New(t testing.TB) *Env {
 		t.Fatal(err)
 	}
 	app.MFA.Now = clock.Now
+	ctx, stop := context.WithCancel(context.Background())
+	if err := app.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewServer(app.Echo)
-	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		srv.Close()
+		app.Close(context.Background())
+		stop()
+	})
 	e := &Env{T: t, App: app, Store: store, Server: srv, Clock: clock, Logs: logs}
 	e.Tenant = e.NewTenant("acme")
 	return e

@@ -1,0 +1,306 @@
+// Package events owns the data API consumers send: validation, ingestion
+// with idempotency, and reads. Every function takes the (tenant,
+// environment) partition of the calling key and touches nothing outside
+// it. It must not import echo.
+package events
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"keyward/db"
+)
+
+// Limits of the ingestion API.
+const (
+	MaxBatch        = 500
+	MaxBody         = 1 << 20 // bytes
+	IdempotencyTTL  = 24 * time.Hour
+	MaxIdemKeyLen   = 255
+	MaxFutureSkew   = time.Hour
+	DefaultPageSize = 50
+	MaxPageSize     = 100
+)
+
+// Errors of ingestion.
+var (
+	// ErrInFlight: a request with the same idempotency key is still running.
+	ErrInFlight = errors.New("events: a request with this Idempotency-Key is still in progress")
+	// ErrKeyReused: the idempotency key was used with a different body.
+	ErrKeyReused = errors.New("events: this Idempotency-Key was used with a different request body")
+)
+
+// FieldError names the field that is wrong and what to do.
+type FieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+
+// FieldErrors is every problem of a batch, so one report covers the job.
+type FieldErrors []*FieldError
+
+func (e FieldErrors) Error() string {
+	parts := make([]string, len(e))
+	for i, f := range e {
+		parts[i] = f.Error()
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Partition is where a key's data lives, and which key acts.
+type Partition struct {
+	TenantID    int64
+	Environment string
+	KeyID       string
+}
+
+// Input is an event as a client sends it.
+type Input struct {
+	Source     string          `json:"source"`
+	Type       string          `json:"type"`
+	OccurredAt string          `json:"occurred_at"`
+	Data       json.RawMessage `json:"data"`
+}
+
+// Event is a stored event.
+type Event struct {
+	ID         string          `json:"id"`
+	Source     string          `json:"source"`
+	Type       string          `json:"type"`
+	OccurredAt time.Time       `json:"occurred_at"`
+	ReceivedAt time.Time       `json:"received_at"`
+	Data       json.RawMessage `json:"data"`
+}
+
+var nameRe = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._:-]{0,99}$`)
+
+// ParseOne reads the body of POST /events.
+func ParseOne(body []byte) (Input, error) {
+	var in Input
+	if err := decode(body, &in); err != nil {
+		return Input{}, err
+	}
+	return in, nil
+}
+
+// ParseBatch reads the body of POST /events/batch: {"events": [...]}.
+func ParseBatch(body []byte) ([]Input, error) {
+	var b struct {
+		Events []Input `json:"events"`
+	}
+	if err := decode(body, &b); err != nil {
+		return nil, err
+	}
+	switch {
+	case b.Events == nil:
+		return nil, &FieldError{"events", "Send a JSON object with an \"events\" array."}
+	case len(b.Events) == 0:
+		return nil, &FieldError{"events", "The batch is empty: send between 1 and 500 events."}
+	case len(b.Events) > MaxBatch:
+		return nil, &FieldError{"events", fmt.Sprintf("The batch has %d events; at most %d are accepted per request.", len(b.Events), MaxBatch)}
+	}
+	return b.Events, nil
+}
+
+func decode(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &te):
+			return &FieldError{te.Field, fmt.Sprintf("Expected %s here.", te.Type)}
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			return &FieldError{f, "Unknown field: the accepted fields are source, type, occurred_at and data."}
+		case errors.As(err, &se), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+			return &FieldError{"body", "The body is not valid JSON."}
+		}
+		return &FieldError{"body", "The body is not valid JSON: " + err.Error()}
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return &FieldError{"body", "The body must hold exactly one JSON value."}
+	}
+	return nil
+}
+
+// Validate checks one input and returns the event to store, received at
+// now. field prefixes the field names ("" or "events[3].").
+func (in Input) Validate(field string, now time.Time) (Event, FieldErrors) {
+	var errs FieldErrors
+	bad := func(f, msg string) { errs = append(errs, &FieldError{field + f, msg}) }
+	if !nameRe.MatchString(in.Source) {
+		bad("source", "Required: 1–100 letters, digits, '.', '_', ':' or '-', starting with a letter or digit.")
+	}
+	if !nameRe.MatchString(in.Type) {
+		bad("type", "Required: 1–100 letters, digits, '.', '_', ':' or '-', starting with a letter or digit.")
+	}
+	var at time.Time
+	if in.OccurredAt == "" {
+		bad("occurred_at", "Required: an RFC 3339 time such as 2026-01-02T15:04:05Z.")
+	} else if t, err := time.Parse(time.RFC3339Nano, in.OccurredAt); err != nil {
+		bad("occurred_at", fmt.Sprintf("%q is not an RFC 3339 time such as 2026-01-02T15:04:05Z.", in.OccurredAt))
+	} else if t.After(now.Add(MaxFutureSkew)) {
+		bad("occurred_at", "This time is more than an hour in the future: check the sender's clock.")
+	} else {
+		at = t.UTC()
+	}
+	data := in.Data
+	if len(data) == 0 || string(data) == "null" {
+		data = json.RawMessage("{}")
+	} else if data[0] != '{' {
+		bad("data", "Must be a JSON object, such as {\"amount\": 42}.")
+	}
+	if len(errs) > 0 {
+		return Event{}, errs
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		panic(err) // crypto/rand never fails
+	}
+	return Event{ID: id.String(), Source: in.Source, Type: in.Type, OccurredAt: at, ReceivedAt: now.UTC(), Data: data}, nil
+}
+
+// Response is what an ingestion request answered, stored for replays.
+type Response struct {
+	Status   int
+	Body     []byte
+	Replayed bool
+}
+
+// Ingest stores evs under one idempotency key, all or nothing. render
+// builds the response once the events are ready; it is stored with the key
+// and replayed byte for byte to a retry with the same body (hash). The
+// same key with another body is ErrKeyReused; while the first request
+// runs, ErrInFlight.
+func Ingest(ctx context.Context, store *db.Store, p Partition, idemKey string, hash [32]byte, evs []Event,
+	render func([]Event) (int, []byte, error), now time.Time) (Response, error) {
+	var out Response
+	err := store.InTx(ctx, func(q *db.Queries) error {
+		locked, err := q.LockIdempotencyKey(ctx, db.LockIdempotencyKeyParams{TenantID: strconv.FormatInt(p.TenantID, 10), Environment: p.Environment, Key: idemKey})
+		if err != nil {
+			return err
+		}
+		if !locked {
+			return ErrInFlight
+		}
+		prev, err := q.GetIdempotencyKey(ctx, db.GetIdempotencyKeyParams{
+			TenantID: p.TenantID, Environment: p.Environment, Key: idemKey, Since: now.Add(-IdempotencyTTL)})
+		switch {
+		case err == nil:
+			if !bytes.Equal(prev.RequestHash, hash[:]) {
+				return ErrKeyReused
+			}
+			out = Response{Status: int(prev.Status), Body: prev.Body, Replayed: true}
+			return nil
+		case !errors.Is(db.Wrap(err), db.ErrNotFound):
+			return err
+		}
+		if err := insert(ctx, q, p, evs); err != nil {
+			return err
+		}
+		status, body, err := render(evs)
+		if err != nil {
+			return err
+		}
+		out = Response{Status: status, Body: body}
+		return q.SaveIdempotencyKey(ctx, db.SaveIdempotencyKeyParams{
+			TenantID: p.TenantID, Environment: p.Environment, Key: idemKey, RequestHash: hash[:],
+			Status: int32(status), Body: body, CreatedAt: now,
+		})
+	})
+	return out, err
+}
+
+func insert(ctx context.Context, q *db.Queries, p Partition, evs []Event) error {
+	if len(evs) == 1 {
+		e := evs[0]
+		return q.InsertEvent(ctx, db.InsertEventParams{ID: e.ID, TenantID: p.TenantID, Environment: p.Environment,
+			Source: e.Source, Type: e.Type, OccurredAt: e.OccurredAt, ReceivedAt: e.ReceivedAt, Data: e.Data, KeyID: p.KeyID})
+	}
+	rows := make([]db.CopyEventsParams, len(evs))
+	for i, e := range evs {
+		rows[i] = db.CopyEventsParams{ID: e.ID, TenantID: p.TenantID, Environment: p.Environment,
+			Source: e.Source, Type: e.Type, OccurredAt: e.OccurredAt, ReceivedAt: e.ReceivedAt, Data: e.Data, KeyID: p.KeyID}
+	}
+	_, err := q.CopyEvents(ctx, rows)
+	return err
+}
+
+// Query filters a list of events.
+type Query struct {
+	Source string
+	Type   string
+	// After is the cursor: the last id of the previous page.
+	After string
+	Limit int
+	// Sources restricts a source-bound key to its sources.
+	Sources []string
+}
+
+// List returns one page, newest first, and the cursor of the next page
+// ("" when this is the last).
+func List(ctx context.Context, q *db.Queries, p Partition, f Query) ([]Event, string, error) {
+	if f.After != "" {
+		if _, err := uuid.Parse(f.After); err != nil {
+			return nil, "", &FieldError{"cursor", "This cursor is not one Keyward gave out: use next_cursor from the previous page."}
+		}
+	}
+	limit := f.Limit
+	rows, err := q.ListEvents(ctx, db.ListEventsParams{TenantID: p.TenantID, Environment: p.Environment,
+		After: f.After, Source: f.Source, Type: f.Type, Sources: nonNil(f.Sources), Lim: int32(limit + 1)})
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(rows) > limit {
+		rows = rows[:limit]
+		next = rows[limit-1].ID
+	}
+	out := make([]Event, len(rows))
+	for i, r := range rows {
+		out[i] = eventOf(r)
+	}
+	return out, next, nil
+}
+
+// Get returns one event of the partition, or db.ErrNotFound.
+func Get(ctx context.Context, q *db.Queries, p Partition, id string) (Event, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return Event{}, db.ErrNotFound
+	}
+	r, err := q.GetEvent(ctx, db.GetEventParams{TenantID: p.TenantID, Environment: p.Environment, ID: id})
+	if err != nil {
+		return Event{}, db.Wrap(err)
+	}
+	return eventOf(r), nil
+}
+
+// ExpireIdempotencyKeys deletes keys older than IdempotencyTTL.
+func ExpireIdempotencyKeys(ctx context.Context, q *db.Queries, now time.Time) (int64, error) {
+	return q.DeleteExpiredIdempotencyKeys(ctx, now.Add(-IdempotencyTTL))
+}
+
+func eventOf(r db.Event) Event {
+	return Event{ID: r.ID, Source: r.Source, Type: r.Type, OccurredAt: r.OccurredAt.UTC(), ReceivedAt: r.ReceivedAt.UTC(), Data: r.Data}
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

@@ -1,0 +1,178 @@
+package publicapi
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"keyward/web/api"
+	"keyward/web/apikey"
+	"keyward/web/metrics"
+	"keyward/web/ratelimit"
+	"keyward/web/usage"
+)
+
+const ctxPrincipal = "publicapi.principal"
+
+func principal(c echo.Context) *apikey.Principal {
+	p, _ := c.Get(ctxPrincipal).(*apikey.Principal)
+	return p
+}
+
+func unauthorized(code, msg string) *api.Error {
+	return &api.Error{Status: http.StatusUnauthorized, Code: code, Message: msg}
+}
+
+// presentedKey reads the key from Authorization: Bearer or X-API-Key, and
+// never from the query string. Both headers with different keys is an
+// error, not a choice.
+func presentedKey(r *http.Request) (string, *api.Error) {
+	var bearer string
+	if a := r.Header.Get(echo.HeaderAuthorization); a != "" {
+		scheme, rest, _ := strings.Cut(a, " ")
+		if strings.EqualFold(scheme, "Bearer") {
+			bearer = strings.TrimSpace(rest)
+		}
+	}
+	xkey := strings.TrimSpace(r.Header.Get("X-API-Key"))
+	switch {
+	case bearer != "" && xkey != "" && bearer != xkey:
+		return "", unauthorized(api.CodeUnauthorized, "Two different API keys were sent: send one, as Authorization: Bearer <key> or X-API-Key: <key>.")
+	case bearer != "":
+		return bearer, nil
+	case xkey != "":
+		return xkey, nil
+	}
+	return "", unauthorized(api.CodeUnauthorized, "Missing API key: send it as Authorization: Bearer <key> or X-API-Key: <key>.")
+}
+
+// authenticate runs SPEC's checks in order: key present, well formed and
+// known (no database work for a malformed one), status, tenant, host
+// environment, IP allowlist, then the rate limit. Scopes and sources are
+// per route.
+func (h *Handler) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		raw, aerr := presentedKey(r)
+		if aerr != nil {
+			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="keyward"`)
+			return aerr
+		}
+		p, err := h.Verifier.Verify(r.Context(), raw)
+		if p != nil {
+			c.Set(ctxPrincipal, p) // even when refused: the tenant's request log shows it
+		}
+		if err != nil {
+			return verifyError(err, p)
+		}
+		if tn := r.Header.Get("X-TN"); tn != "" && tn != p.TenantSlug {
+			return unauthorized(api.CodeTenantMismatch, "This key does not belong to the tenant named in X-TN.")
+		}
+		if env, bound := h.Hosts.For(r.Host); bound && env != p.Environment {
+			return unauthorized(api.CodeEnvironmentMismatch, fmt.Sprintf(
+				"This is a %s key, but this host serves the %s environment: use a %s key here, or the %s host.",
+				p.Environment, env, env, p.Environment))
+		}
+		ipText := c.RealIP()
+		ip, perr := netip.ParseAddr(ipText)
+		if perr != nil || !p.AllowsIP(ip) {
+			return &api.Error{Status: http.StatusForbidden, Code: api.CodeIPNotAllowed,
+				Message: fmt.Sprintf("Requests from %s are not in this key's IP allowlist.", ipText)}
+		}
+		now := h.Now()
+		res := h.Limiter.Allow(r.Context(), p.KeyID, ratelimit.Limit{Requests: p.RateLimit.Requests, Window: p.RateLimit.Window})
+		setRateHeaders(c.Response().Header(), res, now)
+		if !res.Allowed {
+			metrics.RateLimited.Inc()
+			secs := int((res.RetryAfter + time.Second - 1) / time.Second)
+			c.Response().Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+			return &api.Error{Status: http.StatusTooManyRequests, Code: api.CodeRateLimited, Message: fmt.Sprintf(
+				"This key's limit of %d requests per %s is used up: retry in %d s.", res.Limit.Requests, windowName(res.Limit.Window), max(secs, 1))}
+		}
+		h.Usage.Used(p.TenantID, p.KeyID, ip.String(), now)
+		return next(c)
+	}
+}
+
+func verifyError(err error, p *apikey.Principal) error {
+	at := func(t *time.Time) string { return t.UTC().Format(time.RFC3339) }
+	switch {
+	case errors.Is(err, apikey.ErrInvalid):
+		return unauthorized(api.CodeUnauthorized, "Invalid API key")
+	case errors.Is(err, apikey.ErrRevokedKey):
+		return unauthorized(api.CodeKeyRevoked, "This API key was revoked at "+at(p.RevokedAt)+" and can never be used again.")
+	case errors.Is(err, apikey.ErrDisabled):
+		return unauthorized(api.CodeKeyDisabled, "This API key is disabled: a tenant admin can enable it again.")
+	case errors.Is(err, apikey.ErrExpired):
+		return unauthorized(api.CodeKeyExpired, "This API key expired at "+at(p.ExpiresAt)+".")
+	case errors.Is(err, apikey.ErrRotated):
+		return unauthorized(api.CodeKeyExpired, "This key was rotated and its grace period ended at "+at(p.SecretExpiresAt)+": use the new key.")
+	}
+	return err // the database failed: a 500, logged
+}
+
+// setRateHeaders writes the X-RateLimit-* trio and the IETF draft's
+// RateLimit-Policy and RateLimit fields.
+func setRateHeaders(hd http.Header, res ratelimit.Result, now time.Time) {
+	reset := int((res.ResetAfter + time.Second - 1) / time.Second)
+	window := int(res.Limit.Window / time.Second)
+	hd.Set("X-RateLimit-Limit", strconv.Itoa(res.Limit.Requests))
+	hd.Set("X-RateLimit-Remaining", strconv.Itoa(res.Remaining))
+	hd.Set("X-RateLimit-Reset", strconv.FormatInt(now.Add(time.Duration(reset)*time.Second).Unix(), 10))
+	hd.Set("RateLimit-Policy", fmt.Sprintf(`"key";q=%d;w=%d`, res.Limit.Requests, window))
+	hd.Set("RateLimit", fmt.Sprintf(`"key";r=%d;t=%d`, res.Remaining, reset))
+}
+
+func windowName(d time.Duration) string {
+	switch d {
+	case time.Minute:
+		return "minute"
+	case time.Hour:
+		return "hour"
+	case 24 * time.Hour:
+		return "day"
+	}
+	return d.String()
+}
+
+// requireScope refuses a key without scope, naming it.
+func requireScope(scope string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if !principal(c).HasScope(scope) {
+				return &api.Error{Status: http.StatusForbidden, Code: api.CodeForbidden,
+					Message: fmt.Sprintf("This key lacks the %s scope, which this route needs.", scope)}
+			}
+			return next(c)
+		}
+	}
+}
+
+// logRequest queues a request-log row for every request whose key was
+// identified, refused or not. Unknown keys belong to no tenant and are
+// only counted in metrics.
+func (h *Handler) logRequest(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		p := principal(c)
+		if p == nil {
+			return err
+		}
+		if err != nil {
+			c.Error(err) // write the response now, to log its status
+		}
+		h.Usage.Log(usage.Request{
+			TenantID: p.TenantID, KeyID: p.KeyID, Method: c.Request().Method, Path: c.Request().URL.Path,
+			Status: c.Response().Status, IP: c.RealIP(), Latency: time.Since(start),
+			RequestID: c.Response().Header().Get(echo.HeaderXRequestID), At: start,
+		})
+		return nil
+	}
+}

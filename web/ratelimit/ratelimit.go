@@ -1,0 +1,130 @@
+// Package ratelimit decides whether a key may make one more request. The
+// in-process limiter (golang.org/x/time/rate token buckets) serves one
+// instance; with Redis, github.com/go-redis/redis_rate (GCRA) keeps one
+// budget for every instance. It must not import echo.
+package ratelimit
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/time/rate"
+
+	"keyward/web/metrics"
+)
+
+// Limit is Requests per Window, with a burst of the whole budget: a fresh
+// key may spend its window's requests at once, then refills evenly.
+type Limit struct {
+	Requests int
+	Window   time.Duration
+}
+
+// Result is one decision.
+type Result struct {
+	Allowed   bool
+	Limit     Limit
+	Remaining int
+	// RetryAfter is how long until one more request would be allowed (0 if
+	// allowed).
+	RetryAfter time.Duration
+	// ResetAfter is how long until the budget is full again.
+	ResetAfter time.Duration
+}
+
+// Limiter takes one request from the budget of id.
+type Limiter interface {
+	Allow(ctx context.Context, id string, l Limit) Result
+}
+
+// Memory keeps token buckets in this process. Buckets idle for longer
+// than their window are full again, so they are swept.
+type Memory struct {
+	mu      sync.Mutex
+	buckets map[string]*bucket
+	swept   time.Time
+	now     func() time.Time
+}
+
+type bucket struct {
+	lim  *rate.Limiter
+	l    Limit
+	used time.Time
+}
+
+// NewMemory returns an empty in-process limiter.
+func NewMemory() *Memory { return &Memory{buckets: map[string]*bucket{}, now: time.Now} }
+
+// Allow implements Limiter.
+func (m *Memory) Allow(_ context.Context, id string, l Limit) Result {
+	now := m.now()
+	perSec := float64(l.Requests) / l.Window.Seconds()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b := m.buckets[id]
+	if b == nil || b.l != l { // a changed limit starts a fresh bucket
+		b = &bucket{lim: rate.NewLimiter(rate.Limit(perSec), l.Requests), l: l}
+		m.buckets[id] = b
+	}
+	b.used = now
+	allowed := b.lim.AllowN(now, 1)
+	tokens := b.lim.TokensAt(now)
+	res := Result{Allowed: allowed, Limit: l, Remaining: max(int(tokens), 0)}
+	res.ResetAfter = secs((float64(l.Requests) - tokens) / perSec)
+	if !allowed {
+		res.RetryAfter = secs((1 - tokens) / perSec)
+	}
+	if now.Sub(m.swept) > time.Minute {
+		m.sweep(now)
+	}
+	return res
+}
+
+func (m *Memory) sweep(now time.Time) {
+	m.swept = now
+	for id, b := range m.buckets {
+		if now.Sub(b.used) > b.l.Window {
+			delete(m.buckets, id)
+		}
+	}
+}
+
+func secs(s float64) time.Duration {
+	if s <= 0 {
+		return 0
+	}
+	return time.Duration(s * float64(time.Second))
+}
+
+// Redis shares budgets through Redis. If Redis fails, the request is
+// decided by an in-process limiter instead and the failure is counted: a
+// Redis outage neither stops the API nor lifts every limit.
+type Redis struct {
+	lim      *redis_rate.Limiter
+	fallback *Memory
+	log      *slog.Logger
+}
+
+// NewRedis returns a limiter on the Redis client rdb.
+func NewRedis(rdb *redis.Client, log *slog.Logger) *Redis {
+	return &Redis{lim: redis_rate.NewLimiter(rdb), fallback: NewMemory(), log: log}
+}
+
+// Allow implements Limiter.
+func (r *Redis) Allow(ctx context.Context, id string, l Limit) Result {
+	res, err := r.lim.Allow(ctx, "keyward:rl:"+id, redis_rate.Limit{Rate: l.Requests, Burst: l.Requests, Period: l.Window})
+	if err != nil {
+		metrics.RateLimitErrors.Inc()
+		r.log.Warn("redis rate limit failed; deciding in process", "err", err)
+		return r.fallback.Allow(ctx, id, l)
+	}
+	out := Result{Allowed: res.Allowed > 0, Limit: l, Remaining: res.Remaining, ResetAfter: max(res.ResetAfter, 0)}
+	if !out.Allowed {
+		out.RetryAfter = max(res.RetryAfter, 0)
+	}
+	return out
+}

@@ -1,0 +1,265 @@
+// Package usage records what API keys do without writing on the request
+// path: last-used time and address, first use from a new address, and the
+// request log. Requests hand their facts to in-memory buffers; background
+// loops write them in batches, and Close flushes what is left. A full
+// buffer drops (and counts) rather than slows a request. It must not
+// import echo.
+package usage
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"keyward/db"
+	"keyward/web/audit"
+	"keyward/web/metrics"
+)
+
+// Limits of the buffers.
+const (
+	// LastUsedGap is the least time between two last-used writes of a key.
+	LastUsedGap = time.Minute
+	// MaxIPsPerKey bounds the addresses remembered per key, in memory and
+	// in api_key_ips. Past it, new addresses are no longer audited, so a
+	// key used from everywhere cannot flood the audit trail.
+	MaxIPsPerKey = 1000
+	// LogBuffer is how many request-log rows wait for a flush at most.
+	LogBuffer = 20_000
+	// logBatch is the most rows one COPY writes.
+	logBatch = 5000
+	// maxPendingIPs bounds first sightings waiting for a flush.
+	maxPendingIPs = 10_000
+)
+
+// Request is one keyed public-API request, for the request log.
+type Request struct {
+	TenantID  int64
+	KeyID     string
+	Method    string
+	Path      string
+	Status    int
+	IP        string
+	Latency   time.Duration
+	RequestID string
+	At        time.Time
+}
+
+type lastUse struct {
+	tenantID int64
+	at       time.Time
+	ip       string
+}
+
+type keyIP struct {
+	tenantID int64
+	keyID    string
+	ip       string
+	at       time.Time
+}
+
+// Recorder buffers usage and writes it in the background.
+type Recorder struct {
+	store *db.Store
+	log   *slog.Logger
+	// Interval is how often buffers are flushed (default 1 s); last-used
+	// writes are further held to one per key per LastUsedGap.
+	Interval time.Duration
+
+	mu       sync.Mutex
+	pending  map[string]lastUse   // key id → newest use not yet written
+	written  map[string]time.Time // key id → when its last-used was last written
+	seen     map[string]map[string]struct{}
+	newIPs   []keyIP
+	logs     chan Request
+	stop     chan struct{}
+	done     sync.WaitGroup
+	closeOne sync.Once
+}
+
+// New returns a recorder; call Start to run its loops and Close to end it.
+func New(store *db.Store, log *slog.Logger) *Recorder {
+	return &Recorder{
+		store: store, log: log, Interval: time.Second,
+		pending: map[string]lastUse{}, written: map[string]time.Time{}, seen: map[string]map[string]struct{}{},
+		logs: make(chan Request, LogBuffer), stop: make(chan struct{}),
+	}
+}
+
+// Used notes that the key was used from ip at at. It never blocks on I/O.
+func (r *Recorder) Used(tenantID int64, keyID, ip string, at time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p, ok := r.pending[keyID]; !ok || p.at.Before(at) {
+		r.pending[keyID] = lastUse{tenantID, at, ip}
+	}
+	ips := r.seen[keyID]
+	if ips == nil {
+		ips = map[string]struct{}{}
+		r.seen[keyID] = ips
+	}
+	if _, ok := ips[ip]; ok || len(ips) >= MaxIPsPerKey {
+		return
+	}
+	ips[ip] = struct{}{}
+	if len(r.newIPs) >= maxPendingIPs {
+		metrics.Dropped.WithLabelValues("new_ip").Inc()
+		return
+	}
+	r.newIPs = append(r.newIPs, keyIP{tenantID, keyID, ip, at})
+}
+
+// Log queues a request-log row, or drops and counts it if the buffer is
+// full.
+func (r *Recorder) Log(req Request) {
+	select {
+	case r.logs <- req:
+	default:
+		metrics.Dropped.WithLabelValues("request_log").Inc()
+	}
+}
+
+// Start runs the flush loops until Close.
+func (r *Recorder) Start() {
+	r.done.Add(2)
+	go r.loop(func(ctx context.Context) { r.flushUse(ctx, false) })
+	go r.loop(func(ctx context.Context) { r.flushLogs(ctx) })
+}
+
+func (r *Recorder) loop(flush func(context.Context)) {
+	defer r.done.Done()
+	t := time.NewTicker(r.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			flush(ctx)
+			cancel()
+		}
+	}
+}
+
+// Close stops the loops and writes everything still buffered, ignoring the
+// one-write-per-minute rule: at shutdown nothing is lost.
+func (r *Recorder) Close(ctx context.Context) {
+	r.closeOne.Do(func() { close(r.stop) })
+	r.done.Wait()
+	r.Flush(ctx)
+}
+
+// Flush writes everything buffered now. Close and tests use it.
+func (r *Recorder) Flush(ctx context.Context) {
+	r.flushUse(ctx, true)
+	r.flushLogs(ctx)
+}
+
+// flushUse writes due last-used values in one statement and audits first
+// sightings of addresses.
+func (r *Recorder) flushUse(ctx context.Context, all bool) {
+	now := time.Now()
+	var p db.FlushLastUsedParams
+	r.mu.Lock()
+	for id, u := range r.pending {
+		if !all && now.Sub(r.written[id]) < LastUsedGap {
+			continue
+		}
+		p.TenantIds, p.KeyIds, p.Ats, p.Ips = append(p.TenantIds, u.tenantID), append(p.KeyIds, id), append(p.Ats, u.at), append(p.Ips, u.ip)
+		r.written[id] = now
+		delete(r.pending, id)
+	}
+	ips := r.newIPs
+	r.newIPs = nil
+	// Forget write times long past the gap, so the map stays small.
+	for id, t := range r.written {
+		if now.Sub(t) > 2*LastUsedGap {
+			if _, waiting := r.pending[id]; !waiting {
+				delete(r.written, id)
+			}
+		}
+	}
+	r.mu.Unlock()
+
+	if len(p.KeyIds) > 0 {
+		if _, err := r.store.FlushLastUsed(ctx, p); err != nil {
+			metrics.FlushErrors.WithLabelValues("last_used").Inc()
+			r.log.Error("writing last-used times", "keys", len(p.KeyIds), "err", err)
+		} else {
+			metrics.FlushSize.WithLabelValues("last_used").Observe(float64(len(p.KeyIds)))
+		}
+	}
+	if len(ips) > 0 {
+		n, err := r.recordNewIPs(ctx, ips)
+		if err != nil {
+			metrics.FlushErrors.WithLabelValues("new_ip").Inc()
+			r.log.Error("recording new key addresses", "err", err)
+		}
+		metrics.FlushSize.WithLabelValues("new_ip").Observe(float64(n))
+	}
+}
+
+// recordNewIPs stores each (key, address) seen for the first time by this
+// process; where the database did not know it either, it writes
+// api_key.used_from_new_ip in the same transaction.
+func (r *Recorder) recordNewIPs(ctx context.Context, ips []keyIP) (int, error) {
+	written := 0
+	var errs []error
+	for _, k := range ips {
+		err := r.store.InTx(ctx, func(q *db.Queries) error {
+			n, err := q.CountKeyIPs(ctx, db.CountKeyIPsParams{TenantID: k.tenantID, KeyID: k.keyID})
+			if err != nil || n >= MaxIPsPerKey {
+				return err
+			}
+			rows, err := q.InsertKeyIP(ctx, db.InsertKeyIPParams{KeyID: k.keyID, TenantID: k.tenantID, Ip: k.ip, FirstSeenAt: k.at})
+			if err != nil || rows == 0 {
+				return err
+			}
+			written++
+			tid := k.tenantID
+			ev := audit.Actor{TenantID: &tid, Type: audit.ActorAPIKey, ID: k.keyID, IP: k.ip}.
+				Event("api_key.used_from_new_ip", "api_key", k.keyID, map[string]any{"ip": k.ip})
+			return audit.Record(ctx, q, ev)
+		})
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return written, errors.Join(errs...)
+}
+
+// flushLogs copies the buffered request-log rows, logBatch rows per COPY,
+// until the buffer is empty.
+func (r *Recorder) flushLogs(ctx context.Context) {
+	for {
+		batch := make([]db.CopyRequestLogsParams, 0, min(len(r.logs), logBatch))
+	fill:
+		for len(batch) < logBatch {
+			select {
+			case q := <-r.logs:
+				batch = append(batch, db.CopyRequestLogsParams{
+					TenantID: q.TenantID, KeyID: q.KeyID, Method: q.Method, Path: q.Path, Status: int32(q.Status),
+					Ip: q.IP, LatencyUs: q.Latency.Microseconds(), RequestID: q.RequestID, At: q.At,
+				})
+			default:
+				break fill
+			}
+		}
+		if len(batch) == 0 {
+			return
+		}
+		if _, err := r.store.CopyRequestLogs(ctx, batch); err != nil {
+			metrics.FlushErrors.WithLabelValues("request_log").Inc()
+			metrics.Dropped.WithLabelValues("request_log").Add(float64(len(batch)))
+			r.log.Error("writing request logs", "rows", len(batch), "err", err)
+		} else {
+			metrics.FlushSize.WithLabelValues("request_log").Observe(float64(len(batch)))
+		}
+		if len(batch) < logBatch {
+			return
+		}
+	}
+}
