@@ -70,7 +70,8 @@ func Run(m *testing.M) int {
 
 // New returns a pool on a new database holding the migrated schema and no
 // data. The pool is closed and the database dropped when the test ends.
-func New(t testing.TB) *pgxpool.Pool {
+// configure, if given, adjusts the pool's configuration (a tracer, say).
+func New(t testing.TB, configure ...func(*pgxpool.Config)) *pgxpool.Pool {
 	t.Helper()
 	u := NewURL(t)
 	cfg, err := pgxpool.ParseConfig(u)
@@ -78,6 +79,9 @@ func New(t testing.TB) *pgxpool.Pool {
 		t.Fatalf("dbtest: %v", err)
 	}
 	cfg.MaxConns = 8
+	for _, f := range configure {
+		f(cfg)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)

@@ -14,14 +14,18 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"keyward/db"
 	"keyward/db/dbtest"
 	"keyward/web"
+	"keyward/web/apikey"
 	"keyward/web/audit"
 	"keyward/web/auth"
 	"keyward/web/keyring"
@@ -44,17 +48,36 @@ type Env struct {
 	Logs *SyncBuffer
 }
 
+// Options adjust an Env.
+type Options struct {
+	// Config changes the server configuration before it is built.
+	Config func(*web.Config)
+	// Tracer, if set, sees every statement the server's pool sends.
+	Tracer *dbtest.Counter
+}
+
 // New starts the application on a fresh database with one tenant, "acme".
-func New(t testing.TB) *Env {
+func New(t testing.TB) *Env { return NewWith(t, Options{}) }
+
+// NewWith is New with options.
+func NewWith(t testing.TB, o Options) *Env {
 	t.Helper()
-	store := db.NewStore(dbtest.New(t))
+	var configure []func(*pgxpool.Config)
+	if o.Tracer != nil {
+		configure = append(configure, o.Tracer.Trace)
+	}
+	store := db.NewStore(dbtest.New(t, configure...))
 	ring, err := keyring.New([]byte("test-secret-key-0123456789abcdef-0123456789"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	logs := &SyncBuffer{}
 	clock := &Clock{now: time.Now()}
-	app, err := web.Build(web.Config{Logger: slog.New(slog.NewJSONHandler(logs, nil)), Issuer: "Keyward test"}, store, ring)
+	cfg := web.Config{Logger: slog.New(slog.NewJSONHandler(logs, nil)), Issuer: "Keyward test"}
+	if o.Config != nil {
+		o.Config(&cfg)
+	}
+	app, err := web.Build(cfg, store, ring)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,6 +146,57 @@ func (e *Env) EnrolledUser(tenant db.Tenant, email, role string) (db.User, strin
 	}
 	u, _ = e.Store.GetUser(context.Background(), u.ID)
 	return u, en.Secret, codes
+}
+
+// Key creates an API key in tenant, made by user, and returns its row and
+// the full key.
+func (e *Env) Key(tenant db.Tenant, user db.User, cfg apikey.Config) (db.APIKey, string) {
+	e.T.Helper()
+	var k db.APIKey
+	var full string
+	err := e.Store.InTx(context.Background(), func(q *db.Queries) error {
+		var err error
+		k, full, err = apikey.Create(context.Background(), q, tenant.ID, cfg, audit.Actor{TenantID: &tenant.ID, Type: audit.ActorUser, ID: strconv.FormatInt(user.ID, 10)}, user.ID, time.Now())
+		return err
+	})
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	return k, full
+}
+
+// API sends a public-API request with key (none if empty) and extra
+// header pairs, and returns the response without following redirects.
+func (e *Env) API(method, path, key string, body string, header ...string) Response {
+	e.T.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, e.Server.URL+path, rd)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := c.Do(req)
+	if err != nil {
+		e.T.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	return Response{Status: res.StatusCode, Path: res.Request.URL.Path, Body: string(b), Header: res.Header}
 }
 
 // Code is the TOTP code for secret at the env's clock.

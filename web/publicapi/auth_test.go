@@ -1,0 +1,282 @@
+package publicapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"keyward/db"
+	"keyward/web"
+	"keyward/web/apikey"
+	"keyward/web/audit"
+	"keyward/web/auth"
+	"keyward/web/webtest"
+)
+
+// envelope is the error/success shape every answer must have.
+type envelope struct {
+	Success bool            `json:"success"`
+	Data    json.RawMessage `json:"data"`
+	Error   *struct {
+		Code      string `json:"code"`
+		Message   string `json:"message"`
+		Field     string `json:"field"`
+		RequestID string `json:"request_id"`
+		Details   []struct{ Field, Message string }
+	} `json:"error"`
+}
+
+func decode(t *testing.T, r webtest.Response) envelope {
+	t.Helper()
+	var e envelope
+	if err := json.Unmarshal([]byte(r.Body), &e); err != nil {
+		t.Fatalf("not the JSON envelope (%d): %q", r.Status, r.Body)
+	}
+	return e
+}
+
+// wantError checks status, code, and that the request id is the response's.
+func wantError(t *testing.T, r webtest.Response, status int, code string) envelope {
+	t.Helper()
+	e := decode(t, r)
+	if r.Status != status || e.Success || e.Error == nil || e.Error.Code != code {
+		t.Fatalf("want %d %s, got %d %s", status, code, r.Status, r.Body)
+	}
+	if e.Error.RequestID == "" || e.Error.RequestID != r.Header.Get("X-Request-Id") {
+		t.Fatalf("request id %q does not match header %q", e.Error.RequestID, r.Header.Get("X-Request-Id"))
+	}
+	if r.Header.Get("Set-Cookie") != "" {
+		t.Fatalf("the public API set a cookie: %s", r.Header.Get("Set-Cookie"))
+	}
+	return e
+}
+
+// fixture is one application with an owner in tenant acme.
+type fixture struct {
+	*webtest.Env
+	owner db.User
+}
+
+func newFixture(t *testing.T, o webtest.Options) fixture {
+	e := webtest.NewWith(t, o)
+	return fixture{e, e.User(e.Tenant, "owner@acme.test", auth.RoleOwner)}
+}
+
+func (f fixture) key(cfg apikey.Config) (db.APIKey, string) {
+	f.T.Helper()
+	if cfg.Name == "" {
+		cfg.Name = "key " + strconv.Itoa(int(time.Now().UnixNano()%1e9))
+	}
+	if cfg.Environment == "" {
+		cfg.Environment = apikey.Production
+	}
+	if cfg.Scopes == nil {
+		cfg.Scopes = apikey.AllScopes
+	}
+	return f.Key(f.Tenant, f.owner, cfg)
+}
+
+func actor(f fixture) audit.Actor {
+	return audit.Actor{TenantID: &f.Tenant.ID, Type: audit.ActorUser, ID: strconv.FormatInt(f.owner.ID, 10)}
+}
+
+const event = `{"source":"billing","type":"invoice.paid","occurred_at":"2026-01-02T15:04:05Z","data":{"amount":42}}`
+
+// TestErrorTable sends, for every row of SPEC.md's table, a request that
+// triggers exactly that row and checks status and code.
+func TestErrorTable(t *testing.T) {
+	f := newFixture(t, webtest.Options{Config: func(c *web.Config) {
+		// The test server listens on 127.0.0.1; bind that name to production.
+		c.APIHosts = apikey.Hosts{"127.0.0.1": apikey.Production}
+	}})
+	ctx := context.Background()
+	_, good := f.key(apikey.Config{})
+	disabledKey, disabled := f.key(apikey.Config{})
+	revokedKey, revoked := f.key(apikey.Config{})
+	expiredKey, expired := f.key(apikey.Config{})
+	_, staging := f.key(apikey.Config{Environment: apikey.Staging})
+	_, farAway := f.key(apikey.Config{IPAllowlist: []string{"203.0.113.0/24"}})
+	_, readOnly := f.key(apikey.Config{Scopes: []string{apikey.ScopeEventsRead}})
+	_, sourceBound := f.key(apikey.Config{Sources: []string{"crm"}})
+	_, limited := f.key(apikey.Config{RateLimit: &apikey.RateLimit{Requests: 2, Window: time.Minute}})
+	err := f.Store.InTx(ctx, func(q *db.Queries) error {
+		if err := apikey.SetDisabled(ctx, q, f.Tenant.ID, disabledKey.ID, true, actor(f), time.Now()); err != nil {
+			return err
+		}
+		return apikey.Revoke(ctx, q, f.Tenant.ID, revokedKey.ID, actor(f), time.Now())
+	})
+	if err == nil {
+		_, err = f.Store.Pool.Exec(ctx, "UPDATE api_keys SET expires_at = now() - interval '1 hour' WHERE id = $1", expiredKey.ID)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.API("GET", "/api/v1/key", limited, "")
+	f.API("GET", "/api/v1/key", limited, "")
+	valid, _ := apikey.Generate(apikey.Production) // well formed, checksum right, never stored
+	post := func(key string) webtest.Response {
+		return f.API("POST", "/api/v1/events", key, event, "Idempotency-Key", "k-"+key[len(key)-8:])
+	}
+
+	rows := []struct {
+		name   string
+		r      webtest.Response
+		status int
+		code   string
+		says   string
+	}{
+		{"missing key", f.API("GET", "/api/v1/key", "", ""), 401, "UNAUTHORIZED", "Missing API key"},
+		{"key in query string only", f.API("GET", "/api/v1/key?api_key="+good, "", ""), 401, "UNAUTHORIZED", "Missing API key"},
+		{"malformed key", f.API("GET", "/api/v1/key", "kw_prod_short", ""), 401, "UNAUTHORIZED", "Invalid API key"},
+		{"bad checksum", f.API("GET", "/api/v1/key", good[:len(good)-1]+flip(good[len(good)-1]), ""), 401, "UNAUTHORIZED", "Invalid API key"},
+		{"unknown key", f.API("GET", "/api/v1/key", valid, ""), 401, "UNAUTHORIZED", "Invalid API key"},
+		{"disabled key", f.API("GET", "/api/v1/key", disabled, ""), 401, "KEY_DISABLED", "disabled"},
+		{"expired key", f.API("GET", "/api/v1/key", expired, ""), 401, "KEY_EXPIRED", "expired"},
+		{"revoked key", f.API("GET", "/api/v1/key", revoked, ""), 401, "KEY_REVOKED", "revoked"},
+		{"wrong tenant", f.API("GET", "/api/v1/key", good, "", "X-TN", "globex"), 401, "TENANT_MISMATCH", "X-TN"},
+		{"wrong environment", f.API("GET", "/api/v1/key", staging, ""), 401, "ENVIRONMENT_MISMATCH", "staging key, but this host serves the production"},
+		{"IP not in allowlist", f.API("GET", "/api/v1/key", farAway, ""), 403, "IP_NOT_ALLOWED", "127.0.0.1"},
+		{"missing scope", post(readOnly), 403, "FORBIDDEN", "events:write"},
+		{"source not allowed", post(sourceBound), 403, "FORBIDDEN", `source "billing"`},
+		{"rate limited", f.API("GET", "/api/v1/key", limited, ""), 429, "RATE_LIMITED", "2 requests per minute"},
+	}
+	for _, row := range rows {
+		t.Run(row.name, func(t *testing.T) {
+			e := wantError(t, row.r, row.status, row.code)
+			if !strings.Contains(e.Error.Message, row.says) {
+				t.Errorf("message %q does not say %q", e.Error.Message, row.says)
+			}
+		})
+	}
+	if got := rows[0].r.Header.Get("WWW-Authenticate"); !strings.HasPrefix(got, "Bearer") {
+		t.Errorf("401 without WWW-Authenticate: Bearer (%q)", got)
+	}
+	rl := rows[len(rows)-1].r
+	if ra, _ := strconv.Atoi(rl.Header.Get("Retry-After")); ra < 1 || ra > 60 {
+		t.Errorf("429 Retry-After = %q, want 1..60 s", rl.Header.Get("Retry-After"))
+	}
+	if rl.Header.Get("X-RateLimit-Remaining") != "0" || rl.Header.Get("X-RateLimit-Limit") != "2" {
+		t.Errorf("429 rate headers: %v", rl.Header)
+	}
+	// The same key works through X-API-Key, and with the right X-TN.
+	if r := f.API("GET", "/api/v1/key", "", "", "X-API-Key", good, "X-TN", "acme"); r.Status != 200 {
+		t.Fatalf("X-API-Key with the right X-TN: %d %s", r.Status, r.Body)
+	}
+	// Two different keys in the two headers is refused, not resolved.
+	wantError(t, f.API("GET", "/api/v1/key", good, "", "X-API-Key", staging), 401, "UNAUTHORIZED")
+}
+
+func flip(c byte) string {
+	if c == 'A' {
+		return "B"
+	}
+	return "A"
+}
+
+// TestKeyIntrospection: GET /key describes the calling key, never its
+// secret, and carries every rate-limit header.
+func TestKeyIntrospection(t *testing.T) {
+	f := newFixture(t, webtest.Options{})
+	k, full := f.key(apikey.Config{Name: "ingest", Sources: []string{"billing"}, IPAllowlist: []string{"127.0.0.0/8"},
+		RateLimit: &apikey.RateLimit{Requests: 50, Window: time.Minute}})
+	r := f.API("GET", "/api/v1/key", full, "")
+	if r.Status != 200 {
+		t.Fatalf("GET /key: %d %s", r.Status, r.Body)
+	}
+	if strings.Contains(r.Body, full) || strings.Contains(r.Body, full[len(full)-20:]) {
+		t.Fatal("introspection shows the secret")
+	}
+	var info struct {
+		ID, Name, Prefix, Tenant, Environment string
+		Scopes, Sources                      []string
+		IPAllowlist                          []string `json:"ip_allowlist"`
+		RateLimit                            struct {
+			Requests      int
+			WindowSeconds int `json:"window_seconds"`
+			From          string
+		} `json:"rate_limit"`
+		ExpiresAt *string `json:"expires_at"`
+	}
+	if err := json.Unmarshal(decode(t, r).Data, &info); err != nil {
+		t.Fatal(err)
+	}
+	if info.ID != k.ID || info.Name != "ingest" || info.Tenant != "acme" || info.Environment != "production" ||
+		len(info.Scopes) != 2 || info.Sources[0] != "billing" || info.IPAllowlist[0] != "127.0.0.0/8" ||
+		info.RateLimit.Requests != 50 || info.RateLimit.WindowSeconds != 60 || info.RateLimit.From != "key" ||
+		info.ExpiresAt != nil || !strings.HasPrefix(full, strings.TrimSuffix(info.Prefix, "…")) {
+		t.Fatalf("introspection: %+v", info)
+	}
+	h := r.Header
+	if h.Get("X-RateLimit-Limit") != "50" || h.Get("X-RateLimit-Remaining") != "49" || h.Get("Cache-Control") != "no-store" ||
+		h.Get("RateLimit-Policy") != `"key";q=50;w=60` || !strings.HasPrefix(h.Get("RateLimit"), `"key";r=49;t=`) {
+		t.Fatalf("headers: %v", h)
+	}
+	reset, _ := strconv.ParseInt(h.Get("X-RateLimit-Reset"), 10, 64)
+	if now := time.Now().Unix(); reset < now || reset > now+61 {
+		t.Fatalf("X-RateLimit-Reset %d is not an epoch second within the window", reset)
+	}
+	// A key without an override gets the tenant's plan default (team: 2,000/h).
+	_, plain := f.key(apikey.Config{})
+	if r := f.API("GET", "/api/v1/key", plain, ""); r.Header.Get("X-RateLimit-Limit") != "2000" || !strings.Contains(r.Body, `"from":"plan"`) {
+		t.Fatalf("plan default: %s %v", r.Body, r.Header)
+	}
+}
+
+// TestSessionsAndKeysDoNotCross: a signed-in portal session gets nothing
+// from the public API, and an API key gets nothing from the portal.
+func TestSessionsAndKeysDoNotCross(t *testing.T) {
+	f := newFixture(t, webtest.Options{})
+	_, secret, _ := f.EnrolledUser(f.Tenant, "admin@acme.test", auth.RoleAdmin)
+	c := f.SignIn("admin@acme.test", secret)
+	_, full := f.key(apikey.Config{})
+	f.API("POST", "/api/v1/events", full, event, "Idempotency-Key", "one")
+
+	r := c.Get("/api/v1/events")
+	wantError(t, r, 401, "UNAUTHORIZED")
+	if strings.Contains(r.Body, "invoice.paid") {
+		t.Fatal("a session read events")
+	}
+	// An API key on a portal page is sent to sign in; on a console route
+	// it is refused outright.
+	r = f.API("GET", "/settings/developers/api-keys", full, "")
+	if r.Status != http.StatusSeeOther && r.Status != http.StatusFound || !strings.HasPrefix(r.Header.Get("Location"), "/login") {
+		t.Fatalf("portal with an API key: %d %s", r.Status, r.Header.Get("Location"))
+	}
+	wantError(t, f.API("GET", "/api/v1/orgs/api-key", full, ""), 403, "FORBIDDEN")
+}
+
+// TestTrustedProxyAndNewIP: the client address comes from X-Forwarded-For
+// only through a trusted proxy; the first use from each new address is
+// audited once.
+func TestTrustedProxyAndNewIP(t *testing.T) {
+	f := newFixture(t, webtest.Options{Config: func(c *web.Config) {
+		_, lo, _ := net.ParseCIDR("127.0.0.0/8")
+		c.TrustedProxies = []*net.IPNet{lo}
+	}})
+	k, full := f.key(apikey.Config{IPAllowlist: []string{"198.51.100.0/24"}})
+	if r := f.API("GET", "/api/v1/key", full, "", "X-Forwarded-For", "198.51.100.7"); r.Status != 200 {
+		t.Fatalf("allowed address through the proxy: %d %s", r.Status, r.Body)
+	}
+	wantError(t, f.API("GET", "/api/v1/key", full, "", "X-Forwarded-For", "192.0.2.1"), 403, "IP_NOT_ALLOWED")
+	for range 3 {
+		f.API("GET", "/api/v1/key", full, "", "X-Forwarded-For", "198.51.100.8")
+	}
+	f.App.Usage.Flush(context.Background())
+	var n int
+	var ips []string
+	err := f.Store.Pool.QueryRow(context.Background(),
+		`SELECT count(*), array_agg(ip ORDER BY ip) FROM audit_events WHERE action = 'api_key.used_from_new_ip' AND target_id = $1`, k.ID).Scan(&n, &ips)
+	if err != nil || n != 2 || ips[0] != "198.51.100.7" || ips[1] != "198.51.100.8" {
+		t.Fatalf("new-address audit events: %d %v %v", n, ips, err)
+	}
+	var lastIP string
+	var lastAt *time.Time
+	if err := f.Store.Pool.QueryRow(context.Background(), `SELECT last_used_ip, last_used_at FROM api_keys WHERE id = $1`, k.ID).Scan(&lastIP, &lastAt); err != nil || lastAt == nil || lastIP != "198.51.100.8" {
+		t.Fatalf("last used: %q %v %v", lastIP, lastAt, err)
+	}
+}
