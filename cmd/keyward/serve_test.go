@@ -20,10 +20,7 @@ import (
 // migrates, seeds the demo tenant and prints how to sign in. SIGTERM stops
 // it cleanly; a second start reuses the cluster and seeds nothing.
 func TestServeEmbeddedFirstRun(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "keyward")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildKeyward(t)
 	dataDir, err := os.MkdirTemp("", "kwserve")
 	if err != nil {
 		t.Fatal(err)
@@ -31,9 +28,7 @@ func TestServeEmbeddedFirstRun(t *testing.T) {
 	os.Chmod(dataDir, 0o755) // the cluster may run as another user
 	t.Cleanup(func() { os.RemoveAll(dataDir) })
 
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 
 	start := func() (*exec.Cmd, *bufio.Reader) {
 		cmd := exec.Command(bin, "serve", "--addr", addr, "--data-dir", dataDir)
@@ -46,19 +41,7 @@ func TestServeEmbeddedFirstRun(t *testing.T) {
 		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 		return cmd, bufio.NewReader(stdout)
 	}
-	waitReady := func() {
-		deadline := time.Now().Add(90 * time.Second)
-		for time.Now().Before(deadline) {
-			if res, err := http.Get("http://" + addr + "/readyz"); err == nil {
-				res.Body.Close()
-				if res.StatusCode == http.StatusOK {
-					return
-				}
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-		t.Fatal("keyward serve did not become ready")
-	}
+	waitReady := func() { waitReady(t, addr) }
 	stop := func(cmd *exec.Cmd) {
 		cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan error, 1)
@@ -98,4 +81,41 @@ func TestServeEmbeddedFirstRun(t *testing.T) {
 	if strings.Contains(string(rest), "Password") {
 		t.Error("the second start printed demo credentials again")
 	}
+}
+
+// buildKeyward builds the binary into the test's temporary directory.
+func buildKeyward(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "keyward")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// freeAddr returns a loopback address no one listens on now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// waitReady waits until the server at addr answers /readyz.
+func waitReady(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		if res, err := http.Get("http://" + addr + "/readyz"); err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("keyward serve did not become ready")
 }

@@ -193,9 +193,9 @@ func TestKeyIntrospection(t *testing.T) {
 	}
 	var info struct {
 		ID, Name, Prefix, Tenant, Environment string
-		Scopes, Sources                      []string
-		IPAllowlist                          []string `json:"ip_allowlist"`
-		RateLimit                            struct {
+		Scopes, Sources                       []string
+		IPAllowlist                           []string `json:"ip_allowlist"`
+		RateLimit                             struct {
 			Requests      int
 			WindowSeconds int `json:"window_seconds"`
 			From          string

@@ -250,9 +250,13 @@ type Client struct {
 }
 
 // Client returns a new client with an empty cookie jar.
-func (e *Env) Client() *Client {
+func (e *Env) Client() *Client { return NewClient(e.T, e.Server.URL) }
+
+// NewClient returns a client of any running server, such as a keyward
+// process a test started.
+func NewClient(t testing.TB, baseURL string) *Client {
 	jar, _ := cookiejar.New(nil)
-	return &Client{t: e.T, base: e.Server.URL, HTTP: &http.Client{Jar: jar}}
+	return &Client{t: t, base: baseURL, HTTP: &http.Client{Jar: jar}}
 }
 
 // Response is what a request ended with, after redirects.

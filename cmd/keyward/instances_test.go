@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"keyward/db"
+	"keyward/db/dbtest"
+	"keyward/web/apikey"
+	"keyward/web/audit"
+	"keyward/web/auth"
+	"keyward/web/keyring"
+	"keyward/web/mfa"
+	"keyward/web/webtest"
+)
+
+// TestTwoInstancesSeeKeyChangesWithinASecond starts two keyward servers on
+// one database. A key is revoked, disabled or rotated through the first
+// instance's portal; the second, which has the key cached, must refuse it
+// within one second. The times are measured and printed.
+func TestTwoInstancesSeeKeyChangesWithinASecond(t *testing.T) {
+	const secret = "two-instances-test-secret-key-0123456789abcdef"
+	dbURL := dbtest.NewURL(t)
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	store := db.NewStore(pool)
+
+	// A tenant, an owner with TOTP enrolled (under the servers' secret
+	// key), and three keys, made before the servers start: no demo seed.
+	ring, _ := keyring.New([]byte(secret))
+	mfaSvc, err := mfa.New(ring.Key(keyring.PurposeTOTP), ring.Key(keyring.PurposeRecoveryCode), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var owner db.User
+	var tenant db.Tenant
+	var totp string
+	var recovery []string
+	keys := map[string]string{} // operation → full key
+	ids := map[string]string{}
+	err = store.InTx(ctx, func(q *db.Queries) error {
+		var err error
+		if tenant, err = auth.CreateTenant(ctx, q, "twin", "Twin Inc.", "team"); err != nil {
+			return err
+		}
+		if owner, err = auth.CreateUser(ctx, q, tenant.ID, "owner@twin.test", auth.RoleOwner, webtest.Password, false, audit.Actor{Type: audit.ActorSystem}); err != nil {
+			return err
+		}
+		en, err := mfaSvc.NewEnrolment(owner.Email)
+		if err != nil {
+			return err
+		}
+		totp = en.Secret
+		if recovery, err = mfaSvc.Confirm(ctx, q, owner.ID, en.Secret, time.Now().Unix()/30-1); err != nil {
+			return err
+		}
+		by := audit.Actor{TenantID: &tenant.ID, Type: audit.ActorSystem}
+		for _, op := range []string{"revoke", "disable", "rotate"} {
+			k, full, err := apikey.Create(ctx, q, tenant.ID, apikey.Config{Name: op, Environment: apikey.Production, Scopes: apikey.AllScopes}, by, owner.ID, time.Now())
+			if err != nil {
+				return err
+			}
+			keys[op], ids[op] = full, k.ID
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	bin := buildKeyward(t)
+	start := func() string {
+		addr := freeAddr(t)
+		cmd := exec.Command(bin, "serve", "--addr", addr)
+		cmd.Env = append(os.Environ(), "KEYWARD_DATABASE_URL="+dbURL, "KEYWARD_SECRET_KEY="+secret, "KEYWARD_MODE=development")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
+		waitReady(t, addr)
+		return "http://" + addr
+	}
+	first, second := start(), start()
+
+	apiStatus := func(base, key string) (int, string) {
+		req, _ := http.NewRequest("GET", base+"/api/v1/key", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b := make([]byte, 512)
+		n, _ := res.Body.Read(b)
+		return res.StatusCode, string(b[:n])
+	}
+
+	// Sign in to the first instance's portal.
+	c := webtest.NewClient(t, first)
+	c.Get("/login")
+	if r := c.PostForm("/login", url.Values{"email": {owner.Email}, "password": {webtest.Password}}); r.Path != "/login/totp" {
+		t.Fatalf("password step: %d %s", r.Status, r.Path)
+	}
+	code, _ := mfa.CodeFor(totp, time.Now())
+	if r := c.PostForm("/login/totp", url.Values{"code": {code}}); r.Path != "/settings/developers/api-keys" {
+		t.Fatalf("TOTP step: %d %s", r.Status, r.Path)
+	}
+
+	for i, op := range []struct{ name, path, want string }{
+		{"revoke", "/revoke", "KEY_REVOKED"},
+		{"disable", "/disable", "KEY_DISABLED"},
+		{"rotate", "/rotate", "KEY_EXPIRED"}, // grace 0: the old secret ends at once
+	} {
+		key := keys[op.name]
+		if s, body := apiStatus(second, key); s != 200 { // the second instance caches it
+			t.Fatalf("%s: key refused before the change: %d %s", op.name, s, body)
+		}
+		c.Get("/settings/developers/api-keys/" + ids[op.name])
+		form := url.Values{"code": {recovery[i]}}
+		if op.name == "rotate" {
+			form.Set("grace", "0")
+		}
+		// Timed from the moment the change is sent: an upper bound that
+		// includes the first instance's own work.
+		changed := time.Now()
+		r := c.PostForm("/settings/developers/api-keys/"+ids[op.name]+op.path, form)
+		if r.Status != 200 {
+			t.Fatalf("%s through the first instance: %d %s", op.name, r.Status, r.Body)
+		}
+		var elapsed time.Duration
+		for {
+			s, body := apiStatus(second, key)
+			elapsed = time.Since(changed)
+			if s == 401 {
+				if !strings.Contains(body, op.want) {
+					t.Fatalf("%s: second instance refused with %s, want %s", op.name, body, op.want)
+				}
+				break
+			}
+			if elapsed > 5*time.Second {
+				t.Fatalf("%s: the second instance still accepts the key after %v", op.name, elapsed)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		t.Logf("%s through instance 1 refused by instance 2 %v after the request was sent", op.name, elapsed.Round(100*time.Microsecond))
+		if elapsed >= time.Second {
+			t.Errorf("%s took %v to reach the second instance; the bound is 1 s", op.name, elapsed)
+		}
+	}
+}
