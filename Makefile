@@ -20,16 +20,19 @@ endef
 
 POSTGRES_CHECK := ls /usr/lib/postgresql/*/bin/initdb || command -v initdb
 CHROMIUM_CHECK := command -v chromium
+REDIS_CHECK := command -v redis-server || test -x /usr/bin/redis-server
 
 .PHONY: help
 help: ## show this help
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-.PHONY: deps-postgres deps-chromium
+.PHONY: deps-postgres deps-chromium deps-redis
 deps-postgres:
 	$(call need,$(POSTGRES_CHECK),postgresql)
 deps-chromium:
 	$(call need,$(CHROMIUM_CHECK),chromium)
+deps-redis:
+	$(call need,$(REDIS_CHECK),redis-server)
 
 .PHONY: build
 build: ## build bin/keyward
@@ -63,7 +66,7 @@ lint: ## go vet and gofmt
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:" $$out >&2; exit 1; fi
 
 .PHONY: test
-test: deps-postgres deps-chromium check-generated lint ## run the whole suite (real Postgres, headless Chromium)
+test: deps-postgres deps-chromium deps-redis check-generated lint ## run the whole suite (real Postgres, Redis, headless Chromium)
 	$(GO) test -count=1 -timeout 15m ./...
 
 .PHONY: e2e

@@ -94,6 +94,9 @@ func errorHandler(log *slog.Logger, p *portal.Handler) echo.HTTPErrorHandler {
 		if strings.HasPrefix(c.Request().URL.Path, "/api/") {
 			if ae == nil {
 				ae = &api.Error{Status: prob.Status, Code: api.CodeFor(prob.Status), Message: prob.Message}
+				if prob.Status == http.StatusRequestEntityTooLarge {
+					ae.Message = "The request body is larger than this route accepts (1 MiB): send fewer or smaller events."
+				}
 			}
 			if rerr := api.Fail(c, ae); rerr != nil {
 				log.Error("writing error envelope", "request_id", rid, "err", rerr)

@@ -131,6 +131,9 @@ func rateLimiter(ctx context.Context, redisURL string, log *slog.Logger) (rateli
 	if err != nil {
 		return nil, nil, fmt.Errorf("KEYWARD_REDIS_URL: %w", err)
 	}
+	// Short timeouts and no retries: the limiter falls back to memory
+	// rather than hold a request while Redis is unwell.
+	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout, opt.MaxRetries = 250*time.Millisecond, 250*time.Millisecond, 250*time.Millisecond, -1
 	rdb := redis.NewClient(opt)
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

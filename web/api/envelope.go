@@ -14,6 +14,7 @@ const (
 	CodeUnauthorized = "UNAUTHORIZED"
 	CodeForbidden    = "FORBIDDEN"
 	CodeNotFound     = "NOT_FOUND"
+	CodeMethod       = "METHOD_NOT_ALLOWED"
 	CodeValidation   = "VALIDATION_ERROR"
 	CodeInvalidCode  = "INVALID_CODE"
 	CodeConflict     = "CONFLICT"
@@ -94,6 +95,8 @@ func CodeFor(status int) string {
 		return CodeForbidden
 	case http.StatusNotFound:
 		return CodeNotFound
+	case http.StatusMethodNotAllowed:
+		return CodeMethod
 	case http.StatusConflict:
 		return CodeConflict
 	case http.StatusRequestEntityTooLarge:

@@ -89,18 +89,19 @@ var nameRe = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._:-]{0,99}$`)
 // ParseOne reads the body of POST /events.
 func ParseOne(body []byte) (Input, error) {
 	var in Input
-	if err := decode(body, &in); err != nil {
+	if err := decode(body, &in, ""); err != nil {
 		return Input{}, err
 	}
 	return in, nil
 }
 
 // ParseBatch reads the body of POST /events/batch: {"events": [...]}.
+// Each event is decoded on its own, so an error names its index.
 func ParseBatch(body []byte) ([]Input, error) {
 	var b struct {
-		Events []Input `json:"events"`
+		Events []json.RawMessage `json:"events"`
 	}
-	if err := decode(body, &b); err != nil {
+	if err := decode(body, &b, "batch"); err != nil {
 		return nil, err
 	}
 	switch {
@@ -111,28 +112,60 @@ func ParseBatch(body []byte) ([]Input, error) {
 	case len(b.Events) > MaxBatch:
 		return nil, &FieldError{"events", fmt.Sprintf("The batch has %d events; at most %d are accepted per request.", len(b.Events), MaxBatch)}
 	}
-	return b.Events, nil
+	ins := make([]Input, len(b.Events))
+	var errs FieldErrors
+	for i, raw := range b.Events {
+		prefix := "events[" + strconv.Itoa(i) + "]"
+		if err := decode(raw, &ins[i], prefix); err != nil {
+			errs = append(errs, err.(*FieldError))
+		}
+	}
+	if errs != nil {
+		return nil, errs
+	}
+	return ins, nil
 }
 
-func decode(body []byte, v any) error {
+// decode reads exactly one JSON value into v, refusing unknown fields.
+// prefix names where v sits: "" for a single event, "events[3]" for one
+// of a batch, "batch" for the batch's envelope.
+func decode(body []byte, v any, prefix string) error {
+	name := func(f string) string {
+		if prefix == "" || prefix == "batch" {
+			return f
+		}
+		return prefix + "." + f
+	}
+	where := func() string {
+		if prefix == "" || prefix == "batch" {
+			return "body"
+		}
+		return prefix
+	}
+	accepted := "source, type, occurred_at and data"
+	if prefix == "batch" {
+		accepted = "events"
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var se *json.SyntaxError
 		var te *json.UnmarshalTypeError
 		switch {
+		case errors.As(err, &te) && te.Field != "":
+			return &FieldError{name(te.Field), fmt.Sprintf("Expected %s here.", te.Type)}
 		case errors.As(err, &te):
-			return &FieldError{te.Field, fmt.Sprintf("Expected %s here.", te.Type)}
+			return &FieldError{where(), "Expected a JSON object here."}
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
 			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-			return &FieldError{f, "Unknown field: the accepted fields are source, type, occurred_at and data."}
+			return &FieldError{name(f), "Unknown field: the accepted fields are " + accepted + "."}
 		case errors.As(err, &se), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-			return &FieldError{"body", "The body is not valid JSON."}
+			return &FieldError{where(), "This is not valid JSON."}
 		}
-		return &FieldError{"body", "The body is not valid JSON: " + err.Error()}
+		return &FieldError{where(), "This is not valid JSON: " + err.Error()}
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return &FieldError{"body", "The body must hold exactly one JSON value."}
+		return &FieldError{where(), "The body must hold exactly one JSON value."}
 	}
 	return nil
 }

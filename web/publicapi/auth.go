@@ -58,46 +58,55 @@ func presentedKey(r *http.Request) (string, *api.Error) {
 // per route.
 func (h *Handler) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		r := c.Request()
-		raw, aerr := presentedKey(r)
-		if aerr != nil {
+		err := h.check(c, next)
+		var ae *api.Error
+		if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized {
 			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="keyward"`)
-			return aerr
 		}
-		p, err := h.Verifier.Verify(r.Context(), raw)
-		if p != nil {
-			c.Set(ctxPrincipal, p) // even when refused: the tenant's request log shows it
-		}
-		if err != nil {
-			return verifyError(err, p)
-		}
-		if tn := r.Header.Get("X-TN"); tn != "" && tn != p.TenantSlug {
-			return unauthorized(api.CodeTenantMismatch, "This key does not belong to the tenant named in X-TN.")
-		}
-		if env, bound := h.Hosts.For(r.Host); bound && env != p.Environment {
-			return unauthorized(api.CodeEnvironmentMismatch, fmt.Sprintf(
-				"This is a %s key, but this host serves the %s environment: use a %s key here, or the %s host.",
-				p.Environment, env, env, p.Environment))
-		}
-		ipText := c.RealIP()
-		ip, perr := netip.ParseAddr(ipText)
-		if perr != nil || !p.AllowsIP(ip) {
-			return &api.Error{Status: http.StatusForbidden, Code: api.CodeIPNotAllowed,
-				Message: fmt.Sprintf("Requests from %s are not in this key's IP allowlist.", ipText)}
-		}
-		now := h.Now()
-		res := h.Limiter.Allow(r.Context(), p.KeyID, ratelimit.Limit{Requests: p.RateLimit.Requests, Window: p.RateLimit.Window})
-		setRateHeaders(c.Response().Header(), res, now)
-		if !res.Allowed {
-			metrics.RateLimited.Inc()
-			secs := int((res.RetryAfter + time.Second - 1) / time.Second)
-			c.Response().Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
-			return &api.Error{Status: http.StatusTooManyRequests, Code: api.CodeRateLimited, Message: fmt.Sprintf(
-				"This key's limit of %d requests per %s is used up: retry in %d s.", res.Limit.Requests, windowName(res.Limit.Window), max(secs, 1))}
-		}
-		h.Usage.Used(p.TenantID, p.KeyID, ip.String(), now)
-		return next(c)
+		return err
 	}
+}
+
+// check is authenticate without the header bookkeeping.
+func (h *Handler) check(c echo.Context, next echo.HandlerFunc) error {
+	r := c.Request()
+	raw, aerr := presentedKey(r)
+	if aerr != nil {
+		return aerr
+	}
+	p, err := h.Verifier.Verify(r.Context(), raw)
+	if p != nil {
+		c.Set(ctxPrincipal, p) // even when refused: the tenant's request log shows it
+	}
+	if err != nil {
+		return verifyError(err, p)
+	}
+	if tn := r.Header.Get("X-TN"); tn != "" && tn != p.TenantSlug {
+		return unauthorized(api.CodeTenantMismatch, "This key does not belong to the tenant named in X-TN.")
+	}
+	if env, bound := h.Hosts.For(r.Host); bound && env != p.Environment {
+		return unauthorized(api.CodeEnvironmentMismatch, fmt.Sprintf(
+			"This is a %s key, but this host serves the %s environment: use a %s key here, or the %s host.",
+			p.Environment, env, env, p.Environment))
+	}
+	ipText := c.RealIP()
+	ip, perr := netip.ParseAddr(ipText)
+	if perr != nil || !p.AllowsIP(ip) {
+		return &api.Error{Status: http.StatusForbidden, Code: api.CodeIPNotAllowed,
+			Message: fmt.Sprintf("Requests from %s are not in this key's IP allowlist.", ipText)}
+	}
+	now := h.Now()
+	res := h.Limiter.Allow(r.Context(), p.KeyID, ratelimit.Limit{Requests: p.RateLimit.Requests, Window: p.RateLimit.Window})
+	setRateHeaders(c.Response().Header(), res, now)
+	if !res.Allowed {
+		metrics.RateLimited.Inc()
+		secs := int((res.RetryAfter + time.Second - 1) / time.Second)
+		c.Response().Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+		return &api.Error{Status: http.StatusTooManyRequests, Code: api.CodeRateLimited, Message: fmt.Sprintf(
+			"This key's limit of %d requests per %s is used up: retry in %d s.", res.Limit.Requests, windowName(res.Limit.Window), max(secs, 1))}
+	}
+	h.Usage.Used(p.TenantID, p.KeyID, ip.String(), now)
+	return next(c)
 }
 
 func verifyError(err error, p *apikey.Principal) error {

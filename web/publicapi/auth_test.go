@@ -10,11 +10,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"keyward/db"
 	"keyward/web"
 	"keyward/web/apikey"
 	"keyward/web/audit"
 	"keyward/web/auth"
+	"keyward/web/ratelimit"
+	"keyward/web/ratelimit/redistest"
 	"keyward/web/webtest"
 )
 
@@ -151,11 +155,18 @@ func TestErrorTable(t *testing.T) {
 			if !strings.Contains(e.Error.Message, row.says) {
 				t.Errorf("message %q does not say %q", e.Error.Message, row.says)
 			}
+			if got := row.r.Header.Get("WWW-Authenticate"); (row.status == 401) != strings.HasPrefix(got, "Bearer") {
+				t.Errorf("%d with WWW-Authenticate %q", row.status, got)
+			}
 		})
 	}
-	if got := rows[0].r.Header.Get("WWW-Authenticate"); !strings.HasPrefix(got, "Bearer") {
-		t.Errorf("401 without WWW-Authenticate: Bearer (%q)", got)
+	// Unknown routes and methods answer in the envelope too, with no CSRF
+	// or portal page in the way.
+	if r := f.API("DELETE", "/api/v1/events", good, ""); r.Header.Get("Allow") != "POST, GET" {
+		t.Errorf("405 Allow: %q", r.Header.Get("Allow"))
 	}
+	wantError(t, f.API("DELETE", "/api/v1/events", good, ""), 405, "METHOD_NOT_ALLOWED")
+	wantError(t, f.API("POST", "/api/v1/nothing/here", good, "{}"), 404, "NOT_FOUND")
 	rl := rows[len(rows)-1].r
 	if ra, _ := strconv.Atoi(rl.Header.Get("Retry-After")); ra < 1 || ra > 60 {
 		t.Errorf("429 Retry-After = %q, want 1..60 s", rl.Header.Get("Retry-After"))
@@ -278,5 +289,32 @@ func TestTrustedProxyAndNewIP(t *testing.T) {
 	var lastAt *time.Time
 	if err := f.Store.Pool.QueryRow(context.Background(), `SELECT last_used_ip, last_used_at FROM api_keys WHERE id = $1`, k.ID).Scan(&lastIP, &lastAt); err != nil || lastAt == nil || lastIP != "198.51.100.8" {
 		t.Fatalf("last used: %q %v %v", lastIP, lastAt, err)
+	}
+}
+
+// TestRedisRateLimits: with Redis configured, the key's budget lives in
+// Redis (where every instance would find it) and runs out as in memory.
+func TestRedisRateLimits(t *testing.T) {
+	opt, err := redis.ParseURL(redistest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	f := newFixture(t, webtest.Options{Config: func(c *web.Config) { c.Limiter = ratelimit.NewRedis(rdb, c.Logger) }})
+	k, full := f.key(apikey.Config{RateLimit: &apikey.RateLimit{Requests: 3, Window: time.Minute}})
+	for i := range 3 {
+		if r := f.API("GET", "/api/v1/key", full, ""); r.Status != 200 || r.Header.Get("X-RateLimit-Remaining") != strconv.Itoa(2-i) {
+			t.Fatalf("request %d: %d remaining %q", i, r.Status, r.Header.Get("X-RateLimit-Remaining"))
+		}
+	}
+	r := f.API("GET", "/api/v1/key", full, "")
+	wantError(t, r, 429, "RATE_LIMITED")
+	if r.Header.Get("Retry-After") == "" {
+		t.Fatal("429 without Retry-After")
+	}
+	keys, err := rdb.Keys(context.Background(), "*keyward:rl:"+k.ID+":*").Result()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("budget in Redis: %v %v", keys, err)
 	}
 }

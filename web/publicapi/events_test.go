@@ -134,6 +134,12 @@ func TestIngestRefusals(t *testing.T) {
 	if len(e.Error.Details) != 2 || e.Error.Details[0].Field != "events[1].type" || e.Error.Details[1].Field != "events[1].occurred_at" {
 		t.Fatalf("batch details: %+v", e.Error.Details)
 	}
+	// Decoding errors inside a batch name the event they are in.
+	odd := `{"events":[{"source":5,"type":"t","occurred_at":"2026-01-02T15:04:05Z"},` + event + `,{"source":"s","foo":1}]}`
+	e = wantError(t, f.API("POST", "/api/v1/events/batch", full, odd, idem, "e"), 400, "VALIDATION_ERROR")
+	if len(e.Error.Details) != 2 || e.Error.Details[0].Field != "events[0].source" || e.Error.Details[1].Field != "events[2].foo" {
+		t.Fatalf("batch decode details: %+v", e.Error.Details)
+	}
 	if n := countEvents(t, f); n != 0 {
 		t.Fatalf("%d events stored by refused requests", n)
 	}

@@ -6,12 +6,15 @@
 package publicapi
 
 import (
+	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
 	"keyward/db"
+	"keyward/web/api"
 	"keyward/web/apikey"
 	"keyward/web/ratelimit"
 	"keyward/web/usage"
@@ -45,12 +48,49 @@ func (h *Handler) Register(e *echo.Echo) {
 		return m
 	}
 	ingest := append(keyed(apikey.ScopeEventsWrite), middleware.BodyLimit("1M"))
-	e.GET(Prefix+"/openapi.json", serveOpenAPI)
-	e.GET(Prefix+"/key", h.handleKey, keyed("")...)
-	e.POST(Prefix+"/events", h.handleIngest, ingest...)
-	e.POST(Prefix+"/events/batch", h.handleIngestBatch, ingest...)
-	e.GET(Prefix+"/events", h.handleList, keyed(apikey.ScopeEventsRead)...)
-	e.GET(Prefix+"/events/:id", h.handleGet, keyed(apikey.ScopeEventsRead)...)
+	var routes [][2]string // method, path
+	add := func(method, path string, hf echo.HandlerFunc, m ...echo.MiddlewareFunc) {
+		e.Add(method, Prefix+path, hf, m...)
+		routes = append(routes, [2]string{method, Prefix + path})
+	}
+	add(http.MethodGet, "/openapi.json", serveOpenAPI)
+	add(http.MethodGet, "/key", h.handleKey, keyed("")...)
+	add(http.MethodPost, "/events", h.handleIngest, ingest...)
+	add(http.MethodPost, "/events/batch", h.handleIngestBatch, ingest...)
+	add(http.MethodGet, "/events", h.handleList, keyed(apikey.ScopeEventsRead)...)
+	add(http.MethodGet, "/events/:id", h.handleGet, keyed(apikey.ScopeEventsRead)...)
+	// Anything else under the prefix gets the API's own 404 or 405, in
+	// JSON, rather than falling to the portal's catch-all (and its CSRF
+	// check).
+	e.RouteNotFound(Prefix+"/*", func(c echo.Context) error {
+		var allow []string
+		for _, r := range routes {
+			if samePath(r[1], c.Request().URL.Path) {
+				allow = append(allow, r[0])
+			}
+		}
+		if len(allow) > 0 {
+			c.Response().Header().Set(echo.HeaderAllow, strings.Join(allow, ", "))
+			return echo.ErrMethodNotAllowed
+		}
+		return &api.Error{Status: http.StatusNotFound, Code: api.CodeNotFound,
+			Message: "There is no such route: GET " + Prefix + "/openapi.json lists them."}
+	})
+}
+
+// samePath matches a request path against a route pattern whose ":name"
+// segments match any one segment.
+func samePath(pattern, path string) bool {
+	ps, qs := strings.Split(pattern, "/"), strings.Split(path, "/")
+	if len(ps) != len(qs) {
+		return false
+	}
+	for i := range ps {
+		if !strings.HasPrefix(ps[i], ":") && ps[i] != qs[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func noStore(c echo.Context) { c.Response().Header().Set("Cache-Control", "no-store") }

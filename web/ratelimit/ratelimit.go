@@ -7,7 +7,9 @@ package ratelimit
 import (
 	"context"
 	"log/slog"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -22,6 +24,12 @@ import (
 type Limit struct {
 	Requests int
 	Window   time.Duration
+}
+
+// sane keeps a limit usable: at least one request per second-long window.
+// Configuration validation already refuses less; this guards the division.
+func (l Limit) sane() Limit {
+	return Limit{Requests: max(l.Requests, 1), Window: max(l.Window, time.Second)}
 }
 
 // Result is one decision.
@@ -61,6 +69,7 @@ func NewMemory() *Memory { return &Memory{buckets: map[string]*bucket{}, now: ti
 
 // Allow implements Limiter.
 func (m *Memory) Allow(_ context.Context, id string, l Limit) Result {
+	l = l.sane()
 	now := m.now()
 	perSec := float64(l.Requests) / l.Window.Seconds()
 	m.mu.Lock()
@@ -102,24 +111,47 @@ func secs(s float64) time.Duration {
 
 // Redis shares budgets through Redis. If Redis fails, the request is
 // decided by an in-process limiter instead and the failure is counted: a
-// Redis outage neither stops the API nor lifts every limit.
+// Redis outage neither stops the API nor lifts every limit. After a
+// failure Redis is left alone for a second, so an outage does not add a
+// timeout to every request, and the failure is logged at most every ten
+// seconds.
 type Redis struct {
 	lim      *redis_rate.Limiter
 	fallback *Memory
 	log      *slog.Logger
+	// Timeout bounds one Redis decision (default 250 ms).
+	Timeout time.Duration
+
+	downUntil atomic.Int64 // unix nanoseconds
+	loggedAt  atomic.Int64
 }
 
 // NewRedis returns a limiter on the Redis client rdb.
 func NewRedis(rdb *redis.Client, log *slog.Logger) *Redis {
-	return &Redis{lim: redis_rate.NewLimiter(rdb), fallback: NewMemory(), log: log}
+	return &Redis{lim: redis_rate.NewLimiter(rdb), fallback: NewMemory(), log: log, Timeout: 250 * time.Millisecond}
 }
 
 // Allow implements Limiter.
 func (r *Redis) Allow(ctx context.Context, id string, l Limit) Result {
-	res, err := r.lim.Allow(ctx, "keyward:rl:"+id, redis_rate.Limit{Rate: l.Requests, Burst: l.Requests, Period: l.Window})
+	l = l.sane()
+	now := time.Now()
+	if now.UnixNano() < r.downUntil.Load() {
+		return r.fallback.Allow(ctx, id, l)
+	}
+	// The limit is part of the Redis key: a changed limit starts a fresh
+	// budget, as it does in memory.
+	key := "keyward:rl:" + id + ":" + strconv.Itoa(l.Requests) + "/" + strconv.FormatInt(int64(l.Window/time.Second), 10)
+	rctx, cancel := context.WithTimeout(ctx, r.Timeout)
+	res, err := r.lim.Allow(rctx, key, redis_rate.Limit{Rate: l.Requests, Burst: l.Requests, Period: l.Window})
+	cancel()
 	if err != nil {
-		metrics.RateLimitErrors.Inc()
-		r.log.Warn("redis rate limit failed; deciding in process", "err", err)
+		if ctx.Err() == nil { // not the client going away
+			metrics.RateLimitErrors.Inc()
+			r.downUntil.Store(now.Add(time.Second).UnixNano())
+			if last := r.loggedAt.Load(); now.UnixNano()-last > int64(10*time.Second) && r.loggedAt.CompareAndSwap(last, now.UnixNano()) {
+				r.log.Warn("redis rate limit failed; deciding in process for now", "err", err)
+			}
+		}
 		return r.fallback.Allow(ctx, id, l)
 	}
 	out := Result{Allowed: res.Allowed > 0, Limit: l, Remaining: res.Remaining, ResetAfter: max(res.ResetAfter, 0)}

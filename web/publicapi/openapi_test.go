@@ -1,0 +1,385 @@
+package publicapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/labstack/echo/v4"
+
+	"keyward/web/api"
+)
+
+// httpMethods are the operation keys of an OpenAPI path item.
+var httpMethods = []string{"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+// operation is one method of one path of the document.
+type operation struct {
+	method, path string
+	op           map[string]any
+	item         map[string]any
+}
+
+func (o operation) String() string { return o.method + " " + o.path }
+
+// decodedOpenAPI parses the embedded document generically.
+func decodedOpenAPI(t *testing.T) map[string]any {
+	t.Helper()
+	var doc map[string]any
+	if err := json.Unmarshal(openAPI, &doc); err != nil {
+		t.Fatalf("embedded openapi.json is not valid JSON: %v", err)
+	}
+	return doc
+}
+
+// documentedOperations lists every operation under paths.
+func documentedOperations(t *testing.T, doc map[string]any) []operation {
+	t.Helper()
+	paths, ok := doc["paths"].(map[string]any)
+	if !ok {
+		t.Fatalf("openapi.json: paths is %T, want an object", doc["paths"])
+	}
+	var ops []operation
+	for path, v := range paths {
+		item, ok := v.(map[string]any)
+		if !ok {
+			t.Errorf("openapi.json: paths[%q] is %T, want an object", path, v)
+			continue
+		}
+		for _, m := range httpMethods {
+			if raw, found := item[m]; found {
+				op, ok := raw.(map[string]any)
+				if !ok {
+					t.Errorf("openapi.json: %s %s is %T, want an object", strings.ToUpper(m), path, raw)
+					continue
+				}
+				ops = append(ops, operation{method: strings.ToUpper(m), path: path, op: op, item: item})
+			}
+		}
+	}
+	slices.SortFunc(ops, func(a, b operation) int { return strings.Compare(a.String(), b.String()) })
+	return ops
+}
+
+var echoParam = regexp.MustCompile(`:([A-Za-z0-9_]+)`)
+
+// registeredRoutes lists the public API's routes as "METHOD /path/{param}".
+func registeredRoutes(t *testing.T) map[string]bool {
+	t.Helper()
+	e := echo.New()
+	(&Handler{}).Register(e)
+	routes := map[string]bool{}
+	for _, r := range e.Routes() {
+		if r.Method == echo.RouteNotFound || !strings.HasPrefix(r.Path, Prefix+"/") {
+			continue
+		}
+		routes[r.Method+" "+echoParam.ReplaceAllString(r.Path, "{$1}")] = true
+	}
+	return routes
+}
+
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	doc := decodedOpenAPI(t)
+	if v, _ := doc["openapi"].(string); v != "3.1.0" {
+		t.Errorf("openapi = %#v, want \"3.1.0\"", doc["openapi"])
+	}
+
+	routes := registeredRoutes(t)
+	if len(routes) == 0 {
+		t.Fatalf("Register mounted no route under %s", Prefix)
+	}
+	ops := documentedOperations(t, doc)
+	documented := map[string]bool{}
+	for _, o := range ops {
+		documented[o.String()] = true
+	}
+	for _, r := range slices.Sorted(maps.Keys(routes)) {
+		if !documented[r] {
+			t.Errorf("route %s is registered but missing from openapi.json", r)
+		}
+	}
+	for _, o := range slices.Sorted(maps.Keys(documented)) {
+		if !routes[o] {
+			t.Errorf("openapi.json documents %s, which is not a registered public API route", o)
+		}
+	}
+
+	ids := map[string]string{}
+	for _, o := range ops {
+		id, _ := o.op["operationId"].(string)
+		switch {
+		case id == "":
+			t.Errorf("%s has no operationId", o)
+		case ids[id] != "":
+			t.Errorf("%s and %s share the operationId %q", ids[id], o, id)
+		default:
+			ids[id] = o.String()
+		}
+		responses, _ := o.op["responses"].(map[string]any)
+		if !slices.ContainsFunc(slices.Collect(maps.Keys(responses)), isSuccessStatus) {
+			t.Errorf("%s documents no 2xx response (responses: %v)", o, slices.Sorted(maps.Keys(responses)))
+		}
+		checkPathParameters(t, doc, o)
+	}
+
+	refs := 0
+	walkRefs(doc, "#", func(at, ref string) {
+		refs++
+		if !strings.HasPrefix(ref, "#/components/") {
+			t.Errorf("%s: $ref %q does not point under #/components/", at, ref)
+			return
+		}
+		if _, err := resolvePointer(doc, ref); err != nil {
+			t.Errorf("%s: $ref %q does not resolve: %v", at, ref, err)
+		}
+	})
+	if refs == 0 {
+		t.Error("openapi.json has no $ref at all: the shared components are not used")
+	}
+}
+
+// TestOpenAPIErrorCodes checks that the ErrorCode enum lists exactly the
+// stable codes declared in web/api.
+func TestOpenAPIErrorCodes(t *testing.T) {
+	doc := decodedOpenAPI(t)
+	enum, err := resolvePointer(doc, "#/components/schemas/ErrorCode/enum")
+	if err != nil {
+		t.Fatalf("ErrorCode enum: %v", err)
+	}
+	values, ok := enum.([]any)
+	if !ok {
+		t.Fatalf("ErrorCode enum is %T, want an array", enum)
+	}
+	documented := map[string]bool{}
+	for _, v := range values {
+		s, _ := v.(string)
+		documented[s] = true
+	}
+
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, "../api/envelope.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	declared := map[string]bool{}
+	for _, d := range f.Decls {
+		gd, ok := d.(*ast.GenDecl)
+		if !ok || gd.Tok != token.CONST {
+			continue
+		}
+		for _, spec := range gd.Specs {
+			vs := spec.(*ast.ValueSpec)
+			for i, name := range vs.Names {
+				if i >= len(vs.Values) {
+					continue
+				}
+				lit, ok := vs.Values[i].(*ast.BasicLit)
+				if !strings.HasPrefix(name.Name, "Code") || !ok || lit.Kind != token.STRING {
+					continue
+				}
+				code, _ := strconv.Unquote(lit.Value)
+				declared[code] = true
+			}
+		}
+	}
+	if !declared[api.CodeUnauthorized] || !declared[api.CodeIdempotencyReused] {
+		t.Fatalf("read only %v from ../api/envelope.go: the parse missed the codes", slices.Sorted(maps.Keys(declared)))
+	}
+	for _, c := range slices.Sorted(maps.Keys(declared)) {
+		if !documented[c] {
+			t.Errorf("error code %s is declared in web/api but missing from the ErrorCode enum", c)
+		}
+	}
+	for _, c := range slices.Sorted(maps.Keys(documented)) {
+		if !declared[c] {
+			t.Errorf("ErrorCode enum lists %q, which web/api does not declare", c)
+		}
+	}
+}
+
+// TestOpenAPISecurityMatchesAuth sends each documented operation without a
+// key: an operation documented as open must not answer 401, and every
+// other one must answer 401 and document it, with both key schemes as
+// alternatives.
+func TestOpenAPISecurityMatchesAuth(t *testing.T) {
+	doc := decodedOpenAPI(t)
+	schemes, _ := resolvePointer(doc, "#/components/securitySchemes")
+	if s, _ := schemes.(map[string]any); s["bearerAuth"] == nil || s["apiKeyHeader"] == nil {
+		t.Fatalf("securitySchemes = %v, want bearerAuth and apiKeyHeader", schemes)
+	}
+	e := echo.New()
+	e.HTTPErrorHandler = func(err error, c echo.Context) {
+		var ae *api.Error
+		if !errors.As(err, &ae) {
+			ae = &api.Error{Status: http.StatusInternalServerError, Code: api.CodeInternal, Message: err.Error()}
+		}
+		_ = api.Fail(c, ae)
+	}
+	(&Handler{}).Register(e)
+
+	for _, o := range documentedOperations(t, doc) {
+		sec, declared := o.op["security"].([]any)
+		if !declared {
+			t.Errorf("%s declares no security of its own", o)
+			continue
+		}
+		path := strings.ReplaceAll(o.path, "{id}", "0197a3c2-5f1e-7b40-9c8d-2e6f4a1b3c5d")
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, httptest.NewRequest(o.method, path, nil))
+		if len(sec) == 0 {
+			if rec.Code == http.StatusUnauthorized {
+				t.Errorf("%s is documented without security but answers 401 without a key", o)
+			}
+			continue
+		}
+		if rec.Code != http.StatusUnauthorized {
+			t.Errorf("%s without a key: status %d, want 401 (body %.200s)", o, rec.Code, rec.Body)
+		}
+		var names []string
+		for _, req := range sec {
+			for name := range req.(map[string]any) {
+				names = append(names, name)
+			}
+		}
+		slices.Sort(names)
+		if !slices.Equal(names, []string{"apiKeyHeader", "bearerAuth"}) {
+			t.Errorf("%s security alternatives = %v, want apiKeyHeader and bearerAuth", o, names)
+		}
+		if responses, _ := o.op["responses"].(map[string]any); responses["401"] == nil {
+			t.Errorf("%s needs a key but documents no 401 response", o)
+		}
+	}
+}
+
+func TestOpenAPIServed(t *testing.T) {
+	e := echo.New()
+	(&Handler{}).Register(e)
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, Prefix+"/openapi.json", nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET %s/openapi.json: status %d, want 200", Prefix, rec.Code)
+	}
+	if ct := rec.Header().Get(echo.HeaderContentType); ct != echo.MIMEApplicationJSON {
+		t.Errorf("Content-Type = %q, want %q", ct, echo.MIMEApplicationJSON)
+	}
+	if len(openAPI) == 0 {
+		t.Fatal("the embedded document is empty")
+	}
+	if !bytes.Equal(rec.Body.Bytes(), openAPI) {
+		t.Errorf("body (%d bytes) differs from the embedded document (%d bytes)", rec.Body.Len(), len(openAPI))
+	}
+}
+
+// checkPathParameters requires every {param} of o's path to be declared as
+// a required path parameter of the operation or its path item, and no
+// other path parameter.
+func checkPathParameters(t *testing.T, doc map[string]any, o operation) {
+	t.Helper()
+	want := map[string]bool{}
+	for _, m := range regexp.MustCompile(`\{([^}]+)\}`).FindAllStringSubmatch(o.path, -1) {
+		want[m[1]] = true
+	}
+	got := map[string]bool{}
+	for _, list := range []any{o.item["parameters"], o.op["parameters"]} {
+		params, _ := list.([]any)
+		for _, p := range params {
+			pm, _ := p.(map[string]any)
+			if ref, ok := pm["$ref"].(string); ok {
+				r, err := resolvePointer(doc, ref)
+				if err != nil {
+					continue // reported by the $ref walk
+				}
+				pm, _ = r.(map[string]any)
+			}
+			if pm["in"] != "path" {
+				continue
+			}
+			name, _ := pm["name"].(string)
+			if pm["required"] != true {
+				t.Errorf("%s: path parameter %q is not required", o, name)
+			}
+			got[name] = true
+		}
+	}
+	for n := range want {
+		if !got[n] {
+			t.Errorf("%s: path parameter {%s} is not declared", o, n)
+		}
+	}
+	for n := range got {
+		if !want[n] {
+			t.Errorf("%s: declares path parameter %q, which is not in the path", o, n)
+		}
+	}
+}
+
+func isSuccessStatus(code string) bool {
+	if code == "2XX" {
+		return true
+	}
+	n, err := strconv.Atoi(code)
+	return err == nil && n >= 200 && n <= 299
+}
+
+// walkRefs calls fn for every "$ref" string anywhere in v; at is a JSON
+// pointer to where it was found.
+func walkRefs(v any, at string, fn func(at, ref string)) {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, child := range x {
+			if s, ok := child.(string); ok && k == "$ref" {
+				fn(at, s)
+				continue
+			}
+			walkRefs(child, at+"/"+escapePointer(k), fn)
+		}
+	case []any:
+		for i, child := range x {
+			walkRefs(child, at+"/"+strconv.Itoa(i), fn)
+		}
+	}
+}
+
+func escapePointer(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
+}
+
+// resolvePointer follows a local JSON pointer ("#/a/b") through doc.
+func resolvePointer(doc map[string]any, ref string) (any, error) {
+	rest, ok := strings.CutPrefix(ref, "#/")
+	if !ok {
+		return nil, errors.New("not a local JSON pointer")
+	}
+	var cur any = doc
+	for _, tok := range strings.Split(rest, "/") {
+		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
+		switch x := cur.(type) {
+		case map[string]any:
+			next, found := x[tok]
+			if !found {
+				return nil, errors.New("no member " + strconv.Quote(tok))
+			}
+			cur = next
+		case []any:
+			i, err := strconv.Atoi(tok)
+			if err != nil || i < 0 || i >= len(x) {
+				return nil, errors.New("no element " + strconv.Quote(tok))
+			}
+			cur = x[i]
+		default:
+			return nil, errors.New("cannot descend into a scalar at " + strconv.Quote(tok))
+		}
+	}
+	return cur, nil
+}
