@@ -85,7 +85,9 @@ func Parse(key string) (Parsed, error) {
 		return Parsed{}, ErrMalformed
 	}
 	body := key[:len(key)-checksumLen]
-	if checksum(body) != key[len(key)-checksumLen:] {
+	var sum [checksumLen]byte
+	checksumInto(&sum, body)
+	if string(sum[:]) != key[len(key)-checksumLen:] { // not a secret: a typo check
 		return Parsed{}, ErrChecksum
 	}
 	return Parsed{Full: key, Env: env}, nil
@@ -93,8 +95,22 @@ func Parse(key string) (Parsed, error) {
 
 // Hash is what the database stores and looks keys up by.
 func Hash(key string) []byte {
-	h := sha256.Sum256([]byte(key))
+	h := hashKey(key)
 	return h[:]
+}
+
+// maxKeyLen bounds the keys hashed without an allocation; every key this
+// package makes is shorter.
+const maxKeyLen = 64
+
+// hashKey is SHA-256 of key, through a stack buffer for keys of our size.
+func hashKey(key string) [32]byte {
+	if len(key) > maxKeyLen {
+		return sha256.Sum256([]byte(key))
+	}
+	var buf [maxKeyLen]byte
+	n := copy(buf[:], key)
+	return sha256.Sum256(buf[:n])
 }
 
 // DisplayPrefix is the non-secret part shown in lists and logs:
@@ -105,13 +121,24 @@ func DisplayPrefix(p Parsed) string {
 }
 
 func checksum(body string) string {
-	n := crc32.ChecksumIEEE([]byte(body))
-	out := make([]byte, checksumLen)
+	var out [checksumLen]byte
+	checksumInto(&out, body)
+	return string(out[:])
+}
+
+// checksumInto writes body's CRC32 (IEEE) in base62. It walks the
+// standard library's table over the string itself: crc32.ChecksumIEEE would
+// need a []byte copy of every presented key on the heap.
+func checksumInto(out *[checksumLen]byte, body string) {
+	n := ^uint32(0)
+	for i := 0; i < len(body); i++ {
+		n = crc32.IEEETable[byte(n)^body[i]] ^ n>>8
+	}
+	n = ^n
 	for i := checksumLen - 1; i >= 0; i-- {
 		out[i] = alphabet[n%62]
 		n /= 62
 	}
-	return string(out)
 }
 
 // randomBase62 draws n characters uniformly: bytes ≥ 248 are rejected so

@@ -2,6 +2,7 @@ package apikey
 
 import (
 	"errors"
+	"hash/crc32"
 	"strings"
 	"testing"
 )
@@ -107,5 +108,21 @@ func BenchmarkParseAndHash(b *testing.B) {
 			b.Fatal(err)
 		}
 		Hash(p.Full)
+	}
+}
+
+// The checksum walks crc32's table by hand; it must equal the library's
+// CRC32, or every key issued before would stop parsing.
+func TestChecksumIsCRC32IEEE(t *testing.T) {
+	for _, body := range []string{"", "kw_prod_", "kw_prod_" + strings.Repeat("Az9", 9), strings.Repeat("x", 200)} {
+		n := crc32.ChecksumIEEE([]byte(body))
+		want := make([]byte, checksumLen)
+		for i := checksumLen - 1; i >= 0; i-- {
+			want[i] = alphabet[n%62]
+			n /= 62
+		}
+		if got := checksum(body); got != string(want) {
+			t.Errorf("checksum(%q) = %s, want %s", body, got, want)
+		}
 	}
 }

@@ -22,6 +22,9 @@ const Channel = "keyward_api_keys"
 // lost connection empties the cache (notifications may have been missed)
 // and is re-established; until then the cache TTL bounds staleness.
 func (v *Verifier) Listen(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
+	if log == nil {
+		log = slog.Default()
+	}
 	conn, err := listenConn(ctx, pool)
 	if err != nil {
 		return fmt.Errorf("listening for key changes: %w", err)

@@ -2,7 +2,6 @@ package apikey
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"net/netip"
 	"slices"
@@ -94,6 +93,14 @@ func (p *Principal) AllowsIP(ip netip.Addr) bool {
 	return false
 }
 
+// The hot path's counters, resolved once.
+var (
+	outcomeOK        = metrics.Verifications.WithLabelValues("ok")
+	outcomeMalformed = metrics.Verifications.WithLabelValues("malformed")
+	cacheHit         = metrics.CacheLookups.WithLabelValues("hit")
+	cacheMiss        = metrics.CacheLookups.WithLabelValues("miss")
+)
+
 // PlanLimit is a plan's default rate limit.
 func PlanLimit(plan string) RateLimit {
 	return RateLimit{Requests: auth.Plans[plan], Window: time.Hour}
@@ -141,14 +148,14 @@ func NewVerifier(q *db.Queries, o VerifierOptions) *Verifier {
 // against the key's tenant.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Principal, error) {
 	if _, err := Parse(raw); err != nil {
-		metrics.Verifications.WithLabelValues("malformed").Inc()
+		outcomeMalformed.Inc()
 		return nil, ErrInvalid
 	}
-	h := sha256.Sum256([]byte(raw))
+	h := hashKey(raw)
 	now := v.Now()
 	p, found, hit := v.cache.get(h, now)
 	if !hit {
-		metrics.CacheLookups.WithLabelValues("miss").Inc()
+		cacheMiss.Inc()
 		var err error
 		p, err = v.load(ctx, h, now)
 		if err != nil {
@@ -157,7 +164,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Principal, error) {
 		}
 		found = p != nil
 	} else {
-		metrics.CacheLookups.WithLabelValues("hit").Inc()
+		cacheHit.Inc()
 	}
 	if !found {
 		metrics.Verifications.WithLabelValues("unknown").Inc()
@@ -167,7 +174,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Principal, error) {
 		metrics.Verifications.WithLabelValues(outcomeOf(err)).Inc()
 		return p, err
 	}
-	metrics.Verifications.WithLabelValues("ok").Inc()
+	outcomeOK.Inc()
 	return p, nil
 }
 
@@ -239,3 +246,6 @@ func outcomeOf(err error) string {
 	}
 	return "error"
 }
+
+// Len is how many answers the cache holds.
+func (v *Verifier) Len() int { return v.cache.len() }

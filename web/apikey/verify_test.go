@@ -1,0 +1,206 @@
+package apikey_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"keyward/db"
+	"keyward/db/dbtest"
+	"keyward/web/apikey"
+	"keyward/web/audit"
+	"keyward/web/auth"
+)
+
+func TestMain(m *testing.M) { os.Exit(dbtest.Run(m)) }
+
+// fixture: a fresh database with a tenant, its owner, and a key.
+type fixture struct {
+	store  *db.Store
+	tenant db.Tenant
+	user   db.User
+	tracer *dbtest.Counter
+}
+
+func newFixture(t testing.TB) *fixture {
+	f := &fixture{tracer: &dbtest.Counter{}}
+	f.store = db.NewStore(dbtest.New(t, f.tracer.Trace))
+	err := f.store.InTx(context.Background(), func(q *db.Queries) error {
+		var err error
+		if f.tenant, err = auth.CreateTenant(context.Background(), q, "acme", "Acme", "solo"); err != nil {
+			return err
+		}
+		f.user, err = auth.CreateUser(context.Background(), q, f.tenant.ID, "o@acme.test", auth.RoleOwner, "correct horse battery staple", false, audit.Actor{Type: audit.ActorSystem})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *fixture) key(t testing.TB, cfg apikey.Config) (db.APIKey, string) {
+	t.Helper()
+	if cfg.Name == "" {
+		cfg.Name = "k" + time.Now().Format("150405.000000000")
+	}
+	cfg.Environment, cfg.Scopes = apikey.Production, apikey.AllScopes
+	var k db.APIKey
+	var full string
+	err := f.store.InTx(context.Background(), func(q *db.Queries) error {
+		var err error
+		k, full, err = apikey.Create(context.Background(), q, f.tenant.ID, cfg, audit.Actor{Type: audit.ActorSystem}, f.user.ID, time.Now())
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k, full
+}
+
+// TestVerifierCache: a hit asks nothing of the database; an unknown key is
+// remembered for the negative TTL; the TTL is the safety net for a change
+// whose notification never came; the cache holds at most its bound.
+func TestVerifierCache(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	k, full := f.key(t, apikey.Config{})
+	now := time.Now()
+	v := apikey.NewVerifier(f.store.Queries, apikey.VerifierOptions{MaxEntries: 3, TTL: time.Minute, NegativeTTL: 5 * time.Second})
+	v.Now = func() time.Time { return now }
+
+	p, err := v.Verify(ctx, full)
+	if err != nil || p.KeyID != k.ID || p.TenantSlug != "acme" || p.RateLimit.Requests != 500 || p.KeyOverride {
+		t.Fatalf("first verify: %+v %v", p, err)
+	}
+	before := f.tracer.Len()
+	for range 100 {
+		if _, err := v.Verify(ctx, full); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := f.tracer.Len() - before; n != 0 {
+		t.Fatalf("100 cache hits made %d queries", n)
+	}
+
+	unknown, _ := apikey.Generate(apikey.Production)
+	before = f.tracer.Len()
+	for range 10 {
+		if _, err := v.Verify(ctx, unknown); !errors.Is(err, apikey.ErrInvalid) {
+			t.Fatalf("unknown key: %v", err)
+		}
+	}
+	if n := f.tracer.Len() - before; n != 1 {
+		t.Fatalf("10 tries of one unknown key made %d queries, want 1 (negative cache)", n)
+	}
+	now = now.Add(6 * time.Second)
+	v.Verify(ctx, unknown)
+	if n := f.tracer.Len() - before; n != 2 {
+		t.Fatalf("after the negative TTL the unknown key is looked up again: %d queries", n)
+	}
+
+	// Disable the key behind the verifier's back (no NOTIFY reaches v: it
+	// is not listening). The cached answer holds until the TTL ends.
+	if _, err := f.store.Pool.Exec(ctx, "UPDATE api_keys SET disabled_at = now() WHERE id = $1", k.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(ctx, full); err != nil {
+		t.Fatalf("within the TTL the cached key still verifies: %v", err)
+	}
+	now = now.Add(time.Minute)
+	if _, err := v.Verify(ctx, full); !errors.Is(err, apikey.ErrDisabled) {
+		t.Fatalf("after the TTL the change is seen: %v", err)
+	}
+
+	// Bounded: more keys than MaxEntries never grow the cache past it.
+	for range 5 {
+		_, other := f.key(t, apikey.Config{})
+		if _, err := v.Verify(ctx, other); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := v.Len(); n > 3 {
+		t.Fatalf("cache holds %d entries, bound 3", n)
+	}
+}
+
+// TestVerifierListens: a key change committed anywhere reaches a listening
+// verifier's cache, and a rolled-back change sends nothing.
+func TestVerifierListens(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	k, full := f.key(t, apikey.Config{})
+	v := apikey.NewVerifier(f.store.Queries, apikey.VerifierOptions{TTL: time.Hour})
+	if err := v.Listen(ctx, f.store.Pool, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(ctx, full); err != nil {
+		t.Fatal(err)
+	}
+	by := audit.Actor{Type: audit.ActorSystem}
+	rollback := errors.New("rolled back")
+	err := f.store.InTx(ctx, func(q *db.Queries) error {
+		if err := apikey.SetDisabled(ctx, q, f.tenant.ID, k.ID, true, by, time.Now()); err != nil {
+			return err
+		}
+		return rollback
+	})
+	if !errors.Is(err, rollback) {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // a notification would have arrived by now
+	if _, err := v.Verify(ctx, full); err != nil {
+		t.Fatalf("a rolled-back disable changed the verifier: %v", err)
+	}
+	err = f.store.InTx(ctx, func(q *db.Queries) error { return apikey.SetDisabled(ctx, q, f.tenant.ID, k.ID, true, by, time.Now()) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := v.Verify(ctx, full)
+		if errors.Is(err, apikey.ErrDisabled) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the disable never reached the cache: %v", err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// BenchmarkVerifyCacheHit is the hot path of every keyed request: parse,
+// checksum, hash, cache lookup and status checks. Target: < 2 µs/op.
+func BenchmarkVerifyCacheHit(b *testing.B) {
+	f := newFixture(b)
+	_, full := f.key(b, apikey.Config{})
+	v := apikey.NewVerifier(f.store.Queries, apikey.VerifierOptions{})
+	ctx := context.Background()
+	if _, err := v.Verify(ctx, full); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := v.Verify(ctx, full); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkVerifyMalformed: what a flood of garbage keys costs.
+func BenchmarkVerifyMalformed(b *testing.B) {
+	v := apikey.NewVerifier(nil, apikey.VerifierOptions{})
+	ctx := context.Background()
+	bad := "kw_prod_" + strings.Repeat("A", 33)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := v.Verify(ctx, bad); err == nil {
+			b.Fatal("accepted")
+		}
+	}
+}
