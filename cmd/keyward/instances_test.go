@@ -82,7 +82,7 @@ func TestTwoInstancesSeeKeyChangesWithinASecond(t *testing.T) {
 	}
 
 	bin := buildKeyward(t)
-	start := func() string {
+	start := func() (string, *exec.Cmd) {
 		addr := freeAddr(t)
 		cmd := exec.Command(bin, "serve", "--addr", addr)
 		cmd.Env = append(os.Environ(), "KEYWARD_DATABASE_URL="+dbURL, "KEYWARD_SECRET_KEY="+secret, "KEYWARD_MODE=development")
@@ -91,9 +91,10 @@ func TestTwoInstancesSeeKeyChangesWithinASecond(t *testing.T) {
 		}
 		t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
 		waitReady(t, addr)
-		return "http://" + addr
+		return "http://" + addr, cmd
 	}
-	first, second := start(), start()
+	first, _ := start()
+	second, secondCmd := start()
 
 	apiStatus := func(base, key string) (int, string) {
 		req, _ := http.NewRequest("GET", base+"/api/v1/key", nil)
@@ -159,5 +160,36 @@ func TestTwoInstancesSeeKeyChangesWithinASecond(t *testing.T) {
 		if elapsed >= time.Second {
 			t.Errorf("%s took %v to reach the second instance; the bound is 1 s", op.name, elapsed)
 		}
+	}
+
+	// SIGTERM flushes the usage buffers: a burst of requests sent just
+	// before it is all in the request log once the process has exited.
+	var live string
+	if err := store.InTx(ctx, func(q *db.Queries) error {
+		_, k, err := apikey.Create(ctx, q, tenant.ID, apikey.Config{Name: "burst", Environment: apikey.Production, Scopes: apikey.AllScopes},
+			audit.Actor{Type: audit.ActorSystem}, owner.ID, time.Now())
+		live = k
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	const burst = 200
+	for range burst {
+		if s, body := apiStatus(second, live); s != 200 {
+			t.Fatalf("burst: %d %s", s, body)
+		}
+	}
+	secondCmd.Process.Signal(syscall.SIGTERM)
+	if err := secondCmd.Wait(); err != nil {
+		t.Fatalf("the second instance exited with %v after SIGTERM", err)
+	}
+	var logged int
+	var lastUsed *time.Time
+	if err := pool.QueryRow(ctx, `SELECT count(*), max(k.last_used_at) FROM api_request_logs l JOIN api_keys k ON k.id = l.key_id
+		WHERE k.name = 'burst' AND k.tenant_id = $1`, tenant.ID).Scan(&logged, &lastUsed); err != nil {
+		t.Fatal(err)
+	}
+	if logged != burst || lastUsed == nil {
+		t.Fatalf("after SIGTERM the request log holds %d of %d requests (last used %v)", logged, burst, lastUsed)
 	}
 }

@@ -60,4 +60,13 @@ func init() {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		Requests, Verifications, CacheLookups, Invalidations, RateLimited, RateLimitErrors, FlushSize, Dropped, FlushErrors,
 	)
+	// Known series start at zero, so a dashboard sees them before the first
+	// drop or failure.
+	for _, b := range []string{"last_used", "request_log", "new_ip"} {
+		Dropped.WithLabelValues(b)
+		FlushErrors.WithLabelValues(b)
+	}
+	for _, r := range []string{"hit", "miss"} {
+		CacheLookups.WithLabelValues(r)
+	}
 }

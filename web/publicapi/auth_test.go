@@ -318,3 +318,50 @@ func TestRedisRateLimits(t *testing.T) {
 		t.Fatalf("budget in Redis: %v %v", keys, err)
 	}
 }
+
+// TestMetrics: /metrics exposes what SPEC lists, and the counters move
+// with the requests that feed them.
+func TestMetrics(t *testing.T) {
+	f := newFixture(t, webtest.Options{})
+	_, full := f.key(apikey.Config{RateLimit: &apikey.RateLimit{Requests: 1, Window: time.Hour}})
+	scrape := func() string {
+		r := f.API("GET", "/metrics", "", "")
+		if r.Status != 200 {
+			t.Fatalf("/metrics: %d", r.Status)
+		}
+		return r.Body
+	}
+	value := func(body, series string) float64 {
+		for _, line := range strings.Split(body, "\n") {
+			if strings.HasPrefix(line, series+" ") {
+				v, _ := strconv.ParseFloat(strings.TrimPrefix(line, series+" "), 64)
+				return v
+			}
+		}
+		return 0
+	}
+	before := scrape()
+	f.API("GET", "/api/v1/key", full, "")
+	f.API("GET", "/api/v1/key", full, "")       // 429
+	f.API("GET", "/api/v1/key", "kw_prod_x", "") // malformed
+	f.App.Usage.Flush(context.Background())
+	after := scrape()
+	for series, want := range map[string]float64{
+		`keyward_http_requests_total{method="GET",route="/api/v1/key",status="200"}`: 1,
+		`keyward_http_requests_total{method="GET",route="/api/v1/key",status="429"}`: 1,
+		`keyward_apikey_verifications_total{outcome="malformed"}`:                    1,
+		`keyward_apikey_verifications_total{outcome="ok"}`:                           2,
+		`keyward_apikey_cache_lookups_total{result="hit"}`:                           1,
+		`keyward_ratelimit_rejections_total`:                                         1,
+	} {
+		// Other tests in this binary may count too, but never backwards.
+		if got := value(after, series) - value(before, series); got < want {
+			t.Errorf("%s rose by %v, want at least %v", series, got, want)
+		}
+	}
+	for _, name := range []string{"keyward_flush_batch_size", "keyward_buffer_dropped_total", "keyward_apikey_cache_invalidations_total"} {
+		if !strings.Contains(after, "# TYPE "+name) {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+}
