@@ -342,7 +342,7 @@ func TestMetrics(t *testing.T) {
 	}
 	before := scrape()
 	f.API("GET", "/api/v1/key", full, "")
-	f.API("GET", "/api/v1/key", full, "")       // 429
+	f.API("GET", "/api/v1/key", full, "")        // 429
 	f.API("GET", "/api/v1/key", "kw_prod_x", "") // malformed
 	f.App.Usage.Flush(context.Background())
 	after := scrape()
