@@ -147,7 +147,8 @@ func NewVerifier(q *db.Queries, o VerifierOptions) *Verifier {
 // error the principal is returned too, so the caller can log the refusal
 // against the key's tenant.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Principal, error) {
-	if _, err := Parse(raw); err != nil {
+	parsed, err := Parse(raw)
+	if err != nil {
 		outcomeMalformed.Inc()
 		return nil, ErrInvalid
 	}
@@ -156,7 +157,6 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Principal, error) {
 	p, found, hit := v.cache.get(h, now)
 	if !hit {
 		cacheMiss.Inc()
-		var err error
 		p, err = v.load(ctx, h, now)
 		if err != nil {
 			metrics.Verifications.WithLabelValues("error").Inc()
@@ -166,7 +166,9 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Principal, error) {
 	} else {
 		cacheHit.Inc()
 	}
-	if !found {
+	// The stored environment is the authority; a key whose own token
+	// disagrees with it was not issued by us.
+	if !found || parsed.Env != p.Environment {
 		metrics.Verifications.WithLabelValues("unknown").Inc()
 		return nil, ErrInvalid
 	}
@@ -183,7 +185,11 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Principal, error) {
 func (v *Verifier) load(ctx context.Context, h [32]byte, now time.Time) (*Principal, error) {
 	gen := v.cache.generation()
 	res, err, _ := v.group.Do(string(h[:]), func() (any, error) {
-		row, err := v.q.GetKeyForVerify(ctx, h[:])
+		// Shared by every request waiting on this key, so one caller
+		// going away must not fail the others.
+		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		row, err := v.q.GetKeyForVerify(qctx, h[:])
 		if errors.Is(db.Wrap(err), db.ErrNotFound) {
 			v.cache.put(h, nil, gen, now)
 			return (*Principal)(nil), nil

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -196,6 +197,8 @@ func (in Input) Validate(field string, now time.Time) (Event, FieldErrors) {
 		data = json.RawMessage("{}")
 	} else if data[0] != '{' {
 		bad("data", "Must be a JSON object, such as {\"amount\": 42}.")
+	} else if !utf8.Valid(data) || hasNULEscape(data) {
+		bad("data", "Must be UTF-8 text without \\u0000 characters, which cannot be stored.")
 	}
 	if len(errs) > 0 {
 		return Event{}, errs
@@ -205,6 +208,26 @@ func (in Input) Validate(field string, now time.Time) (Event, FieldErrors) {
 		panic(err) // crypto/rand never fails
 	}
 	return Event{ID: id.String(), Source: in.Source, Type: in.Type, OccurredAt: at, ReceivedAt: now.UTC(), Data: data}, nil
+}
+
+// hasNULEscape reports whether JSON text holds the escape \u0000 (one
+// not itself escaped), which Postgres's jsonb refuses.
+func hasNULEscape(b []byte) bool {
+	for i := 0; ; {
+		j := bytes.Index(b[i:], []byte(`\u0000`))
+		if j < 0 {
+			return false
+		}
+		j += i
+		slashes := 0
+		for k := j - 1; k >= 0 && b[k] == '\\'; k-- {
+			slashes++
+		}
+		if slashes%2 == 0 {
+			return true
+		}
+		i = j + 1
+	}
 }
 
 // Response is what an ingestion request answered, stored for replays.

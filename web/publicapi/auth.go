@@ -13,6 +13,7 @@ import (
 
 	"keyward/web/api"
 	"keyward/web/apikey"
+	"keyward/web/audit"
 	"keyward/web/metrics"
 	"keyward/web/ratelimit"
 	"keyward/web/usage"
@@ -163,6 +164,9 @@ func requireScope(scope string) echo.MiddlewareFunc {
 	}
 }
 
+// maxLoggedPath bounds the path a request-log row keeps.
+const maxLoggedPath = 512
+
 // logRequest queues a request-log row for every request whose key was
 // identified, refused or not. Unknown keys belong to no tenant and are
 // only counted in metrics.
@@ -177,8 +181,11 @@ func (h *Handler) logRequest(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			c.Error(err) // write the response now, to log its status
 		}
+		// The path is the client's: clean it, or one odd byte would fail
+		// the whole COPY batch it lands in.
+		path := audit.CleanText(c.Request().URL.Path, maxLoggedPath)
 		h.Usage.Log(usage.Request{
-			TenantID: p.TenantID, KeyID: p.KeyID, Method: c.Request().Method, Path: c.Request().URL.Path,
+			TenantID: p.TenantID, KeyID: p.KeyID, Method: c.Request().Method, Path: path,
 			Status: c.Response().Status, IP: c.RealIP(), Latency: time.Since(start),
 			RequestID: c.Response().Header().Get(echo.HeaderXRequestID), At: start,
 		})

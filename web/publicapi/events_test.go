@@ -115,6 +115,8 @@ func TestIngestRefusals(t *testing.T) {
 		{`{"source":"s","type":"t","occurred_at":"2026-01-02T15:04:05Z","extra":1}`, "extra"},
 		{`{"source":"s","type":5,"occurred_at":"2026-01-02T15:04:05Z"}`, "type"},
 		{`{"source":"s"`, "body"},
+		{`{"source":"s","type":"t","occurred_at":"2026-01-02T15:04:05Z","data":{"x":"a\u0000"}}`, "data"},
+		{"{\"source\":\"s\",\"type\":\"t\",\"occurred_at\":\"2026-01-02T15:04:05Z\",\"data\":{\"x\":\"\xff\"}}", "data"},
 		{`{"source":"s","type":"t","occurred_at":"2026-01-02T15:04:05Z"} {}`, "body"},
 	}
 	for i, c := range cases {
@@ -142,6 +144,19 @@ func TestIngestRefusals(t *testing.T) {
 	}
 	if n := countEvents(t, f); n != 0 {
 		t.Fatalf("%d events stored by refused requests", n)
+	}
+	// An escaped backslash before u0000 is text, not a NUL: stored.
+	ok := `{"source":"s","type":"t","occurred_at":"2026-01-02T15:04:05Z","data":{"x":"a\\u0000"}}`
+	if r := f.API("POST", "/api/v1/events", full, ok, idem, "f"); r.Status != 201 {
+		t.Fatalf("escaped backslash: %d %s", r.Status, r.Body)
+	}
+	// Odd bytes in a logged path cannot spoil the request-log batch.
+	f.API("GET", "/api/v1/events/%ff%00", full, "")
+	f.App.Usage.Flush(context.Background())
+	var logged int
+	f.Store.Pool.QueryRow(context.Background(), "SELECT count(*) FROM api_request_logs WHERE method = 'GET' AND path LIKE '/api/v1/events/%'").Scan(&logged)
+	if logged != 1 {
+		t.Fatalf("request log rows for the odd path: %d", logged)
 	}
 }
 
