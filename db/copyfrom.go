@@ -9,46 +9,6 @@ import (
 	"context"
 )
 
-// iteratorForCopyEvents implements pgx.CopyFromSource.
-type iteratorForCopyEvents struct {
-	rows                 []CopyEventsParams
-	skippedFirstNextCall bool
-}
-
-func (r *iteratorForCopyEvents) Next() bool {
-	if len(r.rows) == 0 {
-		return false
-	}
-	if !r.skippedFirstNextCall {
-		r.skippedFirstNextCall = true
-		return true
-	}
-	r.rows = r.rows[1:]
-	return len(r.rows) > 0
-}
-
-func (r iteratorForCopyEvents) Values() ([]interface{}, error) {
-	return []interface{}{
-		r.rows[0].ID,
-		r.rows[0].TenantID,
-		r.rows[0].Environment,
-		r.rows[0].Source,
-		r.rows[0].Type,
-		r.rows[0].OccurredAt,
-		r.rows[0].ReceivedAt,
-		r.rows[0].Data,
-		r.rows[0].KeyID,
-	}, nil
-}
-
-func (r iteratorForCopyEvents) Err() error {
-	return nil
-}
-
-func (q *Queries) CopyEvents(ctx context.Context, arg []CopyEventsParams) (int64, error) {
-	return q.db.CopyFrom(ctx, []string{"events"}, []string{"id", "tenant_id", "environment", "source", "type", "occurred_at", "received_at", "data", "key_id"}, &iteratorForCopyEvents{rows: arg})
-}
-
 // iteratorForCopyRequestLogs implements pgx.CopyFromSource.
 type iteratorForCopyRequestLogs struct {
 	rows                 []CopyRequestLogsParams

@@ -10,18 +10,6 @@ import (
 	"time"
 )
 
-type CopyEventsParams struct {
-	ID          string
-	TenantID    int64
-	Environment string
-	Source      string
-	Type        string
-	OccurredAt  time.Time
-	ReceivedAt  time.Time
-	Data        []byte
-	KeyID       string
-}
-
 type CopyRequestLogsParams struct {
 	TenantID  int64
 	KeyID     string
@@ -129,38 +117,6 @@ func (q *Queries) GetEvent(ctx context.Context, arg GetEventParams) (Event, erro
 	return i, err
 }
 
-const getIdempotencyKey = `-- name: GetIdempotencyKey :one
-SELECT tenant_id, environment, key, request_hash, status, body, created_at FROM idempotency_keys
-WHERE tenant_id = $1 AND environment = $2 AND key = $3 AND created_at > $4
-`
-
-type GetIdempotencyKeyParams struct {
-	TenantID    int64
-	Environment string
-	Key         string
-	Since       time.Time
-}
-
-func (q *Queries) GetIdempotencyKey(ctx context.Context, arg GetIdempotencyKeyParams) (IdempotencyKey, error) {
-	row := q.db.QueryRow(ctx, getIdempotencyKey,
-		arg.TenantID,
-		arg.Environment,
-		arg.Key,
-		arg.Since,
-	)
-	var i IdempotencyKey
-	err := row.Scan(
-		&i.TenantID,
-		&i.Environment,
-		&i.Key,
-		&i.RequestHash,
-		&i.Status,
-		&i.Body,
-		&i.CreatedAt,
-	)
-	return i, err
-}
-
 const getKeyForVerify = `-- name: GetKeyForVerify :one
 
 SELECT k.id, k.tenant_id, k.name, k.description, k.environment, k.scopes, k.sources, k.ip_allowlist, k.rate_limit_requests, k.rate_limit_window_s, k.expires_at, k.disabled_at, k.revoked_at, k.created_by, k.created_at, k.last_used_at, k.last_used_ip, s.expires_at AS secret_expires_at, s.prefix, t.slug AS tenant_slug, t.plan AS tenant_plan
@@ -209,36 +165,98 @@ func (q *Queries) GetKeyForVerify(ctx context.Context, hash []byte) (GetKeyForVe
 	return i, err
 }
 
-const insertEvent = `-- name: InsertEvent :exec
-INSERT INTO events (id, tenant_id, environment, source, type, occurred_at, received_at, data, key_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+const ingestEvents = `-- name: IngestEvents :one
+WITH arg AS (
+    SELECT $1::uuid AS key_id, $2::text AS idem_key, $3::bigint AS tenant_id
+), lock AS (
+    SELECT pg_try_advisory_xact_lock(hashtextextended(arg.key_id::text || '/' || arg.idem_key, 7301)) AS ok FROM arg
+), prev AS (
+    SELECT i.request_hash, i.status, i.body FROM idempotency_keys i, arg
+    WHERE i.key_id = arg.key_id AND i.key = arg.idem_key AND i.created_at > $4
+), claim AS (
+    INSERT INTO idempotency_keys (key_id, key, tenant_id, request_hash, status, body, created_at)
+    SELECT arg.key_id, arg.idem_key, arg.tenant_id, $5, $6, $7, $8 FROM arg
+    WHERE (SELECT ok FROM lock) AND NOT EXISTS (SELECT 1 FROM prev)
+    ON CONFLICT (key_id, key) DO UPDATE
+    SET request_hash = EXCLUDED.request_hash, status = EXCLUDED.status, body = EXCLUDED.body, created_at = EXCLUDED.created_at
+    WHERE idempotency_keys.created_at <= $4
+    RETURNING 1
+), ins AS (
+    INSERT INTO events (id, tenant_id, environment, source, type, occurred_at, received_at, data, key_id)
+    SELECT e.id, arg.tenant_id, $9, e.source, e.type, e.occurred_at, e.received_at, e.data::jsonb, arg.key_id
+    FROM arg, (SELECT unnest($10::uuid[]) AS id, unnest($11::text[]) AS source, unnest($12::text[]) AS type,
+                 unnest($13::timestamptz[]) AS occurred_at, unnest($14::timestamptz[]) AS received_at,
+                 unnest($15::text[]) AS data) AS e
+    WHERE EXISTS (SELECT 1 FROM claim)
+    RETURNING 1
+)
+SELECT (SELECT ok FROM lock)::bool AS locked,
+       (SELECT count(*) FROM ins) AS inserted,
+       p.request_hash, p.status, p.body
+FROM (SELECT 1) AS one LEFT JOIN prev p ON true
 `
 
-type InsertEventParams struct {
-	ID          string
-	TenantID    int64
-	Environment string
-	Source      string
-	Type        string
-	OccurredAt  time.Time
-	ReceivedAt  time.Time
-	Data        []byte
+type IngestEventsParams struct {
 	KeyID       string
+	IdemKey     string
+	TenantID    int64
+	Since       time.Time
+	RequestHash []byte
+	Status      int32
+	Body        []byte
+	CreatedAt   time.Time
+	Environment string
+	Ids         []string
+	Sources     []string
+	Types       []string
+	Occurred    []time.Time
+	Received    []time.Time
+	Datas       []string
 }
 
-func (q *Queries) InsertEvent(ctx context.Context, arg InsertEventParams) error {
-	_, err := q.db.Exec(ctx, insertEvent,
-		arg.ID,
-		arg.TenantID,
-		arg.Environment,
-		arg.Source,
-		arg.Type,
-		arg.OccurredAt,
-		arg.ReceivedAt,
-		arg.Data,
+type IngestEventsRow struct {
+	Locked      bool
+	Inserted    int64
+	RequestHash []byte
+	Status      *int32
+	Body        []byte
+}
+
+// One statement, one round trip: take the idempotency key's lock (held to
+// the end of the statement's transaction; a second request meanwhile sees
+// locked = false: in flight), read a live stored answer, or else claim the
+// key with the new answer and insert the events. All in one snapshot: if
+// a request that finished just before the lock was taken claimed the key,
+// the claim conflicts, nothing is inserted (inserted = 0, no prev) and the
+// caller runs the statement again to replay it. An expired claim of the
+// same key is replaced.
+func (q *Queries) IngestEvents(ctx context.Context, arg IngestEventsParams) (IngestEventsRow, error) {
+	row := q.db.QueryRow(ctx, ingestEvents,
 		arg.KeyID,
+		arg.IdemKey,
+		arg.TenantID,
+		arg.Since,
+		arg.RequestHash,
+		arg.Status,
+		arg.Body,
+		arg.CreatedAt,
+		arg.Environment,
+		arg.Ids,
+		arg.Sources,
+		arg.Types,
+		arg.Occurred,
+		arg.Received,
+		arg.Datas,
 	)
-	return err
+	var i IngestEventsRow
+	err := row.Scan(
+		&i.Locked,
+		&i.Inserted,
+		&i.RequestHash,
+		&i.Status,
+		&i.Body,
+	)
+	return i, err
 }
 
 const insertKeyIP = `-- name: InsertKeyIP :execrows
@@ -269,7 +287,8 @@ func (q *Queries) InsertKeyIP(ctx context.Context, arg InsertKeyIPParams) (int64
 const listEvents = `-- name: ListEvents :many
 SELECT id, tenant_id, environment, source, type, occurred_at, received_at, data, key_id FROM events
 WHERE tenant_id = $1 AND environment = $2
-  AND ($3::text = '' OR id < $3::uuid)
+  -- A bound the index can use whether or not a cursor is given.
+  AND id < coalesce(nullif($3::text, '')::uuid, 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid)
   AND ($4::text = '' OR source = $4)
   AND ($5::text = '' OR type = $5)
   AND (cardinality($6::text[]) = 0 OR source = ANY($6::text[]))
@@ -327,67 +346,6 @@ func (q *Queries) ListEvents(ctx context.Context, arg ListEventsParams) ([]Event
 	return items, nil
 }
 
-const listRequestLogs = `-- name: ListRequestLogs :many
-SELECT id, tenant_id, key_id, method, path, status, ip, latency_us, request_id, at FROM api_request_logs WHERE tenant_id = $1 AND ($2::text = '' OR key_id::text = $2)
-ORDER BY at DESC, id DESC LIMIT $3
-`
-
-type ListRequestLogsParams struct {
-	TenantID int64
-	KeyID    string
-	Lim      int32
-}
-
-func (q *Queries) ListRequestLogs(ctx context.Context, arg ListRequestLogsParams) ([]ApiRequestLog, error) {
-	rows, err := q.db.Query(ctx, listRequestLogs, arg.TenantID, arg.KeyID, arg.Lim)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []ApiRequestLog
-	for rows.Next() {
-		var i ApiRequestLog
-		if err := rows.Scan(
-			&i.ID,
-			&i.TenantID,
-			&i.KeyID,
-			&i.Method,
-			&i.Path,
-			&i.Status,
-			&i.Ip,
-			&i.LatencyUs,
-			&i.RequestID,
-			&i.At,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
-const lockIdempotencyKey = `-- name: LockIdempotencyKey :one
-SELECT pg_try_advisory_xact_lock(hashtextextended($1::text || '/' || $2::text || '/' || $3::text, 7301))
-`
-
-type LockIdempotencyKeyParams struct {
-	TenantID    string
-	Environment string
-	Key         string
-}
-
-// Held until the transaction ends: a second request with the same key
-// meanwhile is "in flight" (409).
-func (q *Queries) LockIdempotencyKey(ctx context.Context, arg LockIdempotencyKeyParams) (bool, error) {
-	row := q.db.QueryRow(ctx, lockIdempotencyKey, arg.TenantID, arg.Environment, arg.Key)
-	var pg_try_advisory_xact_lock bool
-	err := row.Scan(&pg_try_advisory_xact_lock)
-	return pg_try_advisory_xact_lock, err
-}
-
 const notifyAPIKeyChanged = `-- name: NotifyAPIKeyChanged :exec
 SELECT pg_notify('keyward_api_keys', $1::text)
 `
@@ -395,36 +353,5 @@ SELECT pg_notify('keyward_api_keys', $1::text)
 // Sent inside the transaction of every key change: delivered on commit.
 func (q *Queries) NotifyAPIKeyChanged(ctx context.Context, keyID string) error {
 	_, err := q.db.Exec(ctx, notifyAPIKeyChanged, keyID)
-	return err
-}
-
-const saveIdempotencyKey = `-- name: SaveIdempotencyKey :exec
-INSERT INTO idempotency_keys (tenant_id, environment, key, request_hash, status, body, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-ON CONFLICT (tenant_id, environment, key) DO UPDATE
-SET request_hash = EXCLUDED.request_hash, status = EXCLUDED.status, body = EXCLUDED.body, created_at = EXCLUDED.created_at
-`
-
-type SaveIdempotencyKeyParams struct {
-	TenantID    int64
-	Environment string
-	Key         string
-	RequestHash []byte
-	Status      int32
-	Body        []byte
-	CreatedAt   time.Time
-}
-
-// Replaces an expired row of the same key, if the expiry job has not yet.
-func (q *Queries) SaveIdempotencyKey(ctx context.Context, arg SaveIdempotencyKeyParams) error {
-	_, err := q.db.Exec(ctx, saveIdempotencyKey,
-		arg.TenantID,
-		arg.Environment,
-		arg.Key,
-		arg.RequestHash,
-		arg.Status,
-		arg.Body,
-		arg.CreatedAt,
-	)
 	return err
 }

@@ -46,7 +46,6 @@ type ApiKeyIp struct {
 }
 
 type ApiRequestLog struct {
-	ID        int64
 	TenantID  int64
 	KeyID     string
 	Method    string
@@ -102,9 +101,9 @@ type Event struct {
 }
 
 type IdempotencyKey struct {
-	TenantID    int64
-	Environment string
+	KeyID       string
 	Key         string
+	TenantID    int64
 	RequestHash []byte
 	Status      int32
 	Body        []byte

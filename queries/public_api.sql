@@ -33,36 +33,46 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9);
 -- name: DeleteOldRequestLogs :execrows
 DELETE FROM api_request_logs WHERE at < @before;
 
--- name: ListRequestLogs :many
-SELECT * FROM api_request_logs WHERE tenant_id = @tenant_id AND (@key_id::text = '' OR key_id::text = @key_id)
-ORDER BY at DESC, id DESC LIMIT @lim;
-
--- name: LockIdempotencyKey :one
--- Held until the transaction ends: a second request with the same key
--- meanwhile is "in flight" (409).
-SELECT pg_try_advisory_xact_lock(hashtextextended(@tenant_id::text || '/' || @environment::text || '/' || @key::text, 7301));
-
--- name: GetIdempotencyKey :one
-SELECT * FROM idempotency_keys
-WHERE tenant_id = @tenant_id AND environment = @environment AND key = @key AND created_at > @since;
-
--- name: SaveIdempotencyKey :exec
--- Replaces an expired row of the same key, if the expiry job has not yet.
-INSERT INTO idempotency_keys (tenant_id, environment, key, request_hash, status, body, created_at)
-VALUES (@tenant_id, @environment, @key, @request_hash, @status, @body, @created_at)
-ON CONFLICT (tenant_id, environment, key) DO UPDATE
-SET request_hash = EXCLUDED.request_hash, status = EXCLUDED.status, body = EXCLUDED.body, created_at = EXCLUDED.created_at;
-
 -- name: DeleteExpiredIdempotencyKeys :execrows
 DELETE FROM idempotency_keys WHERE created_at < @before;
 
--- name: InsertEvent :exec
-INSERT INTO events (id, tenant_id, environment, source, type, occurred_at, received_at, data, key_id)
-VALUES (@id, @tenant_id, @environment, @source, @type, @occurred_at, @received_at, @data, @key_id);
-
--- name: CopyEvents :copyfrom
-INSERT INTO events (id, tenant_id, environment, source, type, occurred_at, received_at, data, key_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9);
+-- name: IngestEvents :one
+-- One statement, one round trip: take the idempotency key's lock (held to
+-- the end of the statement's transaction; a second request meanwhile sees
+-- locked = false: in flight), read a live stored answer, or else claim the
+-- key with the new answer and insert the events. All in one snapshot: if
+-- a request that finished just before the lock was taken claimed the key,
+-- the claim conflicts, nothing is inserted (inserted = 0, no prev) and the
+-- caller runs the statement again to replay it. An expired claim of the
+-- same key is replaced.
+WITH arg AS (
+    SELECT @key_id::uuid AS key_id, @idem_key::text AS idem_key, @tenant_id::bigint AS tenant_id
+), lock AS (
+    SELECT pg_try_advisory_xact_lock(hashtextextended(arg.key_id::text || '/' || arg.idem_key, 7301)) AS ok FROM arg
+), prev AS (
+    SELECT i.request_hash, i.status, i.body FROM idempotency_keys i, arg
+    WHERE i.key_id = arg.key_id AND i.key = arg.idem_key AND i.created_at > @since
+), claim AS (
+    INSERT INTO idempotency_keys (key_id, key, tenant_id, request_hash, status, body, created_at)
+    SELECT arg.key_id, arg.idem_key, arg.tenant_id, @request_hash, @status, @body, @created_at FROM arg
+    WHERE (SELECT ok FROM lock) AND NOT EXISTS (SELECT 1 FROM prev)
+    ON CONFLICT (key_id, key) DO UPDATE
+    SET request_hash = EXCLUDED.request_hash, status = EXCLUDED.status, body = EXCLUDED.body, created_at = EXCLUDED.created_at
+    WHERE idempotency_keys.created_at <= @since
+    RETURNING 1
+), ins AS (
+    INSERT INTO events (id, tenant_id, environment, source, type, occurred_at, received_at, data, key_id)
+    SELECT e.id, arg.tenant_id, @environment, e.source, e.type, e.occurred_at, e.received_at, e.data::jsonb, arg.key_id
+    FROM arg, (SELECT unnest(@ids::uuid[]) AS id, unnest(@sources::text[]) AS source, unnest(@types::text[]) AS type,
+                 unnest(@occurred::timestamptz[]) AS occurred_at, unnest(@received::timestamptz[]) AS received_at,
+                 unnest(@datas::text[]) AS data) AS e
+    WHERE EXISTS (SELECT 1 FROM claim)
+    RETURNING 1
+)
+SELECT (SELECT ok FROM lock)::bool AS locked,
+       (SELECT count(*) FROM ins) AS inserted,
+       p.request_hash, p.status, p.body
+FROM (SELECT 1) AS one LEFT JOIN prev p ON true;
 
 -- name: GetEvent :one
 SELECT * FROM events WHERE tenant_id = @tenant_id AND environment = @environment AND id = @id;
@@ -72,7 +82,8 @@ SELECT * FROM events WHERE tenant_id = @tenant_id AND environment = @environment
 -- sources, when not empty, restricts to those sources (a source-bound key).
 SELECT * FROM events
 WHERE tenant_id = @tenant_id AND environment = @environment
-  AND (@after::text = '' OR id < @after::uuid)
+  -- A bound the index can use whether or not a cursor is given.
+  AND id < coalesce(nullif(@after::text, '')::uuid, 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid)
   AND (@source::text = '' OR source = @source)
   AND (@type::text = '' OR type = @type)
   AND (cardinality(@sources::text[]) = 0 OR source = ANY(@sources::text[]))

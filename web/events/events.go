@@ -85,6 +85,9 @@ type Event struct {
 	Data       json.RawMessage `json:"data"`
 }
 
+// minTime is the earliest occurred_at accepted.
+var minTime = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+
 var nameRe = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._:-]{0,99}$`)
 
 // ParseOne reads the body of POST /events.
@@ -189,16 +192,19 @@ func (in Input) Validate(field string, now time.Time) (Event, FieldErrors) {
 		bad("occurred_at", fmt.Sprintf("%q is not an RFC 3339 time such as 2026-01-02T15:04:05Z.", in.OccurredAt))
 	} else if t.After(now.Add(MaxFutureSkew)) {
 		bad("occurred_at", "This time is more than an hour in the future: check the sender's clock.")
+	} else if t.Before(minTime) {
+		bad("occurred_at", "This time is before 1970: check the value.")
 	} else {
-		at = t.UTC()
+		// Postgres keeps microseconds: the answer shows what is stored.
+		at = t.UTC().Truncate(time.Microsecond)
 	}
 	data := in.Data
 	if len(data) == 0 || string(data) == "null" {
 		data = json.RawMessage("{}")
 	} else if data[0] != '{' {
 		bad("data", "Must be a JSON object, such as {\"amount\": 42}.")
-	} else if !utf8.Valid(data) || hasNULEscape(data) {
-		bad("data", "Must be UTF-8 text without \\u0000 characters, which cannot be stored.")
+	} else if msg := storable(data); msg != "" {
+		bad("data", msg)
 	}
 	if len(errs) > 0 {
 		return Event{}, errs
@@ -207,26 +213,58 @@ func (in Input) Validate(field string, now time.Time) (Event, FieldErrors) {
 	if err != nil {
 		panic(err) // crypto/rand never fails
 	}
-	return Event{ID: id.String(), Source: in.Source, Type: in.Type, OccurredAt: at, ReceivedAt: now.UTC(), Data: data}, nil
+	return Event{ID: id.String(), Source: in.Source, Type: in.Type, OccurredAt: at, ReceivedAt: now.UTC().Truncate(time.Microsecond), Data: data}, nil
 }
 
-// hasNULEscape reports whether JSON text holds the escape \u0000 (one
-// not itself escaped), which Postgres's jsonb refuses.
-func hasNULEscape(b []byte) bool {
-	for i := 0; ; {
-		j := bytes.Index(b[i:], []byte(`\u0000`))
-		if j < 0 {
-			return false
+// storable explains why Postgres's jsonb would refuse JSON text that Go
+// accepted, or returns "": invalid UTF-8, the escape \u0000, a lone
+// surrogate escape, or a number beyond float64's range.
+func storable(b []byte) string {
+	if !utf8.Valid(b) {
+		return "Must be UTF-8 text."
+	}
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' || i+1 >= len(b) {
+			continue
 		}
-		j += i
-		slashes := 0
-		for k := j - 1; k >= 0 && b[k] == '\\'; k-- {
-			slashes++
+		if b[i+1] != 'u' || i+6 > len(b) {
+			i++ // a two-character escape such as \\ or \"
+			continue
 		}
-		if slashes%2 == 0 {
-			return true
+		r, err := strconv.ParseUint(string(b[i+2:i+6]), 16, 32)
+		if err != nil {
+			return "Holds a malformed \\u escape."
 		}
-		i = j + 1
+		switch {
+		case r == 0:
+			return "Holds \\u0000, which cannot be stored: drop NUL characters."
+		case r >= 0xD800 && r <= 0xDBFF:
+			if i+12 > len(b) || b[i+6] != '\\' || b[i+7] != 'u' {
+				return "Holds an unpaired surrogate escape (\\uD800–\\uDBFF): send valid UTF-16 pairs."
+			}
+			lo, err := strconv.ParseUint(string(b[i+8:i+12]), 16, 32)
+			if err != nil || lo < 0xDC00 || lo > 0xDFFF {
+				return "Holds an unpaired surrogate escape (\\uD800–\\uDBFF): send valid UTF-16 pairs."
+			}
+			i += 11
+			continue
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return "Holds an unpaired surrogate escape (\\uDC00–\\uDFFF): send valid UTF-16 pairs."
+		}
+		i += 5
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "" // io.EOF; the syntax was checked when the body was read
+		}
+		if n, ok := tok.(json.Number); ok {
+			if _, err := n.Float64(); err != nil {
+				return fmt.Sprintf("Holds the number %.40s, which is out of range.", n)
+			}
+		}
 	}
 }
 
@@ -237,63 +275,46 @@ type Response struct {
 	Replayed bool
 }
 
-// Ingest stores evs under one idempotency key, all or nothing. render
-// builds the response once the events are ready; it is stored with the key
-// and replayed byte for byte to a retry with the same body (hash). The
-// same key with another body is ErrKeyReused; while the first request
-// runs, ErrInFlight.
-func Ingest(ctx context.Context, store *db.Store, p Partition, idemKey string, hash [32]byte, evs []Event,
+// Ingest stores evs under one idempotency key of the calling API key, all
+// or nothing, in one statement. render builds the response before anything
+// is written; it is stored with the idempotency key and replayed byte for
+// byte to a retry with the same body (hash). The same key with another
+// body is ErrKeyReused; while the first request runs, ErrInFlight.
+func Ingest(ctx context.Context, q *db.Queries, p Partition, idemKey string, hash [32]byte, evs []Event,
 	render func([]Event) (int, []byte, error), now time.Time) (Response, error) {
-	var out Response
-	err := store.InTx(ctx, func(q *db.Queries) error {
-		locked, err := q.LockIdempotencyKey(ctx, db.LockIdempotencyKeyParams{TenantID: strconv.FormatInt(p.TenantID, 10), Environment: p.Environment, Key: idemKey})
-		if err != nil {
-			return err
-		}
-		if !locked {
-			return ErrInFlight
-		}
-		prev, err := q.GetIdempotencyKey(ctx, db.GetIdempotencyKeyParams{
-			TenantID: p.TenantID, Environment: p.Environment, Key: idemKey, Since: now.Add(-IdempotencyTTL)})
-		switch {
-		case err == nil:
-			if !bytes.Equal(prev.RequestHash, hash[:]) {
-				return ErrKeyReused
-			}
-			out = Response{Status: int(prev.Status), Body: prev.Body, Replayed: true}
-			return nil
-		case !errors.Is(db.Wrap(err), db.ErrNotFound):
-			return err
-		}
-		if err := insert(ctx, q, p, evs); err != nil {
-			return err
-		}
-		status, body, err := render(evs)
-		if err != nil {
-			return err
-		}
-		out = Response{Status: status, Body: body}
-		return q.SaveIdempotencyKey(ctx, db.SaveIdempotencyKeyParams{
-			TenantID: p.TenantID, Environment: p.Environment, Key: idemKey, RequestHash: hash[:],
-			Status: int32(status), Body: body, CreatedAt: now,
-		})
-	})
-	return out, err
-}
-
-func insert(ctx context.Context, q *db.Queries, p Partition, evs []Event) error {
-	if len(evs) == 1 {
-		e := evs[0]
-		return q.InsertEvent(ctx, db.InsertEventParams{ID: e.ID, TenantID: p.TenantID, Environment: p.Environment,
-			Source: e.Source, Type: e.Type, OccurredAt: e.OccurredAt, ReceivedAt: e.ReceivedAt, Data: e.Data, KeyID: p.KeyID})
+	status, body, err := render(evs)
+	if err != nil {
+		return Response{}, err
 	}
-	rows := make([]db.CopyEventsParams, len(evs))
+	arg := db.IngestEventsParams{
+		KeyID: p.KeyID, IdemKey: idemKey, Since: now.Add(-IdempotencyTTL), TenantID: p.TenantID,
+		RequestHash: hash[:], Status: int32(status), Body: body, CreatedAt: now, Environment: p.Environment,
+		Ids: make([]string, len(evs)), Sources: make([]string, len(evs)), Types: make([]string, len(evs)),
+		Occurred: make([]time.Time, len(evs)), Received: make([]time.Time, len(evs)), Datas: make([]string, len(evs)),
+	}
 	for i, e := range evs {
-		rows[i] = db.CopyEventsParams{ID: e.ID, TenantID: p.TenantID, Environment: p.Environment,
-			Source: e.Source, Type: e.Type, OccurredAt: e.OccurredAt, ReceivedAt: e.ReceivedAt, Data: e.Data, KeyID: p.KeyID}
+		arg.Ids[i], arg.Sources[i], arg.Types[i] = e.ID, e.Source, e.Type
+		arg.Occurred[i], arg.Received[i], arg.Datas[i] = e.OccurredAt, e.ReceivedAt, string(e.Data)
 	}
-	_, err := q.CopyEvents(ctx, rows)
-	return err
+	// A second run is needed only when a request with the same key
+	// committed between this statement's snapshot and its lock.
+	for range 2 {
+		row, err := q.IngestEvents(ctx, arg)
+		switch {
+		case err != nil:
+			return Response{}, err
+		case !row.Locked:
+			return Response{}, ErrInFlight
+		case row.Status != nil:
+			if !bytes.Equal(row.RequestHash, hash[:]) {
+				return Response{}, ErrKeyReused
+			}
+			return Response{Status: int(*row.Status), Body: row.Body, Replayed: true}, nil
+		case row.Inserted == int64(len(evs)):
+			return Response{Status: status, Body: body}, nil
+		}
+	}
+	return Response{}, ErrInFlight
 }
 
 // Query filters a list of events.
@@ -311,8 +332,15 @@ type Query struct {
 // ("" when this is the last).
 func List(ctx context.Context, q *db.Queries, p Partition, f Query) ([]Event, string, error) {
 	if f.After != "" {
-		if _, err := uuid.Parse(f.After); err != nil {
+		u, err := uuid.Parse(f.After)
+		if err != nil {
 			return nil, "", &FieldError{"cursor", "This cursor is not one Keyward gave out: use next_cursor from the previous page."}
+		}
+		f.After = u.String() // uuid.Parse also takes forms Postgres does not
+	}
+	for field, v := range map[string]string{"source": f.Source, "type": f.Type} {
+		if v != "" && !nameRe.MatchString(v) {
+			return nil, "", &FieldError{field, "Filter by 1–100 letters, digits, '.', '_', ':' or '-'."}
 		}
 	}
 	limit := f.Limit
@@ -335,10 +363,11 @@ func List(ctx context.Context, q *db.Queries, p Partition, f Query) ([]Event, st
 
 // Get returns one event of the partition, or db.ErrNotFound.
 func Get(ctx context.Context, q *db.Queries, p Partition, id string) (Event, error) {
-	if _, err := uuid.Parse(id); err != nil {
+	u, err := uuid.Parse(id)
+	if err != nil {
 		return Event{}, db.ErrNotFound
 	}
-	r, err := q.GetEvent(ctx, db.GetEventParams{TenantID: p.TenantID, Environment: p.Environment, ID: id})
+	r, err := q.GetEvent(ctx, db.GetEventParams{TenantID: p.TenantID, Environment: p.Environment, ID: u.String()})
 	if err != nil {
 		return Event{}, db.Wrap(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"keyward/db"
 	"keyward/db/dbtest"
 	"keyward/web/apikey"
+	"keyward/web/events"
 	"keyward/web/webtest"
 )
 
@@ -30,7 +31,8 @@ func countEvents(t *testing.T, f fixture) int {
 // first request is still running gets 409.
 func TestIdempotency(t *testing.T) {
 	f := newFixture(t, webtest.Options{})
-	_, full := f.key(apikey.Config{})
+	k, full := f.key(apikey.Config{})
+	keyID := k.ID
 
 	wantError(t, f.API("POST", "/api/v1/events", full, event), 400, "VALIDATION_ERROR")
 	first := f.API("POST", "/api/v1/events", full, event, "Idempotency-Key", "order-1")
@@ -47,15 +49,17 @@ func TestIdempotency(t *testing.T) {
 		t.Fatalf("%d events stored, want 1", n)
 	}
 
-	// In flight: hold the events table so the next request stops inside its
-	// transaction, holding its idempotency key; a retry meanwhile gets 409.
+	// In flight: an open transaction claims the idempotency key first, so
+	// the next request with it stops inside its statement, holding the
+	// key's lock, until that transaction ends. A retry meanwhile gets 409.
 	ctx := context.Background()
 	tx, err := f.Store.Pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, "LOCK TABLE events IN EXCLUSIVE MODE"); err != nil {
+	if _, err := tx.Exec(ctx, `INSERT INTO idempotency_keys (key_id, key, tenant_id, request_hash, status, body, created_at)
+		VALUES ($1, 'order-2', $2, sha256(''), 0, '', now())`, keyID, f.Tenant.ID); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan webtest.Response)
@@ -78,12 +82,31 @@ func TestIdempotency(t *testing.T) {
 		t.Fatalf("%d events stored, want 2", n)
 	}
 
-	// Expired keys are deleted by the expiry job; the key is free again.
-	if _, err := f.Store.Pool.Exec(ctx, "UPDATE idempotency_keys SET created_at = now() - interval '25 hours'"); err != nil {
+	// Idempotency keys belong to one API key: another key's "order-1" is
+	// its own.
+	_, second := f.key(apikey.Config{})
+	if r := f.API("POST", "/api/v1/events", second, other, "Idempotency-Key", "order-1"); r.Status != 201 || r.Header.Get("Idempotent-Replayed") != "" {
+		t.Fatalf("another key, same idempotency key: %d %s", r.Status, r.Body)
+	}
+
+	// After 24 h a key is free again, even before the expiry job ran.
+	if _, err := f.Store.Pool.Exec(ctx, "UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE key = 'order-1' AND key_id = $1", keyID); err != nil {
 		t.Fatal(err)
 	}
 	if r := f.API("POST", "/api/v1/events", full, other, "Idempotency-Key", "order-1"); r.Status != 201 || r.Header.Get("Idempotent-Replayed") != "" {
 		t.Fatalf("after 24 h the key is new: %d %s", r.Status, r.Body)
+	}
+	// The expiry job deletes exactly the keys older than 24 h.
+	if _, err := f.Store.Pool.Exec(ctx, "UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE key = 'order-2'"); err != nil {
+		t.Fatal(err)
+	}
+	var total int
+	f.Store.Pool.QueryRow(ctx, "SELECT count(*) FROM idempotency_keys").Scan(&total)
+	n, err := events.ExpireIdempotencyKeys(ctx, f.Store.Queries, time.Now())
+	var left int
+	f.Store.Pool.QueryRow(ctx, "SELECT count(*) FROM idempotency_keys WHERE key = 'order-2'").Scan(&left)
+	if err != nil || n != 1 || left != 0 || total != 3 {
+		t.Fatalf("expiry job: deleted %d of %d (%v), order-2 left %d", n, total, err, left)
 	}
 }
 
@@ -116,6 +139,10 @@ func TestIngestRefusals(t *testing.T) {
 		{`{"source":"s","type":5,"occurred_at":"2026-01-02T15:04:05Z"}`, "type"},
 		{`{"source":"s"`, "body"},
 		{`{"source":"s","type":"t","occurred_at":"2026-01-02T15:04:05Z","data":{"x":"a\u0000"}}`, "data"},
+		{`{"source":"s","type":"t","occurred_at":"2026-01-02T15:04:05Z","data":{"x":"\ud800"}}`, "data"},
+		{`{"source":"s","type":"t","occurred_at":"2026-01-02T15:04:05Z","data":{"x":"\udc00\ud800"}}`, "data"},
+		{`{"source":"s","type":"t","occurred_at":"2026-01-02T15:04:05Z","data":{"x":1e999999}}`, "data"},
+		{`{"source":"s","type":"t","occurred_at":"0000-01-01T00:00:00+01:00"}`, "occurred_at"},
 		{"{\"source\":\"s\",\"type\":\"t\",\"occurred_at\":\"2026-01-02T15:04:05Z\",\"data\":{\"x\":\"\xff\"}}", "data"},
 		{`{"source":"s","type":"t","occurred_at":"2026-01-02T15:04:05Z"} {}`, "body"},
 	}
@@ -145,8 +172,9 @@ func TestIngestRefusals(t *testing.T) {
 	if n := countEvents(t, f); n != 0 {
 		t.Fatalf("%d events stored by refused requests", n)
 	}
-	// An escaped backslash before u0000 is text, not a NUL: stored.
-	ok := `{"source":"s","type":"t","occurred_at":"2026-01-02T15:04:05Z","data":{"x":"a\\u0000"}}`
+	// An escaped backslash before u0000 is text, not a NUL, and a proper
+	// surrogate pair is a character: both stored.
+	ok := `{"source":"s","type":"t","occurred_at":"2026-01-02T15:04:05Z","data":{"x":"a\\u0000","y":"\ud83d\ude00"}}`
 	if r := f.API("POST", "/api/v1/events", full, ok, idem, "f"); r.Status != 201 {
 		t.Fatalf("escaped backslash: %d %s", r.Status, r.Body)
 	}
@@ -220,6 +248,15 @@ func TestBatchAndPagination(t *testing.T) {
 	}
 	wantError(t, f.API("GET", "/api/v1/events/not-a-uuid", full, ""), 404, "NOT_FOUND")
 	wantError(t, f.API("GET", "/api/v1/events?cursor=nope", full, ""), 400, "VALIDATION_ERROR")
+	wantError(t, f.API("GET", "/api/v1/events?source=%00", full, ""), 400, "VALIDATION_ERROR")
+	wantError(t, f.API("GET", "/api/v1/events?type=%ff", full, ""), 400, "VALIDATION_ERROR")
+	// uuid.Parse takes forms Postgres does not; they must not reach it raw.
+	if r := f.API("GET", "/api/v1/events/urn:uuid:"+id, full, ""); r.Status != 200 {
+		t.Fatalf("urn form of an id: %d %s", r.Status, r.Body)
+	}
+	if r := f.API("GET", "/api/v1/events?limit=1&cursor=urn:uuid:"+res.IDs[0], full, ""); r.Status != 200 {
+		t.Fatalf("urn form of a cursor: %d %s", r.Status, r.Body)
+	}
 	wantError(t, f.API("GET", "/api/v1/events?limit=1000", full, ""), 400, "VALIDATION_ERROR")
 }
 

@@ -137,7 +137,7 @@ func (h *Handler) ingest(c echo.Context, parse func([]byte, time.Time) ([]events
 		}
 	}
 	hash := sha256.Sum256(append([]byte(c.Path()+"\n"), body...))
-	res, err := events.Ingest(r.Context(), h.Store, partition(p), idem, hash, evs, func(evs []events.Event) (int, []byte, error) {
+	res, err := events.Ingest(r.Context(), h.Store.Queries, partition(p), idem, hash, evs, func(evs []events.Event) (int, []byte, error) {
 		b, err := json.Marshal(api.Envelope{Success: true, Data: data(evs)})
 		return http.StatusCreated, b, err
 	}, now)
