@@ -74,8 +74,8 @@ func (c *config) validate() error {
 	if c.RedisURL == "" {
 		c.RedisURL = os.Getenv("KEYWARD_REDIS_URL")
 	}
-	if c.LogRetention < 0 {
-		return fmt.Errorf("KEYWARD_REQUEST_LOG_RETENTION must be a duration such as 720h, not %q", os.Getenv("KEYWARD_REQUEST_LOG_RETENTION"))
+	if c.LogRetention < time.Hour {
+		return fmt.Errorf("KEYWARD_REQUEST_LOG_RETENTION must be a duration of at least 1h, such as 720h")
 	}
 	if c.Mode != "development" && c.Mode != "production" {
 		return fmt.Errorf("KEYWARD_MODE must be development or production, not %q", c.Mode)

@@ -101,14 +101,22 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, log 
 	log.Info("shutting down")
 	shutCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shutCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	shutErr := srv.Shutdown(shutCtx)
+	if shutErr != nil {
+		// Requests still running past the deadline are cut off; what
+		// they and everyone before them recorded is still flushed.
+		srv.Close()
+	}
+	// Write what the usage buffers still hold, with time of its own.
+	flushCtx, cancelFlush := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancelFlush()
+	app.Close(flushCtx)
+	if shutErr != nil {
+		return fmt.Errorf("shutdown: %w", shutErr)
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
-	// Every request has finished: write what the usage buffers still hold.
-	app.Close(shutCtx)
 	log.Info("stopped")
 	return nil
 }
@@ -129,7 +137,8 @@ func rateLimiter(ctx context.Context, redisURL string, log *slog.Logger) (rateli
 	}
 	opt, err := redis.ParseURL(redisURL)
 	if err != nil {
-		return nil, nil, fmt.Errorf("KEYWARD_REDIS_URL: %w", err)
+		// Not %w: the parse error quotes the URL, password included.
+		return nil, nil, errors.New("KEYWARD_REDIS_URL is not a valid redis:// or rediss:// URL")
 	}
 	// Short timeouts and no retries: the limiter falls back to memory
 	// rather than hold a request while Redis is unwell.

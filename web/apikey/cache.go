@@ -5,16 +5,27 @@ import (
 	"time"
 )
 
-// cache maps a key's SHA-256 to its principal (nil: no such key). It is
-// bounded: when full, an arbitrary entry makes room, which Go's map
-// iteration order makes close enough to random eviction.
+// cache maps a key's SHA-256 to its principal. Known keys and unknown ones
+// live in separate maps with separate bounds, so a flood of made-up keys
+// (the checksum is public, so they pass Parse) can push out only other
+// made-up keys, never a real one. When a map is full, an arbitrary entry
+// makes room: Go's map order makes that close to random eviction.
 type cache struct {
-	mu      sync.RWMutex
-	entries map[[32]byte]cacheEntry
-	gen     uint64 // bumped by every invalidation
-	max     int
-	ttl     time.Duration
-	negTTL  time.Duration
+	mu       sync.RWMutex
+	known    map[[32]byte]cacheEntry
+	unknown  map[[32]byte]time.Time // expiry
+	maxKnown int
+	maxUnk   int
+	ttl      time.Duration
+	negTTL   time.Duration
+	// degraded: notifications may be missed (the listener is down), so
+	// answers are trusted for a second at most.
+	degraded bool
+
+	// gen counts invalidations; recent remembers the latest ones, so a load
+	// that began at generation g can tell whether its key changed since.
+	gen    uint64
+	recent []invalidation
 }
 
 type cacheEntry struct {
@@ -22,20 +33,38 @@ type cacheEntry struct {
 	expires time.Time
 }
 
-func newCache(max int, ttl, negTTL time.Duration) *cache {
-	return &cache{entries: make(map[[32]byte]cacheEntry), max: max, ttl: ttl, negTTL: negTTL}
+// invalidation: keyID "" means everything.
+type invalidation struct {
+	gen   uint64
+	keyID string
+}
+
+const recentInvalidations = 256
+
+func newCache(maxKnown int, ttl, negTTL time.Duration) *cache {
+	return &cache{
+		known: make(map[[32]byte]cacheEntry), unknown: make(map[[32]byte]time.Time),
+		maxKnown: maxKnown, maxUnk: max(maxKnown/10, 1000), ttl: ttl, negTTL: negTTL,
+	}
 }
 
 // get returns the cached answer for h: found says whether the key exists,
 // hit whether the cache knew.
 func (c *cache) get(h [32]byte, now time.Time) (p *Principal, found, hit bool) {
 	c.mu.RLock()
-	e, ok := c.entries[h]
-	c.mu.RUnlock()
-	if !ok || !now.Before(e.expires) {
-		return nil, false, false
+	e, ok := c.known[h]
+	var negUntil time.Time
+	if !ok {
+		negUntil = c.unknown[h]
 	}
-	return e.p, e.p != nil, true
+	c.mu.RUnlock()
+	switch {
+	case ok && now.Before(e.expires):
+		return e.p, true, true
+	case !ok && now.Before(negUntil):
+		return nil, false, true
+	}
+	return nil, false, false
 }
 
 func (c *cache) generation() uint64 {
@@ -44,25 +73,56 @@ func (c *cache) generation() uint64 {
 	return c.gen
 }
 
-// put stores an answer read when the generation was gen. If anything was
-// invalidated since, the answer may predate the change, so it is dropped.
+// put stores an answer read when the generation was gen, unless the key
+// (or everything) was invalidated since: then the answer may predate the
+// change and is dropped.
 func (c *cache) put(h [32]byte, p *Principal, gen uint64, now time.Time) {
-	ttl := c.ttl
-	if p == nil {
-		ttl = c.negTTL
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.gen != gen {
+	if c.staleSince(gen, p) {
 		return
 	}
-	if _, ok := c.entries[h]; !ok && len(c.entries) >= c.max {
-		for k := range c.entries {
-			delete(c.entries, k)
-			break
+	ttl, negTTL := c.ttl, c.negTTL
+	if c.degraded {
+		ttl, negTTL = min(ttl, time.Second), min(negTTL, time.Second)
+	}
+	if p == nil {
+		if _, ok := c.unknown[h]; !ok && len(c.unknown) >= c.maxUnk {
+			evictOne(c.unknown)
+		}
+		c.unknown[h] = now.Add(negTTL)
+		return
+	}
+	if _, ok := c.known[h]; !ok && len(c.known) >= c.maxKnown {
+		evictOne(c.known)
+	}
+	c.known[h] = cacheEntry{p: p, expires: now.Add(ttl)}
+}
+
+// staleSince reports whether an invalidation after gen may concern p. An
+// unknown key (p nil) is only stale after a full invalidation; a new key's
+// hash cannot have been looked up before it existed.
+func (c *cache) staleSince(gen uint64, p *Principal) bool {
+	if c.gen == gen {
+		return false
+	}
+	if len(c.recent) == 0 || c.recent[0].gen > gen+1 {
+		return true // older than we remember: assume the worst
+	}
+	for _, inv := range c.recent {
+		if inv.gen > gen && (inv.keyID == "" || p != nil && inv.keyID == p.KeyID) {
+			return true
 		}
 	}
-	c.entries[h] = cacheEntry{p: p, expires: now.Add(ttl)}
+	return false
+}
+
+func (c *cache) note(keyID string) {
+	c.gen++
+	if len(c.recent) == recentInvalidations {
+		c.recent = append(c.recent[:0], c.recent[1:]...)
+	}
+	c.recent = append(c.recent, invalidation{c.gen, keyID})
 }
 
 // dropKey removes every secret of one key. Key changes are rare admin
@@ -70,23 +130,35 @@ func (c *cache) put(h [32]byte, p *Principal, gen uint64, now time.Time) {
 func (c *cache) dropKey(keyID string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.gen++
-	for h, e := range c.entries {
-		if e.p != nil && e.p.KeyID == keyID {
-			delete(c.entries, h)
+	c.note(keyID)
+	for h, e := range c.known {
+		if e.p.KeyID == keyID {
+			delete(c.known, h)
 		}
 	}
 }
 
-func (c *cache) dropAll() {
+// dropAll empties the cache; degraded says whether answers cached from now
+// on may be trusted for their full TTL.
+func (c *cache) dropAll(degraded bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.gen++
-	clear(c.entries)
+	c.note("")
+	c.degraded = degraded
+	clear(c.known)
+	clear(c.unknown)
 }
 
+// len is how many known keys are cached.
 func (c *cache) len() int {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	return len(c.entries)
+	return len(c.known)
+}
+
+func evictOne[V any](m map[[32]byte]V) {
+	for k := range m {
+		delete(m, k)
+		return
+	}
 }

@@ -21,7 +21,7 @@ func ParseHosts(s string) (Hosts, error) {
 			continue
 		}
 		host, env, ok := strings.Cut(item, "=")
-		host = strings.ToLower(strings.TrimSpace(host))
+		host = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(host)), ".")
 		e := Environment(strings.TrimSpace(env))
 		for full, tok := range envTokens {
 			if string(e) == tok {
@@ -45,6 +45,6 @@ func (h Hosts) For(host string) (Environment, bool) {
 	if hn, _, err := net.SplitHostPort(host); err == nil {
 		host = hn
 	}
-	e, ok := h[strings.ToLower(host)]
+	e, ok := h[strings.TrimSuffix(strings.ToLower(host), ".")]
 	return e, ok
 }

@@ -36,8 +36,8 @@ func (v *Verifier) Listen(ctx context.Context, pool *pgxpool.Pool, log *slog.Log
 			if ctx.Err() != nil {
 				return
 			}
-			log.Warn("key-change notifications interrupted; the cache is emptied and the listener reconnects", "err", err)
-			v.InvalidateAll()
+			log.Warn("key-change notifications interrupted; the cache is emptied and trusted for 1 s until the listener is back", "err", err)
+			v.listenerDown()
 			for conn == nil || conn.IsClosed() {
 				select {
 				case <-ctx.Done():
@@ -49,8 +49,8 @@ func (v *Verifier) Listen(ctx context.Context, pool *pgxpool.Pool, log *slog.Log
 					conn = nil
 				}
 			}
-			// Anything changed while we were away is unknown: start clean.
-			v.InvalidateAll()
+			v.listenerUp()
+			log.Info("key-change notifications restored")
 		}
 	}()
 	return nil
@@ -69,13 +69,32 @@ func listenConn(ctx context.Context, pool *pgxpool.Pool) (*pgx.Conn, error) {
 	return conn, nil
 }
 
+// healthEvery is how long the listener waits in silence before it checks
+// its connection: a connection that died without a word (a NAT or load
+// balancer dropping it) would otherwise go unnoticed for many minutes.
+const healthEvery = 10 * time.Second
+
 func (v *Verifier) receive(ctx context.Context, conn *pgx.Conn) error {
 	for {
-		n, err := conn.WaitForNotification(ctx)
+		wctx, cancel := context.WithTimeout(ctx, healthEvery)
+		n, err := conn.WaitForNotification(wctx)
+		cancel()
+		switch {
+		case err == nil:
+			metrics.Invalidations.Inc()
+			v.Invalidate(n.Payload)
+			continue
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case wctx.Err() == nil:
+			return err
+		}
+		// Silence: prove the connection is alive.
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err = conn.Ping(pctx)
+		cancel()
 		if err != nil {
 			return err
 		}
-		metrics.Invalidations.Inc()
-		v.Invalidate(n.Payload)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"slices"
+	"strconv"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -184,7 +185,9 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Principal, error) {
 // at the same moment, and caches the answer (found or not).
 func (v *Verifier) load(ctx context.Context, h [32]byte, now time.Time) (*Principal, error) {
 	gen := v.cache.generation()
-	res, err, _ := v.group.Do(string(h[:]), func() (any, error) {
+	// The generation is part of the key: a request that arrives after an
+	// invalidation never joins a load that began before it.
+	res, err, _ := v.group.Do(string(h[:])+strconv.FormatUint(gen, 10), func() (any, error) {
 		// Shared by every request waiting on this key, so one caller
 		// going away must not fail the others.
 		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -212,7 +215,15 @@ func (v *Verifier) Invalidate(keyID string) { v.cache.dropKey(keyID) }
 
 // InvalidateAll empties the cache, for when notifications may have been
 // missed.
-func (v *Verifier) InvalidateAll() { v.cache.dropAll() }
+func (v *Verifier) InvalidateAll() { v.cache.dropAll(false) }
+
+// listenerDown empties the cache and, until listenerUp, trusts answers for
+// a second only: no notification can reach it meanwhile.
+func (v *Verifier) listenerDown() { v.cache.dropAll(true) }
+
+// listenerUp empties the cache (changes made while it was down are
+// unknown) and restores the full TTL.
+func (v *Verifier) listenerUp() { v.cache.dropAll(false) }
 
 func principalOf(r db.GetKeyForVerifyRow) *Principal {
 	k := r.APIKey
@@ -253,5 +264,5 @@ func outcomeOf(err error) string {
 	return "error"
 }
 
-// Len is how many answers the cache holds.
+// Len is how many known keys the cache holds.
 func (v *Verifier) Len() int { return v.cache.len() }

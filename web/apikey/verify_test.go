@@ -8,11 +8,14 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"keyward/db"
 	"keyward/db/dbtest"
 	"keyward/web/apikey"
 	"keyward/web/audit"
 	"keyward/web/auth"
+	"keyward/web/metrics"
 )
 
 func TestMain(m *testing.M) { os.Exit(dbtest.Run(m)) }
@@ -142,6 +145,12 @@ func TestVerifierListens(t *testing.T) {
 		t.Fatal(err)
 	}
 	by := audit.Actor{Type: audit.ActorSystem}
+	invalidations := func() float64 {
+		var m dto.Metric
+		metrics.Invalidations.Write(&m)
+		return m.GetCounter().GetValue()
+	}
+	before := invalidations()
 	rollback := errors.New("rolled back")
 	err := f.store.InTx(ctx, func(q *db.Queries) error {
 		if err := apikey.SetDisabled(ctx, q, f.tenant.ID, k.ID, true, by, time.Now()); err != nil {
@@ -152,9 +161,9 @@ func TestVerifierListens(t *testing.T) {
 	if !errors.Is(err, rollback) {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond) // a notification would have arrived by now
-	if _, err := v.Verify(ctx, full); err != nil {
-		t.Fatalf("a rolled-back disable changed the verifier: %v", err)
+	time.Sleep(200 * time.Millisecond) // a notification would have arrived by now
+	if n := invalidations() - before; n != 0 {
+		t.Fatalf("a rolled-back disable sent %v notifications", n)
 	}
 	err = f.store.InTx(ctx, func(q *db.Queries) error { return apikey.SetDisabled(ctx, q, f.tenant.ID, k.ID, true, by, time.Now()) })
 	if err != nil {
@@ -171,6 +180,55 @@ func TestVerifierListens(t *testing.T) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// TestVerifierReconnects: when the listener's connection is killed, the
+// cache is emptied, the listener comes back, and notifications work again.
+func TestVerifierReconnects(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	k, full := f.key(t, apikey.Config{})
+	v := apikey.NewVerifier(f.store.Queries, apikey.VerifierOptions{TTL: time.Hour})
+	if err := v.Listen(ctx, f.store.Pool, nil); err != nil {
+		t.Fatal(err)
+	}
+	v.Verify(ctx, full)
+	var killed bool
+	err := f.store.Pool.QueryRow(ctx, `SELECT bool_or(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = current_database() AND query = 'LISTEN `+apikey.Channel+`' AND pid <> pg_backend_pid()`).Scan(&killed)
+	if err != nil || !killed {
+		t.Fatalf("could not find the listener's backend: %v", err)
+	}
+	waitUntil(t, func() bool { return v.Len() == 0 }) // emptied on loss
+	// Once it is back (it LISTENs again within a few seconds), a change
+	// reaches the cache again.
+	waitUntil(t, func() bool {
+		var n int
+		f.store.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN `+apikey.Channel+`'`).Scan(&n)
+		return n == 1
+	})
+	time.Sleep(1100 * time.Millisecond) // past the degraded TTL of entries cached meanwhile
+	if _, err := v.Verify(ctx, full); err != nil {
+		t.Fatal(err)
+	}
+	err = f.store.InTx(ctx, func(q *db.Queries) error {
+		return apikey.Revoke(ctx, q, f.tenant.ID, k.ID, audit.Actor{Type: audit.ActorSystem}, time.Now())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, func() bool { _, err := v.Verify(ctx, full); return errors.Is(err, apikey.ErrRevokedKey) })
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatal("condition not reached in 15 s")
 }
 
 // BenchmarkVerifyCacheHit is the hot path of every keyed request: parse,

@@ -62,7 +62,7 @@ func (h *Handler) Register(e *echo.Echo) {
 	// Anything else under the prefix gets the API's own 404 or 405, in
 	// JSON, rather than falling to the portal's catch-all (and its CSRF
 	// check).
-	e.RouteNotFound(Prefix+"/*", func(c echo.Context) error {
+	notFound := func(c echo.Context) error {
 		var allow []string
 		for _, r := range routes {
 			if samePath(r[1], c.Request().URL.Path) {
@@ -75,7 +75,10 @@ func (h *Handler) Register(e *echo.Echo) {
 		}
 		return &api.Error{Status: http.StatusNotFound, Code: api.CodeNotFound,
 			Message: "There is no such route: GET " + Prefix + "/openapi.json lists them."}
-	})
+	}
+	for _, p := range []string{"/api", "/api/*", Prefix, Prefix + "/*"} {
+		e.RouteNotFound(p, notFound)
+	}
 }
 
 // samePath matches a request path against a route pattern whose ":name"
@@ -86,7 +89,7 @@ func samePath(pattern, path string) bool {
 		return false
 	}
 	for i := range ps {
-		if !strings.HasPrefix(ps[i], ":") && ps[i] != qs[i] {
+		if strings.HasPrefix(ps[i], ":") && qs[i] == "" || !strings.HasPrefix(ps[i], ":") && ps[i] != qs[i] {
 			return false
 		}
 	}
