@@ -323,7 +323,6 @@ func TestRedisRateLimits(t *testing.T) {
 // with the requests that feed them.
 func TestMetrics(t *testing.T) {
 	f := newFixture(t, webtest.Options{})
-	_, full := f.key(apikey.Config{RateLimit: &apikey.RateLimit{Requests: 1, Window: time.Hour}})
 	scrape := func() string {
 		r := f.API("GET", "/metrics", "", "")
 		if r.Status != 200 {
@@ -340,6 +339,13 @@ func TestMetrics(t *testing.T) {
 		}
 		return 0
 	}
+	// Wait for the new key's own notification before using it: arriving
+	// during the first lookup, it would (rightly) keep that answer out of
+	// the cache, and the second request would miss too.
+	invalidations := `keyward_apikey_cache_invalidations_total`
+	seen := value(scrape(), invalidations)
+	_, full := f.key(apikey.Config{RateLimit: &apikey.RateLimit{Requests: 1, Window: time.Hour}})
+	waitFor(t, func() bool { return value(scrape(), invalidations) > seen })
 	before := scrape()
 	f.API("GET", "/api/v1/key", full, "")
 	f.API("GET", "/api/v1/key", full, "")        // 429

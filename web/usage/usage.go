@@ -32,6 +32,10 @@ const (
 	logBatch = 5000
 	// maxPendingIPs bounds first sightings waiting for a flush.
 	maxPendingIPs = 10_000
+	// maxSeen bounds the (key, address) pairs remembered in memory. The
+	// memory only saves database work: api_key_ips is the authority, so
+	// forgetting everything when full loses nothing.
+	maxSeen = 200_000
 )
 
 // Request is one keyed public-API request, for the request log.
@@ -72,6 +76,7 @@ type Recorder struct {
 	pending  map[string]lastUse   // key id → newest use not yet written
 	written  map[string]time.Time // key id → when its last-used was last written
 	seen     map[string]map[string]struct{}
+	nSeen    int
 	newIPs   []keyIP
 	logs     chan Request
 	stop     chan struct{}
@@ -96,14 +101,19 @@ func (r *Recorder) Used(tenantID int64, keyID, ip string, at time.Time) {
 		r.pending[keyID] = lastUse{tenantID, at, ip}
 	}
 	ips := r.seen[keyID]
+	if _, ok := ips[ip]; ok || len(ips) >= MaxIPsPerKey {
+		return
+	}
+	if r.nSeen >= maxSeen {
+		clear(r.seen)
+		r.nSeen = 0
+	}
 	if ips == nil {
 		ips = map[string]struct{}{}
 		r.seen[keyID] = ips
 	}
-	if _, ok := ips[ip]; ok || len(ips) >= MaxIPsPerKey {
-		return
-	}
 	ips[ip] = struct{}{}
+	r.nSeen++
 	if len(r.newIPs) >= maxPendingIPs {
 		metrics.Dropped.WithLabelValues("new_ip").Inc()
 		return
@@ -193,22 +203,42 @@ func (r *Recorder) flushUse(ctx context.Context, all bool) {
 		}
 	}
 	if len(ips) > 0 {
-		n, err := r.recordNewIPs(ctx, ips)
+		n, failed, err := r.recordNewIPs(ctx, ips)
 		if err != nil {
 			metrics.FlushErrors.WithLabelValues("new_ip").Inc()
-			r.log.Error("recording new key addresses", "err", err)
+			r.log.Error("recording new key addresses; they are retried on their next use", "failed", len(failed), "err", err)
+			r.forget(failed)
 		}
 		metrics.FlushSize.WithLabelValues("new_ip").Observe(float64(n))
+	}
+}
+
+// forget drops sightings whose write failed, so the next use of the
+// address tries again.
+func (r *Recorder) forget(ips []keyIP) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, k := range ips {
+		if m := r.seen[k.keyID]; m != nil {
+			if _, ok := m[k.ip]; ok {
+				delete(m, k.ip)
+				r.nSeen--
+			}
+		}
 	}
 }
 
 // recordNewIPs stores each (key, address) seen for the first time by this
 // process; where the database did not know it either, it writes
 // api_key.used_from_new_ip in the same transaction.
-func (r *Recorder) recordNewIPs(ctx context.Context, ips []keyIP) (int, error) {
+func (r *Recorder) recordNewIPs(ctx context.Context, ips []keyIP) (int, []keyIP, error) {
 	written := 0
 	var errs []error
-	for _, k := range ips {
+	var failed []keyIP
+	for i, k := range ips {
+		if ctx.Err() != nil { // out of time: the rest are retried on their next use
+			return written, append(failed, ips[i:]...), errors.Join(append(errs, ctx.Err())...)
+		}
 		err := r.store.InTx(ctx, func(q *db.Queries) error {
 			n, err := q.CountKeyIPs(ctx, db.CountKeyIPsParams{TenantID: k.tenantID, KeyID: k.keyID})
 			if err != nil || n >= MaxIPsPerKey {
@@ -226,9 +256,10 @@ func (r *Recorder) recordNewIPs(ctx context.Context, ips []keyIP) (int, error) {
 		})
 		if err != nil {
 			errs = append(errs, err)
+			failed = append(failed, k)
 		}
 	}
-	return written, errors.Join(errs...)
+	return written, failed, errors.Join(errs...)
 }
 
 // flushLogs copies the buffered request-log rows, logBatch rows per COPY,
@@ -251,7 +282,11 @@ func (r *Recorder) flushLogs(ctx context.Context) {
 		if len(batch) == 0 {
 			return
 		}
-		if _, err := r.store.CopyRequestLogs(ctx, batch); err != nil {
+		_, err := r.store.CopyRequestLogs(ctx, batch)
+		if err != nil && ctx.Err() == nil { // one retry, for a connection lost mid-COPY
+			_, err = r.store.CopyRequestLogs(ctx, batch)
+		}
+		if err != nil {
 			metrics.FlushErrors.WithLabelValues("request_log").Inc()
 			metrics.Dropped.WithLabelValues("request_log").Add(float64(len(batch)))
 			r.log.Error("writing request logs", "rows", len(batch), "err", err)
