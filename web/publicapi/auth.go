@@ -128,15 +128,23 @@ func verifyError(err error, p *apikey.Principal) error {
 }
 
 // setRateHeaders writes the X-RateLimit-* trio and the IETF draft's
-// RateLimit-Policy and RateLimit fields.
+// RateLimit-Policy and RateLimit fields. Every keyed response pays for
+// this, so it appends rather than formats.
 func setRateHeaders(hd http.Header, res ratelimit.Result, now time.Time) {
-	reset := int((res.ResetAfter + time.Second - 1) / time.Second)
-	window := int(res.Limit.Window / time.Second)
-	hd.Set("X-RateLimit-Limit", strconv.Itoa(res.Limit.Requests))
-	hd.Set("X-RateLimit-Remaining", strconv.Itoa(res.Remaining))
-	hd.Set("X-RateLimit-Reset", strconv.FormatInt(now.Add(time.Duration(reset)*time.Second).Unix(), 10))
-	hd.Set("RateLimit-Policy", fmt.Sprintf(`"key";q=%d;w=%d`, res.Limit.Requests, window))
-	hd.Set("RateLimit", fmt.Sprintf(`"key";r=%d;t=%d`, res.Remaining, reset))
+	reset := int64((res.ResetAfter + time.Second - 1) / time.Second)
+	window := int64(res.Limit.Window / time.Second)
+	limit, remaining := int64(res.Limit.Requests), int64(res.Remaining)
+	hd["X-Ratelimit-Limit"] = []string{strconv.FormatInt(limit, 10)}
+	hd["X-Ratelimit-Remaining"] = []string{strconv.FormatInt(remaining, 10)}
+	hd["X-Ratelimit-Reset"] = []string{strconv.FormatInt(now.Unix()+reset, 10)}
+	b := make([]byte, 0, 64)
+	b = strconv.AppendInt(append(b, `"key";q=`...), limit, 10)
+	b = strconv.AppendInt(append(b, ";w="...), window, 10)
+	policy := string(b)
+	b = strconv.AppendInt(append(b[:0], `"key";r=`...), remaining, 10)
+	b = strconv.AppendInt(append(b, ";t="...), reset, 10)
+	hd["Ratelimit-Policy"] = []string{policy}
+	hd["Ratelimit"] = []string{string(b)}
 }
 
 func windowName(d time.Duration) string {

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -43,7 +44,42 @@ type rateInfo struct {
 }
 
 func (h *Handler) handleKey(c echo.Context) error {
-	p := principal(c)
+	noStore(c)
+	return c.JSONBlob(http.StatusOK, h.keyViews.get(principal(c)))
+}
+
+// keyViews memoises GET /key's answer per principal. Principals never
+// change (a changed key is a new principal), so the answer is encoded once
+// per cache fill instead of on every call of a hot route. Bounded: when
+// full it starts over.
+type keyViews struct {
+	mu sync.Mutex
+	m  map[*apikey.Principal][]byte
+}
+
+const maxKeyViews = 10_000
+
+func (v *keyViews) get(p *apikey.Principal) []byte {
+	v.mu.Lock()
+	b, ok := v.m[p]
+	v.mu.Unlock()
+	if ok {
+		return b
+	}
+	b, err := json.Marshal(api.Envelope{Success: true, Data: keyInfoOf(p)})
+	if err != nil {
+		panic(err) // strings, numbers and times always encode
+	}
+	v.mu.Lock()
+	if v.m == nil || len(v.m) >= maxKeyViews {
+		v.m = make(map[*apikey.Principal][]byte)
+	}
+	v.m[p] = b
+	v.mu.Unlock()
+	return b
+}
+
+func keyInfoOf(p *apikey.Principal) keyInfo {
 	info := keyInfo{
 		ID: p.KeyID, Name: p.Name, Prefix: p.Prefix + "…", Tenant: p.TenantSlug, Environment: string(p.Environment),
 		Scopes: nonNil(p.Scopes), Sources: nonNil(p.Sources), IPAllowlist: []string{}, CreatedAt: p.CreatedAt.UTC(),
@@ -59,8 +95,7 @@ func (h *Handler) handleKey(c echo.Context) error {
 		s := p.ExpiresAt.UTC().Format(time.RFC3339)
 		info.ExpiresAt = &s
 	}
-	noStore(c)
-	return api.OK(c, http.StatusOK, info)
+	return info
 }
 
 func (h *Handler) handleIngest(c echo.Context) error {

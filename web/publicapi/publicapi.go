@@ -34,6 +34,8 @@ type Handler struct {
 	// Now is the clock of rate limits and event times; the verifier has
 	// its own.
 	Now func() time.Time
+
+	keyViews keyViews
 }
 
 // Register mounts the public API on e. Each route lists its middleware
@@ -50,7 +52,12 @@ func (h *Handler) Register(e *echo.Echo) {
 	ingest := append(keyed(apikey.ScopeEventsWrite), middleware.BodyLimit("1M"))
 	var routes [][2]string // method, path
 	add := func(method, path string, hf echo.HandlerFunc, m ...echo.MiddlewareFunc) {
-		e.Add(method, Prefix+path, hf, m...)
+		// The chain is built once here; echo would rebuild it (and its
+		// closures) on every request of these hot routes.
+		for i := len(m) - 1; i >= 0; i-- {
+			hf = m[i](hf)
+		}
+		e.Add(method, Prefix+path, hf)
 		routes = append(routes, [2]string{method, Prefix + path})
 	}
 	add(http.MethodGet, "/openapi.json", serveOpenAPI)
