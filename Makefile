@@ -74,5 +74,7 @@ e2e: deps-postgres deps-chromium ## run only the browser tests
 	$(GO) test -count=1 -run Browser -v ./web/...
 
 .PHONY: bench
-bench: deps-postgres ## run the benchmarks
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+bench: deps-postgres ## run the Go benchmarks, then cmd/kwbench (API load), and write BENCHMARKS.md
+	@mkdir -p tmp
+	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem ./... | tee tmp/gobench.txt
+	$(GO) run ./cmd/kwbench -gobench tmp/gobench.txt -out BENCHMARKS.md

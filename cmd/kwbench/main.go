@@ -1,0 +1,90 @@
+// Command kwbench measures the public API of a real `keyward serve` and
+// writes BENCHMARKS.md. `make bench` runs it after the Go benchmarks.
+//
+// It starts a private PostgreSQL cluster (db/pglocal, default durability),
+// migrates a database, creates a tenant, an owner and an API key, builds and
+// starts the keyward binary against it, and then drives it with vegeta
+// (used as a library). The machine is shared and noisy, so every HTTP
+// comparison is a ratio of two figures taken in the same run, with the same
+// tool and the same concurrency; absolute figures are reported for
+// orientation only.
+//
+// Measured: idle and peak resident memory of the server; keyed
+// (GET /api/v1/key) against unkeyed (GET /healthz) throughput and latency;
+// single-event ingestion against a plain INSERT loop on the same database;
+// batch ingestion against single-event ingestion; the in-process cost of a
+// verification that misses the cache. The figures of the Go benchmarks
+// (run by make beforehand, into the file named by -gobench) are copied in.
+//
+// Usage (from the repository root):
+//
+//	go run ./cmd/kwbench [-duration 10s] [-workers 32] [-out BENCHMARKS.md] [-gobench tmp/gobench.txt]
+//
+// It exits 1 when something did not work (setup, a response other than the
+// expected status, an unclean server exit), after writing the file if it
+// got that far. A missed target is reported in the file and on stderr but
+// does not change the exit status: the machines are too noisy for that.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	duration   time.Duration // one measured run
+	warmup     time.Duration // unreported run per target before the measured ones
+	workers    int           // vegeta workers, and goroutines of the SQL baseline
+	rounds     int           // measured max-throughput runs per target (alternating)
+	rateFrac   float64       // constant-rate runs, as a fraction of the slower route's best throughput
+	batchSize  int           // events per batch request
+	misses     int           // cache-miss verifications timed in process
+	idleWait   time.Duration // from ready to the idle RSS reading
+	out        string
+	gobench    string
+	bin        string
+	keepPGDir  bool
+	baseConns  int // pool size of the SQL baseline (0: pgxpool's default, like the server's)
+	skipIngest bool
+}
+
+func main() {
+	var o options
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each measured load run")
+	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured warm-up run per target before the max-throughput runs")
+	flag.IntVar(&o.workers, "workers", 32, "concurrent vegeta workers (and SQL-baseline goroutines)")
+	flag.IntVar(&o.rounds, "rounds", 2, "max-throughput runs per target, alternating; the best counts")
+	flag.Float64Var(&o.rateFrac, "rate-fraction", 0.5, "constant-rate runs at this fraction of the slower route's best max throughput")
+	flag.IntVar(&o.batchSize, "batch", 500, "events per POST /api/v1/events/batch request")
+	flag.IntVar(&o.misses, "misses", 2000, "cache-miss verifications timed in process")
+	flag.DurationVar(&o.idleWait, "idle-wait", 3*time.Second, "wait after /readyz before reading the idle RSS")
+	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "file to write")
+	flag.StringVar(&o.gobench, "gobench", "tmp/gobench.txt", "output of 'go test -bench' to copy in ('' to skip)")
+	flag.StringVar(&o.bin, "bin", "tmp/keyward", "where to build the keyward binary")
+	flag.IntVar(&o.baseConns, "baseline-conns", 0, "connections of the SQL baseline's pool (0: pgxpool's default, the size keyward serve's pool has)")
+	flag.BoolVar(&o.keepPGDir, "keep", false, "keep the temporary cluster directory (its path is printed)")
+	flag.BoolVar(&o.skipIngest, "skip-ingest", false, "skip the ingestion runs")
+	flag.Usage = func() {
+		fmt.Fprintln(flag.CommandLine.Output(), "usage: kwbench [flags]   (run from the repository root; writes BENCHMARKS.md)")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if o.workers < 1 || o.rounds < 1 || o.duration <= 0 || o.rateFrac <= 0 || o.batchSize < 1 || o.misses < 1 {
+		fmt.Fprintln(os.Stderr, "kwbench: -workers, -rounds, -duration, -rate-fraction, -batch and -misses must be positive")
+		os.Exit(2)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, o)
+	stop()
+	os.Exit(code)
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "kwbench: "+format+"\n", args...)
+}

@@ -1,0 +1,344 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"keyward/db"
+)
+
+// bench holds everything measured, for the report.
+type bench struct {
+	o        options
+	started  time.Time
+	finished time.Time
+	m        machine
+	pg       string
+	gb       goBenchFile
+
+	idleRSS, peakHWM int64 // KiB; 0 when not read
+	memErr           []string
+
+	warmups              []runResult
+	healthzMax, keyedMax []runResult // every round, in the order run
+	orders               []string    // order of each round
+	healthzRate, keyRate runResult
+	constRate            int
+
+	sql           sqlResult
+	sqlErr        error
+	single, batch runResult
+	ingestRun     bool
+
+	miss     missResult
+	counters []string
+
+	exitErr error
+	failed  []string // what did not work (exit status 1)
+}
+
+func (b *bench) fail(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	b.failed = append(b.failed, msg)
+	logf("FAILED: %s", msg)
+}
+
+func run(ctx context.Context, o options) int {
+	b := &bench{o: o, started: time.Now(), m: machineInfo()}
+	if o.gobench != "" {
+		b.gb = readGoBench(o.gobench)
+		if b.gb.Err != nil {
+			logf("Go benchmark figures not available: %v", b.gb.Err)
+		}
+	}
+	if err := b.measure(ctx); err != nil {
+		logf("%v", err)
+		if errors.Is(err, errSetup) {
+			return 1
+		}
+		b.fail("%v", err)
+	}
+	if ctx.Err() != nil {
+		logf("interrupted: %s is left as it was", o.out)
+		return 1
+	}
+	b.finished = time.Now()
+	rows := b.rows()
+	if err := os.WriteFile(o.out, []byte(b.markdown(rows)), 0o644); err != nil {
+		logf("writing %s: %v", o.out, err)
+		return 1
+	}
+	logf("wrote %s in %v", o.out, b.finished.Sub(b.started).Round(time.Second))
+	for _, r := range rows {
+		if r.Status == statusMiss || r.Status == statusError || r.Status == statusUnavailable {
+			logf("%s: %s — %s (target %s)", strings.ReplaceAll(r.Measure, "`", ""), r.Value, strings.Trim(r.Status.String(), "*"), r.Target)
+		}
+	}
+	if len(b.failed) > 0 {
+		return 1
+	}
+	return 0
+}
+
+// errSetup marks a failure before anything was measured: no file is
+// written.
+var errSetup = errors.New("setup failed")
+
+func (b *bench) measure(ctx context.Context) (err error) {
+	o := b.o
+	if _, err := os.Stat("go.mod"); err != nil {
+		return fmt.Errorf("%w: run kwbench from the repository root (no go.mod here)", errSetup)
+	}
+	logf("building keyward into %s", o.bin)
+	if err := buildKeyward(ctx, o.bin); err != nil {
+		return fmt.Errorf("%w: %v", errSetup, err)
+	}
+
+	dir, err := os.MkdirTemp("", "kwbench-")
+	if err != nil {
+		return fmt.Errorf("%w: %v", errSetup, err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil { // PostgreSQL may run as another user
+		return fmt.Errorf("%w: %v", errSetup, err)
+	}
+	if o.keepPGDir {
+		logf("cluster directory %s is kept", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	b.m.Storage = filesystemOf(dir)
+
+	logf("starting PostgreSQL (default durability) under %s", dir)
+	cluster, url, err := startCluster(ctx, filepath.Join(dir, "pg"))
+	if err != nil {
+		return fmt.Errorf("%w: %v", errSetup, err)
+	}
+	defer func() {
+		if serr := cluster.Stop(); serr != nil {
+			b.fail("stopping PostgreSQL: %v", serr)
+		}
+	}()
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errSetup, err)
+	}
+	defer pool.Close()
+	store := db.NewStore(pool)
+	b.pg = pgSettings(ctx, pool)
+	fx, err := seed(ctx, store)
+	if err != nil {
+		return fmt.Errorf("%w: creating the tenant, owner and key: %v", errSetup, err)
+	}
+
+	logf("starting keyward serve")
+	srv, err := startServer(o.bin, url, filepath.Join(dir, "keyward"))
+	if err != nil {
+		return fmt.Errorf("%w: %v", errSetup, err)
+	}
+	defer srv.kill()
+	pid := srv.cmd.Process.Pid
+	probe := cpuProbe{serverPID: pid, pgData: filepath.Join(cluster.Dir, "pg")}
+	load := func(name string, tr vegeta.Targeter, rate int, dur time.Duration, want, perReq int) runResult {
+		before := probe.sample()
+		r := attack(ctx, name, tr, rate, o.workers, dur, want, perReq)
+		r.CPU = probe.sample().sub(before)
+		return b.note(r)
+	}
+
+	// 3. Idle memory.
+	if err := sleep(ctx, o.idleWait); err != nil {
+		return err
+	}
+	if b.idleRSS, err = procStatusKB(pid, "VmRSS"); err != nil {
+		b.memErr = append(b.memErr, err.Error())
+	}
+	logf("idle RSS %s", fmtMB(b.idleRSS))
+
+	// 4. Keyed against unkeyed.
+	auth := http.Header{"Authorization": {"Bearer " + fx.Key}}
+	if err := warmKey(ctx, srv.base()+"/api/v1/key", auth); err != nil {
+		return err
+	}
+	healthz := getTargeter(srv.base()+"/healthz", nil)
+	keyed := getTargeter(srv.base()+"/api/v1/key", auth)
+	if o.warmup > 0 {
+		b.warmups = append(b.warmups,
+			load("warm-up GET /healthz", healthz, 0, o.warmup, 200, 0),
+			load("warm-up GET /api/v1/key", keyed, 0, o.warmup, 200, 0))
+	}
+	for i := range o.rounds {
+		h := func() {
+			b.healthzMax = append(b.healthzMax, load("GET /healthz", healthz, 0, o.duration, 200, 0))
+		}
+		k := func() {
+			b.keyedMax = append(b.keyedMax, load("GET /api/v1/key", keyed, 0, o.duration, 200, 0))
+		}
+		if i%2 == 0 {
+			b.orders = append(b.orders, "healthz, key")
+			h()
+			k()
+		} else {
+			b.orders = append(b.orders, "key, healthz")
+			k()
+			h()
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	// Both routes must be able to keep up, or the latencies would not be
+	// taken at the same rate: a fraction of the slower route's best.
+	b.constRate = max(int(min(best(b.healthzMax).PerSec(), best(b.keyedMax).PerSec())*o.rateFrac), 1)
+	b.healthzRate = load("GET /healthz", healthz, b.constRate, o.duration, 200, 0)
+	b.keyRate = load("GET /api/v1/key", keyed, b.constRate, o.duration, 200, 0)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+
+	// 5. Ingestion.
+	if !o.skipIngest {
+		b.ingestRun = true
+		logf("SQL baseline: single-row INSERT loop, %d goroutines, %v", o.workers, o.duration)
+		before := probe.sample()
+		b.sql, b.sqlErr = insertLoop(ctx, url, fx, o.workers, o.baseConns, o.duration)
+		b.sql.CPU = probe.sample().sub(before)
+		switch {
+		case b.sqlErr != nil:
+			b.fail("SQL baseline: %v", b.sqlErr)
+		case !b.sql.OK():
+			b.fail("SQL baseline: %d failed inserts, first: %s", b.sql.Failed, b.sql.FirstErr)
+		default:
+			logf("SQL baseline: %s rows/s, cpu/row %s", fmtRate(b.sql.PerSec()), cpuPer(b.sql.CPU, b.sql.Rows))
+		}
+		b.single = load("POST /api/v1/events", postTargeter(srv.base()+"/api/v1/events", fx.Key, singleBody()),
+			0, o.duration, 201, 1)
+		b.batch = load(fmt.Sprintf("POST /api/v1/events/batch (%d events)", o.batchSize),
+			postTargeter(srv.base()+"/api/v1/events/batch", fx.Key, batchBody(o.batchSize)), 0, o.duration, 201, o.batchSize)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+
+	// 7. Peak memory, after every HTTP run.
+	if b.peakHWM, err = procStatusKB(pid, "VmHWM"); err != nil {
+		b.memErr = append(b.memErr, err.Error())
+	}
+	logf("peak RSS (VmHWM) %s", fmtMB(b.peakHWM))
+	b.counters = scrapeCounters(srv.base() + "/metrics")
+
+	// 6. Cache-miss verification, in this process.
+	logf("timing %d cache-miss verifications in process", o.misses)
+	b.miss = timeMisses(ctx, store, fx.Key, o.misses)
+	if b.miss.Failed > 0 {
+		b.fail("cache-miss verification: %d of %d failed, first: %s", b.miss.Failed, b.miss.N, b.miss.FirstErr)
+	}
+
+	// 8. SIGTERM must end the server with status 0.
+	logf("stopping keyward (SIGTERM)")
+	if b.exitErr = srv.stop(60 * time.Second); b.exitErr != nil {
+		b.fail("keyward serve after SIGTERM: %v", b.exitErr)
+	}
+	if len(b.memErr) > 0 {
+		b.fail("reading memory: %s", strings.Join(b.memErr, "; "))
+	}
+	return nil
+}
+
+// note logs a run and records it as a failure when a response was wrong.
+func (b *bench) note(r runResult) runResult {
+	rate := "max"
+	if r.Rate > 0 {
+		rate = fmtRate(float64(r.Rate)) + "/s"
+	}
+	logf("%-42s rate %-9s %8s good/s  p50 %-9s p99 %-9s cpu/req %s  %s", r.Name, rate, fmtRate(r.PerSec()), fmtDur(r.P50), fmtDur(r.P99),
+		cpuPer(r.CPU, r.Requests), r.CodesString())
+	if !r.OK() {
+		b.fail("%s: %d of %d responses were not %d: %s", r.Name, r.Requests-r.Good, r.Requests, r.Want, strings.Join(r.Errors, "; "))
+	}
+	return r
+}
+
+// best is the run with the most good responses per second.
+func best(runs []runResult) runResult {
+	var b runResult
+	for _, r := range runs {
+		if r.PerSec() > b.PerSec() {
+			b = r
+		}
+	}
+	return b
+}
+
+func allOK(runs ...runResult) bool {
+	for _, r := range runs {
+		if !r.OK() {
+			return false
+		}
+	}
+	return len(runs) > 0
+}
+
+// warmKey sends one keyed request so the key is in the server's cache.
+func warmKey(ctx context.Context, url string, h http.Header) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header = h.Clone()
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("%w: warming the key: %v", errSetup, err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(res.Body, 1024))
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("%w: GET /api/v1/key with the benchmark key: %d %s", errSetup, res.StatusCode, oneLine(body, 300))
+	}
+	return nil
+}
+
+// scrapeCounters keeps the server's counters that explain a run: cache
+// lookups, rate-limit refusals, dropped and failed buffer flushes.
+func scrapeCounters(url string) []string {
+	client := &http.Client{Timeout: 5 * time.Second}
+	res, err := client.Get(url)
+	if err != nil {
+		return []string{"(could not read /metrics: " + err.Error() + ")"}
+	}
+	defer res.Body.Close()
+	var out []string
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		for _, p := range []string{"keyward_apikey_cache_lookups_total", "keyward_apikey_verifications_total",
+			"keyward_ratelimit_rejections_total", "keyward_buffer_dropped_total", "keyward_flush_errors_total"} {
+			if strings.HasPrefix(line, p) {
+				out = append(out, line)
+			}
+		}
+	}
+	return out
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
