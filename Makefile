@@ -67,7 +67,10 @@ lint: ## go vet and gofmt
 
 .PHONY: test
 test: deps-postgres deps-chromium deps-redis check-generated lint ## run the whole suite (real Postgres, Redis, headless Chromium)
-	$(GO) test -count=1 -timeout 15m ./...
+	@# -v, minus the chatter: what passing tests measured (t.Log) stays visible,
+	@# such as how soon a revoke reaches a second instance.
+	set -o pipefail; $(GO) test -count=1 -timeout 15m -v ./... \
+	  | grep --line-buffered -vE '^(=== (RUN|PAUSE|CONT|NAME)|\s*--- PASS|PASS$$)'
 
 .PHONY: e2e
 e2e: deps-postgres deps-chromium ## run only the browser tests

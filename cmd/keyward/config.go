@@ -44,6 +44,14 @@ func (c *config) dbFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Mode, "mode", env("KEYWARD_MODE", "development"), "development or production (KEYWARD_MODE)")
 }
 
+// validateServe checks the settings only serve has.
+func (c *config) validateServe() error {
+	if c.LogRetention < time.Hour {
+		return fmt.Errorf("KEYWARD_REQUEST_LOG_RETENTION must be a duration of at least 1h, such as 720h")
+	}
+	return nil
+}
+
 // serveFlags registers the server's own settings.
 func (c *config) serveFlags(fs *flag.FlagSet) {
 	c.dbFlags(fs)
@@ -73,9 +81,6 @@ func (c *config) validate() error {
 	}
 	if c.RedisURL == "" {
 		c.RedisURL = os.Getenv("KEYWARD_REDIS_URL")
-	}
-	if c.LogRetention < time.Hour {
-		return fmt.Errorf("KEYWARD_REQUEST_LOG_RETENTION must be a duration of at least 1h, such as 720h")
 	}
 	if c.Mode != "development" && c.Mode != "production" {
 		return fmt.Errorf("KEYWARD_MODE must be development or production, not %q", c.Mode)

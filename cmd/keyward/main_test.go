@@ -88,3 +88,22 @@ func TestProductionRefusesMissingOrWeakSecret(t *testing.T) {
 		t.Errorf("weak secret: %d %q", code, stderr)
 	}
 }
+
+// Bad public-API settings stop serve at once with one line saying what to
+// fix, and a Redis URL's password is never echoed.
+func TestServeRefusesBadAPISettings(t *testing.T) {
+	for _, c := range []struct{ env, value, says string }{
+		{"KEYWARD_REQUEST_LOG_RETENTION", "10m", "at least 1h"},
+		{"KEYWARD_REQUEST_LOG_RETENTION", "soon", "at least 1h"},
+		{"KEYWARD_API_HOSTS", "api.example.com=prod,oops", "host=environment"},
+		{"KEYWARD_API_HOSTS", "api.example.com=qa", "host=environment"},
+		{"KEYWARD_REDIS_URL", "redis://user:s3cretpw@host:badport/0", "KEYWARD_REDIS_URL is not a valid"},
+	} {
+		t.Setenv(c.env, c.value)
+		code, _, stderr := keyward(t, "", "", "serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir())
+		if code == 0 || !strings.Contains(stderr, c.says) || strings.Contains(stderr, "s3cretpw") || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+			t.Errorf("%s=%s: exit %d, %q", c.env, c.value, code, stderr)
+		}
+		os.Unsetenv(c.env)
+	}
+}

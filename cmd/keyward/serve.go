@@ -34,6 +34,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, log 
 	if err := cfg.validate(); err != nil {
 		return err
 	}
+	if err := cfg.validateServe(); err != nil {
+		return err
+	}
 	ring, err := cfg.secretKey()
 	if err != nil {
 		return err
