@@ -3,6 +3,7 @@ package apikey
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -19,6 +20,9 @@ import (
 var (
 	// ErrInvalid: malformed, bad checksum, or no such key.
 	ErrInvalid = errors.New("apikey: invalid key")
+	// ErrUnknown is the ErrInvalid of a well-formed key that does not
+	// exist: it cost a lookup, where a malformed key cost nothing.
+	ErrUnknown = fmt.Errorf("%w (well formed, unknown)", ErrInvalid)
 	// ErrDisabled: the key is disabled.
 	ErrDisabled = errors.New("apikey: key disabled")
 	// ErrExpired: the key's expiry has passed.
@@ -171,7 +175,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Principal, error) {
 	// disagrees with it was not issued by us.
 	if !found || parsed.Env != p.Environment {
 		metrics.Verifications.WithLabelValues("unknown").Inc()
-		return nil, ErrInvalid
+		return nil, ErrUnknown
 	}
 	if err := p.Check(now); err != nil {
 		metrics.Verifications.WithLabelValues(outcomeOf(err)).Inc()

@@ -21,6 +21,10 @@ import (
 
 const ctxPrincipal = "publicapi.principal"
 
+// unknownKeyLimit is how many well-formed but unknown keys one address may
+// present before it must wait (malformed keys cost nothing and do not count).
+var unknownKeyLimit = ratelimit.Limit{Requests: 60, Window: time.Minute}
+
 func principal(c echo.Context) *apikey.Principal {
 	p, _ := c.Get(ctxPrincipal).(*apikey.Principal)
 	return p
@@ -75,9 +79,21 @@ func (h *Handler) check(c echo.Context, next echo.HandlerFunc) error {
 	if aerr != nil {
 		return aerr
 	}
+	// An address that keeps sending well-formed keys that do not exist is
+	// guessing, or making the database work for each new one: it waits.
+	ipText := c.RealIP()
+	if blocked, wait := h.guard.Exhausted(ipText, unknownKeyLimit); blocked {
+		secs := max(int((wait+time.Second-1)/time.Second), 1)
+		c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
+		return &api.Error{Status: http.StatusTooManyRequests, Code: api.CodeRateLimited, Message: fmt.Sprintf(
+			"Too many unknown API keys from %s: retry in %d s with a valid key.", ipText, secs)}
+	}
 	p, err := h.Verifier.Verify(r.Context(), raw)
 	if p != nil {
 		c.Set(ctxPrincipal, p) // even when refused: the tenant's request log shows it
+	}
+	if errors.Is(err, apikey.ErrUnknown) {
+		h.guard.Allow(r.Context(), ipText, unknownKeyLimit)
 	}
 	if err != nil {
 		return verifyError(err, p)
@@ -90,7 +106,6 @@ func (h *Handler) check(c echo.Context, next echo.HandlerFunc) error {
 			"This is a %s key, but this host serves the %s environment: use a %s key here, or the %s host.",
 			p.Environment, env, env, p.Environment))
 	}
-	ipText := c.RealIP()
 	ip, perr := netip.ParseAddr(ipText)
 	if perr != nil || !p.AllowsIP(ip) {
 		return &api.Error{Status: http.StatusForbidden, Code: api.CodeIPNotAllowed,

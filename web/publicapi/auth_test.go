@@ -371,3 +371,30 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownKeyGuessing: an address that presents too many well-formed
+// but unknown keys waits, even with a good key; malformed keys (which cost
+// nothing) do not count, and other addresses are not affected.
+func TestUnknownKeyGuessing(t *testing.T) {
+	f := newFixture(t, webtest.Options{Config: func(c *web.Config) {
+		_, lo, _ := net.ParseCIDR("127.0.0.0/8")
+		c.TrustedProxies = []*net.IPNet{lo}
+	}})
+	_, good := f.key(apikey.Config{})
+	from := func(ip string) []string { return []string{"X-Forwarded-For", ip} }
+	for range 100 {
+		wantError(t, f.API("GET", "/api/v1/key", "kw_prod_nonsense", "", from("198.51.100.1")...), 401, "UNAUTHORIZED")
+	}
+	for range 60 {
+		made, _ := apikey.Generate(apikey.Production)
+		wantError(t, f.API("GET", "/api/v1/key", made, "", from("198.51.100.1")...), 401, "UNAUTHORIZED")
+	}
+	r := f.API("GET", "/api/v1/key", good, "", from("198.51.100.1")...)
+	wantError(t, r, 429, "RATE_LIMITED")
+	if r.Header.Get("Retry-After") == "" {
+		t.Fatal("no Retry-After")
+	}
+	if r := f.API("GET", "/api/v1/key", good, "", from("198.51.100.2")...); r.Status != 200 {
+		t.Fatalf("another address: %d %s", r.Status, r.Body)
+	}
+}

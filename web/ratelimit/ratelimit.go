@@ -50,7 +50,8 @@ type Limiter interface {
 }
 
 // Memory keeps token buckets in this process. Buckets idle for longer
-// than their window are full again, so they are swept.
+// than their window are full again, so they are swept. The zero value is
+// ready to use.
 type Memory struct {
 	mu      sync.Mutex
 	buckets map[string]*bucket
@@ -67,13 +68,23 @@ type bucket struct {
 // NewMemory returns an empty in-process limiter.
 func NewMemory() *Memory { return &Memory{buckets: map[string]*bucket{}, now: time.Now} }
 
+func (m *Memory) clock() time.Time {
+	if m.now == nil {
+		return time.Now()
+	}
+	return m.now()
+}
+
 // Allow implements Limiter.
 func (m *Memory) Allow(_ context.Context, id string, l Limit) Result {
 	l = l.sane()
-	now := m.now()
+	now := m.clock()
 	perSec := float64(l.Requests) / l.Window.Seconds()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.buckets == nil {
+		m.buckets = map[string]*bucket{}
+	}
 	b := m.buckets[id]
 	if b == nil || b.l != l { // a changed limit starts a fresh bucket
 		b = &bucket{lim: rate.NewLimiter(rate.Limit(perSec), l.Requests), l: l}
@@ -91,6 +102,24 @@ func (m *Memory) Allow(_ context.Context, id string, l Limit) Result {
 		m.sweep(now)
 	}
 	return res
+}
+
+// Exhausted reports whether id has no request left under l, without
+// taking one.
+func (m *Memory) Exhausted(id string, l Limit) (bool, time.Duration) {
+	l = l.sane()
+	now := m.clock()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b := m.buckets[id]
+	if b == nil || b.l != l {
+		return false, 0
+	}
+	tokens := b.lim.TokensAt(now)
+	if tokens >= 1 {
+		return false, 0
+	}
+	return true, secs((1 - tokens) / (float64(l.Requests) / l.Window.Seconds()))
 }
 
 func (m *Memory) sweep(now time.Time) {
