@@ -8,11 +8,13 @@ package db
 import (
 	"context"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 type CopyRequestLogsParams struct {
 	TenantID  int64
-	KeyID     string
+	KeyID     pgtype.UUID
 	Method    string
 	Path      string
 	Status    int32

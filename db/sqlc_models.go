@@ -6,6 +6,8 @@ package db
 
 import (
 	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 type APIKey struct {
@@ -47,7 +49,7 @@ type ApiKeyIp struct {
 
 type ApiRequestLog struct {
 	TenantID  int64
-	KeyID     string
+	KeyID     pgtype.UUID
 	Method    string
 	Path      string
 	Status    int32

@@ -13,6 +13,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
+
 	"keyward/db"
 	"keyward/web/audit"
 	"keyward/web/metrics"
@@ -271,8 +274,12 @@ func (r *Recorder) flushLogs(ctx context.Context) {
 		for len(batch) < logBatch {
 			select {
 			case q := <-r.logs:
+				id, err := uuid.Parse(q.KeyID)
+				if err != nil {
+					continue // key ids come from the database: cannot happen
+				}
 				batch = append(batch, db.CopyRequestLogsParams{
-					TenantID: q.TenantID, KeyID: q.KeyID, Method: q.Method, Path: q.Path, Status: int32(q.Status),
+					TenantID: q.TenantID, KeyID: pgtype.UUID{Bytes: id, Valid: true}, Method: q.Method, Path: q.Path, Status: int32(q.Status),
 					Ip: q.IP, LatencyUs: q.Latency.Microseconds(), RequestID: q.RequestID, At: q.At,
 				})
 			default:
