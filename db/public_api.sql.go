@@ -169,7 +169,9 @@ func (q *Queries) GetKeyForVerify(ctx context.Context, hash []byte) (GetKeyForVe
 
 const ingestEvents = `-- name: IngestEvents :one
 WITH arg AS (
-    SELECT $1::uuid AS key_id, $2::text AS idem_key, $3::bigint AS tenant_id
+    -- Ids travel as text: pgx would first try, and fail, to send a Go
+    -- string as binary uuid, on every request.
+    SELECT CAST($1::text AS uuid) AS key_id, $2::text AS idem_key, $3::bigint AS tenant_id
 ), lock AS (
     SELECT pg_try_advisory_xact_lock(hashtextextended(arg.key_id::text || '/' || arg.idem_key, 7301)) AS ok FROM arg
 ), prev AS (
@@ -186,7 +188,7 @@ WITH arg AS (
 ), ins AS (
     INSERT INTO events (id, tenant_id, environment, source, type, occurred_at, received_at, data, key_id)
     SELECT e.id, arg.tenant_id, $9, e.source, e.type, e.occurred_at, e.received_at, e.data::jsonb, arg.key_id
-    FROM arg, (SELECT unnest($10::uuid[]) AS id, unnest($11::text[]) AS source, unnest($12::text[]) AS type,
+    FROM arg, (SELECT unnest(CAST($10::text[] AS uuid[])) AS id, unnest($11::text[]) AS source, unnest($12::text[]) AS type,
                  unnest($13::timestamptz[]) AS occurred_at, unnest($14::timestamptz[]) AS received_at,
                  unnest($15::text[]) AS data) AS e
     WHERE EXISTS (SELECT 1 FROM claim)

@@ -46,7 +46,9 @@ DELETE FROM idempotency_keys WHERE created_at < @before;
 -- caller runs the statement again to replay it. An expired claim of the
 -- same key is replaced.
 WITH arg AS (
-    SELECT @key_id::uuid AS key_id, @idem_key::text AS idem_key, @tenant_id::bigint AS tenant_id
+    -- Ids travel as text: pgx would first try, and fail, to send a Go
+    -- string as binary uuid, on every request.
+    SELECT CAST(@key_id::text AS uuid) AS key_id, @idem_key::text AS idem_key, @tenant_id::bigint AS tenant_id
 ), lock AS (
     SELECT pg_try_advisory_xact_lock(hashtextextended(arg.key_id::text || '/' || arg.idem_key, 7301)) AS ok FROM arg
 ), prev AS (
@@ -63,7 +65,7 @@ WITH arg AS (
 ), ins AS (
     INSERT INTO events (id, tenant_id, environment, source, type, occurred_at, received_at, data, key_id)
     SELECT e.id, arg.tenant_id, @environment, e.source, e.type, e.occurred_at, e.received_at, e.data::jsonb, arg.key_id
-    FROM arg, (SELECT unnest(@ids::uuid[]) AS id, unnest(@sources::text[]) AS source, unnest(@types::text[]) AS type,
+    FROM arg, (SELECT unnest(CAST(@ids::text[] AS uuid[])) AS id, unnest(@sources::text[]) AS source, unnest(@types::text[]) AS type,
                  unnest(@occurred::timestamptz[]) AS occurred_at, unnest(@received::timestamptz[]) AS received_at,
                  unnest(@datas::text[]) AS data) AS e
     WHERE EXISTS (SELECT 1 FROM claim)
