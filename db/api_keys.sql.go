@@ -336,27 +336,28 @@ func (q *Queries) ListAuditEventsForTarget(ctx context.Context, arg ListAuditEve
 	return items, nil
 }
 
-const listLiveSecretPrefixes = `-- name: ListLiveSecretPrefixes :many
+const listSecretPrefixes = `-- name: ListSecretPrefixes :many
 SELECT DISTINCT ON (key_id) key_id, prefix FROM api_key_secrets
-WHERE tenant_id = $1 AND (expires_at IS NULL OR expires_at > now())
+WHERE tenant_id = $1
 ORDER BY key_id, created_at DESC, id DESC
 `
 
-type ListLiveSecretPrefixesRow struct {
+type ListSecretPrefixesRow struct {
 	KeyID  string
 	Prefix string
 }
 
-// The newest live secret's prefix per key, for the list page.
-func (q *Queries) ListLiveSecretPrefixes(ctx context.Context, tenantID int64) ([]ListLiveSecretPrefixesRow, error) {
-	rows, err := q.db.Query(ctx, listLiveSecretPrefixes, tenantID)
+// The newest secret's prefix per key, for the list page: the current one,
+// or for a revoked key the last one it had.
+func (q *Queries) ListSecretPrefixes(ctx context.Context, tenantID int64) ([]ListSecretPrefixesRow, error) {
+	rows, err := q.db.Query(ctx, listSecretPrefixes, tenantID)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []ListLiveSecretPrefixesRow
+	var items []ListSecretPrefixesRow
 	for rows.Next() {
-		var i ListLiveSecretPrefixesRow
+		var i ListSecretPrefixesRow
 		if err := rows.Scan(&i.KeyID, &i.Prefix); err != nil {
 			return nil, err
 		}

@@ -45,10 +45,11 @@ INSERT INTO api_key_secrets (key_id, tenant_id, hash, prefix) VALUES (@key_id, @
 SELECT id, key_id, tenant_id, prefix, created_at, expires_at FROM api_key_secrets
 WHERE tenant_id = @tenant_id AND key_id = @key_id ORDER BY created_at DESC, id DESC;
 
--- name: ListLiveSecretPrefixes :many
--- The newest live secret's prefix per key, for the list page.
+-- name: ListSecretPrefixes :many
+-- The newest secret's prefix per key, for the list page: the current one,
+-- or for a revoked key the last one it had.
 SELECT DISTINCT ON (key_id) key_id, prefix FROM api_key_secrets
-WHERE tenant_id = @tenant_id AND (expires_at IS NULL OR expires_at > now())
+WHERE tenant_id = @tenant_id
 ORDER BY key_id, created_at DESC, id DESC;
 
 -- name: ExpireAPIKeySecrets :exec

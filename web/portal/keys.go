@@ -3,6 +3,7 @@ package portal
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -73,7 +74,7 @@ func (h *Handler) handleKeysList(c echo.Context) error {
 		}
 		anyKeys = len(all) > 0
 	}
-	prefixes, err := h.Store.ListLiveSecretPrefixes(ctx, st.tenant.ID)
+	prefixes, err := h.Store.ListSecretPrefixes(ctx, st.tenant.ID)
 	if err != nil {
 		return err
 	}
@@ -184,7 +185,10 @@ func (h *Handler) renderKeyDetail(c echo.Context, status int, errForm, errMsg, n
 		Sources: join(k.Sources, "any source"), IPAllowlist: join(k.IpAllowlist, "any address"),
 		RateLimit: rateLimitText(k, st.tenant.Plan), Expiry: fmtTime(k.ExpiresAt),
 		Created: fmtTime(&k.CreatedAt), CreatedBy: by, LastUsed: fmtTime(k.LastUsedAt), LastUsedIP: k.LastUsedIp,
-		CanManage: canManage(st), Error: errMsg, ErrorForm: errForm, Notice: notice,
+		CanManage: canManage(st), Error: errMsg, ErrorForm: errForm, Notice: notice, Grace: "1h",
+	}
+	if g := c.FormValue("grace"); errForm == "rotate" && slices.Contains([]string{"0", "1h", "24h", "168h"}, g) {
+		p.Grace = g // a failed rotation keeps the window the admin chose
 	}
 	if k.ExpiresAt == nil {
 		p.Expiry = "never"

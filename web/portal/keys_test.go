@@ -238,6 +238,14 @@ func TestDisableEnableRevoke(t *testing.T) {
 	if n := count(t, e, `SELECT count(*) FROM api_key_secrets WHERE key_id = $1 AND (expires_at IS NULL OR expires_at > now())`, id); n != 0 {
 		t.Error("a revoked key still has a live secret")
 	}
+	// The list still names a revoked key by its prefix.
+	var prefix string
+	if err := e.Store.Pool.QueryRow(context.Background(), `SELECT prefix FROM api_key_secrets WHERE key_id = $1`, id).Scan(&prefix); err != nil {
+		t.Fatal(err)
+	}
+	if r := a.c.Get("/settings/developers/api-keys?status=revoked"); !strings.Contains(r.Body, prefix) {
+		t.Errorf("the list does not show the revoked key's prefix %s", prefix)
+	}
 	acts := auditActions(t, e)
 	for _, want := range []string{"api_key.disabled", "api_key.enabled", "api_key.revoked"} {
 		if !contains(acts, want) {
@@ -277,6 +285,11 @@ func TestRotateGrace(t *testing.T) {
 	}
 	if r := a.op(id, "rotate", url.Values{"grace": {"5h"}}); r.Status != http.StatusBadRequest {
 		t.Errorf("grace 5h: %d", r.Status)
+	}
+	// A wrong code keeps the chosen window on the form.
+	r = a.op(id, "rotate", url.Values{"grace": {"24h"}, "code": {wrongCode(e, a.secret)}})
+	if r.Status != http.StatusUnauthorized || !strings.Contains(r.Body, `<option value="24h" selected`) || strings.Contains(r.Body, `<option value="1h" selected`) {
+		t.Errorf("after a wrong code the rotate form lost the 24h choice: %d", r.Status)
 	}
 }
 
