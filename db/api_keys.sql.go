@@ -336,6 +336,39 @@ func (q *Queries) ListAuditEventsForTarget(ctx context.Context, arg ListAuditEve
 	return items, nil
 }
 
+const listLiveSecretsByTenant = `-- name: ListLiveSecretsByTenant :many
+SELECT key_id, prefix FROM api_key_secrets
+WHERE tenant_id = $1 AND (expires_at IS NULL OR expires_at > now())
+ORDER BY key_id, created_at DESC, id DESC
+`
+
+type ListLiveSecretsByTenantRow struct {
+	KeyID  string
+	Prefix string
+}
+
+// Every live secret's prefix of the tenant, newest first, for the console's
+// key list in one query.
+func (q *Queries) ListLiveSecretsByTenant(ctx context.Context, tenantID int64) ([]ListLiveSecretsByTenantRow, error) {
+	rows, err := q.db.Query(ctx, listLiveSecretsByTenant, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ListLiveSecretsByTenantRow
+	for rows.Next() {
+		var i ListLiveSecretsByTenantRow
+		if err := rows.Scan(&i.KeyID, &i.Prefix); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const listSecretPrefixes = `-- name: ListSecretPrefixes :many
 SELECT DISTINCT ON (key_id) key_id, prefix FROM api_key_secrets
 WHERE tenant_id = $1

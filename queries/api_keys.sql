@@ -60,3 +60,10 @@ WHERE tenant_id = @tenant_id AND key_id = @key_id AND (expires_at IS NULL OR exp
 -- name: ListAuditEventsForTarget :many
 SELECT * FROM audit_events WHERE tenant_id = @tenant_id AND target_type = @target_type AND target_id = @target_id
 ORDER BY seq DESC LIMIT 100;
+
+-- name: ListLiveSecretsByTenant :many
+-- Every live secret's prefix of the tenant, newest first, for the console's
+-- key list in one query.
+SELECT key_id, prefix FROM api_key_secrets
+WHERE tenant_id = @tenant_id AND (expires_at IS NULL OR expires_at > now())
+ORDER BY key_id, created_at DESC, id DESC;

@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -126,23 +127,38 @@ type keyView struct {
 	Key         string            `json:"key,omitempty"` // generate and rotate only, once
 }
 
-func (h *Handler) keyView(c echo.Context, k db.APIKey) (keyView, error) {
+// viewOf builds a key's view from the row and its live prefixes.
+func viewOf(k db.APIKey, prefixes []string) keyView {
 	v := keyView{ID: k.ID, Name: k.Name, Description: k.Description, Environment: k.Environment,
 		Status: apikey.Status(k, time.Now()), Scopes: k.Scopes, Sources: k.Sources, IPAllowlist: k.IpAllowlist,
-		ExpiresAt: k.ExpiresAt, CreatedAt: k.CreatedAt, LastUsedAt: k.LastUsedAt, LastUsedIP: k.LastUsedIp, Prefixes: []string{}}
+		ExpiresAt: k.ExpiresAt, CreatedAt: k.CreatedAt, LastUsedAt: k.LastUsedAt, LastUsedIP: k.LastUsedIp, Prefixes: prefixes}
+	if v.Prefixes == nil {
+		v.Prefixes = []string{}
+	}
 	if r := apikey.KeyRateLimit(k); r != nil {
 		v.RateLimit = &consoleRateLimit{Requests: r.Requests, Window: shortDuration(r.Window)}
 	}
-	secrets, err := h.Store.ListAPIKeySecrets(c.Request().Context(), db.ListAPIKeySecretsParams{TenantID: k.TenantID, KeyID: k.ID})
+	return v
+}
+
+// loadKeyView reads key id's row and live secrets through q: inside an
+// operation's transaction, so the reply shows exactly what was committed.
+func loadKeyView(ctx context.Context, q *db.Queries, tenantID int64, id string) (keyView, error) {
+	k, err := q.GetAPIKey(ctx, db.GetAPIKeyParams{TenantID: tenantID, ID: id})
 	if err != nil {
-		return v, err
+		return keyView{}, err
 	}
+	secrets, err := q.ListAPIKeySecrets(ctx, db.ListAPIKeySecretsParams{TenantID: tenantID, KeyID: id})
+	if err != nil {
+		return keyView{}, err
+	}
+	var prefixes []string
 	for _, s := range secrets {
 		if s.ExpiresAt == nil || s.ExpiresAt.After(time.Now()) {
-			v.Prefixes = append(v.Prefixes, s.Prefix)
+			prefixes = append(prefixes, s.Prefix)
 		}
 	}
-	return v, nil
+	return viewOf(k, prefixes), nil
 }
 
 func (h *Handler) getKeyByID(c echo.Context, tenantID int64, id string) (db.APIKey, error) {
@@ -173,21 +189,19 @@ func (h *Handler) handleConsoleGenerate(c echo.Context) error {
 	if err := cfg.Normalize(now); err != nil {
 		return consoleError(err)
 	}
-	var key db.APIKey
-	var full string
+	var v keyView
 	from := actor(c, st)
 	err = h.Auth.CheckCode(ctx, *st.user, req.Code, from, func(q *db.Queries, _ bool) error {
-		var err error
-		key, full, err = apikey.Create(ctx, q, st.tenant.ID, cfg, from, st.user.ID, now)
+		key, full, err := apikey.Create(ctx, q, st.tenant.ID, cfg, from, st.user.ID, now)
+		if err != nil {
+			return err
+		}
+		v, err = loadKeyView(ctx, q, st.tenant.ID, key.ID)
+		v.Key = full
 		return err
 	})
 	if err != nil {
 		return consoleError(err)
-	}
-	v, err := h.keyView(c, key)
-	v.Key = full
-	if err != nil {
-		return err
 	}
 	return api.OK(c, http.StatusCreated, v)
 }
@@ -207,25 +221,29 @@ func (h *Handler) handleConsoleRotate(c echo.Context) error {
 	if err != nil {
 		return consoleError(err)
 	}
-	var full string
+	var v keyView
 	from := actor(c, st)
 	err = h.Auth.CheckCode(ctx, *st.user, req.Code, from, func(q *db.Queries, _ bool) error {
-		var err error
-		full, err = apikey.Rotate(ctx, q, st.tenant.ID, k.ID, grace, from, time.Now())
+		full, err := apikey.Rotate(ctx, q, st.tenant.ID, k.ID, grace, from, time.Now())
+		if err != nil {
+			return err
+		}
+		v, err = loadKeyView(ctx, q, st.tenant.ID, k.ID)
+		v.Key = full
 		return err
 	})
 	if err != nil {
 		return consoleError(err)
 	}
-	v, err := h.keyView(c, k)
-	v.Key = full
-	if err != nil {
-		return err
-	}
 	return api.OK(c, http.StatusOK, v)
 }
 
-// handleConsoleGet returns one key (?id=) or every key of the tenant.
+// consoleListCap bounds GET /api/v1/orgs/api-key without ?id=; the
+// portal's list pages through more.
+const consoleListCap = 1000
+
+// handleConsoleGet returns one key (?id=) or every key of the tenant (up
+// to consoleListCap, newest first), in two queries.
 func (h *Handler) handleConsoleGet(c echo.Context) error {
 	st := getState(c)
 	if id := c.QueryParam("id"); id != "" {
@@ -233,23 +251,28 @@ func (h *Handler) handleConsoleGet(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		v, err := h.keyView(c, k)
+		v, err := loadKeyView(c.Request().Context(), h.Store.Queries, st.tenant.ID, k.ID)
 		if err != nil {
 			return err
 		}
 		return api.OK(c, http.StatusOK, v)
 	}
-	keys, err := h.Store.ListAPIKeysByTenant(c.Request().Context(), db.ListAPIKeysByTenantParams{TenantID: st.tenant.ID, Lim: 1000})
+	ctx := c.Request().Context()
+	keys, err := h.Store.ListAPIKeysByTenant(ctx, db.ListAPIKeysByTenantParams{TenantID: st.tenant.ID, Lim: consoleListCap})
 	if err != nil {
 		return err
 	}
+	secrets, err := h.Store.ListLiveSecretsByTenant(ctx, st.tenant.ID)
+	if err != nil {
+		return err
+	}
+	prefixes := map[string][]string{}
+	for _, s := range secrets {
+		prefixes[s.KeyID] = append(prefixes[s.KeyID], s.Prefix)
+	}
 	out := make([]keyView, 0, len(keys))
 	for _, k := range keys {
-		v, err := h.keyView(c, k)
-		if err != nil {
-			return err
-		}
-		out = append(out, v)
+		out = append(out, viewOf(k, prefixes[k.ID]))
 	}
 	return api.OK(c, http.StatusOK, out)
 }
@@ -265,20 +288,17 @@ func (h *Handler) handleConsoleRevoke(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	var v keyView
 	from := actor(c, st)
 	err = h.Auth.CheckCode(ctx, *st.user, req.Code, from, func(q *db.Queries, _ bool) error {
-		return apikey.Revoke(ctx, q, st.tenant.ID, k.ID, from, time.Now())
+		if err := apikey.Revoke(ctx, q, st.tenant.ID, k.ID, from, time.Now()); err != nil {
+			return err
+		}
+		v, err = loadKeyView(ctx, q, st.tenant.ID, k.ID)
+		return err
 	})
 	if err != nil {
 		return consoleError(err)
-	}
-	k, err = h.getKeyByID(c, st.tenant.ID, k.ID)
-	if err != nil {
-		return err
-	}
-	v, err := h.keyView(c, k)
-	if err != nil {
-		return err
 	}
 	return api.OK(c, http.StatusOK, v)
 }
