@@ -82,7 +82,12 @@ var sourceRe = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._:-]{0,99}$`)
 
 // Normalize trims and validates c in place, normalising CIDRs and sorting
 // scopes. It returns the first problem as a *FieldError.
-func (c *Config) Normalize(now time.Time) error {
+func (c *Config) Normalize(now time.Time) error { return c.NormalizeEdit(now, nil) }
+
+// NormalizeEdit is Normalize for an edit of a key whose expiry is current:
+// keeping that expiry is accepted even once it has passed, so an expired
+// key can still be renamed or described.
+func (c *Config) NormalizeEdit(now time.Time, current *time.Time) error {
 	c.Name = strings.TrimSpace(c.Name)
 	c.Description = strings.TrimSpace(c.Description)
 	switch {
@@ -157,7 +162,8 @@ func (c *Config) Normalize(now time.Time) error {
 			return &FieldError{"rate_limit", "The rate-limit window must be 1m, 1h or 24h."}
 		}
 	}
-	if c.ExpiresAt != nil && !c.ExpiresAt.After(now) {
+	unchanged := c.ExpiresAt != nil && current != nil && c.ExpiresAt.Equal(*current)
+	if c.ExpiresAt != nil && !c.ExpiresAt.After(now) && !unchanged {
 		return &FieldError{"expires_at", "The expiry must be in the future."}
 	}
 	return nil

@@ -96,7 +96,7 @@ func Update(ctx context.Context, q *db.Queries, tenantID int64, id string, cfg C
 		return err
 	}
 	cfg.Environment = Environment(k.Environment)
-	if err := cfg.Normalize(now); err != nil {
+	if err := cfg.NormalizeEdit(now, k.ExpiresAt); err != nil {
 		return err
 	}
 	p := createParams(tenantID, cfg)

@@ -83,9 +83,14 @@ func (h *Handler) handleKeyUpdate(c echo.Context) error {
 	form, cfg, err := readKeyForm(c)
 	form.Environment = k.Environment
 	cfg.Environment = apikey.Environment(k.Environment)
+	// The form shows the expiry as a date: the same date means "keep it",
+	// to the second, not "move it to midnight".
+	if cfg.ExpiresAt != nil && k.ExpiresAt != nil && form.ExpiresAt == k.ExpiresAt.UTC().Format("2006-01-02") {
+		cfg.ExpiresAt = k.ExpiresAt
+	}
 	now := time.Now()
 	if err == nil {
-		err = cfg.Normalize(now)
+		err = cfg.NormalizeEdit(now, k.ExpiresAt)
 	}
 	if err == nil {
 		from := actor(c, st)

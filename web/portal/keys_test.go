@@ -311,4 +311,26 @@ func TestEditKey(t *testing.T) {
 	if !strings.Contains(diff, `"name":{"from":"Worker","to":"Renamed"}`) || !strings.Contains(diff, "ip_allowlist") {
 		t.Errorf("update diff = %s", diff)
 	}
+	// An expiry with a time of day, already past, survives an edit that
+	// keeps its date: the key can still be renamed, and nothing moves.
+	at := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+	if _, err := e.Store.Pool.Exec(context.Background(), `UPDATE api_keys SET expires_at = $2 WHERE id = $1`, id, at); err != nil {
+		t.Fatal(err)
+	}
+	r = a.c.Get("/settings/developers/api-keys/" + id + "/edit")
+	f = url.Values{"name": {"Renamed again"}, "preset": {"read_only"}, "expires_at": {at.Format("2006-01-02")}, "code": {e.NextCode(a.secret)}}
+	if r = a.c.PostForm("/settings/developers/api-keys/"+id, f); r.Status != http.StatusOK {
+		t.Fatalf("edit of an expired key: %d %s", r.Status, r.Body)
+	}
+	var got time.Time
+	var name string
+	e.Store.Pool.QueryRow(context.Background(), `SELECT expires_at, name FROM api_keys WHERE id = $1`, id).Scan(&got, &name)
+	if !got.Equal(at) || name != "Renamed again" {
+		t.Errorf("after the edit: expiry %v (want %v), name %q", got, at, name)
+	}
+	// Moving it to another past date is still refused.
+	f = url.Values{"name": {"x"}, "preset": {"read_only"}, "expires_at": {"2001-01-01"}, "code": {e.NextCode(a.secret)}}
+	if r = a.c.PostForm("/settings/developers/api-keys/"+id, f); r.Status != http.StatusBadRequest {
+		t.Errorf("a new past expiry: %d", r.Status)
+	}
 }
