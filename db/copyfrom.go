@@ -31,6 +31,7 @@ func (r iteratorForCopyRequestLogs) Values() ([]interface{}, error) {
 	return []interface{}{
 		r.rows[0].TenantID,
 		r.rows[0].KeyID,
+		r.rows[0].KeyPrefix,
 		r.rows[0].Method,
 		r.rows[0].Path,
 		r.rows[0].Status,
@@ -46,5 +47,5 @@ func (r iteratorForCopyRequestLogs) Err() error {
 }
 
 func (q *Queries) CopyRequestLogs(ctx context.Context, arg []CopyRequestLogsParams) (int64, error) {
-	return q.db.CopyFrom(ctx, []string{"api_request_logs"}, []string{"tenant_id", "key_id", "method", "path", "status", "ip", "latency_us", "request_id", "at"}, &iteratorForCopyRequestLogs{rows: arg})
+	return q.db.CopyFrom(ctx, []string{"api_request_logs"}, []string{"tenant_id", "key_id", "key_prefix", "method", "path", "status", "ip", "latency_us", "request_id", "at"}, &iteratorForCopyRequestLogs{rows: arg})
 }

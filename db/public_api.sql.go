@@ -15,6 +15,7 @@ import (
 type CopyRequestLogsParams struct {
 	TenantID  int64
 	KeyID     pgtype.UUID
+	KeyPrefix string
 	Method    string
 	Path      string
 	Status    int32
@@ -38,6 +39,46 @@ func (q *Queries) CountKeyIPs(ctx context.Context, arg CountKeyIPsParams) (int64
 	var count int64
 	err := row.Scan(&count)
 	return count, err
+}
+
+const countKeyRequestsByHour = `-- name: CountKeyRequestsByHour :many
+SELECT date_trunc('hour', at)::timestamptz AS hour, count(*) AS requests
+FROM api_request_logs
+WHERE tenant_id = $1 AND key_id = CAST($2::text AS uuid) AND at >= $3
+GROUP BY 1
+ORDER BY 1
+`
+
+type CountKeyRequestsByHourParams struct {
+	TenantID int64
+	KeyID    string
+	Since    time.Time
+}
+
+type CountKeyRequestsByHourRow struct {
+	Hour     time.Time
+	Requests int64
+}
+
+// Requests per hour of one key since a time, for its usage chart.
+func (q *Queries) CountKeyRequestsByHour(ctx context.Context, arg CountKeyRequestsByHourParams) ([]CountKeyRequestsByHourRow, error) {
+	rows, err := q.db.Query(ctx, countKeyRequestsByHour, arg.TenantID, arg.KeyID, arg.Since)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []CountKeyRequestsByHourRow
+	for rows.Next() {
+		var i CountKeyRequestsByHourRow
+		if err := rows.Scan(&i.Hour, &i.Requests); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const deleteExpiredIdempotencyKeys = `-- name: DeleteExpiredIdempotencyKeys :execrows
@@ -339,6 +380,66 @@ func (q *Queries) ListEvents(ctx context.Context, arg ListEventsParams) ([]Event
 			&i.ReceivedAt,
 			&i.Data,
 			&i.KeyID,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listRequestLogs = `-- name: ListRequestLogs :many
+SELECT tenant_id, key_id, key_prefix, method, path, status, ip, latency_us, request_id, at FROM api_request_logs
+WHERE tenant_id = $1
+  AND ($2::text = '' OR key_id = CAST(nullif($2::text, '') AS uuid))
+  AND status BETWEEN $3::int AND $4::int
+  AND at < $5
+ORDER BY at DESC
+LIMIT $6
+`
+
+type ListRequestLogsParams struct {
+	TenantID  int64
+	KeyID     string
+	StatusMin int32
+	StatusMax int32
+	Before    time.Time
+	Lim       int32
+}
+
+// The tenant's API request log, newest first, a page at a time: before is
+// the time of the last row of the previous page. key_id ” is every key;
+// status_min..status_max filters the status (0..999 for all).
+func (q *Queries) ListRequestLogs(ctx context.Context, arg ListRequestLogsParams) ([]APIRequestLog, error) {
+	rows, err := q.db.Query(ctx, listRequestLogs,
+		arg.TenantID,
+		arg.KeyID,
+		arg.StatusMin,
+		arg.StatusMax,
+		arg.Before,
+		arg.Lim,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []APIRequestLog
+	for rows.Next() {
+		var i APIRequestLog
+		if err := rows.Scan(
+			&i.TenantID,
+			&i.KeyID,
+			&i.KeyPrefix,
+			&i.Method,
+			&i.Path,
+			&i.Status,
+			&i.Ip,
+			&i.LatencyUs,
+			&i.RequestID,
+			&i.At,
 		); err != nil {
 			return nil, err
 		}

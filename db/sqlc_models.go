@@ -40,16 +40,10 @@ type APIKeySecret struct {
 	ExpiresAt *time.Time
 }
 
-type ApiKeyIp struct {
-	KeyID       string
-	TenantID    int64
-	Ip          string
-	FirstSeenAt time.Time
-}
-
-type ApiRequestLog struct {
+type APIRequestLog struct {
 	TenantID  int64
 	KeyID     pgtype.UUID
+	KeyPrefix string
 	Method    string
 	Path      string
 	Status    int32
@@ -57,6 +51,13 @@ type ApiRequestLog struct {
 	LatencyUs int64
 	RequestID string
 	At        time.Time
+}
+
+type ApiKeyIp struct {
+	KeyID       string
+	TenantID    int64
+	Ip          string
+	FirstSeenAt time.Time
 }
 
 type AuditChainHead struct {

@@ -27,8 +27,8 @@ INSERT INTO api_key_ips (key_id, tenant_id, ip, first_seen_at) VALUES (@key_id, 
 ON CONFLICT DO NOTHING;
 
 -- name: CopyRequestLogs :copyfrom
-INSERT INTO api_request_logs (tenant_id, key_id, method, path, status, ip, latency_us, request_id, at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9);
+INSERT INTO api_request_logs (tenant_id, key_id, key_prefix, method, path, status, ip, latency_us, request_id, at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10);
 
 -- name: DeleteOldRequestLogs :execrows
 DELETE FROM api_request_logs WHERE at < @before;
@@ -91,3 +91,23 @@ WHERE tenant_id = @tenant_id AND environment = @environment
   AND (cardinality(@sources::text[]) = 0 OR source = ANY(@sources::text[]))
 ORDER BY id DESC
 LIMIT @lim;
+
+-- name: ListRequestLogs :many
+-- The tenant's API request log, newest first, a page at a time: before is
+-- the time of the last row of the previous page. key_id '' is every key;
+-- status_min..status_max filters the status (0..999 for all).
+SELECT * FROM api_request_logs
+WHERE tenant_id = @tenant_id
+  AND (@key_id::text = '' OR key_id = CAST(nullif(@key_id::text, '') AS uuid))
+  AND status BETWEEN @status_min::int AND @status_max::int
+  AND at < @before
+ORDER BY at DESC
+LIMIT @lim;
+
+-- name: CountKeyRequestsByHour :many
+-- Requests per hour of one key since a time, for its usage chart.
+SELECT date_trunc('hour', at)::timestamptz AS hour, count(*) AS requests
+FROM api_request_logs
+WHERE tenant_id = @tenant_id AND key_id = CAST(@key_id::text AS uuid) AND at >= @since
+GROUP BY 1
+ORDER BY 1;

@@ -81,6 +81,29 @@ func (p *page) text(sel string) string {
 	return strings.TrimSpace(s)
 }
 
+func (p *page) attr(sel, name string) string {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	defer cancel()
+	a, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS(sel), name))
+	if err != nil {
+		p.t.Fatalf("reading %s[%s]: %v", sel, name, err)
+	}
+	return a.Value
+}
+
+// count is how many elements match sel (waiting for at least one).
+func (p *page) count(sel string) int {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	defer cancel()
+	nodes, err := chromedp.Run(ctx, chromedp.Nodes(chromedp.CSSAll(sel)))
+	if err != nil {
+		p.t.Fatalf("finding %s: %v", sel, err)
+	}
+	return len(nodes)
+}
+
 func (p *page) expectPath(want string) {
 	p.t.Helper()
 	loc, err := chromedp.Run(p.ctx, chromedp.Location())
@@ -234,6 +257,14 @@ func TestBrowserKeyLifecycle(t *testing.T) {
 	if rotated == key {
 		t.Fatal("rotation revealed the old key")
 	}
+	// During the grace window both secrets verify. The key's allowlist does
+	// not include this machine, so each gets IP_NOT_ALLOWED, not a 401.
+	for _, k := range []string{key, rotated, key} {
+		if r := e.API("GET", "/api/v1/key", k, ""); r.Status != 403 || !strings.Contains(r.Body, "IP_NOT_ALLOWED") {
+			t.Errorf("during grace: %d %s", r.Status, r.Body)
+		}
+	}
+	e.App.Usage.Flush(context.Background())
 	p.do("back to the key", chromedp.Click(chromedp.CSS(`a.button.primary`)), chromedp.WaitVisible(chromedp.CSS(`[data-testid=revoke-form]`)))
 	p.shot("13-detail-after-rotate")
 	if secrets := p.text(`table`); !strings.Contains(secrets, "rotation grace") {
@@ -250,5 +281,23 @@ func TestBrowserKeyLifecycle(t *testing.T) {
 	p.shot("14-detail-revoked")
 	if st := p.text(`[data-testid=api-key-status]`); !strings.EqualFold(st, "revoked") {
 		t.Errorf("status after revoke: %q", st)
+	}
+	if r := e.API("GET", "/api/v1/key", rotated, ""); r.Status != 401 || !strings.Contains(r.Body, "KEY_REVOKED") {
+		t.Errorf("after revoke: %d %s", r.Status, r.Body)
+	}
+	if total := p.attr(`[data-testid=usage-chart]`, "data-total"); total != "3" {
+		t.Errorf("usage chart counts %q requests, want 3", total)
+	}
+
+	e.App.Usage.Flush(context.Background())
+	p.do("request log", chromedp.Click(`//nav//a[text()="API logs"]`), chromedp.WaitVisible(chromedp.CSS(`[data-testid=api-log-row]`)))
+	p.shot("15-api-logs")
+	if rows := p.count(`[data-testid=api-log-row]`); rows != 4 {
+		t.Errorf("request log shows %d rows, want 4 (3 refused by IP, 1 revoked)", rows)
+	}
+	// Each row names the secret that was presented: both, during the grace.
+	newParsed, _ := apikey.Parse(rotated)
+	if log := p.text(`table`); !strings.Contains(log, apikey.DisplayPrefix(parsed)) || !strings.Contains(log, apikey.DisplayPrefix(newParsed)) {
+		t.Errorf("the request log does not show both secrets' prefixes: %q", log)
 	}
 }

@@ -41,6 +41,9 @@ CREATE INDEX idempotency_keys_created_brin ON idempotency_keys USING brin (creat
 CREATE TABLE api_request_logs (
     tenant_id  bigint      NOT NULL,
     key_id     uuid        NOT NULL,
+    -- The display prefix of the secret presented: which one of a key's
+    -- secrets (during a rotation's grace) made the request.
+    key_prefix text        NOT NULL,
     method     text        NOT NULL,
     path       text        NOT NULL,
     status     integer     NOT NULL,

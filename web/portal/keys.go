@@ -118,6 +118,29 @@ func (h *Handler) handleKeysList(c echo.Context) error {
 	return render(c, http.StatusOK, views.KeysListPage(meta(c, "API keys", "api-keys"), p))
 }
 
+// usage reads a key's requests per hour over the last 7 days and returns
+// two series: the last 24 hours and the last 7 days.
+func (h *Handler) usage(c echo.Context, tenantID int64, keyID string, now time.Time) ([]views.UsageSeries, error) {
+	end := now.UTC().Truncate(time.Hour) // the current hour, the series' last
+	const week = 7 * 24
+	start := end.Add(-(week - 1) * time.Hour)
+	rows, err := h.Store.CountKeyRequestsByHour(c.Request().Context(), db.CountKeyRequestsByHourParams{TenantID: tenantID, KeyID: keyID, Since: start})
+	if err != nil {
+		return nil, err
+	}
+	hours := make([]int64, week)
+	for _, r := range rows {
+		if i := int(r.Hour.UTC().Sub(start) / time.Hour); i >= 0 && i < week {
+			hours[i] = r.Requests
+		}
+	}
+	label := func(t time.Time) string { return t.Format("Jan 2 15:00") }
+	return []views.UsageSeries{
+		{Caption: "Last 24 hours", Hours: hours[week-24:], FirstLabel: label(end.Add(-23 * time.Hour)), LastLabel: label(end)},
+		{Caption: "Last 7 days", Hours: hours, FirstLabel: label(start), LastLabel: label(end)},
+	}, nil
+}
+
 func listURL(env, status string, page int) string {
 	q := url.Values{}
 	if env != "" {
@@ -186,6 +209,9 @@ func (h *Handler) renderKeyDetail(c echo.Context, status int, errForm, errMsg, n
 		RateLimit: rateLimitText(k, st.tenant.Plan), Expiry: fmtTime(k.ExpiresAt),
 		Created: fmtTime(&k.CreatedAt), CreatedBy: by, LastUsed: fmtTime(k.LastUsedAt), LastUsedIP: k.LastUsedIp,
 		CanManage: canManage(st), Error: errMsg, ErrorForm: errForm, Notice: notice, Grace: "1h",
+	}
+	if p.Usage, err = h.usage(c, st.tenant.ID, k.ID, now); err != nil {
+		return err
 	}
 	if g := c.FormValue("grace"); errForm == "rotate" && slices.Contains([]string{"0", "1h", "24h", "168h"}, g) {
 		p.Grace = g // a failed rotation keeps the window the admin chose

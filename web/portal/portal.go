@@ -77,6 +77,7 @@ func (h *Handler) Register(e *echo.Echo) {
 	in.POST("/account/password", h.handlePasswordChange)
 	in.GET("/settings/developers/api-keys", h.handleKeysList)
 	in.GET("/settings/developers/api-keys/:id", h.handleKeyDetail)
+	in.GET("/settings/developers/api-logs", h.handleAPILogs)
 	ops := in.Group("", h.requireManager)
 	ops.GET("/settings/developers/api-keys/new", h.handleKeyNew)
 	ops.POST("/settings/developers/api-keys", h.handleKeyCreate)

@@ -208,7 +208,7 @@ func (h *Handler) logRequest(next echo.HandlerFunc) echo.HandlerFunc {
 		// the whole COPY batch it lands in.
 		path := audit.CleanText(c.Request().URL.Path, maxLoggedPath)
 		h.Usage.Log(usage.Request{
-			TenantID: p.TenantID, KeyID: p.KeyID, Method: c.Request().Method, Path: path,
+			TenantID: p.TenantID, KeyID: p.KeyID, KeyPrefix: p.Prefix, Method: c.Request().Method, Path: path,
 			Status: c.Response().Status, IP: c.RealIP(), Latency: time.Since(start),
 			RequestID: c.Response().Header().Get(echo.HeaderXRequestID), At: start,
 		})

@@ -45,6 +45,7 @@ const (
 type Request struct {
 	TenantID  int64
 	KeyID     string
+	KeyPrefix string // of the secret presented
 	Method    string
 	Path      string
 	Status    int
@@ -279,7 +280,7 @@ func (r *Recorder) flushLogs(ctx context.Context) {
 					continue // key ids come from the database: cannot happen
 				}
 				batch = append(batch, db.CopyRequestLogsParams{
-					TenantID: q.TenantID, KeyID: pgtype.UUID{Bytes: id, Valid: true}, Method: q.Method, Path: q.Path, Status: int32(q.Status),
+					TenantID: q.TenantID, KeyID: pgtype.UUID{Bytes: id, Valid: true}, KeyPrefix: q.KeyPrefix, Method: q.Method, Path: q.Path, Status: int32(q.Status),
 					Ip: q.IP, LatencyUs: q.Latency.Microseconds(), RequestID: q.RequestID, At: q.At,
 				})
 			default:

@@ -1,0 +1,90 @@
+package portal
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"keyward/db"
+	"keyward/views"
+	"keyward/web/apikey"
+)
+
+const logsPerPage = 50
+
+// statusFilters are the status choices of the request log: a class or
+// one code clients often look for.
+var statusFilters = map[string][2]int32{
+	"":    {0, 999},
+	"2xx": {200, 299},
+	"4xx": {400, 499},
+	"5xx": {500, 599},
+	"401": {401, 401},
+	"403": {403, 403},
+	"429": {429, 429},
+}
+
+// handleAPILogs shows the tenant's API request log, newest first, filtered
+// by key and status, a page at a time ("before" is the last row's time).
+func (h *Handler) handleAPILogs(c echo.Context) error {
+	st := getState(c)
+	ctx := c.Request().Context()
+	keyID, status := c.QueryParam("key"), c.QueryParam("status")
+	if keyID != "" && !apikey.ValidID(keyID) {
+		keyID = ""
+	}
+	bounds, ok := statusFilters[status]
+	if !ok {
+		status, bounds = "", statusFilters[""]
+	}
+	before := time.Now().Add(time.Minute)
+	if b, err := time.Parse(time.RFC3339Nano, c.QueryParam("before")); err == nil {
+		before = b
+	}
+	rows, err := h.Store.ListRequestLogs(ctx, db.ListRequestLogsParams{
+		TenantID: st.tenant.ID, KeyID: keyID, StatusMin: bounds[0], StatusMax: bounds[1], Before: before, Lim: logsPerPage + 1,
+	})
+	if err != nil {
+		return err
+	}
+	keys, err := h.Store.ListAPIKeysByTenant(ctx, db.ListAPIKeysByTenantParams{TenantID: st.tenant.ID, Lim: 1000})
+	if err != nil {
+		return err
+	}
+	p := views.APILogsProps{Key: keyID, Status: status}
+	names := map[string]string{}
+	for _, k := range keys {
+		names[k.ID] = k.Name
+		p.Keys = append(p.Keys, views.KeyChoice{ID: k.ID, Name: k.Name})
+	}
+	if len(rows) > logsPerPage {
+		rows = rows[:logsPerPage]
+		q := url.Values{"before": {rows[len(rows)-1].At.UTC().Format(time.RFC3339Nano)}}
+		if keyID != "" {
+			q.Set("key", keyID)
+		}
+		if status != "" {
+			q.Set("status", status)
+		}
+		p.OlderURL = "/settings/developers/api-logs?" + q.Encode()
+	}
+	for _, r := range rows {
+		id := uuid.UUID(r.KeyID.Bytes).String()
+		p.Rows = append(p.Rows, views.LogRow{
+			At: r.At.UTC().Format("2006-01-02 15:04:05 UTC"), Method: r.Method, Path: r.Path, Status: int(r.Status),
+			KeyID: id, KeyName: names[id], KeyPrefix: r.KeyPrefix, IP: r.Ip, Latency: latencyText(r.LatencyUs), RequestID: r.RequestID,
+		})
+	}
+	return render(c, http.StatusOK, views.APILogsPage(meta(c, "API request log", "api-logs"), p))
+}
+
+func latencyText(us int64) string {
+	if us < 1000 {
+		return strconv.FormatInt(us, 10) + " µs"
+	}
+	return strconv.FormatFloat(float64(us)/1000, 'f', 1, 64) + " ms"
+}

@@ -1,0 +1,78 @@
+package portal_test
+
+import (
+	"context"
+	"html"
+	"regexp"
+	"strings"
+	"testing"
+
+	"keyward/web/apikey"
+	"keyward/web/auth"
+	"keyward/web/webtest"
+)
+
+// TestAPILogsAndUsage: requests made with a tenant's keys appear in its
+// request log, filtered by key and status, and in the key's usage chart;
+// another tenant's never do.
+func TestAPILogsAndUsage(t *testing.T) {
+	e := webtest.New(t)
+	owner := e.User(e.Tenant, "owner@acme.test", auth.RoleOwner)
+	full := apikey.Config{Environment: apikey.Production, Scopes: apikey.AllScopes}
+	full.Name = "Ingest"
+	ingest, ingestKey := e.Key(e.Tenant, owner, full)
+	full.Name, full.Scopes = "Reader", []string{apikey.ScopeEventsRead}
+	reader, readerKey := e.Key(e.Tenant, owner, full)
+	globex := e.NewTenant("globex")
+	gowner := e.User(globex, "owner@globex.test", auth.RoleOwner)
+	full.Name, full.Scopes = "Theirs", apikey.AllScopes
+	_, theirKey := e.Key(globex, gowner, full)
+
+	for range 3 {
+		e.API("GET", "/api/v1/key", ingestKey, "")
+	}
+	e.API("POST", "/api/v1/events", readerKey, `{"source":"s","type":"t","occurred_at":"2026-01-02T15:04:05Z"}`, "Idempotency-Key", "x") // 403
+	e.API("GET", "/api/v1/events/secret-path-of-globex", theirKey, "")
+	e.App.Usage.Flush(context.Background())
+
+	v := newAdmin(t, e, "viewer@acme.test", auth.RoleViewer) // reading the log needs no manager role
+	r := v.c.Get("/settings/developers/api-logs")
+	if r.Status != 200 || strings.Count(r.Body, `data-testid="api-log-row"`) != 4 {
+		t.Fatalf("log page: %d, %d rows", r.Status, strings.Count(r.Body, `data-testid="api-log-row"`))
+	}
+	if strings.Contains(r.Body, "secret-path-of-globex") || strings.Contains(r.Body, "Theirs") {
+		t.Fatal("another tenant's requests are shown")
+	}
+	if r := v.c.Get("/settings/developers/api-logs?status=4xx"); strings.Count(r.Body, `data-testid="api-log-row"`) != 1 || !strings.Contains(r.Body, ">403<") {
+		t.Errorf("status filter: %d rows", strings.Count(r.Body, `data-testid="api-log-row"`))
+	}
+	if r := v.c.Get("/settings/developers/api-logs?key=" + ingest.ID); strings.Count(r.Body, `data-testid="api-log-row"`) != 3 || strings.Contains(r.Body, "/api/v1/events") {
+		t.Errorf("key filter: %d rows", strings.Count(r.Body, `data-testid="api-log-row"`))
+	}
+	if r := v.c.Get("/settings/developers/api-logs?key=" + reader.ID + "&status=2xx"); !strings.Contains(r.Body, "No requests") {
+		t.Error("key and status filters together should match nothing")
+	}
+	// Nonsense filters are ignored, not errors.
+	if r := v.c.Get("/settings/developers/api-logs?key=x&status=teapot&before=yesterday"); r.Status != 200 || strings.Count(r.Body, `data-testid="api-log-row"`) != 4 {
+		t.Errorf("nonsense filters: %d", r.Status)
+	}
+
+	// Pages of 50, newest first, through an "older" link.
+	for range 50 {
+		e.API("GET", "/api/v1/key", ingestKey, "")
+	}
+	e.App.Usage.Flush(context.Background())
+	r = v.c.Get("/settings/developers/api-logs")
+	m := regexp.MustCompile(`href="(/settings/developers/api-logs\?before=[^"]+)"`).FindStringSubmatch(r.Body)
+	if strings.Count(r.Body, `data-testid="api-log-row"`) != 50 || m == nil {
+		t.Fatalf("first page: %d rows, older link %v", strings.Count(r.Body, `data-testid="api-log-row"`), m)
+	}
+	if r := v.c.Get(html.UnescapeString(m[1])); strings.Count(r.Body, `data-testid="api-log-row"`) != 4 {
+		t.Errorf("second page: %d rows, want 4", strings.Count(r.Body, `data-testid="api-log-row"`))
+	}
+
+	r = v.c.Get("/settings/developers/api-keys/" + ingest.ID)
+	if strings.Count(r.Body, `data-testid="usage-chart" data-total="53"`) != 2 {
+		t.Errorf("usage charts of the ingest key do not both count 53 requests")
+	}
+}
