@@ -396,23 +396,25 @@ SELECT tenant_id, key_id, key_prefix, method, path, status, ip, latency_us, requ
 WHERE tenant_id = $1
   AND ($2::text = '' OR key_id = CAST(nullif($2::text, '') AS uuid))
   AND status BETWEEN $3::int AND $4::int
-  AND at < $5
-ORDER BY at DESC
-LIMIT $6
+  AND (at, request_id) < ($5::timestamptz, $6::text)
+ORDER BY at DESC, request_id DESC
+LIMIT $7
 `
 
 type ListRequestLogsParams struct {
-	TenantID  int64
-	KeyID     string
-	StatusMin int32
-	StatusMax int32
-	Before    time.Time
-	Lim       int32
+	TenantID        int64
+	KeyID           string
+	StatusMin       int32
+	StatusMax       int32
+	Before          time.Time
+	BeforeRequestID string
+	Lim             int32
 }
 
-// The tenant's API request log, newest first, a page at a time: before is
-// the time of the last row of the previous page. key_id ” is every key;
-// status_min..status_max filters the status (0..999 for all).
+// The tenant's API request log, newest first, a page at a time: (before,
+// before_request_id) is the last row of the previous page (request ids
+// break ties between rows of the same microsecond). key_id ” is every
+// key; status_min..status_max filters the status (0..999 for all).
 func (q *Queries) ListRequestLogs(ctx context.Context, arg ListRequestLogsParams) ([]APIRequestLog, error) {
 	rows, err := q.db.Query(ctx, listRequestLogs,
 		arg.TenantID,
@@ -420,6 +422,7 @@ func (q *Queries) ListRequestLogs(ctx context.Context, arg ListRequestLogsParams
 		arg.StatusMin,
 		arg.StatusMax,
 		arg.Before,
+		arg.BeforeRequestID,
 		arg.Lim,
 	)
 	if err != nil {

@@ -93,15 +93,16 @@ ORDER BY id DESC
 LIMIT @lim;
 
 -- name: ListRequestLogs :many
--- The tenant's API request log, newest first, a page at a time: before is
--- the time of the last row of the previous page. key_id '' is every key;
--- status_min..status_max filters the status (0..999 for all).
+-- The tenant's API request log, newest first, a page at a time: (before,
+-- before_request_id) is the last row of the previous page (request ids
+-- break ties between rows of the same microsecond). key_id '' is every
+-- key; status_min..status_max filters the status (0..999 for all).
 SELECT * FROM api_request_logs
 WHERE tenant_id = @tenant_id
   AND (@key_id::text = '' OR key_id = CAST(nullif(@key_id::text, '') AS uuid))
   AND status BETWEEN @status_min::int AND @status_max::int
-  AND at < @before
-ORDER BY at DESC
+  AND (at, request_id) < (@before::timestamptz, @before_request_id::text)
+ORDER BY at DESC, request_id DESC
 LIMIT @lim;
 
 -- name: CountKeyRequestsByHour :many

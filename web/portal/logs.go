@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -12,6 +13,7 @@ import (
 	"keyward/db"
 	"keyward/views"
 	"keyward/web/apikey"
+	"keyward/web/audit"
 )
 
 const logsPerPage = 50
@@ -41,12 +43,16 @@ func (h *Handler) handleAPILogs(c echo.Context) error {
 	if !ok {
 		status, bounds = "", statusFilters[""]
 	}
-	before := time.Now().Add(time.Minute)
-	if b, err := time.Parse(time.RFC3339Nano, c.QueryParam("before")); err == nil {
-		before = b
+	// The cursor is the last row shown: its time and request id.
+	before, beforeID := time.Now().Add(time.Minute), ""
+	if at, rid, ok := strings.Cut(c.QueryParam("before"), " "); ok {
+		if b, err := time.Parse(time.RFC3339Nano, at); err == nil {
+			before, beforeID = b, audit.CleanText(rid, 64)
+		}
 	}
 	rows, err := h.Store.ListRequestLogs(ctx, db.ListRequestLogsParams{
-		TenantID: st.tenant.ID, KeyID: keyID, StatusMin: bounds[0], StatusMax: bounds[1], Before: before, Lim: logsPerPage + 1,
+		TenantID: st.tenant.ID, KeyID: keyID, StatusMin: bounds[0], StatusMax: bounds[1],
+		Before: before, BeforeRequestID: beforeID, Lim: logsPerPage + 1,
 	})
 	if err != nil {
 		return err
@@ -63,7 +69,8 @@ func (h *Handler) handleAPILogs(c echo.Context) error {
 	}
 	if len(rows) > logsPerPage {
 		rows = rows[:logsPerPage]
-		q := url.Values{"before": {rows[len(rows)-1].At.UTC().Format(time.RFC3339Nano)}}
+		last := rows[len(rows)-1]
+		q := url.Values{"before": {last.At.UTC().Format(time.RFC3339Nano) + " " + last.RequestID}}
 		if keyID != "" {
 			q.Set("key", keyID)
 		}

@@ -76,3 +76,37 @@ func TestAPILogsAndUsage(t *testing.T) {
 		t.Errorf("usage charts of the ingest key do not both count 53 requests")
 	}
 }
+
+// TestAPILogsPagesThroughTies: rows of the same microsecond are neither
+// lost nor repeated between pages.
+func TestAPILogsPagesThroughTies(t *testing.T) {
+	e := webtest.New(t)
+	owner := e.User(e.Tenant, "owner@acme.test", auth.RoleOwner)
+	k, _ := e.Key(e.Tenant, owner, apikey.Config{Name: "k", Environment: apikey.Production, Scopes: apikey.AllScopes})
+	_, err := e.Store.Pool.Exec(context.Background(), `INSERT INTO api_request_logs
+		(tenant_id, key_id, key_prefix, method, path, status, ip, latency_us, request_id, at)
+		SELECT $1, $2, 'kw_prod_x', 'GET', '/api/v1/key', 200, '192.0.2.1', 10, 'rid-' || lpad(i::text, 3, '0'), now()
+		FROM generate_series(1, 120) AS i`, e.Tenant.ID, k.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := newAdmin(t, e, "viewer@acme.test", auth.RoleViewer)
+	seen := map[string]bool{}
+	next := "/settings/developers/api-logs"
+	for pages := 0; next != "" && pages < 10; pages++ {
+		r := v.c.Get(next)
+		for _, m := range regexp.MustCompile(`title="request (rid-\d+)"`).FindAllStringSubmatch(r.Body, -1) {
+			if seen[m[1]] {
+				t.Fatalf("%s on two pages", m[1])
+			}
+			seen[m[1]] = true
+		}
+		next = ""
+		if m := regexp.MustCompile(`href="(/settings/developers/api-logs\?before=[^"]+)"`).FindStringSubmatch(r.Body); m != nil {
+			next = html.UnescapeString(m[1])
+		}
+	}
+	if len(seen) != 120 {
+		t.Fatalf("paged through %d of 120 rows of one microsecond", len(seen))
+	}
+}
