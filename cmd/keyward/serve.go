@@ -106,8 +106,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, log 
 	defer cancel()
 	shutErr := srv.Shutdown(shutCtx)
 	if shutErr != nil {
-		// Requests still running past the deadline are cut off; what
-		// they and everyone before them recorded is still flushed.
+		// Requests still running past the deadline lose their
+		// connections. What every finished request recorded is flushed
+		// below; one that is still running and logs after that is counted
+		// as dropped (keyward_buffer_dropped_total).
 		srv.Close()
 	}
 	// Write what the usage buffers still hold, with time of its own.

@@ -4,26 +4,30 @@
 -- environment) partition, and every query names both, so a staging key
 -- never reads production data. The id is a UUIDv7 made by the server: it
 -- sorts by time and is the pagination cursor.
+-- No foreign keys: every insert would share-lock its key's and tenant's
+-- rows, so concurrent ingestion with one key would contend on them, and
+-- keys and tenants are never deleted (a key is revoked, its data kept).
 CREATE TABLE events (
     id          uuid        PRIMARY KEY,
-    tenant_id   bigint      NOT NULL REFERENCES tenants (id),
+    tenant_id   bigint      NOT NULL,
     environment text        NOT NULL CHECK (environment IN ('production', 'staging', 'development')),
     source      text        NOT NULL CHECK (length(source) BETWEEN 1 AND 100),
     type        text        NOT NULL CHECK (length(type) BETWEEN 1 AND 100),
     occurred_at timestamptz NOT NULL,
     received_at timestamptz NOT NULL,
     data        jsonb       NOT NULL,
-    key_id      uuid        NOT NULL REFERENCES api_keys (id)
+    key_id      uuid        NOT NULL
 );
 CREATE INDEX events_partition_idx ON events (tenant_id, environment, id DESC);
 
 -- Idempotency keys of ingestion requests, with the response they produced,
 -- kept 24 hours. They belong to one API key (whose id survives rotation, so
 -- a retry after a rotation still replays): another key never sees them.
+-- No foreign keys, for the reason events has none.
 CREATE TABLE idempotency_keys (
-    key_id       uuid        NOT NULL REFERENCES api_keys (id),
+    key_id       uuid        NOT NULL,
     key          text        NOT NULL CHECK (length(key) BETWEEN 1 AND 255),
-    tenant_id    bigint      NOT NULL REFERENCES tenants (id),
+    tenant_id    bigint      NOT NULL,
     request_hash bytea       NOT NULL CHECK (length(request_hash) = 32),
     status       integer     NOT NULL,
     body         bytea       NOT NULL,

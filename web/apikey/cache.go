@@ -99,6 +99,13 @@ func (c *cache) put(h [32]byte, p *Principal, gen uint64, now time.Time) {
 	c.known[h] = cacheEntry{p: p, expires: now.Add(ttl)}
 }
 
+// staleFor is staleSince under the lock, for readers outside put.
+func (c *cache) staleFor(gen uint64, p *Principal) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.staleSince(gen, p)
+}
+
 // staleSince reports whether an invalidation after gen may concern p. An
 // unknown key (p nil) is only stale after a full invalidation; a new key's
 // hash cannot have been looked up before it existed.

@@ -14,6 +14,7 @@ import (
 	"keyward/db"
 	"keyward/web/auth"
 	"keyward/web/metrics"
+	"keyward/web/ratelimit"
 )
 
 // Verification errors. Each maps to one row of SPEC's error table.
@@ -120,6 +121,9 @@ type Verifier struct {
 	group singleflight.Group
 	// Now is the clock the status checks read; tests move it.
 	Now func() time.Time
+
+	lookups     *ratelimit.Memory
+	lookupLimit ratelimit.Limit
 }
 
 // VerifierOptions size the cache.
@@ -131,6 +135,18 @@ type VerifierOptions struct {
 	TTL time.Duration
 	// NegativeTTL is how long an unknown key is remembered (default 5 s).
 	NegativeTTL time.Duration
+	// LookupsPerClient bounds the database lookups (cache misses) one
+	// client may cause (default 600 a minute). The checksum is public, so
+	// made-up keys pass Parse; each new one would cost a query.
+	LookupsPerClient ratelimit.Limit
+}
+
+// LookupsExhausted is VerifyFrom's refusal when a client has caused too
+// many database lookups; it may retry after RetryAfter.
+type LookupsExhausted struct{ RetryAfter time.Duration }
+
+func (e *LookupsExhausted) Error() string {
+	return fmt.Sprintf("apikey: too many key lookups from this client; retry in %v", e.RetryAfter)
 }
 
 // NewVerifier returns a verifier reading through q.
@@ -144,7 +160,11 @@ func NewVerifier(q *db.Queries, o VerifierOptions) *Verifier {
 	if o.NegativeTTL <= 0 {
 		o.NegativeTTL = 5 * time.Second
 	}
-	return &Verifier{q: q, cache: newCache(o.MaxEntries, o.TTL, o.NegativeTTL), Now: time.Now}
+	if o.LookupsPerClient.Requests <= 0 {
+		o.LookupsPerClient = ratelimit.Limit{Requests: 600, Window: time.Minute}
+	}
+	return &Verifier{q: q, cache: newCache(o.MaxEntries, o.TTL, o.NegativeTTL), Now: time.Now,
+		lookups: &ratelimit.Memory{MaxBuckets: 100_000}, lookupLimit: o.LookupsPerClient}
 }
 
 // Verify checks raw: shape and checksum first, with no database work, then
@@ -152,6 +172,14 @@ func NewVerifier(q *db.Queries, o VerifierOptions) *Verifier {
 // error the principal is returned too, so the caller can log the refusal
 // against the key's tenant.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Principal, error) {
+	return v.VerifyFrom(ctx, raw, "")
+}
+
+// VerifyFrom is Verify for a request from client (its address, say). A
+// cache miss spends one of the client's lookups; with none left it is
+// *LookupsExhausted, and the database is not asked. Cached keys, known or
+// not, cost nothing. An empty client is not limited.
+func (v *Verifier) VerifyFrom(ctx context.Context, raw, client string) (*Principal, error) {
 	parsed, err := Parse(raw)
 	if err != nil {
 		outcomeMalformed.Inc()
@@ -162,6 +190,12 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Principal, error) {
 	p, found, hit := v.cache.get(h, now)
 	if !hit {
 		cacheMiss.Inc()
+		if client != "" {
+			if res := v.lookups.Allow(ctx, client, v.lookupLimit); !res.Allowed {
+				metrics.Verifications.WithLabelValues("throttled").Inc()
+				return nil, &LookupsExhausted{RetryAfter: res.RetryAfter}
+			}
+		}
 		p, err = v.load(ctx, h, now)
 		if err != nil {
 			metrics.Verifications.WithLabelValues("error").Inc()
@@ -186,9 +220,18 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Principal, error) {
 }
 
 // load reads one key from Postgres, once however many requests miss on it
-// at the same moment, and caches the answer (found or not).
+// at the same moment, and caches the answer (found or not). A request that
+// joined a read which an invalidation of its key overtook reads again.
 func (v *Verifier) load(ctx context.Context, h [32]byte, now time.Time) (*Principal, error) {
 	gen := v.cache.generation()
+	p, err := v.loadAt(ctx, h, now, gen)
+	if err == nil && v.cache.staleFor(gen, p) {
+		return v.loadAt(ctx, h, now, v.cache.generation())
+	}
+	return p, err
+}
+
+func (v *Verifier) loadAt(ctx context.Context, h [32]byte, now time.Time, gen uint64) (*Principal, error) {
 	// The generation is part of the key: a request that arrives after an
 	// invalidation never joins a load that began before it.
 	res, err, _ := v.group.Do(string(h[:])+strconv.FormatUint(gen, 10), func() (any, error) {

@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"keyward/db"
 )
@@ -260,12 +261,30 @@ func storable(b []byte) string {
 		if err != nil {
 			return "" // io.EOF; the syntax was checked when the body was read
 		}
-		if n, ok := tok.(json.Number); ok {
-			if _, err := n.Float64(); err != nil {
-				return fmt.Sprintf("Holds the number %.40s, which is out of range.", n)
-			}
+		if n, ok := tok.(json.Number); ok && !numberFits(string(n)) {
+			return fmt.Sprintf("Holds the number %.40s, which is out of range.", n)
 		}
 	}
+}
+
+// numberFits reports whether a JSON number is within float64's range and
+// has at most 16,383 decimal places, Postgres numeric's limit (a number
+// such as 1e-16384 is a harmless 0 to Go and an error to jsonb).
+func numberFits(n string) bool {
+	if _, err := strconv.ParseFloat(n, 64); err != nil {
+		return false
+	}
+	mant, exp, _ := strings.Cut(strings.ToLower(n), "e")
+	_, frac, _ := strings.Cut(mant, ".")
+	e := 0
+	if exp != "" {
+		v, err := strconv.Atoi(exp)
+		if err != nil {
+			return false
+		}
+		e = v
+	}
+	return len(frac)-e <= 16383
 }
 
 // Response is what an ingestion request answered, stored for replays.
@@ -300,16 +319,24 @@ func Ingest(ctx context.Context, q *db.Queries, p Partition, idemKey string, has
 	// committed between this statement's snapshot and its lock.
 	for range 2 {
 		row, err := q.IngestEvents(ctx, arg)
+		var pgErr *pgconn.PgError
 		switch {
+		case errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22"):
+			// Data exception: a value Validate let through that Postgres
+			// refuses. The client's to fix, not a server failure.
+			return Response{}, &FieldError{"data", "A value in this event cannot be stored: " + pgErr.Message + "."}
 		case err != nil:
 			return Response{}, err
-		case !row.Locked:
-			return Response{}, ErrInFlight
 		case row.Status != nil:
+			// A live stored answer decides, lock or no lock: only a request
+			// replacing it at its expiry could hold the lock, and either
+			// answer is right at that instant.
 			if !bytes.Equal(row.RequestHash, hash[:]) {
 				return Response{}, ErrKeyReused
 			}
 			return Response{Status: int(*row.Status), Body: row.Body, Replayed: true}, nil
+		case !row.Locked:
+			return Response{}, ErrInFlight
 		case row.Inserted == int64(len(evs)):
 			return Response{Status: status, Body: body}, nil
 		}

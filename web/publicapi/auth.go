@@ -21,9 +21,18 @@ import (
 
 const ctxPrincipal = "publicapi.principal"
 
-// unknownKeyLimit is how many well-formed but unknown keys one address may
-// present before it must wait (malformed keys cost nothing and do not count).
-var unknownKeyLimit = ratelimit.Limit{Requests: 60, Window: time.Minute}
+// lookupClient is who pays for a key lookup: the address, or for IPv6 its
+// /64, which one subscriber usually holds whole.
+func lookupClient(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	if a = a.Unmap(); a.Is6() {
+		return netip.PrefixFrom(a, 64).Masked().String()
+	}
+	return a.String()
+}
 
 func principal(c echo.Context) *apikey.Principal {
 	p, _ := c.Get(ctxPrincipal).(*apikey.Principal)
@@ -79,21 +88,17 @@ func (h *Handler) check(c echo.Context, next echo.HandlerFunc) error {
 	if aerr != nil {
 		return aerr
 	}
-	// An address that keeps sending well-formed keys that do not exist is
-	// guessing, or making the database work for each new one: it waits.
 	ipText := c.RealIP()
-	if blocked, wait := h.guard.Exhausted(ipText, unknownKeyLimit); blocked {
-		secs := max(int((wait+time.Second-1)/time.Second), 1)
-		c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
-		return &api.Error{Status: http.StatusTooManyRequests, Code: api.CodeRateLimited, Message: fmt.Sprintf(
-			"Too many unknown API keys from %s: retry in %d s with a valid key.", ipText, secs)}
-	}
-	p, err := h.Verifier.Verify(r.Context(), raw)
+	p, err := h.Verifier.VerifyFrom(r.Context(), raw, lookupClient(ipText))
 	if p != nil {
 		c.Set(ctxPrincipal, p) // even when refused: the tenant's request log shows it
 	}
-	if errors.Is(err, apikey.ErrUnknown) {
-		h.guard.Allow(r.Context(), ipText, unknownKeyLimit)
+	var le *apikey.LookupsExhausted
+	if errors.As(err, &le) {
+		secs := max(int((le.RetryAfter+time.Second-1)/time.Second), 1)
+		c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
+		return &api.Error{Status: http.StatusTooManyRequests, Code: api.CodeRateLimited, Message: fmt.Sprintf(
+			"Too many keys from %s had to be looked up: retry in %d s. Keys in use are remembered and do not count.", ipText, secs)}
 	}
 	if err != nil {
 		return verifyError(err, p)

@@ -3,6 +3,7 @@ package publicapi_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"strconv"
@@ -372,29 +373,54 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
-// TestUnknownKeyGuessing: an address that presents too many well-formed
-// but unknown keys waits, even with a good key; malformed keys (which cost
-// nothing) do not count, and other addresses are not affected.
+// TestUnknownKeyGuessing: made-up keys pass the public checksum, so each
+// new one costs a lookup; an address gets a budget of lookups. Keys already
+// cached (known or unknown) cost nothing, so a client using real keys, or
+// retrying one bad key, is never throttled; malformed keys cost nothing.
 func TestUnknownKeyGuessing(t *testing.T) {
 	f := newFixture(t, webtest.Options{Config: func(c *web.Config) {
 		_, lo, _ := net.ParseCIDR("127.0.0.0/8")
 		c.TrustedProxies = []*net.IPNet{lo}
+		c.Verifier.LookupsPerClient = ratelimit.Limit{Requests: 20, Window: time.Minute}
 	}})
 	_, good := f.key(apikey.Config{})
+	_, fresh := f.key(apikey.Config{})
 	from := func(ip string) []string { return []string{"X-Forwarded-For", ip} }
+	if r := f.API("GET", "/api/v1/key", good, "", from("198.51.100.9")...); r.Status != 200 { // now cached
+		t.Fatal(r.Body)
+	}
 	for range 100 {
 		wantError(t, f.API("GET", "/api/v1/key", "kw_prod_nonsense", "", from("198.51.100.1")...), 401, "UNAUTHORIZED")
 	}
-	for range 60 {
+	same, _ := apikey.Generate(apikey.Production)
+	for range 50 { // one lookup, then the negative cache answers
+		wantError(t, f.API("GET", "/api/v1/key", same, "", from("198.51.100.1")...), 401, "UNAUTHORIZED")
+	}
+	for range 19 {
 		made, _ := apikey.Generate(apikey.Production)
 		wantError(t, f.API("GET", "/api/v1/key", made, "", from("198.51.100.1")...), 401, "UNAUTHORIZED")
 	}
-	r := f.API("GET", "/api/v1/key", good, "", from("198.51.100.1")...)
-	wantError(t, r, 429, "RATE_LIMITED")
-	if r.Header.Get("Retry-After") == "" {
-		t.Fatal("no Retry-After")
+	made, _ := apikey.Generate(apikey.Production)
+	r := wantError(t, f.API("GET", "/api/v1/key", made, "", from("198.51.100.1")...), 429, "RATE_LIMITED")
+	if !strings.Contains(r.Error.Message, "198.51.100.1") {
+		t.Errorf("message: %s", r.Error.Message)
 	}
-	if r := f.API("GET", "/api/v1/key", good, "", from("198.51.100.2")...); r.Status != 200 {
+	// A cached key still works from the throttled address; one that needs
+	// a lookup waits; other addresses are not affected.
+	if r := f.API("GET", "/api/v1/key", good, "", from("198.51.100.1")...); r.Status != 200 {
+		t.Fatalf("cached key from a throttled address: %d %s", r.Status, r.Body)
+	}
+	if r := f.API("GET", "/api/v1/key", fresh, "", from("198.51.100.1")...); r.Status != 429 || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("uncached key from a throttled address: %d", r.Status)
+	}
+	if r := f.API("GET", "/api/v1/key", fresh, "", from("198.51.100.2")...); r.Status != 200 {
 		t.Fatalf("another address: %d %s", r.Status, r.Body)
 	}
+	// IPv6 addresses of one /64 share a budget.
+	for i := range 20 {
+		made, _ := apikey.Generate(apikey.Production)
+		f.API("GET", "/api/v1/key", made, "", from(fmt.Sprintf("2001:db8:1:2::%x", i+1))...)
+	}
+	made, _ = apikey.Generate(apikey.Production)
+	wantError(t, f.API("GET", "/api/v1/key", made, "", from("2001:db8:1:2::ffff")...), 429, "RATE_LIMITED")
 }

@@ -1,12 +1,15 @@
 package publicapi_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -82,6 +85,26 @@ func TestIdempotency(t *testing.T) {
 		t.Fatalf("%d events stored, want 2", n)
 	}
 
+	// Retries of a finished request, all at once, are replays, never 409.
+	var wg sync.WaitGroup
+	statuses := make(chan int, 80)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 10 {
+				statuses <- f.API("POST", "/api/v1/events", full, other, "Idempotency-Key", "order-2").Status
+			}
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	for st := range statuses {
+		if st != 201 {
+			t.Fatalf("a concurrent replay got %d", st)
+		}
+	}
+
 	// Idempotency keys belong to one API key: another key's "order-1" is
 	// its own.
 	_, second := f.key(apikey.Config{})
@@ -142,6 +165,7 @@ func TestIngestRefusals(t *testing.T) {
 		{`{"source":"s","type":"t","occurred_at":"2026-01-02T15:04:05Z","data":{"x":"\ud800"}}`, "data"},
 		{`{"source":"s","type":"t","occurred_at":"2026-01-02T15:04:05Z","data":{"x":"\udc00\ud800"}}`, "data"},
 		{`{"source":"s","type":"t","occurred_at":"2026-01-02T15:04:05Z","data":{"x":1e999999}}`, "data"},
+		{`{"source":"s","type":"t","occurred_at":"2026-01-02T15:04:05Z","data":{"x":1e-16384}}`, "data"},
 		{`{"source":"s","type":"t","occurred_at":"0000-01-01T00:00:00+01:00"}`, "occurred_at"},
 		{"{\"source\":\"s\",\"type\":\"t\",\"occurred_at\":\"2026-01-02T15:04:05Z\",\"data\":{\"x\":\"\xff\"}}", "data"},
 		{`{"source":"s","type":"t","occurred_at":"2026-01-02T15:04:05Z"} {}`, "body"},
@@ -410,5 +434,29 @@ func TestWriteBounds(t *testing.T) {
 	f.Store.Pool.QueryRow(context.Background(), "SELECT last_used_at FROM api_keys WHERE id = $1", k.ID).Scan(&at)
 	if logs != 10_000 || at == nil {
 		t.Fatalf("request log rows %d (want 10,000), last used %v", logs, at)
+	}
+}
+
+// TestTruncatedBody: a body that ends before its Content-Length is the
+// client's problem (400), not a server failure.
+func TestTruncatedBody(t *testing.T) {
+	f := newFixture(t, webtest.Options{})
+	_, full := f.key(apikey.Config{})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(f.Server.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nIdempotency-Key: t1\r\nContent-Length: 500\r\n\r\n{\"source\":", full)
+	conn.(*net.TCPConn).CloseWrite()
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != 400 {
+		t.Fatalf("truncated body: %d", res.StatusCode)
+	}
+	if strings.Contains(f.Logs.String(), `"level":"ERROR"`) {
+		t.Fatal("a truncated body was logged as a server error")
 	}
 }

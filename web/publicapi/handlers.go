@@ -152,8 +152,12 @@ func (h *Handler) ingest(c echo.Context, parse func([]byte, time.Time) ([]events
 			Message: "Send an Idempotency-Key header: 1–255 visible ASCII characters, such as a UUID, unique per operation."}
 	}
 	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		return err // the body limit's 413, or a broken connection
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		return err // the body limit's 413
+	} else if err != nil {
+		return &api.Error{Status: http.StatusBadRequest, Code: api.CodeValidation, Field: "body",
+			Message: "The request body ended early or took too long to arrive: send it again."}
 	}
 	now := h.Now()
 	evs, err := parse(body, now)

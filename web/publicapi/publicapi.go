@@ -36,8 +36,6 @@ type Handler struct {
 	Now func() time.Time
 
 	keyViews keyViews
-	// guard counts unknown keys per client address (in this process).
-	guard ratelimit.Memory
 }
 
 // Register mounts the public API on e. Each route lists its middleware

@@ -53,6 +53,11 @@ type Limiter interface {
 // than their window are full again, so they are swept. The zero value is
 // ready to use.
 type Memory struct {
+	// MaxBuckets, if set, bounds the ids tracked: past it, an arbitrary
+	// bucket is forgotten (its id starts afresh). For limiters keyed by
+	// something a client chooses, such as an address.
+	MaxBuckets int
+
 	mu      sync.Mutex
 	buckets map[string]*bucket
 	swept   time.Time
@@ -87,6 +92,15 @@ func (m *Memory) Allow(_ context.Context, id string, l Limit) Result {
 	}
 	b := m.buckets[id]
 	if b == nil || b.l != l { // a changed limit starts a fresh bucket
+		if b == nil && m.MaxBuckets > 0 && len(m.buckets) >= m.MaxBuckets {
+			m.sweep(now)
+			for k := range m.buckets {
+				if len(m.buckets) < m.MaxBuckets {
+					break
+				}
+				delete(m.buckets, k)
+			}
+		}
 		b = &bucket{lim: rate.NewLimiter(rate.Limit(perSec), l.Requests), l: l}
 		m.buckets[id] = b
 	}
@@ -102,24 +116,6 @@ func (m *Memory) Allow(_ context.Context, id string, l Limit) Result {
 		m.sweep(now)
 	}
 	return res
-}
-
-// Exhausted reports whether id has no request left under l, without
-// taking one.
-func (m *Memory) Exhausted(id string, l Limit) (bool, time.Duration) {
-	l = l.sane()
-	now := m.clock()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	b := m.buckets[id]
-	if b == nil || b.l != l {
-		return false, 0
-	}
-	tokens := b.lim.TokensAt(now)
-	if tokens >= 1 {
-		return false, 0
-	}
-	return true, secs((1 - tokens) / (float64(l.Requests) / l.Window.Seconds()))
 }
 
 func (m *Memory) sweep(now time.Time) {

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -86,6 +87,10 @@ type Recorder struct {
 	stop     chan struct{}
 	done     sync.WaitGroup
 	closeOne sync.Once
+	closed   atomic.Bool
+	// flushMu makes flushes take turns, so Flush returns only when what
+	// was buffered before it is written, even by a loop's flush.
+	flushMu sync.Mutex
 }
 
 // New returns a recorder; call Start to run its loops and Close to end it.
@@ -108,9 +113,15 @@ func (r *Recorder) Used(tenantID int64, keyID, ip string, at time.Time) {
 	if _, ok := ips[ip]; ok || len(ips) >= MaxIPsPerKey {
 		return
 	}
+	if len(r.newIPs) >= maxPendingIPs {
+		// Not marked seen: the next use from this address tries again.
+		metrics.Dropped.WithLabelValues("new_ip").Inc()
+		return
+	}
 	if r.nSeen >= maxSeen {
 		clear(r.seen)
 		r.nSeen = 0
+		ips = nil
 	}
 	if ips == nil {
 		ips = map[string]struct{}{}
@@ -118,16 +129,16 @@ func (r *Recorder) Used(tenantID int64, keyID, ip string, at time.Time) {
 	}
 	ips[ip] = struct{}{}
 	r.nSeen++
-	if len(r.newIPs) >= maxPendingIPs {
-		metrics.Dropped.WithLabelValues("new_ip").Inc()
-		return
-	}
 	r.newIPs = append(r.newIPs, keyIP{tenantID, keyID, ip, at})
 }
 
 // Log queues a request-log row, or drops and counts it if the buffer is
-// full.
+// full, or if the recorder is closed (a request that outlived shutdown).
 func (r *Recorder) Log(req Request) {
+	if r.closed.Load() {
+		metrics.Dropped.WithLabelValues("request_log").Inc()
+		return
+	}
 	select {
 	case r.logs <- req:
 	default:
@@ -164,6 +175,8 @@ func (r *Recorder) Close(ctx context.Context) {
 	r.closeOne.Do(func() { close(r.stop) })
 	r.done.Wait()
 	r.Flush(ctx)
+	r.closed.Store(true)
+	r.Flush(ctx) // anything logged between the two
 }
 
 // Flush writes everything buffered now. Close and tests use it.
@@ -175,6 +188,8 @@ func (r *Recorder) Flush(ctx context.Context) {
 // flushUse writes due last-used values in one statement and audits first
 // sightings of addresses.
 func (r *Recorder) flushUse(ctx context.Context, all bool) {
+	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
 	now := time.Now()
 	var p db.FlushLastUsedParams
 	r.mu.Lock()
@@ -201,7 +216,8 @@ func (r *Recorder) flushUse(ctx context.Context, all bool) {
 	if len(p.KeyIds) > 0 {
 		if _, err := r.store.FlushLastUsed(ctx, p); err != nil {
 			metrics.FlushErrors.WithLabelValues("last_used").Inc()
-			r.log.Error("writing last-used times", "keys", len(p.KeyIds), "err", err)
+			r.log.Error("writing last-used times; they are retried at the next flush", "keys", len(p.KeyIds), "err", err)
+			r.restore(p)
 		} else {
 			metrics.FlushSize.WithLabelValues("last_used").Observe(float64(len(p.KeyIds)))
 		}
@@ -214,6 +230,19 @@ func (r *Recorder) flushUse(ctx context.Context, all bool) {
 			r.forget(failed)
 		}
 		metrics.FlushSize.WithLabelValues("new_ip").Observe(float64(n))
+	}
+}
+
+// restore puts last-used values whose write failed back, unless a newer
+// use replaced them meanwhile, and lets them be written at once.
+func (r *Recorder) restore(p db.FlushLastUsedParams) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, id := range p.KeyIds {
+		if cur, ok := r.pending[id]; !ok || cur.at.Before(p.Ats[i]) {
+			r.pending[id] = lastUse{p.TenantIds[i], p.Ats[i], p.Ips[i]}
+		}
+		delete(r.written, id)
 	}
 }
 
@@ -269,6 +298,8 @@ func (r *Recorder) recordNewIPs(ctx context.Context, ips []keyIP) (int, []keyIP,
 // flushLogs copies the buffered request-log rows, logBatch rows per COPY,
 // until the buffer is empty.
 func (r *Recorder) flushLogs(ctx context.Context) {
+	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
 	for {
 		batch := make([]db.CopyRequestLogsParams, 0, min(len(r.logs), logBatch))
 	fill:
