@@ -58,7 +58,7 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each measured load run")
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured warm-up run per target before the max-throughput runs")
 	flag.IntVar(&o.workers, "workers", 32, "concurrent vegeta workers (and SQL-baseline goroutines)")
-	flag.IntVar(&o.rounds, "rounds", 2, "max-throughput runs per target, alternating; the best counts")
+	flag.IntVar(&o.rounds, "rounds", 3, "max-throughput runs per target, alternating; the best counts")
 	flag.Float64Var(&o.rateFrac, "rate-fraction", 0.5, "constant-rate runs at this fraction of the slower route's best max throughput")
 	flag.IntVar(&o.batchSize, "batch", 500, "events per POST /api/v1/events/batch request")
 	flag.IntVar(&o.misses, "misses", 2000, "cache-miss verifications timed in process")

@@ -175,11 +175,11 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Principal, error) {
 	return v.VerifyFrom(ctx, raw, "")
 }
 
-// VerifyFrom is Verify for a request from client (its address, say). A
-// cache miss spends one of the client's lookups; with none left it is
-// *LookupsExhausted, and the database is not asked. Cached keys, known or
-// not, cost nothing. An empty client is not limited.
-func (v *Verifier) VerifyFrom(ctx context.Context, raw, client string) (*Principal, error) {
+// VerifyFrom is Verify for a request from the address ip. A cache miss
+// spends one of the lookups of that address (for IPv6, of its /64); with
+// none left it is *LookupsExhausted, and the database is not asked. Cached
+// keys, known or not, cost nothing. An empty ip is not limited.
+func (v *Verifier) VerifyFrom(ctx context.Context, raw, ip string) (*Principal, error) {
 	parsed, err := Parse(raw)
 	if err != nil {
 		outcomeMalformed.Inc()
@@ -190,8 +190,8 @@ func (v *Verifier) VerifyFrom(ctx context.Context, raw, client string) (*Princip
 	p, found, hit := v.cache.get(h, now)
 	if !hit {
 		cacheMiss.Inc()
-		if client != "" {
-			if res := v.lookups.Allow(ctx, client, v.lookupLimit); !res.Allowed {
+		if ip != "" {
+			if res := v.lookups.Allow(ctx, lookupClient(ip), v.lookupLimit); !res.Allowed {
 				metrics.Verifications.WithLabelValues("throttled").Inc()
 				return nil, &LookupsExhausted{RetryAfter: res.RetryAfter}
 			}
@@ -217,6 +217,19 @@ func (v *Verifier) VerifyFrom(ctx context.Context, raw, client string) (*Princip
 	}
 	outcomeOK.Inc()
 	return p, nil
+}
+
+// lookupClient is who pays for a lookup: the address, or for IPv6 its /64,
+// which one subscriber usually holds whole.
+func lookupClient(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	if a = a.Unmap(); a.Is6() {
+		return netip.PrefixFrom(a, 64).Masked().String()
+	}
+	return a.String()
 }
 
 // load reads one key from Postgres, once however many requests miss on it

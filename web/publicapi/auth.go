@@ -21,18 +21,6 @@ import (
 
 const ctxPrincipal = "publicapi.principal"
 
-// lookupClient is who pays for a key lookup: the address, or for IPv6 its
-// /64, which one subscriber usually holds whole.
-func lookupClient(ip string) string {
-	a, err := netip.ParseAddr(ip)
-	if err != nil {
-		return ip
-	}
-	if a = a.Unmap(); a.Is6() {
-		return netip.PrefixFrom(a, 64).Masked().String()
-	}
-	return a.String()
-}
 
 func principal(c echo.Context) *apikey.Principal {
 	p, _ := c.Get(ctxPrincipal).(*apikey.Principal)
@@ -89,7 +77,7 @@ func (h *Handler) check(c echo.Context, next echo.HandlerFunc) error {
 		return aerr
 	}
 	ipText := c.RealIP()
-	p, err := h.Verifier.VerifyFrom(r.Context(), raw, lookupClient(ipText))
+	p, err := h.Verifier.VerifyFrom(r.Context(), raw, ipText)
 	if p != nil {
 		c.Set(ctxPrincipal, p) // even when refused: the tenant's request log shows it
 	}

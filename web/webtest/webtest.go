@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	dto "github.com/prometheus/client_model/go"
 
 	"keyward/db"
 	"keyward/db/dbtest"
@@ -29,6 +30,7 @@ import (
 	"keyward/web/audit"
 	"keyward/web/auth"
 	"keyward/web/keyring"
+	"keyward/web/metrics"
 	"keyward/web/mfa"
 	"keyward/web/session"
 )
@@ -154,6 +156,7 @@ func (e *Env) Key(tenant db.Tenant, user db.User, cfg apikey.Config) (db.APIKey,
 	e.T.Helper()
 	var k db.APIKey
 	var full string
+	before := invalidations()
 	err := e.Store.InTx(context.Background(), func(q *db.Queries) error {
 		var err error
 		k, full, err = apikey.Create(context.Background(), q, tenant.ID, cfg, audit.Actor{TenantID: &tenant.ID, Type: audit.ActorUser, ID: strconv.FormatInt(user.ID, 10)}, user.ID, time.Now())
@@ -162,7 +165,23 @@ func (e *Env) Key(tenant db.Tenant, user db.User, cfg apikey.Config) (db.APIKey,
 	if err != nil {
 		e.T.Fatal(err)
 	}
+	// Wait for the key's own change notification to reach the server's
+	// cache. Arriving later, it would drop the key from the cache after a
+	// test's first request put it there, and the test could not tell a
+	// cached key from a fresh lookup.
+	for deadline := time.Now().Add(5 * time.Second); invalidations() <= before; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			e.T.Fatal("webtest: the new key's NOTIFY did not arrive in 5 s")
+		}
+	}
 	return k, full
+}
+
+// invalidations reads the process's count of key-change notifications.
+func invalidations() float64 {
+	var m dto.Metric
+	metrics.Invalidations.Write(&m)
+	return m.GetCounter().GetValue()
 }
 
 // API sends a public-API request with key (none if empty) and extra
