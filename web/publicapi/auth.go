@@ -21,7 +21,6 @@ import (
 
 const ctxPrincipal = "publicapi.principal"
 
-
 func principal(c echo.Context) *apikey.Principal {
 	p, _ := c.Get(ctxPrincipal).(*apikey.Principal)
 	return p
