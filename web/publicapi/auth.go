@@ -136,22 +136,37 @@ func verifyError(err error, p *apikey.Principal) error {
 
 // setRateHeaders writes the X-RateLimit-* trio and the IETF draft's
 // RateLimit-Policy and RateLimit fields. Every keyed response pays for
-// this, so it appends rather than formats.
+// this, so the five values are built in one buffer, made one string and
+// sliced, and share one backing array of slices: two allocations.
 func setRateHeaders(hd http.Header, res ratelimit.Result, now time.Time) {
 	reset := int64((res.ResetAfter + time.Second - 1) / time.Second)
 	window := int64(res.Limit.Window / time.Second)
 	limit, remaining := int64(res.Limit.Requests), int64(res.Remaining)
-	hd["X-Ratelimit-Limit"] = []string{strconv.FormatInt(limit, 10)}
-	hd["X-Ratelimit-Remaining"] = []string{strconv.FormatInt(remaining, 10)}
-	hd["X-Ratelimit-Reset"] = []string{strconv.FormatInt(now.Unix()+reset, 10)}
-	b := make([]byte, 0, 64)
+	var buf [160]byte
+	b := buf[:0]
+	var ends [5]int
+	b = strconv.AppendInt(b, limit, 10)
+	ends[0] = len(b)
+	b = strconv.AppendInt(b, remaining, 10)
+	ends[1] = len(b)
+	b = strconv.AppendInt(b, now.Unix()+reset, 10)
+	ends[2] = len(b)
 	b = strconv.AppendInt(append(b, `"key";q=`...), limit, 10)
 	b = strconv.AppendInt(append(b, ";w="...), window, 10)
-	policy := string(b)
-	b = strconv.AppendInt(append(b[:0], `"key";r=`...), remaining, 10)
+	ends[3] = len(b)
+	b = strconv.AppendInt(append(b, `"key";r=`...), remaining, 10)
 	b = strconv.AppendInt(append(b, ";t="...), reset, 10)
-	hd["Ratelimit-Policy"] = []string{policy}
-	hd["Ratelimit"] = []string{string(b)}
+	ends[4] = len(b)
+	all := string(b)
+	v := make([]string, 5)
+	for i, start := range [5]int{0, ends[0], ends[1], ends[2], ends[3]} {
+		v[i] = all[start:ends[i]]
+	}
+	hd["X-Ratelimit-Limit"] = v[0:1:1]
+	hd["X-Ratelimit-Remaining"] = v[1:2:2]
+	hd["X-Ratelimit-Reset"] = v[2:3:3]
+	hd["Ratelimit-Policy"] = v[3:4:4]
+	hd["Ratelimit"] = v[4:5:5]
 }
 
 func windowName(d time.Duration) string {
