@@ -127,7 +127,7 @@ func filesystemOf(path string) string {
 		}
 		mp := f[1]
 		if (abs == mp || strings.HasPrefix(abs, strings.TrimSuffix(mp, "/")+"/")) && len(mp) >= len(best) {
-			best, desc = mp, fmt.Sprintf("%s (%s, mounted on %s)", f[2], f[0], mp)
+			best, desc = mp, f[2] // the type only: devices and mount points are this machine's business
 		}
 	}
 	return desc
