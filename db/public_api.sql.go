@@ -42,7 +42,7 @@ func (q *Queries) CountKeyIPs(ctx context.Context, arg CountKeyIPsParams) (int64
 }
 
 const countKeyRequestsByHour = `-- name: CountKeyRequestsByHour :many
-SELECT date_trunc('hour', at)::timestamptz AS hour, count(*) AS requests
+SELECT date_trunc('hour', at, 'UTC')::timestamptz AS hour, count(*) AS requests
 FROM api_request_logs
 WHERE tenant_id = $1 AND key_id = CAST($2::text AS uuid) AND at >= $3
 GROUP BY 1
@@ -61,6 +61,8 @@ type CountKeyRequestsByHourRow struct {
 }
 
 // Requests per hour of one key since a time, for its usage chart.
+// Hours are UTC hours whatever the session's time zone (which a
+// half-hour zone would shift).
 func (q *Queries) CountKeyRequestsByHour(ctx context.Context, arg CountKeyRequestsByHourParams) ([]CountKeyRequestsByHourRow, error) {
 	rows, err := q.db.Query(ctx, countKeyRequestsByHour, arg.TenantID, arg.KeyID, arg.Since)
 	if err != nil {

@@ -107,7 +107,9 @@ LIMIT @lim;
 
 -- name: CountKeyRequestsByHour :many
 -- Requests per hour of one key since a time, for its usage chart.
-SELECT date_trunc('hour', at)::timestamptz AS hour, count(*) AS requests
+-- Hours are UTC hours whatever the session's time zone (which a
+-- half-hour zone would shift).
+SELECT date_trunc('hour', at, 'UTC')::timestamptz AS hour, count(*) AS requests
 FROM api_request_logs
 WHERE tenant_id = @tenant_id AND key_id = CAST(@key_id::text AS uuid) AND at >= @since
 GROUP BY 1

@@ -132,14 +132,11 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, log 
 // tuneGC lets the heap grow to three times what is live before a
 // collection, instead of Go's default of twice: the API's requests
 // allocate a few kilobytes each and keep nothing, so collections were
-// frequent work over a small live heap. A soft memory limit keeps the
-// process bounded. GOGC and GOMEMLIMIT, when set, win.
+// frequent work over a small live heap. GOGC, when set, wins; GOMEMLIMIT
+// works as usual.
 func tuneGC() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(200)
-	}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(256 << 20)
 	}
 }
 

@@ -267,6 +267,20 @@ func storable(b []byte) string {
 	}
 }
 
+// clientDataError reports whether Postgres refused the JSON data itself:
+// a number out of range, a character it cannot store, or JSON it cannot
+// read. Other data exceptions would be about values the server made, and
+// stay server errors.
+func clientDataError(e *pgconn.PgError) bool {
+	switch e.Code {
+	case "22003", "22P05", "22021": // numeric out of range, untranslatable character, not in repertoire
+		return true
+	case "22P02": // invalid text representation: only json's is the client's
+		return strings.Contains(e.Message, "json")
+	}
+	return false
+}
+
 // numberFits reports whether a JSON number is within float64's range and
 // has at most 16,383 decimal places, Postgres numeric's limit (a number
 // such as 1e-16384 is a harmless 0 to Go and an error to jsonb).
@@ -321,9 +335,9 @@ func Ingest(ctx context.Context, q *db.Queries, p Partition, idemKey string, has
 		row, err := q.IngestEvents(ctx, arg)
 		var pgErr *pgconn.PgError
 		switch {
-		case errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22"):
-			// Data exception: a value Validate let through that Postgres
-			// refuses. The client's to fix, not a server failure.
+		case errors.As(err, &pgErr) && clientDataError(pgErr):
+			// A value in the client's data that Validate let through and
+			// jsonb refuses: the client's to fix, not a server failure.
 			return Response{}, &FieldError{"data", "A value in this event cannot be stored: " + pgErr.Message + "."}
 		case err != nil:
 			return Response{}, err

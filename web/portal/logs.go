@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -81,6 +82,14 @@ func (h *Handler) handleAPILogs(c echo.Context) error {
 	}
 	for _, r := range rows {
 		id := uuid.UUID(r.KeyID.Bytes).String()
+		if _, ok := names[id]; !ok { // beyond the filter's first 1,000 keys
+			k, err := h.Store.GetAPIKey(ctx, db.GetAPIKeyParams{TenantID: st.tenant.ID, ID: id})
+			if err == nil {
+				names[id] = k.Name
+			} else if !errors.Is(db.Wrap(err), db.ErrNotFound) {
+				return err
+			}
+		}
 		p.Rows = append(p.Rows, views.LogRow{
 			At: r.At.UTC().Format("2006-01-02 15:04:05 UTC"), Method: r.Method, Path: r.Path, Status: int(r.Status),
 			KeyID: id, KeyName: names[id], KeyPrefix: r.KeyPrefix, IP: r.Ip, Latency: latencyText(r.LatencyUs), RequestID: r.RequestID,

@@ -6,7 +6,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"keyward/db"
 	"keyward/web/apikey"
 	"keyward/web/auth"
 	"keyward/web/webtest"
@@ -108,5 +110,33 @@ func TestAPILogsPagesThroughTies(t *testing.T) {
 	}
 	if len(seen) != 120 {
 		t.Fatalf("paged through %d of 120 rows of one microsecond", len(seen))
+	}
+}
+
+// TestUsageHoursAreUTC: the chart's hours are UTC hours even when the
+// database session runs in a half-hour time zone.
+func TestUsageHoursAreUTC(t *testing.T) {
+	e := webtest.New(t)
+	owner := e.User(e.Tenant, "owner@acme.test", auth.RoleOwner)
+	k, _ := e.Key(e.Tenant, owner, apikey.Config{Name: "k", Environment: apikey.Production, Scopes: apikey.AllScopes})
+	ctx := context.Background()
+	at := time.Now().UTC().Truncate(time.Hour).Add(-time.Hour + 45*time.Minute)
+	if _, err := e.Store.Pool.Exec(ctx, `INSERT INTO api_request_logs
+		(tenant_id, key_id, key_prefix, method, path, status, ip, latency_us, request_id, at)
+		VALUES ($1, $2, 'kw_prod_x', 'GET', '/api/v1/key', 200, '192.0.2.1', 10, 'r1', $3)`, e.Tenant.ID, k.ID, at); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := e.Store.Pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SET TIME ZONE 'Asia/Kolkata'"); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Exec(ctx, "RESET TIME ZONE")
+	rows, err := db.New(conn).CountKeyRequestsByHour(ctx, db.CountKeyRequestsByHourParams{TenantID: e.Tenant.ID, KeyID: k.ID, Since: at.Add(-2 * time.Hour)})
+	if err != nil || len(rows) != 1 || !rows[0].Hour.Equal(at.Truncate(time.Hour)) {
+		t.Fatalf("hour buckets under +05:30: %+v %v (want %v)", rows, err, at.Truncate(time.Hour))
 	}
 }

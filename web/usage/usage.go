@@ -11,7 +11,6 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -87,7 +86,13 @@ type Recorder struct {
 	stop     chan struct{}
 	done     sync.WaitGroup
 	closeOne sync.Once
-	closed   atomic.Bool
+	// loops is the context of the loops' flushes; Close cancels it when
+	// its own deadline passes, so a flush stuck on the database cannot
+	// hold shutdown.
+	loops     context.Context
+	stopLoops context.CancelFunc
+	closedMu  sync.RWMutex // Log holds it to read closed; Close to set it
+	closed    bool
 	// flushMu makes flushes take turns, so Flush returns only when what
 	// was buffered before it is written, even by a loop's flush.
 	flushMu sync.Mutex
@@ -95,7 +100,9 @@ type Recorder struct {
 
 // New returns a recorder; call Start to run its loops and Close to end it.
 func New(store *db.Store, log *slog.Logger) *Recorder {
+	loops, stopLoops := context.WithCancel(context.Background())
 	return &Recorder{
+		loops: loops, stopLoops: stopLoops,
 		store: store, log: log, Interval: time.Second,
 		pending: map[string]lastUse{}, written: map[string]time.Time{}, seen: map[string]map[string]struct{}{},
 		logs: make(chan Request, LogBuffer), stop: make(chan struct{}),
@@ -135,7 +142,9 @@ func (r *Recorder) Used(tenantID int64, keyID, ip string, at time.Time) {
 // Log queues a request-log row, or drops and counts it if the buffer is
 // full, or if the recorder is closed (a request that outlived shutdown).
 func (r *Recorder) Log(req Request) {
-	if r.closed.Load() {
+	r.closedMu.RLock()
+	defer r.closedMu.RUnlock()
+	if r.closed {
 		metrics.Dropped.WithLabelValues("request_log").Inc()
 		return
 	}
@@ -162,7 +171,7 @@ func (r *Recorder) loop(flush func(context.Context)) {
 		case <-r.stop:
 			return
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			ctx, cancel := context.WithTimeout(r.loops, 30*time.Second)
 			flush(ctx)
 			cancel()
 		}
@@ -173,10 +182,21 @@ func (r *Recorder) loop(flush func(context.Context)) {
 // one-write-per-minute rule: at shutdown nothing is lost.
 func (r *Recorder) Close(ctx context.Context) {
 	r.closeOne.Do(func() { close(r.stop) })
-	r.done.Wait()
+	done := make(chan struct{})
+	go func() { r.done.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		// A loop's flush is stuck: abandon it (what it held is counted as
+		// dropped, or put back for the flush below).
+		r.stopLoops()
+		<-done
+	}
+	r.closedMu.Lock()
+	r.closed = true
+	r.closedMu.Unlock()
 	r.Flush(ctx)
-	r.closed.Store(true)
-	r.Flush(ctx) // anything logged between the two
+	r.stopLoops()
 }
 
 // Flush writes everything buffered now. Close and tests use it.
