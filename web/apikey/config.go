@@ -58,6 +58,19 @@ type RateLimit struct {
 // Windows are the rate-limit windows a key may use.
 var Windows = []time.Duration{time.Minute, time.Hour, 24 * time.Hour}
 
+// WindowName names a window in words: "minute", "hour" or "day".
+func WindowName(d time.Duration) string {
+	switch d {
+	case time.Minute:
+		return "minute"
+	case time.Hour:
+		return "hour"
+	case 24 * time.Hour:
+		return "day"
+	}
+	return d.String()
+}
+
 // Config is everything an admin sets on a key.
 type Config struct {
 	Name        string

@@ -386,7 +386,7 @@ func List(ctx context.Context, q *db.Queries, p Partition, f Query) ([]Event, st
 	}
 	limit := f.Limit
 	rows, err := q.ListEvents(ctx, db.ListEventsParams{TenantID: p.TenantID, Environment: p.Environment,
-		After: f.After, Source: f.Source, Type: f.Type, Sources: nonNil(f.Sources), Lim: int32(limit + 1)})
+		After: f.After, Source: f.Source, Type: f.Type, Sources: append([]string{}, f.Sources...), Lim: int32(limit + 1)})
 	if err != nil {
 		return nil, "", err
 	}
@@ -422,11 +422,4 @@ func ExpireIdempotencyKeys(ctx context.Context, q *db.Queries, now time.Time) (i
 
 func eventOf(r db.Event) Event {
 	return Event{ID: r.ID, Source: r.Source, Type: r.Type, OccurredAt: r.OccurredAt.UTC(), ReceivedAt: r.ReceivedAt.UTC(), Data: r.Data}
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
 }

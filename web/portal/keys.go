@@ -39,7 +39,7 @@ func (h *Handler) userEmails(c echo.Context, tenantID int64) (map[int64]string, 
 
 func rateLimitText(k db.APIKey, plan string) string {
 	if r := apikey.KeyRateLimit(k); r != nil {
-		return formatInt(r.Requests) + " / " + map[time.Duration]string{time.Minute: "minute", time.Hour: "hour", 24 * time.Hour: "day"}[r.Window]
+		return formatInt(r.Requests) + " / " + apikey.WindowName(r.Window)
 	}
 	return "plan default (" + formatInt(planLimit(plan)) + " / hour)"
 }

@@ -111,7 +111,7 @@ func (h *Handler) check(c echo.Context, next echo.HandlerFunc) error {
 		secs := int((res.RetryAfter + time.Second - 1) / time.Second)
 		c.Response().Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
 		return &api.Error{Status: http.StatusTooManyRequests, Code: api.CodeRateLimited, Message: fmt.Sprintf(
-			"This key's limit of %d requests per %s is used up: retry in %d s.", res.Limit.Requests, windowName(res.Limit.Window), max(secs, 1))}
+			"This key's limit of %d requests per %s is used up: retry in %d s.", res.Limit.Requests, apikey.WindowName(res.Limit.Window), max(secs, 1))}
 	}
 	h.Usage.Used(p.TenantID, p.KeyID, ip.String(), now)
 	return next(c)
@@ -167,18 +167,6 @@ func setRateHeaders(hd http.Header, res ratelimit.Result, now time.Time) {
 	hd["X-Ratelimit-Reset"] = v[2:3:3]
 	hd["Ratelimit-Policy"] = v[3:4:4]
 	hd["Ratelimit"] = v[4:5:5]
-}
-
-func windowName(d time.Duration) string {
-	switch d {
-	case time.Minute:
-		return "minute"
-	case time.Hour:
-		return "hour"
-	case 24 * time.Hour:
-		return "day"
-	}
-	return d.String()
 }
 
 // requireScope refuses a key without scope, naming it.

@@ -8,7 +8,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,7 +81,7 @@ func (v *keyViews) get(p *apikey.Principal) []byte {
 func keyInfoOf(p *apikey.Principal) keyInfo {
 	info := keyInfo{
 		ID: p.KeyID, Name: p.Name, Prefix: p.Prefix + "…", Tenant: p.TenantSlug, Environment: string(p.Environment),
-		Scopes: nonNil(p.Scopes), Sources: nonNil(p.Sources), IPAllowlist: []string{}, CreatedAt: p.CreatedAt.UTC(),
+		Scopes: append([]string{}, p.Scopes...), Sources: append([]string{}, p.Sources...), IPAllowlist: []string{}, CreatedAt: p.CreatedAt.UTC(),
 		RateLimit: rateInfo{Requests: p.RateLimit.Requests, WindowSeconds: int(p.RateLimit.Window / time.Second), From: "plan"},
 	}
 	if p.KeyOverride {
@@ -261,11 +260,4 @@ func (h *Handler) handleGet(c echo.Context) error {
 
 func partition(p *apikey.Principal) events.Partition {
 	return events.Partition{TenantID: p.TenantID, Environment: string(p.Environment), KeyID: p.KeyID}
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return slices.Clone(s)
 }
