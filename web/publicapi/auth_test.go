@@ -108,7 +108,8 @@ func TestErrorTable(t *testing.T) {
 	_, farAway := f.key(apikey.Config{IPAllowlist: []string{"203.0.113.0/24"}})
 	_, readOnly := f.key(apikey.Config{Scopes: []string{apikey.ScopeEventsRead}})
 	_, sourceBound := f.key(apikey.Config{Sources: []string{"crm"}})
-	_, limited := f.key(apikey.Config{RateLimit: &apikey.RateLimit{Requests: 2, Window: time.Minute}})
+	// Per hour, so that no slow machine refills a request mid-test.
+	_, limited := f.key(apikey.Config{RateLimit: &apikey.RateLimit{Requests: 2, Window: time.Hour}})
 	err := f.Store.InTx(ctx, func(q *db.Queries) error {
 		if err := apikey.SetDisabled(ctx, q, f.Tenant.ID, disabledKey.ID, true, actor(f), time.Now()); err != nil {
 			return err
@@ -148,7 +149,7 @@ func TestErrorTable(t *testing.T) {
 		{"IP not in allowlist", f.API("GET", "/api/v1/key", farAway, ""), 403, "IP_NOT_ALLOWED", "127.0.0.1"},
 		{"missing scope", post(readOnly), 403, "FORBIDDEN", "events:write"},
 		{"source not allowed", post(sourceBound), 403, "FORBIDDEN", `source "billing"`},
-		{"rate limited", f.API("GET", "/api/v1/key", limited, ""), 429, "RATE_LIMITED", "2 requests per minute"},
+		{"rate limited", f.API("GET", "/api/v1/key", limited, ""), 429, "RATE_LIMITED", "2 requests per hour"},
 	}
 	for _, row := range rows {
 		t.Run(row.name, func(t *testing.T) {
@@ -169,8 +170,8 @@ func TestErrorTable(t *testing.T) {
 	wantError(t, f.API("DELETE", "/api/v1/events", good, ""), 405, "METHOD_NOT_ALLOWED")
 	wantError(t, f.API("POST", "/api/v1/nothing/here", good, "{}"), 404, "NOT_FOUND")
 	rl := rows[len(rows)-1].r
-	if ra, _ := strconv.Atoi(rl.Header.Get("Retry-After")); ra < 1 || ra > 60 {
-		t.Errorf("429 Retry-After = %q, want 1..60 s", rl.Header.Get("Retry-After"))
+	if ra, _ := strconv.Atoi(rl.Header.Get("Retry-After")); ra < 1 || ra > 1800 {
+		t.Errorf("429 Retry-After = %q, want 1..1800 s (one request of 2 an hour)", rl.Header.Get("Retry-After"))
 	}
 	if rl.Header.Get("X-RateLimit-Remaining") != "0" || rl.Header.Get("X-RateLimit-Limit") != "2" {
 		t.Errorf("429 rate headers: %v", rl.Header)
@@ -303,7 +304,7 @@ func TestRedisRateLimits(t *testing.T) {
 	rdb := redis.NewClient(opt)
 	defer rdb.Close()
 	f := newFixture(t, webtest.Options{Config: func(c *web.Config) { c.Limiter = ratelimit.NewRedis(rdb, c.Logger) }})
-	k, full := f.key(apikey.Config{RateLimit: &apikey.RateLimit{Requests: 3, Window: time.Minute}})
+	k, full := f.key(apikey.Config{RateLimit: &apikey.RateLimit{Requests: 3, Window: time.Hour}})
 	for i := range 3 {
 		if r := f.API("GET", "/api/v1/key", full, ""); r.Status != 200 || r.Header.Get("X-RateLimit-Remaining") != strconv.Itoa(2-i) {
 			t.Fatalf("request %d: %d remaining %q", i, r.Status, r.Header.Get("X-RateLimit-Remaining"))
@@ -381,7 +382,7 @@ func TestUnknownKeyGuessing(t *testing.T) {
 	f := newFixture(t, webtest.Options{Config: func(c *web.Config) {
 		_, lo, _ := net.ParseCIDR("127.0.0.0/8")
 		c.TrustedProxies = []*net.IPNet{lo}
-		c.Verifier.LookupsPerClient = ratelimit.Limit{Requests: 20, Window: time.Minute}
+		c.Verifier.LookupsPerClient = ratelimit.Limit{Requests: 20, Window: time.Hour} // no refill mid-test
 	}})
 	_, good := f.key(apikey.Config{})
 	_, fresh := f.key(apikey.Config{})
