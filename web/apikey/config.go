@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"keyward/web/ratelimit"
 )
 
 // Scopes a key can hold.
@@ -49,11 +51,9 @@ func Summary(scopes []string) string {
 	return strings.Join(scopes, ", ")
 }
 
-// RateLimit is a number of requests per window.
-type RateLimit struct {
-	Requests int
-	Window   time.Duration
-}
+// RateLimit is a number of requests per window: the limiter's own type,
+// so a key's limit goes to it as it is.
+type RateLimit = ratelimit.Limit
 
 // Windows are the rate-limit windows a key may use.
 var Windows = []time.Duration{time.Minute, time.Hour, 24 * time.Hour}

@@ -82,8 +82,7 @@ func (h *Handler) check(c echo.Context, next echo.HandlerFunc) error {
 	}
 	var le *apikey.LookupsExhausted
 	if errors.As(err, &le) {
-		secs := max(int((le.RetryAfter+time.Second-1)/time.Second), 1)
-		c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
+		secs := setRetryAfter(c, le.RetryAfter)
 		return &api.Error{Status: http.StatusTooManyRequests, Code: api.CodeRateLimited, Message: fmt.Sprintf(
 			"Too many keys from %s had to be looked up: retry in %d s. Keys in use are remembered and do not count.", ipText, secs)}
 	}
@@ -104,17 +103,24 @@ func (h *Handler) check(c echo.Context, next echo.HandlerFunc) error {
 			Message: fmt.Sprintf("Requests from %s are not in this key's IP allowlist.", ipText)}
 	}
 	now := h.Now()
-	res := h.Limiter.Allow(r.Context(), p.KeyID, ratelimit.Limit{Requests: p.RateLimit.Requests, Window: p.RateLimit.Window})
+	res := h.Limiter.Allow(r.Context(), p.KeyID, p.RateLimit)
 	setRateHeaders(c.Response().Header(), res, now)
 	if !res.Allowed {
 		metrics.RateLimited.Inc()
-		secs := int((res.RetryAfter + time.Second - 1) / time.Second)
-		c.Response().Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+		secs := setRetryAfter(c, res.RetryAfter)
 		return &api.Error{Status: http.StatusTooManyRequests, Code: api.CodeRateLimited, Message: fmt.Sprintf(
-			"This key's limit of %d requests per %s is used up: retry in %d s.", res.Limit.Requests, apikey.WindowName(res.Limit.Window), max(secs, 1))}
+			"This key's limit of %d requests per %s is used up: retry in %d s.", res.Limit.Requests, apikey.WindowName(res.Limit.Window), secs)}
 	}
 	h.Usage.Used(p.TenantID, p.KeyID, ip.String(), now)
 	return next(c)
+}
+
+// setRetryAfter sets Retry-After to d in whole seconds, rounded up and at
+// least 1, and returns them.
+func setRetryAfter(c echo.Context, d time.Duration) int {
+	secs := max(int((d+time.Second-1)/time.Second), 1)
+	c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
+	return secs
 }
 
 func verifyError(err error, p *apikey.Principal) error {

@@ -7,6 +7,7 @@ package publicapi
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"keyward/db"
 	"keyward/web/api"
 	"keyward/web/apikey"
+	"keyward/web/events"
 	"keyward/web/ratelimit"
 	"keyward/web/usage"
 )
@@ -49,7 +51,7 @@ func (h *Handler) Register(e *echo.Echo) {
 		}
 		return m
 	}
-	ingest := append(keyed(apikey.ScopeEventsWrite), middleware.BodyLimit("1M"))
+	ingest := append(keyed(apikey.ScopeEventsWrite), middleware.BodyLimit(strconv.Itoa(events.MaxBody>>10)+"K"))
 	var routes [][2]string // method, path
 	add := func(method, path string, hf echo.HandlerFunc, m ...echo.MiddlewareFunc) {
 		// The chain is built once here; echo would rebuild it (and its
