@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -17,13 +16,13 @@ import (
 
 	"keyward/db"
 	"keyward/static"
+	"keyward/web/api"
 	"keyward/web/apikey"
 	"keyward/web/auth"
 	"keyward/web/keyring"
 	"keyward/web/metrics"
 	"keyward/web/mfa"
 	"keyward/web/portal"
-	"keyward/web/publicapi"
 	"keyward/web/ratelimit"
 	"keyward/web/session"
 	"keyward/web/usage"
@@ -88,13 +87,13 @@ func Build(cfg Config, store *db.Store, ring *keyring.Ring) (*App, error) {
 	}
 	ver := apikey.NewVerifier(store.Queries, cfg.Verifier)
 	rec := usage.New(store, cfg.Logger)
-	pub := &publicapi.Handler{Store: store, Verifier: ver, Limiter: cfg.Limiter, Usage: rec, Hosts: cfg.APIHosts, Now: time.Now}
+	pub := &api.Handler{Store: store, Verifier: ver, Limiter: cfg.Limiter, Usage: rec, Hosts: cfg.APIHosts, Now: time.Now}
 	return &App{Echo: New(cfg, store, ph, pub), Sessions: sessions, Auth: authSvc, MFA: mfaSvc,
 		Verifier: ver, Usage: rec, store: store, log: cfg.Logger}, nil
 }
 
 // New returns the application's router.
-func New(cfg Config, store *db.Store, p *portal.Handler, pub *publicapi.Handler) *echo.Echo {
+func New(cfg Config, store *db.Store, p *portal.Handler, pub *api.Handler) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
@@ -161,37 +160,4 @@ func securityHeaders(production bool) echo.MiddlewareFunc {
 		cfg.HSTSMaxAge = 63072000
 	}
 	return middleware.SecureWithConfig(cfg)
-}
-
-// requestLogger writes one JSON line per request and counts it by route
-// pattern and status. It logs the path without the query string, and never
-// headers or bodies, so no secret reaches a log.
-func requestLogger(log *slog.Logger) echo.MiddlewareFunc {
-	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
-		LogStatus: true, LogURIPath: true, LogMethod: true, LogLatency: true,
-		LogRequestID: true, LogRemoteIP: true, LogRoutePath: true, HandleError: true,
-		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
-			log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
-				slog.String("request_id", v.RequestID),
-				slog.String("method", v.Method),
-				slog.String("path", v.URIPath),
-				slog.String("route", v.RoutePath),
-				slog.Int("status", v.Status),
-				slog.Duration("latency", v.Latency),
-				slog.String("ip", v.RemoteIP),
-			)
-			route := v.RoutePath
-			if route == "" {
-				route = "unmatched" // bounded label set: never the raw path
-			}
-			method := v.Method
-			switch method {
-			case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
-			default:
-				method = "other"
-			}
-			metrics.Requests.WithLabelValues(route, method, strconv.Itoa(v.Status)).Inc()
-			return nil
-		},
-	})
 }

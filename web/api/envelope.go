@@ -1,7 +1,7 @@
-// Package api holds the JSON side of Keyward: the response envelope and its
-// stable error codes. Every JSON route, the public API's and the portal's
-// console routes alike, answers through it.
 package api
+
+// The response envelope and its stable error codes. Every JSON route, the
+// public API's and the portal's console routes alike, answers through it.
 
 import (
 	"net/http"

@@ -1,4 +1,4 @@
-package publicapi
+package api
 
 import (
 	"bytes"
@@ -17,8 +17,6 @@ import (
 	"testing"
 
 	"github.com/labstack/echo/v4"
-
-	"keyward/web/api"
 )
 
 // httpMethods are the operation keys of an OpenAPI path item.
@@ -193,7 +191,7 @@ func TestOpenAPIErrorCodes(t *testing.T) {
 			}
 		}
 	}
-	if !declared[api.CodeUnauthorized] || !declared[api.CodeIdempotencyReused] {
+	if !declared[CodeUnauthorized] || !declared[CodeIdempotencyReused] {
 		t.Fatalf("read only %v from ../api/envelope.go: the parse missed the codes", slices.Sorted(maps.Keys(declared)))
 	}
 	for _, c := range slices.Sorted(maps.Keys(declared)) {
@@ -220,11 +218,11 @@ func TestOpenAPISecurityMatchesAuth(t *testing.T) {
 	}
 	e := echo.New()
 	e.HTTPErrorHandler = func(err error, c echo.Context) {
-		var ae *api.Error
+		var ae *Error
 		if !errors.As(err, &ae) {
-			ae = &api.Error{Status: http.StatusInternalServerError, Code: api.CodeInternal, Message: err.Error()}
+			ae = &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: err.Error()}
 		}
-		_ = api.Fail(c, ae)
+		_ = Fail(c, ae)
 	}
 	(&Handler{}).Register(e)
 

@@ -1,4 +1,4 @@
-package publicapi
+package api
 
 import (
 	_ "embed"

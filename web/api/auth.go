@@ -1,4 +1,4 @@
-package publicapi
+package api
 
 import (
 	"errors"
@@ -11,7 +11,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"keyward/web/api"
 	"keyward/web/apikey"
 	"keyward/web/audit"
 	"keyward/web/metrics"
@@ -19,21 +18,21 @@ import (
 	"keyward/web/usage"
 )
 
-const ctxPrincipal = "publicapi.principal"
+const ctxPrincipal = "api.principal"
 
 func principal(c echo.Context) *apikey.Principal {
 	p, _ := c.Get(ctxPrincipal).(*apikey.Principal)
 	return p
 }
 
-func unauthorized(code, msg string) *api.Error {
-	return &api.Error{Status: http.StatusUnauthorized, Code: code, Message: msg}
+func unauthorized(code, msg string) *Error {
+	return &Error{Status: http.StatusUnauthorized, Code: code, Message: msg}
 }
 
 // presentedKey reads the key from Authorization: Bearer or X-API-Key, and
 // never from the query string. Both headers with different keys is an
 // error, not a choice.
-func presentedKey(r *http.Request) (string, *api.Error) {
+func presentedKey(r *http.Request) (string, *Error) {
 	var bearer string
 	if a := r.Header.Get(echo.HeaderAuthorization); a != "" {
 		scheme, rest, _ := strings.Cut(a, " ")
@@ -44,13 +43,13 @@ func presentedKey(r *http.Request) (string, *api.Error) {
 	xkey := strings.TrimSpace(r.Header.Get("X-API-Key"))
 	switch {
 	case bearer != "" && xkey != "" && bearer != xkey:
-		return "", unauthorized(api.CodeUnauthorized, "Two different API keys were sent: send one, as Authorization: Bearer <key> or X-API-Key: <key>.")
+		return "", unauthorized(CodeUnauthorized, "Two different API keys were sent: send one, as Authorization: Bearer <key> or X-API-Key: <key>.")
 	case bearer != "":
 		return bearer, nil
 	case xkey != "":
 		return xkey, nil
 	}
-	return "", unauthorized(api.CodeUnauthorized, "Missing API key: send it as Authorization: Bearer <key> or X-API-Key: <key>.")
+	return "", unauthorized(CodeUnauthorized, "Missing API key: send it as Authorization: Bearer <key> or X-API-Key: <key>.")
 }
 
 // authenticate runs SPEC's checks in order: key present, well formed and
@@ -60,7 +59,7 @@ func presentedKey(r *http.Request) (string, *api.Error) {
 func (h *Handler) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		err := h.check(c, next)
-		var ae *api.Error
+		var ae *Error
 		if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized {
 			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="keyward"`)
 		}
@@ -83,23 +82,23 @@ func (h *Handler) check(c echo.Context, next echo.HandlerFunc) error {
 	var le *apikey.LookupsExhausted
 	if errors.As(err, &le) {
 		secs := setRetryAfter(c, le.RetryAfter)
-		return &api.Error{Status: http.StatusTooManyRequests, Code: api.CodeRateLimited, Message: fmt.Sprintf(
+		return &Error{Status: http.StatusTooManyRequests, Code: CodeRateLimited, Message: fmt.Sprintf(
 			"Too many keys from %s had to be looked up: retry in %d s. Keys in use are remembered and do not count.", ipText, secs)}
 	}
 	if err != nil {
 		return verifyError(err, p)
 	}
 	if tn := r.Header.Get("X-TN"); tn != "" && tn != p.TenantSlug {
-		return unauthorized(api.CodeTenantMismatch, "This key does not belong to the tenant named in X-TN.")
+		return unauthorized(CodeTenantMismatch, "This key does not belong to the tenant named in X-TN.")
 	}
 	if env, bound := h.Hosts.For(r.Host); bound && env != p.Environment {
-		return unauthorized(api.CodeEnvironmentMismatch, fmt.Sprintf(
+		return unauthorized(CodeEnvironmentMismatch, fmt.Sprintf(
 			"This is a %s key, but this host serves the %s environment: use a %s key here, or the %s host.",
 			p.Environment, env, env, p.Environment))
 	}
 	ip, perr := netip.ParseAddr(ipText)
 	if perr != nil || !p.AllowsIP(ip) {
-		return &api.Error{Status: http.StatusForbidden, Code: api.CodeIPNotAllowed,
+		return &Error{Status: http.StatusForbidden, Code: CodeIPNotAllowed,
 			Message: fmt.Sprintf("Requests from %s are not in this key's IP allowlist.", ipText)}
 	}
 	now := h.Now()
@@ -108,7 +107,7 @@ func (h *Handler) check(c echo.Context, next echo.HandlerFunc) error {
 	if !res.Allowed {
 		metrics.RateLimited.Inc()
 		secs := setRetryAfter(c, res.RetryAfter)
-		return &api.Error{Status: http.StatusTooManyRequests, Code: api.CodeRateLimited, Message: fmt.Sprintf(
+		return &Error{Status: http.StatusTooManyRequests, Code: CodeRateLimited, Message: fmt.Sprintf(
 			"This key's limit of %d requests per %s is used up: retry in %d s.", res.Limit.Requests, apikey.WindowName(res.Limit.Window), secs)}
 	}
 	h.Usage.Used(p.TenantID, p.KeyID, ip.String(), now)
@@ -127,15 +126,15 @@ func verifyError(err error, p *apikey.Principal) error {
 	at := func(t *time.Time) string { return t.UTC().Format(time.RFC3339) }
 	switch {
 	case errors.Is(err, apikey.ErrInvalid):
-		return unauthorized(api.CodeUnauthorized, "Invalid API key")
+		return unauthorized(CodeUnauthorized, "Invalid API key")
 	case errors.Is(err, apikey.ErrRevokedKey):
-		return unauthorized(api.CodeKeyRevoked, "This API key was revoked at "+at(p.RevokedAt)+" and can never be used again.")
+		return unauthorized(CodeKeyRevoked, "This API key was revoked at "+at(p.RevokedAt)+" and can never be used again.")
 	case errors.Is(err, apikey.ErrDisabled):
-		return unauthorized(api.CodeKeyDisabled, "This API key is disabled: a tenant admin can enable it again.")
+		return unauthorized(CodeKeyDisabled, "This API key is disabled: a tenant admin can enable it again.")
 	case errors.Is(err, apikey.ErrExpired):
-		return unauthorized(api.CodeKeyExpired, "This API key expired at "+at(p.ExpiresAt)+".")
+		return unauthorized(CodeKeyExpired, "This API key expired at "+at(p.ExpiresAt)+".")
 	case errors.Is(err, apikey.ErrRotated):
-		return unauthorized(api.CodeKeyExpired, "This key was rotated and its grace period ended at "+at(p.SecretExpiresAt)+": use the new key.")
+		return unauthorized(CodeKeyExpired, "This key was rotated and its grace period ended at "+at(p.SecretExpiresAt)+": use the new key.")
 	}
 	return err // the database failed: a 500, logged
 }
@@ -180,7 +179,7 @@ func requireScope(scope string) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			if !principal(c).HasScope(scope) {
-				return &api.Error{Status: http.StatusForbidden, Code: api.CodeForbidden,
+				return &Error{Status: http.StatusForbidden, Code: CodeForbidden,
 					Message: fmt.Sprintf("This key lacks the %s scope, which this route needs.", scope)}
 			}
 			return next(c)

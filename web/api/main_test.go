@@ -1,4 +1,4 @@
-package publicapi_test
+package api_test
 
 import (
 	"os"

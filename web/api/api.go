@@ -1,9 +1,11 @@
-// Package publicapi is what API consumers call: the route group under
-// /api/v1 that takes API keys and nothing else. No session is read, no CSRF
-// token is checked, no cookie is set. Middleware authenticates the key
-// (web/apikey's verifier), applies the host's environment, the IP allowlist
-// and the key's rate limit; handlers turn HTTP into calls to web/events.
-package publicapi
+// Package api is the JSON side of Keyward. It holds the public API that
+// API consumers call, the route group under /api/v1 that takes API keys and
+// nothing else: no session is read, no CSRF token is checked, no cookie is
+// set. Middleware authenticates the key (web/apikey's verifier), applies the
+// host's environment, the IP allowlist and the key's rate limit; handlers
+// turn HTTP into calls to web/events. It also owns the response envelope
+// (envelope.go), which the portal's console routes answer with too.
+package api
 
 import (
 	"net/http"
@@ -15,7 +17,6 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"keyward/db"
-	"keyward/web/api"
 	"keyward/web/apikey"
 	"keyward/web/events"
 	"keyward/web/ratelimit"
@@ -82,7 +83,7 @@ func (h *Handler) Register(e *echo.Echo) {
 			c.Response().Header().Set(echo.HeaderAllow, strings.Join(allow, ", "))
 			return echo.ErrMethodNotAllowed
 		}
-		return &api.Error{Status: http.StatusNotFound, Code: api.CodeNotFound,
+		return &Error{Status: http.StatusNotFound, Code: CodeNotFound,
 			Message: "There is no such route: GET " + Prefix + "/openapi.json lists them."}
 	}
 	for _, p := range []string{"/api", "/api/*", Prefix, Prefix + "/*"} {

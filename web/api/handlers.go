@@ -1,4 +1,4 @@
-package publicapi
+package api
 
 import (
 	"crypto/sha256"
@@ -16,7 +16,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"keyward/db"
-	"keyward/web/api"
 	"keyward/web/apikey"
 	"keyward/web/events"
 )
@@ -65,7 +64,7 @@ func (v *keyViews) get(p *apikey.Principal) []byte {
 	if ok {
 		return b
 	}
-	b, err := json.Marshal(api.Envelope{Success: true, Data: keyInfoOf(p)})
+	b, err := json.Marshal(Envelope{Success: true, Data: keyInfoOf(p)})
 	if err != nil {
 		panic(err) // strings, numbers and times always encode
 	}
@@ -143,11 +142,11 @@ func (h *Handler) handleIngestBatch(c echo.Context) error {
 func (h *Handler) ingest(c echo.Context, parse func([]byte, time.Time) ([]events.Event, error), data func([]events.Event) any) error {
 	r := c.Request()
 	if mt, _, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType)); err != nil || mt != echo.MIMEApplicationJSON {
-		return &api.Error{Status: http.StatusUnsupportedMediaType, Code: api.CodeUnsupported, Message: "Send the body as Content-Type: application/json."}
+		return &Error{Status: http.StatusUnsupportedMediaType, Code: CodeUnsupported, Message: "Send the body as Content-Type: application/json."}
 	}
 	idem := r.Header.Get("Idempotency-Key")
 	if idem == "" || len(idem) > events.MaxIdemKeyLen || strings.ContainsFunc(idem, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
-		return &api.Error{Status: http.StatusBadRequest, Code: api.CodeValidation, Field: "Idempotency-Key",
+		return &Error{Status: http.StatusBadRequest, Code: CodeValidation, Field: "Idempotency-Key",
 			Message: "Send an Idempotency-Key header: 1–255 visible ASCII characters, such as a UUID, unique per operation."}
 	}
 	body, err := io.ReadAll(r.Body)
@@ -155,7 +154,7 @@ func (h *Handler) ingest(c echo.Context, parse func([]byte, time.Time) ([]events
 	if errors.As(err, &he) {
 		return err // the body limit's 413
 	} else if err != nil {
-		return &api.Error{Status: http.StatusBadRequest, Code: api.CodeValidation, Field: "body",
+		return &Error{Status: http.StatusBadRequest, Code: CodeValidation, Field: "body",
 			Message: "The request body ended early or took too long to arrive: send it again."}
 	}
 	now := h.Now()
@@ -170,21 +169,21 @@ func (h *Handler) ingest(c echo.Context, parse func([]byte, time.Time) ([]events
 			if len(evs) > 1 || c.Path() == Prefix+"/events/batch" {
 				field = "events[" + strconv.Itoa(i) + "].source"
 			}
-			return &api.Error{Status: http.StatusForbidden, Code: api.CodeForbidden, Field: field, Message: fmt.Sprintf(
+			return &Error{Status: http.StatusForbidden, Code: CodeForbidden, Field: field, Message: fmt.Sprintf(
 				"This key may not write to source %q: it is limited to %s.", e.Source, strings.Join(p.Sources, ", "))}
 		}
 	}
 	hash := sha256.Sum256(append([]byte(c.Path()+"\n"), body...))
 	res, err := events.Ingest(r.Context(), h.Store.Queries, partition(p), idem, hash, evs, func(evs []events.Event) (int, []byte, error) {
-		b, err := json.Marshal(api.Envelope{Success: true, Data: data(evs)})
+		b, err := json.Marshal(Envelope{Success: true, Data: data(evs)})
 		return http.StatusCreated, b, err
 	}, now)
 	switch {
 	case errors.Is(err, events.ErrInFlight):
-		return &api.Error{Status: http.StatusConflict, Code: api.CodeIdempotencyInFlight,
+		return &Error{Status: http.StatusConflict, Code: CodeIdempotencyInFlight,
 			Message: "A request with this Idempotency-Key is still being processed: retry in a moment to get its result."}
 	case errors.Is(err, events.ErrKeyReused):
-		return &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodeIdempotencyReused,
+		return &Error{Status: http.StatusUnprocessableEntity, Code: CodeIdempotencyReused,
 			Message: "This Idempotency-Key was already used with a different request body: use a new key for a new request."}
 	case err != nil:
 		return err
@@ -200,12 +199,12 @@ func validationError(err error) error {
 	var fes events.FieldErrors
 	switch {
 	case errors.As(err, &fe):
-		return &api.Error{Status: http.StatusBadRequest, Code: api.CodeValidation, Field: fe.Field, Message: fe.Message}
+		return &Error{Status: http.StatusBadRequest, Code: CodeValidation, Field: fe.Field, Message: fe.Message}
 	case errors.As(err, &fes):
-		ae := &api.Error{Status: http.StatusBadRequest, Code: api.CodeValidation, Field: fes[0].Field,
+		ae := &Error{Status: http.StatusBadRequest, Code: CodeValidation, Field: fes[0].Field,
 			Message: fmt.Sprintf("%d field(s) need fixing; nothing was stored. First: %s: %s", len(fes), fes[0].Field, fes[0].Message)}
 		for _, f := range fes {
-			ae.Details = append(ae.Details, api.Detail{Field: f.Field, Message: f.Message})
+			ae.Details = append(ae.Details, Detail{Field: f.Field, Message: f.Message})
 		}
 		return ae
 	}
@@ -224,13 +223,13 @@ func (h *Handler) handleList(c echo.Context) error {
 	if s := c.QueryParam("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > events.MaxPageSize {
-			return &api.Error{Status: http.StatusBadRequest, Code: api.CodeValidation, Field: "limit",
+			return &Error{Status: http.StatusBadRequest, Code: CodeValidation, Field: "limit",
 				Message: fmt.Sprintf("limit must be a whole number from 1 to %d.", events.MaxPageSize)}
 		}
 		q.Limit = n
 	}
 	if q.Source != "" && !p.AllowsSource(q.Source) {
-		return &api.Error{Status: http.StatusForbidden, Code: api.CodeForbidden, Field: "source", Message: fmt.Sprintf(
+		return &Error{Status: http.StatusForbidden, Code: CodeForbidden, Field: "source", Message: fmt.Sprintf(
 			"This key may not read source %q: it is limited to %s.", q.Source, strings.Join(p.Sources, ", "))}
 	}
 	evs, next, err := events.List(c.Request().Context(), h.Store.Queries, partition(p), q)
@@ -242,20 +241,20 @@ func (h *Handler) handleList(c echo.Context) error {
 		out.NextCursor = &next
 	}
 	noStore(c)
-	return api.OK(c, http.StatusOK, out)
+	return OK(c, http.StatusOK, out)
 }
 
 func (h *Handler) handleGet(c echo.Context) error {
 	p := principal(c)
 	ev, err := events.Get(c.Request().Context(), h.Store.Queries, partition(p), c.Param("id"))
 	if errors.Is(err, db.ErrNotFound) || err == nil && !p.AllowsSource(ev.Source) {
-		return &api.Error{Status: http.StatusNotFound, Code: api.CodeNotFound, Message: "No event with this id in this key's environment."}
+		return &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "No event with this id in this key's environment."}
 	}
 	if err != nil {
 		return err
 	}
 	noStore(c)
-	return api.OK(c, http.StatusOK, ev)
+	return OK(c, http.StatusOK, ev)
 }
 
 func partition(p *apikey.Principal) events.Partition {
