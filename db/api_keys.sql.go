@@ -230,16 +230,17 @@ WHERE tenant_id = $1
   AND ($3::text = ''
        OR ($3 = 'revoked' AND revoked_at IS NOT NULL)
        OR ($3 = 'disabled' AND revoked_at IS NULL AND disabled_at IS NOT NULL)
-       OR ($3 = 'expired' AND revoked_at IS NULL AND disabled_at IS NULL AND expires_at <= now())
-       OR ($3 = 'active' AND revoked_at IS NULL AND disabled_at IS NULL AND (expires_at IS NULL OR expires_at > now())))
+       OR ($3 = 'expired' AND revoked_at IS NULL AND disabled_at IS NULL AND expires_at <= $4::timestamptz)
+       OR ($3 = 'active' AND revoked_at IS NULL AND disabled_at IS NULL AND (expires_at IS NULL OR expires_at > $4::timestamptz)))
 ORDER BY created_at DESC, id
-LIMIT $5 OFFSET $4
+LIMIT $6 OFFSET $5
 `
 
 type ListAPIKeysByTenantParams struct {
 	TenantID    int64
 	Environment string
 	Status      string
+	Now         time.Time
 	Off         int32
 	Lim         int32
 }
@@ -250,6 +251,7 @@ func (q *Queries) ListAPIKeysByTenant(ctx context.Context, arg ListAPIKeysByTena
 		arg.TenantID,
 		arg.Environment,
 		arg.Status,
+		arg.Now,
 		arg.Off,
 		arg.Lim,
 	)
@@ -338,9 +340,14 @@ func (q *Queries) ListAuditEventsForTarget(ctx context.Context, arg ListAuditEve
 
 const listLiveSecretsByTenant = `-- name: ListLiveSecretsByTenant :many
 SELECT key_id, prefix FROM api_key_secrets
-WHERE tenant_id = $1 AND (expires_at IS NULL OR expires_at > now())
+WHERE tenant_id = $1 AND (expires_at IS NULL OR expires_at > $2)
 ORDER BY key_id, created_at DESC, id DESC
 `
+
+type ListLiveSecretsByTenantParams struct {
+	TenantID int64
+	Now      *time.Time
+}
 
 type ListLiveSecretsByTenantRow struct {
 	KeyID  string
@@ -349,8 +356,8 @@ type ListLiveSecretsByTenantRow struct {
 
 // Every live secret's prefix of the tenant, newest first, for the console's
 // key list in one query.
-func (q *Queries) ListLiveSecretsByTenant(ctx context.Context, tenantID int64) ([]ListLiveSecretsByTenantRow, error) {
-	rows, err := q.db.Query(ctx, listLiveSecretsByTenant, tenantID)
+func (q *Queries) ListLiveSecretsByTenant(ctx context.Context, arg ListLiveSecretsByTenantParams) ([]ListLiveSecretsByTenantRow, error) {
+	rows, err := q.db.Query(ctx, listLiveSecretsByTenant, arg.TenantID, arg.Now)
 	if err != nil {
 		return nil, err
 	}
@@ -403,16 +410,17 @@ func (q *Queries) ListSecretPrefixes(ctx context.Context, tenantID int64) ([]Lis
 }
 
 const revokeAPIKey = `-- name: RevokeAPIKey :exec
-UPDATE api_keys SET revoked_at = now() WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL
+UPDATE api_keys SET revoked_at = $1 WHERE tenant_id = $2 AND id = $3 AND revoked_at IS NULL
 `
 
 type RevokeAPIKeyParams struct {
+	Now      *time.Time
 	TenantID int64
 	ID       string
 }
 
 func (q *Queries) RevokeAPIKey(ctx context.Context, arg RevokeAPIKeyParams) error {
-	_, err := q.db.Exec(ctx, revokeAPIKey, arg.TenantID, arg.ID)
+	_, err := q.db.Exec(ctx, revokeAPIKey, arg.Now, arg.TenantID, arg.ID)
 	return err
 }
 

@@ -11,11 +11,16 @@ import (
 )
 
 const deleteExpiredSessions = `-- name: DeleteExpiredSessions :execrows
-DELETE FROM sessions WHERE expires_at <= now() OR last_seen_at <= $1
+DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at <= $2
 `
 
-func (q *Queries) DeleteExpiredSessions(ctx context.Context, lastSeenAt time.Time) (int64, error) {
-	result, err := q.db.Exec(ctx, deleteExpiredSessions, lastSeenAt)
+type DeleteExpiredSessionsParams struct {
+	Now        time.Time
+	IdleBefore time.Time
+}
+
+func (q *Queries) DeleteExpiredSessions(ctx context.Context, arg DeleteExpiredSessionsParams) (int64, error) {
+	result, err := q.db.Exec(ctx, deleteExpiredSessions, arg.Now, arg.IdleBefore)
 	if err != nil {
 		return 0, err
 	}
@@ -46,11 +51,16 @@ func (q *Queries) DeleteUserSessionsExcept(ctx context.Context, arg DeleteUserSe
 }
 
 const getSession = `-- name: GetSession :one
-SELECT id_hash, user_id, data, created_at, last_seen_at, expires_at FROM sessions WHERE id_hash = $1 AND expires_at > now()
+SELECT id_hash, user_id, data, created_at, last_seen_at, expires_at FROM sessions WHERE id_hash = $1 AND expires_at > $2
 `
 
-func (q *Queries) GetSession(ctx context.Context, idHash []byte) (Session, error) {
-	row := q.db.QueryRow(ctx, getSession, idHash)
+type GetSessionParams struct {
+	IDHash []byte
+	Now    time.Time
+}
+
+func (q *Queries) GetSession(ctx context.Context, arg GetSessionParams) (Session, error) {
+	row := q.db.QueryRow(ctx, getSession, arg.IDHash, arg.Now)
 	var i Session
 	err := row.Scan(
 		&i.IDHash,
@@ -90,11 +100,16 @@ func (q *Queries) InsertSession(ctx context.Context, arg InsertSessionParams) er
 }
 
 const touchSession = `-- name: TouchSession :exec
-UPDATE sessions SET last_seen_at = now() WHERE id_hash = $1
+UPDATE sessions SET last_seen_at = $1 WHERE id_hash = $2
 `
 
-func (q *Queries) TouchSession(ctx context.Context, idHash []byte) error {
-	_, err := q.db.Exec(ctx, touchSession, idHash)
+type TouchSessionParams struct {
+	Now    time.Time
+	IDHash []byte
+}
+
+func (q *Queries) TouchSession(ctx context.Context, arg TouchSessionParams) error {
+	_, err := q.db.Exec(ctx, touchSession, arg.Now, arg.IDHash)
 	return err
 }
 

@@ -8,18 +8,22 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"keyward/web/errs"
 )
 
-// Named errors. Callers test with errors.Is; Wrap turns pgx's errors into
-// these once, here, so no other package needs to know SQLSTATEs.
+// Named errors. Every query made through a Store's Queries already returns
+// these in place of pgx.ErrNoRows and a unique violation (SQLSTATE 23505),
+// with the original error kept in the chain: no caller maps them again.
+// They carry a kind (web/errs), so a query's "no rows" is a 404 wherever it
+// surfaces unless a service says something better.
 var (
-	ErrNotFound = errors.New("not found")
-	ErrConflict = errors.New("already exists")
+	ErrNotFound = errs.New(errs.NotFound, "", "There is nothing at this address, or you do not have access to it.")
+	ErrConflict = errs.New(errs.Conflict, "", "That already exists.")
 )
 
-// Wrap maps pgx.ErrNoRows to ErrNotFound and a unique violation (23505) to
-// ErrConflict, keeping the original error in the chain.
-func Wrap(err error) error {
+// mapErr is the one place pgx's errors become named ones.
+func mapErr(err error) error {
 	if err == nil {
 		return nil
 	}
@@ -33,7 +37,34 @@ func Wrap(err error) error {
 	return err
 }
 
-// Store is the application's handle on Postgres.
+// mapped is a DBTX whose errors went through mapErr.
+type mapped struct{ DBTX }
+
+func (m mapped) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	t, err := m.DBTX.Exec(ctx, sql, args...)
+	return t, mapErr(err)
+}
+
+func (m mapped) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	rows, err := m.DBTX.Query(ctx, sql, args...)
+	return rows, mapErr(err)
+}
+
+func (m mapped) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return mappedRow{m.DBTX.QueryRow(ctx, sql, args...)}
+}
+
+func (m mapped) CopyFrom(ctx context.Context, table pgx.Identifier, cols []string, src pgx.CopyFromSource) (int64, error) {
+	n, err := m.DBTX.CopyFrom(ctx, table, cols, src)
+	return n, mapErr(err)
+}
+
+type mappedRow struct{ pgx.Row }
+
+func (r mappedRow) Scan(dest ...any) error { return mapErr(r.Row.Scan(dest...)) }
+
+// Store is the application's handle on Postgres. Services hold one;
+// handlers never do.
 type Store struct {
 	Pool *pgxpool.Pool
 	*Queries
@@ -41,7 +72,7 @@ type Store struct {
 
 // NewStore wraps a pool.
 func NewStore(pool *pgxpool.Pool) *Store {
-	return &Store{Pool: pool, Queries: New(pool)}
+	return &Store{Pool: pool, Queries: New(mapped{pool})}
 }
 
 // InTx runs fn in one transaction and commits when fn returns nil. A change
@@ -49,6 +80,6 @@ func NewStore(pool *pgxpool.Pool) *Store {
 // all. fn must not start another transaction.
 func (s *Store) InTx(ctx context.Context, fn func(q *Queries) error) error {
 	return pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
-		return fn(s.Queries.WithTx(tx))
+		return fn(New(mapped{tx}))
 	})
 }

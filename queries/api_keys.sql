@@ -21,8 +21,8 @@ WHERE tenant_id = @tenant_id
   AND (@status::text = ''
        OR (@status = 'revoked' AND revoked_at IS NOT NULL)
        OR (@status = 'disabled' AND revoked_at IS NULL AND disabled_at IS NOT NULL)
-       OR (@status = 'expired' AND revoked_at IS NULL AND disabled_at IS NULL AND expires_at <= now())
-       OR (@status = 'active' AND revoked_at IS NULL AND disabled_at IS NULL AND (expires_at IS NULL OR expires_at > now())))
+       OR (@status = 'expired' AND revoked_at IS NULL AND disabled_at IS NULL AND expires_at <= @now::timestamptz)
+       OR (@status = 'active' AND revoked_at IS NULL AND disabled_at IS NULL AND (expires_at IS NULL OR expires_at > @now::timestamptz)))
 ORDER BY created_at DESC, id
 LIMIT @lim OFFSET @off;
 
@@ -36,7 +36,7 @@ WHERE tenant_id = @tenant_id AND id = @id;
 UPDATE api_keys SET disabled_at = sqlc.narg(disabled_at) WHERE tenant_id = @tenant_id AND id = @id AND revoked_at IS NULL;
 
 -- name: RevokeAPIKey :exec
-UPDATE api_keys SET revoked_at = now() WHERE tenant_id = @tenant_id AND id = @id AND revoked_at IS NULL;
+UPDATE api_keys SET revoked_at = @now WHERE tenant_id = @tenant_id AND id = @id AND revoked_at IS NULL;
 
 -- name: CreateAPIKeySecret :exec
 INSERT INTO api_key_secrets (key_id, tenant_id, hash, prefix) VALUES (@key_id, @tenant_id, @hash, @prefix);
@@ -65,5 +65,5 @@ ORDER BY seq DESC LIMIT 100;
 -- Every live secret's prefix of the tenant, newest first, for the console's
 -- key list in one query.
 SELECT key_id, prefix FROM api_key_secrets
-WHERE tenant_id = @tenant_id AND (expires_at IS NULL OR expires_at > now())
+WHERE tenant_id = @tenant_id AND (expires_at IS NULL OR expires_at > @now)
 ORDER BY key_id, created_at DESC, id DESC;

@@ -1,5 +1,5 @@
 -- name: GetSession :one
-SELECT * FROM sessions WHERE id_hash = $1 AND expires_at > now();
+SELECT * FROM sessions WHERE id_hash = @id_hash AND expires_at > @now;
 
 -- name: InsertSession :exec
 INSERT INTO sessions (id_hash, user_id, data, created_at, last_seen_at, expires_at)
@@ -15,7 +15,7 @@ DELETE FROM sessions WHERE id_hash = $1;
 DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2;
 
 -- name: DeleteExpiredSessions :execrows
-DELETE FROM sessions WHERE expires_at <= now() OR last_seen_at <= $1;
+DELETE FROM sessions WHERE expires_at <= @now OR last_seen_at <= @idle_before;
 
 -- name: TouchSession :exec
-UPDATE sessions SET last_seen_at = now() WHERE id_hash = $1;
+UPDATE sessions SET last_seen_at = @now WHERE id_hash = @id_hash;

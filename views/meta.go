@@ -10,6 +10,8 @@ type Meta struct {
 	User  *User // nil before sign-in is complete
 	// Nav marks the active navigation entry.
 	Nav string
+	// Flash is the confirmation of the POST that led here, shown once.
+	Flash string
 }
 
 // User is the signed-in user as pages show them.

@@ -19,6 +19,7 @@ import (
 	"keyward/web/api"
 	"keyward/web/apikey"
 	"keyward/web/auth"
+	"keyward/web/events"
 	"keyward/web/keyring"
 	"keyward/web/metrics"
 	"keyward/web/mfa"
@@ -44,6 +45,9 @@ type Config struct {
 	Limiter ratelimit.Limiter
 	// Verifier sizes the key cache; zero values take the defaults.
 	Verifier apikey.VerifierOptions
+	// Now is the application's one clock; nil means time.Now. Tests move
+	// it instead of sleeping or editing rows.
+	Now func() time.Time
 }
 
 // App is the built application.
@@ -51,6 +55,8 @@ type App struct {
 	Echo     *echo.Echo
 	Sessions *session.Store
 	Auth     *auth.Service
+	Keys     *apikey.Service
+	Events   *events.Service
 	MFA      *mfa.Service
 	Verifier *apikey.Verifier
 	Usage    *usage.Recorder
@@ -75,20 +81,29 @@ func (a *App) Close(ctx context.Context) { a.Usage.Close(ctx) }
 // master key, and mounts them on one router. main and the tests share it, so
 // tests drive exactly what production serves.
 func Build(cfg Config, store *db.Store, ring *keyring.Ring) (*App, error) {
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
 	mfaSvc, err := mfa.New(ring.Key(keyring.PurposeTOTP), ring.Key(keyring.PurposeRecoveryCode), cfg.Issuer)
 	if err != nil {
 		return nil, err
 	}
-	sessions := session.New(store.Queries, ring.Key(keyring.PurposeCookie), cfg.Production)
-	authSvc := &auth.Service{Store: store, MFA: mfaSvc, Now: time.Now}
-	ph := &portal.Handler{Store: store, Sessions: sessions, Auth: authSvc, MFA: mfaSvc, Secure: cfg.Production, BaseURL: cfg.BaseURL}
+	mfaSvc.Now = now
+	sessions := session.New(store.Queries, ring.Key(keyring.PurposeCookie), cfg.Production, now)
+	authSvc := &auth.Service{Store: store, MFA: mfaSvc, Now: now}
+	keys := &apikey.Service{Store: store, Auth: authSvc, Now: now}
+	ph := &portal.Handler{Sessions: sessions, Auth: authSvc, Keys: keys, Logs: &usage.Reader{Store: store}, Now: now,
+		Secure: cfg.Production, BaseURL: cfg.BaseURL}
 	if cfg.Limiter == nil {
 		cfg.Limiter = ratelimit.NewMemory()
 	}
 	ver := apikey.NewVerifier(store.Queries, cfg.Verifier)
-	rec := usage.New(store, cfg.Logger)
-	pub := &api.Handler{Store: store, Verifier: ver, Limiter: cfg.Limiter, Usage: rec, Hosts: cfg.APIHosts, Now: time.Now}
-	return &App{Echo: New(cfg, store, ph, pub), Sessions: sessions, Auth: authSvc, MFA: mfaSvc,
+	ver.Now = now
+	rec := usage.New(store, cfg.Logger, now)
+	evs := &events.Service{Store: store, Now: now}
+	pub := &api.Handler{Events: evs, Verifier: ver, Limiter: cfg.Limiter, Usage: rec, Hosts: cfg.APIHosts, Now: now}
+	return &App{Echo: New(cfg, store, ph, pub), Sessions: sessions, Auth: authSvc, Keys: keys, Events: evs, MFA: mfaSvc,
 		Verifier: ver, Usage: rec, store: store, log: cfg.Logger}, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 
 	"keyward/db"
 	"keyward/web/audit"
@@ -58,7 +59,7 @@ func cmdTenantCreate(ctx context.Context, args []string, stdout, stderr io.Write
 	defer closeDB()
 	var t db.Tenant
 	err = store.InTx(ctx, func(q *db.Queries) error {
-		t, err = auth.CreateTenant(ctx, q, *slug, *name, *plan)
+		t, err = auth.CreateTenant(ctx, q, *slug, *name, *plan, time.Now())
 		return err
 	})
 	if err != nil {
@@ -100,14 +101,14 @@ func cmdUserCreate(ctx context.Context, args []string, stdin io.Reader, stdout, 
 	}
 	defer closeDB()
 	t, err := store.GetTenantBySlug(ctx, *tenant)
-	if errors.Is(db.Wrap(err), db.ErrNotFound) {
+	if errors.Is(err, db.ErrNotFound) {
 		return fmt.Errorf("no tenant with slug %q (create it with: keyward tenant create)", *tenant)
 	} else if err != nil {
 		return err
 	}
 	var u db.User
 	err = store.InTx(ctx, func(q *db.Queries) error {
-		u, err = auth.CreateUser(ctx, q, t.ID, *email, *role, password, oneTime, audit.Actor{Type: audit.ActorSystem, ID: "cli"})
+		u, err = auth.CreateUser(ctx, q, t.ID, *email, *role, password, oneTime, audit.Actor{Type: audit.ActorSystem, ID: "cli"}, time.Now())
 		return err
 	})
 	if err != nil {

@@ -55,10 +55,10 @@ func TestTwoInstancesSeeKeyChangesWithinASecond(t *testing.T) {
 	ids := map[string]string{}
 	err = store.InTx(ctx, func(q *db.Queries) error {
 		var err error
-		if tenant, err = auth.CreateTenant(ctx, q, "twin", "Twin Inc.", "team"); err != nil {
+		if tenant, err = auth.CreateTenant(ctx, q, "twin", "Twin Inc.", "team", time.Now()); err != nil {
 			return err
 		}
-		if owner, err = auth.CreateUser(ctx, q, tenant.ID, "owner@twin.test", auth.RoleOwner, webtest.Password, false, audit.Actor{Type: audit.ActorSystem}); err != nil {
+		if owner, err = auth.CreateUser(ctx, q, tenant.ID, "owner@twin.test", auth.RoleOwner, webtest.Password, false, audit.Actor{Type: audit.ActorSystem}, time.Now()); err != nil {
 			return err
 		}
 		en, err := mfaSvc.NewEnrolment(owner.Email)

@@ -212,11 +212,11 @@ func seedDemo(ctx context.Context, store *db.Store, baseURL string, stdout io.Wr
 	const email = "owner@demo.keyward.test"
 	password := auth.GeneratePassword()
 	err = store.InTx(ctx, func(q *db.Queries) error {
-		t, err := auth.CreateTenant(ctx, q, "demo", "Demo Organisation", "team")
+		t, err := auth.CreateTenant(ctx, q, "demo", "Demo Organisation", "team", time.Now())
 		if err != nil {
 			return err
 		}
-		_, err = auth.CreateUser(ctx, q, t.ID, email, auth.RoleOwner, password, true, audit.Actor{Type: audit.ActorSystem, ID: "first-run"})
+		_, err = auth.CreateUser(ctx, q, t.ID, email, auth.RoleOwner, password, true, audit.Actor{Type: audit.ActorSystem, ID: "first-run"}, time.Now())
 		return err
 	})
 	if err != nil {

@@ -63,11 +63,11 @@ func seed(ctx context.Context, store *db.Store) (fixture, error) {
 	var f fixture
 	err := pgx.BeginFunc(ctx, store.Pool, func(tx pgx.Tx) error {
 		q := store.Queries.WithTx(tx)
-		t, err := auth.CreateTenant(ctx, q, "bench", "Benchmark Inc.", "stack")
+		t, err := auth.CreateTenant(ctx, q, "bench", "Benchmark Inc.", "stack", time.Now())
 		if err != nil {
 			return err
 		}
-		owner, err := auth.CreateUser(ctx, q, t.ID, "owner@bench.test", auth.RoleOwner, auth.GeneratePassword(), true, audit.Actor{Type: audit.ActorSystem, ID: "kwbench"})
+		owner, err := auth.CreateUser(ctx, q, t.ID, "owner@bench.test", auth.RoleOwner, auth.GeneratePassword(), true, audit.Actor{Type: audit.ActorSystem, ID: "kwbench"}, time.Now())
 		if err != nil {
 			return err
 		}

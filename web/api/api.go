@@ -16,8 +16,8 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
-	"keyward/db"
 	"keyward/web/apikey"
+	"keyward/web/errs"
 	"keyward/web/events"
 	"keyward/web/ratelimit"
 	"keyward/web/usage"
@@ -28,7 +28,7 @@ const Prefix = "/api/v1"
 
 // Handler carries the public API's dependencies.
 type Handler struct {
-	Store    *db.Store
+	Events   *events.Service
 	Verifier *apikey.Verifier
 	Limiter  ratelimit.Limiter
 	Usage    *usage.Recorder
@@ -83,8 +83,7 @@ func (h *Handler) Register(e *echo.Echo) {
 			c.Response().Header().Set(echo.HeaderAllow, strings.Join(allow, ", "))
 			return echo.ErrMethodNotAllowed
 		}
-		return &Error{Status: http.StatusNotFound, Code: CodeNotFound,
-			Message: "There is no such route: GET " + Prefix + "/openapi.json lists them."}
+		return errs.New(errs.NotFound, "", "There is no such route: GET "+Prefix+"/openapi.json lists them.")
 	}
 	for _, p := range []string{"/api", "/api/*", Prefix, Prefix + "/*"} {
 		e.RouteNotFound(p, notFound)

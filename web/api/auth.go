@@ -1,7 +1,6 @@
 package api
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -12,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"keyward/web/apikey"
+	"keyward/web/errs"
 	"keyward/web/audit"
 	"keyward/web/metrics"
 	"keyward/web/ratelimit"
@@ -25,14 +25,12 @@ func principal(c echo.Context) *apikey.Principal {
 	return p
 }
 
-func unauthorized(code, msg string) *Error {
-	return &Error{Status: http.StatusUnauthorized, Code: code, Message: msg}
-}
+func unauthorized(code, msg string) *errs.Error { return errs.New(errs.Unauthorized, code, msg) }
 
 // presentedKey reads the key from Authorization: Bearer or X-API-Key, and
 // never from the query string. Both headers with different keys is an
 // error, not a choice.
-func presentedKey(r *http.Request) (string, *Error) {
+func presentedKey(r *http.Request) (string, error) {
 	var bearer string
 	if a := r.Header.Get(echo.HeaderAuthorization); a != "" {
 		scheme, rest, _ := strings.Cut(a, " ")
@@ -43,13 +41,13 @@ func presentedKey(r *http.Request) (string, *Error) {
 	xkey := strings.TrimSpace(r.Header.Get("X-API-Key"))
 	switch {
 	case bearer != "" && xkey != "" && bearer != xkey:
-		return "", unauthorized(CodeUnauthorized, "Two different API keys were sent: send one, as Authorization: Bearer <key> or X-API-Key: <key>.")
+		return "", unauthorized(errs.CodeUnauthorized, "Two different API keys were sent: send one, as Authorization: Bearer <key> or X-API-Key: <key>.")
 	case bearer != "":
 		return bearer, nil
 	case xkey != "":
 		return xkey, nil
 	}
-	return "", unauthorized(CodeUnauthorized, "Missing API key: send it as Authorization: Bearer <key> or X-API-Key: <key>.")
+	return "", unauthorized(errs.CodeUnauthorized, "Missing API key: send it as Authorization: Bearer <key> or X-API-Key: <key>.")
 }
 
 // authenticate runs SPEC's checks in order: key present, well formed and
@@ -59,8 +57,7 @@ func presentedKey(r *http.Request) (string, *Error) {
 func (h *Handler) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		err := h.check(c, next)
-		var ae *Error
-		if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized {
+		if errs.Is(err, errs.Unauthorized) {
 			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="keyward"`)
 		}
 		return err
@@ -70,73 +67,40 @@ func (h *Handler) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 // check is authenticate without the header bookkeeping.
 func (h *Handler) check(c echo.Context, next echo.HandlerFunc) error {
 	r := c.Request()
-	raw, aerr := presentedKey(r)
-	if aerr != nil {
-		return aerr
+	raw, err := presentedKey(r)
+	if err != nil {
+		return err
 	}
 	ipText := c.RealIP()
 	p, err := h.Verifier.VerifyFrom(r.Context(), raw, ipText)
 	if p != nil {
 		c.Set(ctxPrincipal, p) // even when refused: the tenant's request log shows it
 	}
-	var le *apikey.LookupsExhausted
-	if errors.As(err, &le) {
-		secs := setRetryAfter(c, le.RetryAfter)
-		return &Error{Status: http.StatusTooManyRequests, Code: CodeRateLimited, Message: fmt.Sprintf(
-			"Too many keys from %s had to be looked up: retry in %d s. Keys in use are remembered and do not count.", ipText, secs)}
-	}
 	if err != nil {
-		return verifyError(err, p)
+		return err
 	}
 	if tn := r.Header.Get("X-TN"); tn != "" && tn != p.TenantSlug {
-		return unauthorized(CodeTenantMismatch, "This key does not belong to the tenant named in X-TN.")
+		return unauthorized(errs.CodeTenantMismatch, "This key does not belong to the tenant named in X-TN.")
 	}
 	if env, bound := h.Hosts.For(r.Host); bound && env != p.Environment {
-		return unauthorized(CodeEnvironmentMismatch, fmt.Sprintf(
+		return unauthorized(errs.CodeEnvironmentMismatch, fmt.Sprintf(
 			"This is a %s key, but this host serves the %s environment: use a %s key here, or the %s host.",
 			p.Environment, env, env, p.Environment))
 	}
 	ip, perr := netip.ParseAddr(ipText)
 	if perr != nil || !p.AllowsIP(ip) {
-		return &Error{Status: http.StatusForbidden, Code: CodeIPNotAllowed,
-			Message: fmt.Sprintf("Requests from %s are not in this key's IP allowlist.", ipText)}
+		return errs.New(errs.Forbidden, errs.CodeIPNotAllowed, fmt.Sprintf("Requests from %s are not in this key's IP allowlist.", ipText))
 	}
 	now := h.Now()
 	res := h.Limiter.Allow(r.Context(), p.KeyID, p.RateLimit)
 	setRateHeaders(c.Response().Header(), res, now)
 	if !res.Allowed {
 		metrics.RateLimited.Inc()
-		secs := setRetryAfter(c, res.RetryAfter)
-		return &Error{Status: http.StatusTooManyRequests, Code: CodeRateLimited, Message: fmt.Sprintf(
-			"This key's limit of %d requests per %s is used up: retry in %d s.", res.Limit.Requests, apikey.WindowName(res.Limit.Window), secs)}
+		e := errs.Throttle(fmt.Sprintf("This key's limit of %d requests per %s is used up", res.Limit.Requests, apikey.WindowName(res.Limit.Window)), res.RetryAfter)
+		return e
 	}
 	h.Usage.Used(p.TenantID, p.KeyID, ip.String(), now)
 	return next(c)
-}
-
-// setRetryAfter sets Retry-After to d in whole seconds, rounded up and at
-// least 1, and returns them.
-func setRetryAfter(c echo.Context, d time.Duration) int {
-	secs := max(int((d+time.Second-1)/time.Second), 1)
-	c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
-	return secs
-}
-
-func verifyError(err error, p *apikey.Principal) error {
-	at := func(t *time.Time) string { return t.UTC().Format(time.RFC3339) }
-	switch {
-	case errors.Is(err, apikey.ErrInvalid):
-		return unauthorized(CodeUnauthorized, "Invalid API key")
-	case errors.Is(err, apikey.ErrRevokedKey):
-		return unauthorized(CodeKeyRevoked, "This API key was revoked at "+at(p.RevokedAt)+" and can never be used again.")
-	case errors.Is(err, apikey.ErrDisabled):
-		return unauthorized(CodeKeyDisabled, "This API key is disabled: a tenant admin can enable it again.")
-	case errors.Is(err, apikey.ErrExpired):
-		return unauthorized(CodeKeyExpired, "This API key expired at "+at(p.ExpiresAt)+".")
-	case errors.Is(err, apikey.ErrRotated):
-		return unauthorized(CodeKeyExpired, "This key was rotated and its grace period ended at "+at(p.SecretExpiresAt)+": use the new key.")
-	}
-	return err // the database failed: a 500, logged
 }
 
 // setRateHeaders writes the X-RateLimit-* trio and the IETF draft's
@@ -179,8 +143,7 @@ func requireScope(scope string) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			if !principal(c).HasScope(scope) {
-				return &Error{Status: http.StatusForbidden, Code: CodeForbidden,
-					Message: fmt.Sprintf("This key lacks the %s scope, which this route needs.", scope)}
+				return errs.Newf(errs.Forbidden, "This key lacks the %s scope, which this route needs.", scope)
 			}
 			return next(c)
 		}

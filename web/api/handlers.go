@@ -1,23 +1,21 @@
 package api
 
 import (
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
-	"keyward/db"
 	"keyward/web/apikey"
+	"keyward/web/errs"
 	"keyward/web/events"
+	"keyward/web/problem"
 )
 
 // keyInfo is GET /key's answer. It never holds a secret.
@@ -97,37 +95,11 @@ func keyInfoOf(p *apikey.Principal) keyInfo {
 }
 
 func (h *Handler) handleIngest(c echo.Context) error {
-	return h.ingest(c, func(body []byte, now time.Time) ([]events.Event, error) {
-		in, err := events.ParseOne(body)
-		if err != nil {
-			return nil, err
-		}
-		ev, errs := in.Validate("", now)
-		if errs != nil {
-			return nil, errs
-		}
-		return []events.Event{ev}, nil
-	}, func(evs []events.Event) any { return evs[0] })
+	return h.ingest(c, false, func(evs []events.Event) any { return evs[0] })
 }
 
 func (h *Handler) handleIngestBatch(c echo.Context) error {
-	return h.ingest(c, func(body []byte, now time.Time) ([]events.Event, error) {
-		ins, err := events.ParseBatch(body)
-		if err != nil {
-			return nil, err
-		}
-		out := make([]events.Event, 0, len(ins))
-		var errs events.FieldErrors
-		for i, in := range ins {
-			ev, fe := in.Validate("events["+strconv.Itoa(i)+"].", now)
-			errs = append(errs, fe...)
-			out = append(out, ev)
-		}
-		if errs != nil {
-			return nil, errs
-		}
-		return out, nil
-	}, func(evs []events.Event) any {
+	return h.ingest(c, true, func(evs []events.Event) any {
 		ids := make([]string, len(evs))
 		for i, e := range evs {
 			ids[i] = e.ID
@@ -136,56 +108,28 @@ func (h *Handler) handleIngestBatch(c echo.Context) error {
 	})
 }
 
-// ingest is the shared path of both ingestion routes: media type, the
-// idempotency key, the body cap, validation, the key's sources, then one
-// transaction that stores the events with the response a retry replays.
-func (h *Handler) ingest(c echo.Context, parse func([]byte, time.Time) ([]events.Event, error), data func([]events.Event) any) error {
+// ingest is the shared path of both ingestion routes: the media type and
+// the body here, then the events service, whose answer a retry replays.
+func (h *Handler) ingest(c echo.Context, batch bool, data func([]events.Event) any) error {
 	r := c.Request()
 	if mt, _, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType)); err != nil || mt != echo.MIMEApplicationJSON {
-		return &Error{Status: http.StatusUnsupportedMediaType, Code: CodeUnsupported, Message: "Send the body as Content-Type: application/json."}
-	}
-	idem := r.Header.Get("Idempotency-Key")
-	if idem == "" || len(idem) > events.MaxIdemKeyLen || strings.ContainsFunc(idem, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
-		return &Error{Status: http.StatusBadRequest, Code: CodeValidation, Field: "Idempotency-Key",
-			Message: "Send an Idempotency-Key header: 1–255 visible ASCII characters, such as a UUID, unique per operation."}
+		return problem.Unsupported()
 	}
 	body, err := io.ReadAll(r.Body)
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
 		return err // the body limit's 413
 	} else if err != nil {
-		return &Error{Status: http.StatusBadRequest, Code: CodeValidation, Field: "body",
-			Message: "The request body ended early or took too long to arrive: send it again."}
+		return errs.InvalidField("body", "The request body ended early or took too long to arrive: send it again.")
 	}
-	now := h.Now()
-	evs, err := parse(body, now)
+	res, err := h.Events.Ingest(r.Context(), caller(principal(c)), events.IngestRequest{
+		Route: c.Path(), Batch: batch, Body: body, IdempotencyKey: r.Header.Get("Idempotency-Key"),
+		Render: func(evs []events.Event) (int, []byte, error) {
+			b, err := json.Marshal(Envelope{Success: true, Data: data(evs)})
+			return http.StatusCreated, b, err
+		},
+	})
 	if err != nil {
-		return validationError(err)
-	}
-	p := principal(c)
-	for i, e := range evs {
-		if !p.AllowsSource(e.Source) {
-			field := "source"
-			if len(evs) > 1 || c.Path() == Prefix+"/events/batch" {
-				field = "events[" + strconv.Itoa(i) + "].source"
-			}
-			return &Error{Status: http.StatusForbidden, Code: CodeForbidden, Field: field, Message: fmt.Sprintf(
-				"This key may not write to source %q: it is limited to %s.", e.Source, strings.Join(p.Sources, ", "))}
-		}
-	}
-	hash := sha256.Sum256(append([]byte(c.Path()+"\n"), body...))
-	res, err := events.Ingest(r.Context(), h.Store.Queries, partition(p), idem, hash, evs, func(evs []events.Event) (int, []byte, error) {
-		b, err := json.Marshal(Envelope{Success: true, Data: data(evs)})
-		return http.StatusCreated, b, err
-	}, now)
-	switch {
-	case errors.Is(err, events.ErrInFlight):
-		return &Error{Status: http.StatusConflict, Code: CodeIdempotencyInFlight,
-			Message: "A request with this Idempotency-Key is still being processed: retry in a moment to get its result."}
-	case errors.Is(err, events.ErrKeyReused):
-		return &Error{Status: http.StatusUnprocessableEntity, Code: CodeIdempotencyReused,
-			Message: "This Idempotency-Key was already used with a different request body: use a new key for a new request."}
-	case err != nil:
 		return err
 	}
 	if res.Replayed {
@@ -194,47 +138,23 @@ func (h *Handler) ingest(c echo.Context, parse func([]byte, time.Time) ([]events
 	return c.Blob(res.Status, echo.MIMEApplicationJSON, res.Body)
 }
 
-func validationError(err error) error {
-	var fe *events.FieldError
-	var fes events.FieldErrors
-	switch {
-	case errors.As(err, &fe):
-		return &Error{Status: http.StatusBadRequest, Code: CodeValidation, Field: fe.Field, Message: fe.Message}
-	case errors.As(err, &fes):
-		ae := &Error{Status: http.StatusBadRequest, Code: CodeValidation, Field: fes[0].Field,
-			Message: fmt.Sprintf("%d field(s) need fixing; nothing was stored. First: %s: %s", len(fes), fes[0].Field, fes[0].Message)}
-		for _, f := range fes {
-			ae.Details = append(ae.Details, Detail{Field: f.Field, Message: f.Message})
-		}
-		return ae
-	}
-	return err
-}
-
 type page struct {
 	Events     []events.Event `json:"events"`
 	NextCursor *string        `json:"next_cursor"`
 }
 
 func (h *Handler) handleList(c echo.Context) error {
-	p := principal(c)
-	q := events.Query{Source: c.QueryParam("source"), Type: c.QueryParam("type"), After: c.QueryParam("cursor"),
-		Limit: events.DefaultPageSize, Sources: p.Sources}
+	q := events.Query{Source: c.QueryParam("source"), Type: c.QueryParam("type"), After: c.QueryParam("cursor")}
 	if s := c.QueryParam("limit"); s != "" {
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > events.MaxPageSize {
-			return &Error{Status: http.StatusBadRequest, Code: CodeValidation, Field: "limit",
-				Message: fmt.Sprintf("limit must be a whole number from 1 to %d.", events.MaxPageSize)}
+		if err != nil {
+			n = -1 // not a number: the service says what limit takes
 		}
 		q.Limit = n
 	}
-	if q.Source != "" && !p.AllowsSource(q.Source) {
-		return &Error{Status: http.StatusForbidden, Code: CodeForbidden, Field: "source", Message: fmt.Sprintf(
-			"This key may not read source %q: it is limited to %s.", q.Source, strings.Join(p.Sources, ", "))}
-	}
-	evs, next, err := events.List(c.Request().Context(), h.Store.Queries, partition(p), q)
+	evs, next, err := h.Events.List(c.Request().Context(), caller(principal(c)), q)
 	if err != nil {
-		return validationError(err)
+		return err
 	}
 	out := page{Events: evs}
 	if next != "" {
@@ -245,11 +165,7 @@ func (h *Handler) handleList(c echo.Context) error {
 }
 
 func (h *Handler) handleGet(c echo.Context) error {
-	p := principal(c)
-	ev, err := events.Get(c.Request().Context(), h.Store.Queries, partition(p), c.Param("id"))
-	if errors.Is(err, db.ErrNotFound) || err == nil && !p.AllowsSource(ev.Source) {
-		return &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "No event with this id in this key's environment."}
-	}
+	ev, err := h.Events.Get(c.Request().Context(), caller(principal(c)), c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -257,6 +173,7 @@ func (h *Handler) handleGet(c echo.Context) error {
 	return OK(c, http.StatusOK, ev)
 }
 
-func partition(p *apikey.Principal) events.Partition {
-	return events.Partition{TenantID: p.TenantID, Environment: string(p.Environment), KeyID: p.KeyID}
+// caller is the key as the events service sees it.
+func caller(p *apikey.Principal) events.Caller {
+	return events.Caller{Partition: events.Partition{TenantID: p.TenantID, Environment: string(p.Environment), KeyID: p.KeyID}, Sources: p.Sources}
 }

@@ -7,6 +7,8 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"keyward/web/errs"
+	"keyward/web/problem"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -148,7 +150,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 }
 
 // TestOpenAPIErrorCodes checks that the ErrorCode enum lists exactly the
-// stable codes declared in web/api.
+// stable codes declared in web/errs.
 func TestOpenAPIErrorCodes(t *testing.T) {
 	doc := decodedOpenAPI(t)
 	enum, err := resolvePointer(doc, "#/components/schemas/ErrorCode/enum")
@@ -166,7 +168,7 @@ func TestOpenAPIErrorCodes(t *testing.T) {
 	}
 
 	fset := token.NewFileSet()
-	f, err := parser.ParseFile(fset, "../api/envelope.go", nil, 0)
+	f, err := parser.ParseFile(fset, "../errs/errs.go", nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,17 +193,17 @@ func TestOpenAPIErrorCodes(t *testing.T) {
 			}
 		}
 	}
-	if !declared[CodeUnauthorized] || !declared[CodeIdempotencyReused] {
-		t.Fatalf("read only %v from ../api/envelope.go: the parse missed the codes", slices.Sorted(maps.Keys(declared)))
+	if !declared[errs.CodeUnauthorized] || !declared[errs.CodeIdempotencyReused] {
+		t.Fatalf("read only %v from ../errs/errs.go: the parse missed the codes", slices.Sorted(maps.Keys(declared)))
 	}
 	for _, c := range slices.Sorted(maps.Keys(declared)) {
 		if !documented[c] {
-			t.Errorf("error code %s is declared in web/api but missing from the ErrorCode enum", c)
+			t.Errorf("error code %s is declared in web/errs but missing from the ErrorCode enum", c)
 		}
 	}
 	for _, c := range slices.Sorted(maps.Keys(documented)) {
 		if !declared[c] {
-			t.Errorf("ErrorCode enum lists %q, which web/api does not declare", c)
+			t.Errorf("ErrorCode enum lists %q, which web/errs does not declare", c)
 		}
 	}
 }
@@ -217,13 +219,7 @@ func TestOpenAPISecurityMatchesAuth(t *testing.T) {
 		t.Fatalf("securitySchemes = %v, want bearerAuth and apiKeyHeader", schemes)
 	}
 	e := echo.New()
-	e.HTTPErrorHandler = func(err error, c echo.Context) {
-		var ae *Error
-		if !errors.As(err, &ae) {
-			ae = &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: err.Error()}
-		}
-		_ = Fail(c, ae)
-	}
+	e.HTTPErrorHandler = func(err error, c echo.Context) { _ = Fail(c, problem.Of(err)) }
 	(&Handler{}).Register(e)
 
 	for _, o := range documentedOperations(t, doc) {

@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"keyward/web/errs"
 	"keyward/web/ratelimit"
 )
 
@@ -71,6 +72,47 @@ func WindowName(d time.Duration) string {
 	return d.String()
 }
 
+// ParseWindow reads a rate-limit window as forms and JSON bodies send it:
+// "1m", "1h" or "24h" (any Go duration that equals one of Windows).
+func ParseWindow(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil || !slices.Contains(Windows, d) {
+		return 0, errs.InvalidField("rate_limit", "The rate-limit window must be 1m, 1h or 24h.")
+	}
+	return d, nil
+}
+
+// ParseCIDRs reads an IP allowlist: addresses or networks, one per entry
+// (blank entries skipped). A bare address is its own /32 or /128. It
+// returns the networks in canonical form, without duplicates, or the
+// first entry's problem.
+func ParseCIDRs(list []string) ([]string, error) {
+	var cidrs []string
+	for _, s := range list {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil || a.Zone() != "" {
+				return nil, errs.InvalidField("ip_allowlist", fmt.Sprintf("%q is not an IP address or CIDR (such as 203.0.113.0/24).", s))
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if p.Masked() != p {
+			return nil, errs.InvalidField("ip_allowlist", fmt.Sprintf("%q has host bits set; did you mean %s?", s, p.Masked()))
+		}
+		if !slices.Contains(cidrs, p.String()) {
+			cidrs = append(cidrs, p.String())
+		}
+	}
+	if len(cidrs) > 100 {
+		return nil, errs.InvalidField("ip_allowlist", "Allow at most 100 networks.")
+	}
+	return cidrs, nil
+}
+
 // Config is everything an admin sets on a key.
 type Config struct {
 	Name        string
@@ -81,49 +123,52 @@ type Config struct {
 	IPAllowlist []string
 	RateLimit   *RateLimit // nil: the plan's default
 	ExpiresAt   *time.Time
+	// ExpiresOnDate says the expiry came as a date (the portal's form):
+	// Update then keeps a current expiry on that same date to the second.
+	ExpiresOnDate bool
+	// Unreadable lists fields the caller could not even read (a number
+	// that is not one, a date that is not one). Validation reports them
+	// with its own findings, so a form shows every problem at once.
+	Unreadable errs.Fields
 }
-
-// FieldError says what is wrong with one field, in words for the admin.
-type FieldError struct {
-	Field   string
-	Message string
-}
-
-func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
 
 var sourceRe = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._:-]{0,99}$`)
 
 // Normalize trims and validates c in place, normalising CIDRs and sorting
-// scopes. It returns the first problem as a *FieldError.
+// scopes. It returns every problem at once, as one errs.Invalid error
+// whose Fields name each field.
 func (c *Config) Normalize(now time.Time) error { return c.NormalizeEdit(now, nil) }
 
 // NormalizeEdit is Normalize for an edit of a key whose expiry is current:
 // keeping that expiry is accepted even once it has passed, so an expired
 // key can still be renamed or described.
 func (c *Config) NormalizeEdit(now time.Time, current *time.Time) error {
+	fs := slices.Clone(c.Unreadable)
 	c.Name = strings.TrimSpace(c.Name)
 	c.Description = strings.TrimSpace(c.Description)
 	switch {
 	case c.Name == "":
-		return &FieldError{"name", "Give the key a name, such as “Billing worker”."}
+		fs.Add("name", "Give the key a name, such as “Billing worker”.")
 	case utf8.RuneCountInString(c.Name) > 100 || !utf8.ValidString(c.Name) || strings.ContainsRune(c.Name, 0):
-		return &FieldError{"name", "The name must be at most 100 characters."}
-	case utf8.RuneCountInString(c.Description) > 1000 || !utf8.ValidString(c.Description) || strings.ContainsRune(c.Description, 0):
-		return &FieldError{"description", "The description must be at most 1,000 characters."}
-	case !c.Environment.Valid():
-		return &FieldError{"environment", "Choose production, staging or development."}
+		fs.Add("name", "The name must be at most 100 characters.")
+	}
+	if utf8.RuneCountInString(c.Description) > 1000 || !utf8.ValidString(c.Description) || strings.ContainsRune(c.Description, 0) {
+		fs.Add("description", "The description must be at most 1,000 characters.")
+	}
+	if !c.Environment.Valid() {
+		fs.Add("environment", "Choose production, staging or development.")
 	}
 	var scopes []string
 	for _, s := range c.Scopes {
 		if !slices.Contains(AllScopes, s) {
-			return &FieldError{"scopes", fmt.Sprintf("Unknown scope %q: use events:read and/or events:write.", s)}
+			fs.Add("scopes", fmt.Sprintf("Unknown scope %q: use events:read and/or events:write.", s))
 		}
 		if !slices.Contains(scopes, s) {
 			scopes = append(scopes, s)
 		}
 	}
 	if len(scopes) == 0 {
-		return &FieldError{"scopes", "Choose a permission preset or at least one scope."}
+		fs.Add("scopes", "Choose a permission preset or at least one scope.")
 	}
 	slices.Sort(scopes)
 	c.Scopes = scopes
@@ -133,51 +178,33 @@ func (c *Config) NormalizeEdit(now time.Time, current *time.Time) error {
 			continue
 		}
 		if !sourceRe.MatchString(s) {
-			return &FieldError{"sources", fmt.Sprintf("%q is not a valid source name (letters, digits, . _ : -, up to 100).", s)}
+			fs.Add("sources", fmt.Sprintf("%q is not a valid source name (letters, digits, . _ : -, up to 100).", s))
 		}
 		if !slices.Contains(sources, s) {
 			sources = append(sources, s)
 		}
 	}
 	if len(sources) > 50 {
-		return &FieldError{"sources", "Restrict a key to at most 50 sources."}
+		fs.Add("sources", "Restrict a key to at most 50 sources.")
 	}
 	c.Sources = sources
-	var cidrs []string
-	for _, s := range c.IPAllowlist {
-		if s = strings.TrimSpace(s); s == "" {
-			continue
-		}
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			a, aerr := netip.ParseAddr(s)
-			if aerr != nil {
-				return &FieldError{"ip_allowlist", fmt.Sprintf("%q is not an IP address or CIDR (such as 203.0.113.0/24).", s)}
-			}
-			p = netip.PrefixFrom(a, a.BitLen())
-		}
-		if p.Masked() != p {
-			return &FieldError{"ip_allowlist", fmt.Sprintf("%q has host bits set; did you mean %s?", s, p.Masked())}
-		}
-		if !slices.Contains(cidrs, p.String()) {
-			cidrs = append(cidrs, p.String())
-		}
+	if cidrs, err := ParseCIDRs(c.IPAllowlist); err != nil {
+		e, _ := errs.As(err)
+		fs.Add("ip_allowlist", e.Message)
+	} else {
+		c.IPAllowlist = cidrs
 	}
-	if len(cidrs) > 100 {
-		return &FieldError{"ip_allowlist", "Allow at most 100 networks."}
-	}
-	c.IPAllowlist = cidrs
 	if c.RateLimit != nil {
 		if c.RateLimit.Requests < 1 || c.RateLimit.Requests > 1_000_000 {
-			return &FieldError{"rate_limit", "The rate limit must be between 1 and 1,000,000 requests."}
+			fs.Add("rate_limit", "The rate limit must be between 1 and 1,000,000 requests.")
 		}
 		if !slices.Contains(Windows, c.RateLimit.Window) {
-			return &FieldError{"rate_limit", "The rate-limit window must be 1m, 1h or 24h."}
+			fs.Add("rate_limit", "The rate-limit window must be 1m, 1h or 24h.")
 		}
 	}
 	unchanged := c.ExpiresAt != nil && current != nil && c.ExpiresAt.Equal(*current)
 	if c.ExpiresAt != nil && !c.ExpiresAt.After(now) && !unchanged {
-		return &FieldError{"expires_at", "The expiry must be in the future."}
+		fs.Add("expires_at", "The expiry must be in the future.")
 	}
-	return nil
+	return fs.Err()
 }

@@ -9,10 +9,21 @@ import (
 
 	"keyward/db"
 	"keyward/web/audit"
+	"keyward/web/errs"
 )
 
 // ErrRevoked refuses any change to a revoked key: revocation is final.
-var ErrRevoked = errors.New("this key is revoked: it can never be used, enabled or changed again")
+var ErrRevoked = errs.New(errs.Conflict, "", "This key is revoked: it can never be enabled or changed again. Its history is kept.")
+
+// ErrNotFound: no such key in the caller's organisation.
+var ErrNotFound = errs.New(errs.NotFound, "", "No such API key in your organisation.")
+
+// errGrace refuses a grace window that is not offered.
+var errGrace = errs.InvalidField("grace", "Choose a grace window of now, 1 hour, 24 hours or 7 days.")
+
+func nameTaken(name string) error {
+	return errs.InvalidField("name", fmt.Sprintf("A live key named %q already exists: choose another name.", name))
+}
 
 // Statuses a key shows.
 const (
@@ -50,8 +61,8 @@ func Create(ctx context.Context, q *db.Queries, tenantID int64, cfg Config, by a
 	p := createParams(tenantID, cfg)
 	p.CreatedBy = &userID
 	k, err := q.CreateAPIKey(ctx, p)
-	if errors.Is(db.Wrap(err), db.ErrConflict) {
-		return db.APIKey{}, "", &FieldError{"name", fmt.Sprintf("A live key named %q already exists: choose another name.", cfg.Name)}
+	if errors.Is(err, db.ErrConflict) {
+		return db.APIKey{}, "", nameTaken(cfg.Name)
 	}
 	if err != nil {
 		return db.APIKey{}, "", err
@@ -62,14 +73,14 @@ func Create(ctx context.Context, q *db.Queries, tenantID int64, cfg Config, by a
 	}
 	diff := configDiff(db.APIKey{}, k)
 	diff["prefix"] = change{To: prefix}
-	return k, full, record(ctx, q, by, "api_key.created", k, diff)
+	return k, full, record(ctx, q, now, by, "api_key.created", k, diff)
 }
 
 // Rotate adds a new secret with the same configuration and retires the
 // current ones at now+grace (grace 0: at once).
 func Rotate(ctx context.Context, q *db.Queries, tenantID int64, id string, grace time.Duration, by audit.Actor, now time.Time) (string, error) {
 	if !slices.Contains(Graces, grace) {
-		return "", &FieldError{"grace", "Choose a grace window of now, 1 hour, 24 hours or 7 days."}
+		return "", errGrace
 	}
 	k, err := lockKey(ctx, q, tenantID, id)
 	if err != nil {
@@ -83,7 +94,7 @@ func Rotate(ctx context.Context, q *db.Queries, tenantID int64, id string, grace
 	if err != nil {
 		return "", err
 	}
-	return full, record(ctx, q, by, "api_key.rotated", k, map[string]any{
+	return full, record(ctx, q, now, by, "api_key.rotated", k, map[string]any{
 		"prefix": change{To: prefix}, "grace": grace.String(), "old_secrets_expire_at": until.UTC().Format(time.RFC3339),
 	})
 }
@@ -105,8 +116,8 @@ func Update(ctx context.Context, q *db.Queries, tenantID int64, id string, cfg C
 		Sources: p.Sources, IpAllowlist: p.IpAllowlist, RateLimitRequests: p.RateLimitRequests,
 		RateLimitWindowS: p.RateLimitWindowS, ExpiresAt: p.ExpiresAt,
 	})
-	if errors.Is(db.Wrap(err), db.ErrConflict) {
-		return &FieldError{"name", fmt.Sprintf("A live key named %q already exists: choose another name.", cfg.Name)}
+	if errors.Is(err, db.ErrConflict) {
+		return nameTaken(cfg.Name)
 	}
 	if err != nil {
 		return err
@@ -115,7 +126,7 @@ func Update(ctx context.Context, q *db.Queries, tenantID int64, id string, cfg C
 	if err != nil {
 		return err
 	}
-	return record(ctx, q, by, "api_key.updated", k, configDiff(k, after))
+	return record(ctx, q, now, by, "api_key.updated", k, configDiff(k, after))
 }
 
 // SetDisabled disables (temporarily) or enables a key.
@@ -126,7 +137,7 @@ func SetDisabled(ctx context.Context, q *db.Queries, tenantID int64, id string, 
 	}
 	if (k.DisabledAt != nil) == disabled {
 		state := map[bool]string{true: "disabled", false: "enabled"}[disabled]
-		return &FieldError{Field: "", Message: "The key is already " + state + "."}
+		return errs.New(errs.Invalid, "", "The key is already "+state+".")
 	}
 	var at *time.Time
 	action := "api_key.enabled"
@@ -136,7 +147,7 @@ func SetDisabled(ctx context.Context, q *db.Queries, tenantID int64, id string, 
 	if err := q.SetAPIKeyDisabled(ctx, db.SetAPIKeyDisabledParams{TenantID: tenantID, ID: k.ID, DisabledAt: at}); err != nil {
 		return err
 	}
-	return record(ctx, q, by, action, k, map[string]any{"disabled": change{From: k.DisabledAt != nil, To: disabled}})
+	return record(ctx, q, now, by, action, k, map[string]any{"disabled": change{From: k.DisabledAt != nil, To: disabled}})
 }
 
 // Revoke ends a key for good; its secrets stop at once and its history
@@ -146,23 +157,26 @@ func Revoke(ctx context.Context, q *db.Queries, tenantID int64, id string, by au
 	if err != nil {
 		return err
 	}
-	if err := q.RevokeAPIKey(ctx, db.RevokeAPIKeyParams{TenantID: tenantID, ID: k.ID}); err != nil {
+	if err := q.RevokeAPIKey(ctx, db.RevokeAPIKeyParams{TenantID: tenantID, ID: k.ID, Now: &now}); err != nil {
 		return err
 	}
 	if err := q.ExpireAPIKeySecrets(ctx, db.ExpireAPIKeySecretsParams{TenantID: tenantID, KeyID: k.ID, At: &now}); err != nil {
 		return err
 	}
-	return record(ctx, q, by, "api_key.revoked", k, map[string]any{"status": change{From: Status(k, now), To: StatusRevoked}})
+	return record(ctx, q, now, by, "api_key.revoked", k, map[string]any{"status": change{From: Status(k, now), To: StatusRevoked}})
 }
 
 // lockKey loads a live key of the tenant FOR UPDATE.
 func lockKey(ctx context.Context, q *db.Queries, tenantID int64, id string) (db.APIKey, error) {
 	if !ValidID(id) {
-		return db.APIKey{}, db.ErrNotFound
+		return db.APIKey{}, ErrNotFound
 	}
 	k, err := q.GetAPIKeyForUpdate(ctx, db.GetAPIKeyForUpdateParams{TenantID: tenantID, ID: id})
+	if errors.Is(err, db.ErrNotFound) {
+		return db.APIKey{}, ErrNotFound
+	}
 	if err != nil {
-		return db.APIKey{}, db.Wrap(err)
+		return db.APIKey{}, err
 	}
 	if k.RevokedAt != nil {
 		return db.APIKey{}, ErrRevoked
@@ -249,13 +263,13 @@ func configDiff(a, b db.APIKey) map[string]any {
 // record writes the operation's audit event and tells every running
 // instance to drop the key from its verification cache. Both go through q,
 // so the notification is delivered exactly when the change commits.
-func record(ctx context.Context, q *db.Queries, by audit.Actor, action string, k db.APIKey, diff map[string]any) error {
+func record(ctx context.Context, q *db.Queries, now time.Time, by audit.Actor, action string, k db.APIKey, diff map[string]any) error {
 	if err := q.NotifyAPIKeyChanged(ctx, k.ID); err != nil {
 		return err
 	}
 	ev := by.Event(action, "api_key", k.ID, diff)
 	ev.TenantID = &k.TenantID
-	return audit.Record(ctx, q, ev)
+	return audit.Record(ctx, q, now, ev)
 }
 
 func nonNil(s []string) []string {

@@ -13,26 +13,36 @@ import (
 
 	"keyward/db"
 	"keyward/web/auth"
+	"keyward/web/errs"
 	"keyward/web/metrics"
 	"keyward/web/ratelimit"
 )
 
-// Verification errors. Each maps to one row of SPEC's error table.
+// Verification errors. Each is one row of the public API's error table;
+// the errors VerifyFrom returns wrap them with a message that names the
+// key's own times.
 var (
 	// ErrInvalid: malformed, bad checksum, or no such key.
-	ErrInvalid = errors.New("apikey: invalid key")
+	ErrInvalid = errs.New(errs.Unauthorized, errs.CodeUnauthorized, "Invalid API key")
 	// ErrUnknown is the ErrInvalid of a well-formed key that does not
 	// exist: it cost a lookup, where a malformed key cost nothing.
 	ErrUnknown = fmt.Errorf("%w (well formed, unknown)", ErrInvalid)
 	// ErrDisabled: the key is disabled.
-	ErrDisabled = errors.New("apikey: key disabled")
+	ErrDisabled = errs.New(errs.Unauthorized, errs.CodeKeyDisabled, "This API key is disabled: a tenant admin can enable it again.")
 	// ErrExpired: the key's expiry has passed.
-	ErrExpired = errors.New("apikey: key expired")
+	ErrExpired = errs.New(errs.Unauthorized, errs.CodeKeyExpired, "This API key expired.")
 	// ErrRotated: this secret was rotated out and its grace window ended.
-	ErrRotated = errors.New("apikey: secret rotated out")
+	ErrRotated = errs.New(errs.Unauthorized, errs.CodeKeyExpired, "This key was rotated and its grace period ended: use the new key.")
 	// ErrRevokedKey: the key is revoked.
-	ErrRevokedKey = errors.New("apikey: key revoked")
+	ErrRevokedKey = errs.New(errs.Unauthorized, errs.CodeKeyRevoked, "This API key was revoked and can never be used again.")
+	// ErrLookupsExhausted: the client made too many lookups of unknown keys.
+	ErrLookupsExhausted = errs.New(errs.Throttled, errs.CodeRateLimited, "Too many keys had to be looked up.")
 )
+
+// refusal is sentinel with a message that says when.
+func refusal(sentinel *errs.Error, msg string) *errs.Error {
+	return &errs.Error{Kind: sentinel.Kind, Code: sentinel.Code, Message: msg, Err: sentinel}
+}
 
 // Principal is a stored key as the public API sees it, read once and then
 // served from the cache. It is never changed after it is built.
@@ -64,15 +74,16 @@ type Principal struct {
 
 // Check applies the status rules at now, revocation first.
 func (p *Principal) Check(now time.Time) error {
+	at := func(t *time.Time) string { return t.UTC().Format(time.RFC3339) }
 	switch {
 	case p.RevokedAt != nil:
-		return ErrRevokedKey
+		return refusal(ErrRevokedKey, "This API key was revoked at "+at(p.RevokedAt)+" and can never be used again.")
 	case p.DisabledAt != nil:
 		return ErrDisabled
 	case p.ExpiresAt != nil && !p.ExpiresAt.After(now):
-		return ErrExpired
+		return refusal(ErrExpired, "This API key expired at "+at(p.ExpiresAt)+".")
 	case p.SecretExpiresAt != nil && !p.SecretExpiresAt.After(now):
-		return ErrRotated
+		return refusal(ErrRotated, "This key was rotated and its grace period ended at "+at(p.SecretExpiresAt)+": use the new key.")
 	}
 	return nil
 }
@@ -141,14 +152,6 @@ type VerifierOptions struct {
 	LookupsPerClient ratelimit.Limit
 }
 
-// LookupsExhausted is VerifyFrom's refusal when a client has caused too
-// many database lookups; it may retry after RetryAfter.
-type LookupsExhausted struct{ RetryAfter time.Duration }
-
-func (e *LookupsExhausted) Error() string {
-	return fmt.Sprintf("apikey: too many key lookups from this client; retry in %v", e.RetryAfter)
-}
-
 // NewVerifier returns a verifier reading through q.
 func NewVerifier(q *db.Queries, o VerifierOptions) *Verifier {
 	if o.MaxEntries <= 0 {
@@ -177,7 +180,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Principal, error) {
 
 // VerifyFrom is Verify for a request from the address ip. A cache miss
 // spends one of the lookups of that address (for IPv6, of its /64); with
-// none left it is *LookupsExhausted, and the database is not asked. Cached
+// none left it is ErrLookupsExhausted (with a retry time), and the database is not asked. Cached
 // keys, known or not, cost nothing. An empty ip is not limited.
 func (v *Verifier) VerifyFrom(ctx context.Context, raw, ip string) (*Principal, error) {
 	parsed, err := Parse(raw)
@@ -193,7 +196,10 @@ func (v *Verifier) VerifyFrom(ctx context.Context, raw, ip string) (*Principal, 
 		if ip != "" {
 			if res := v.lookups.Allow(ctx, lookupClient(ip), v.lookupLimit); !res.Allowed {
 				metrics.Verifications.WithLabelValues("throttled").Inc()
-				return nil, &LookupsExhausted{RetryAfter: res.RetryAfter}
+				e := refusal(ErrLookupsExhausted, fmt.Sprintf(
+					"Too many keys from %s had to be looked up: retry in %d s. Keys in use are remembered and do not count.", ip, errs.Seconds(res.RetryAfter)))
+				e.RetryAfter = res.RetryAfter
+				return nil, e
 			}
 		}
 		p, err = v.load(ctx, h, now)
@@ -253,7 +259,7 @@ func (v *Verifier) loadAt(ctx context.Context, h [32]byte, now time.Time, gen ui
 		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		row, err := v.q.GetKeyForVerify(qctx, h[:])
-		if errors.Is(db.Wrap(err), db.ErrNotFound) {
+		if errors.Is(err, db.ErrNotFound) {
 			v.cache.put(h, nil, gen, now)
 			return (*Principal)(nil), nil
 		}
@@ -311,14 +317,14 @@ func principalOf(r db.GetKeyForVerifyRow) *Principal {
 }
 
 func outcomeOf(err error) string {
-	switch err {
-	case ErrDisabled:
+	switch {
+	case errors.Is(err, ErrDisabled):
 		return "disabled"
-	case ErrExpired:
+	case errors.Is(err, ErrExpired):
 		return "expired"
-	case ErrRotated:
+	case errors.Is(err, ErrRotated):
 		return "rotated"
-	case ErrRevokedKey:
+	case errors.Is(err, ErrRevokedKey):
 		return "revoked"
 	}
 	return "error"

@@ -33,10 +33,10 @@ func newFixture(t testing.TB) *fixture {
 	f.store = db.NewStore(dbtest.New(t, f.tracer.Trace))
 	err := f.store.InTx(context.Background(), func(q *db.Queries) error {
 		var err error
-		if f.tenant, err = auth.CreateTenant(context.Background(), q, "acme", "Acme", "solo"); err != nil {
+		if f.tenant, err = auth.CreateTenant(context.Background(), q, "acme", "Acme", "solo", time.Now()); err != nil {
 			return err
 		}
-		f.user, err = auth.CreateUser(context.Background(), q, f.tenant.ID, "o@acme.test", auth.RoleOwner, "correct horse battery staple", false, audit.Actor{Type: audit.ActorSystem})
+		f.user, err = auth.CreateUser(context.Background(), q, f.tenant.ID, "o@acme.test", auth.RoleOwner, "correct horse battery staple", false, audit.Actor{Type: audit.ActorSystem}, time.Now())
 		return err
 	})
 	if err != nil {

@@ -61,8 +61,9 @@ func (a Actor) Event(action, targetType, targetID string, diff any) Event {
 var genesis = make([]byte, sha256.Size)
 
 // Record appends ev to its tenant's chain using q, which should be the
-// transaction that makes the change being recorded.
-func Record(ctx context.Context, q *db.Queries, ev Event) error {
+// transaction that makes the change being recorded. now is the
+// application's clock at the change.
+func Record(ctx context.Context, q *db.Queries, now time.Time, ev Event) error {
 	chain := int64(0)
 	if ev.TenantID != nil {
 		chain = *ev.TenantID
@@ -89,7 +90,7 @@ func Record(ctx context.Context, q *db.Queries, ev Event) error {
 		ChainID: chain, Seq: head.Seq + 1, TenantID: ev.TenantID,
 		// Postgres keeps microseconds; truncating first keeps the hash of
 		// what is stored equal to the hash of what was written.
-		OccurredAt: time.Now().UTC().Truncate(time.Microsecond),
+		OccurredAt: now.UTC().Truncate(time.Microsecond),
 		ActorType:  ev.ActorType, ActorID: CleanText(ev.ActorID, 200), Action: ev.Action,
 		TargetType: ev.TargetType, TargetID: CleanText(ev.TargetID, 200),
 		Ip: CleanText(ev.IP, 64), UserAgent: CleanText(ev.UserAgent, 512), Diff: diff,
@@ -148,4 +149,29 @@ func CleanText(s string, max int) string {
 		cut--
 	}
 	return s[:cut]
+}
+
+// Entry is a stored event as pages show it.
+type Entry struct {
+	At        time.Time
+	Action    string
+	ActorType string
+	ActorID   string
+	IP        string
+	// Diff is the stored JSON diff, exactly as recorded.
+	Diff json.RawMessage
+}
+
+// ListForTarget returns the newest 100 events of the tenant about one
+// target, newest first.
+func ListForTarget(ctx context.Context, q *db.Queries, tenantID int64, targetType, targetID string) ([]Entry, error) {
+	rows, err := q.ListAuditEventsForTarget(ctx, db.ListAuditEventsForTargetParams{TenantID: &tenantID, TargetType: targetType, TargetID: targetID})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Entry, len(rows))
+	for i, r := range rows {
+		out[i] = Entry{At: r.OccurredAt, Action: r.Action, ActorType: r.ActorType, ActorID: r.ActorID, IP: r.Ip, Diff: r.Diff}
+	}
+	return out, nil
 }

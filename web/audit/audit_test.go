@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"keyward/db"
 	"keyward/db/dbtest"
@@ -26,7 +27,7 @@ func setup(t *testing.T) (*db.Store, int64) {
 func record(t *testing.T, store *db.Store, tenant *int64, action string) {
 	t.Helper()
 	err := store.InTx(context.Background(), func(q *db.Queries) error {
-		return audit.Record(context.Background(), q, audit.Event{TenantID: tenant, ActorType: audit.ActorUser, ActorID: "7",
+		return audit.Record(context.Background(), q, time.Now(), audit.Event{TenantID: tenant, ActorType: audit.ActorUser, ActorID: "7",
 			Action: action, IP: "192.0.2.1", UserAgent: "test", Diff: map[string]any{"name": map[string]string{"from": "a", "to": "b"}}})
 	})
 	if err != nil {

@@ -15,13 +15,8 @@ import (
 
 	"keyward/db"
 	"keyward/web/audit"
+	"keyward/web/errs"
 	"keyward/web/mfa"
-)
-
-// Errors a handler maps to a message.
-var (
-	ErrBadCredentials = errors.New("email or password is incorrect")
-	ErrInvalidInput   = errors.New("invalid input")
 )
 
 // Roles, from most to least powerful.
@@ -34,25 +29,38 @@ const (
 // Plans and their default hourly rate limits.
 var Plans = map[string]int{"free": 100, "solo": 500, "team": 2000, "stack": 10000}
 
-// Service signs users in.
+// Service is the sign-in aggregate: the password step, the TOTP step,
+// enrolment, logout, password changes, and the second-factor check every
+// key operation shares. Each method owns its transaction and writes its
+// audit events in it.
 type Service struct {
 	Store *db.Store
 	MFA   *mfa.Service
 	Now   func() time.Time
 }
 
-// Login checks email and password. Each attempt holds the account's and the
-// IP's throttle keys for its duration, checks their locks first (so a locked
-// account or IP costs no hashing), and counts and audits a failure in the
-// same transaction. The error never says whether the email exists.
-func (s *Service) Login(ctx context.Context, email, password string, from audit.Actor) (db.User, error) {
+// PasswordStep checks email and password. Each attempt holds the account's
+// and the IP's throttle keys for its duration, checks their locks first (so
+// a locked account or IP costs no hashing), and counts and audits a failure
+// in the same transaction. The error never says whether the email exists.
+func (s *Service) PasswordStep(ctx context.Context, email, password string, from Origin) (User, error) {
+	var fs errs.Fields
+	if strings.TrimSpace(email) == "" {
+		fs.Add("email", "Enter your email address.")
+	}
+	if password == "" {
+		fs.Add("password", "Enter your password.")
+	}
+	if err := fs.Err(); err != nil {
+		return User{}, err
+	}
 	email = audit.CleanText(NormalizeEmail(email), 254)
-	var user db.User
+	var user User
 	var outcome error
-	err := s.attempt(ctx, []string{loginEmailKey(email), loginIPKey(from.IP)}, func(q *db.Queries, now time.Time) error {
+	err := s.attempt(ctx, "Too many failed sign-in attempts", []string{loginEmailKey(email), loginIPKey(from.IP)}, func(q *db.Queries, now time.Time) error {
 		u, err := q.GetUserByEmail(ctx, email)
 		found := err == nil
-		if err != nil && !errors.Is(db.Wrap(err), db.ErrNotFound) {
+		if err != nil && !errors.Is(err, db.ErrNotFound) {
 			return err
 		}
 		hash := dummyHash
@@ -70,7 +78,7 @@ func (s *Service) Login(ctx context.Context, email, password string, from audit.
 			reason = "user_disabled"
 		}
 		if reason == "" {
-			user = u
+			user = userOf(u)
 			return q.ClearThrottle(ctx, loginEmailKey(email))
 		}
 		outcome = ErrBadCredentials
@@ -82,26 +90,50 @@ func (s *Service) Login(ctx context.Context, email, password string, from audit.
 		}
 		// The typed email is kept only when it names a real user: people
 		// paste passwords into the email field, and the trail is forever.
-		ev := from.Event("auth.login.failed", "user", "", map[string]string{"reason": reason})
+		ev := from.actor().Event("auth.login.failed", "user", "", map[string]string{"reason": reason})
 		if found {
 			ev.TenantID, ev.TargetID = &u.TenantID, strconv.FormatInt(u.ID, 10)
 			ev.Diff = map[string]string{"reason": reason, "email": u.Email}
 		}
-		return audit.Record(ctx, q, ev)
+		return audit.Record(ctx, q, now, ev)
 	})
 	if err != nil {
-		return db.User{}, err
+		return User{}, err
 	}
 	return user, outcome
 }
 
-// CheckCode verifies a fresh TOTP code or an unused recovery code for u and,
-// in the same transaction, runs then (which may be nil). A wrong or replayed
-// code changes nothing, is counted towards u's MFA throttle and is audited
-// as auth.mfa.failed or auth.mfa.replayed.
-func (s *Service) CheckCode(ctx context.Context, u db.User, code string, from audit.Actor, then func(q *db.Queries, usedRecovery bool) error) error {
+// TOTPStep checks the second factor of a user who passed the password step
+// and audits the sign-in.
+func (s *Service) TOTPStep(ctx context.Context, by Caller, code string) error {
+	return s.confirm(ctx, by, code, func(q *db.Queries, now time.Time, usedRecovery bool) error {
+		method := "totp"
+		if usedRecovery {
+			method = "recovery_code"
+		}
+		return audit.Record(ctx, q, now, by.Actor().Event("auth.login.succeeded", "user", by.Actor().ID, map[string]string{"method": method}))
+	})
+}
+
+// Confirm checks a fresh TOTP code or an unused recovery code of the caller
+// and, in the same transaction, runs change. A wrong or replayed code
+// changes nothing, is counted towards the user's MFA throttle and is
+// audited as auth.mfa.failed or auth.mfa.replayed. This is the one place
+// an operation's code is checked.
+func (s *Service) Confirm(ctx context.Context, by Caller, code string, change func(q *db.Queries, now time.Time) error) error {
+	return s.confirm(ctx, by, code, func(q *db.Queries, now time.Time, _ bool) error { return change(q, now) })
+}
+
+func (s *Service) confirm(ctx context.Context, by Caller, code string, then func(q *db.Queries, now time.Time, usedRecovery bool) error) error {
+	if strings.TrimSpace(code) == "" {
+		return errs.InvalidField("code", "Enter the 6-digit code from your authenticator app, or a recovery code.")
+	}
 	var outcome error
-	err := s.attempt(ctx, []string{mfaKey(u.ID)}, func(q *db.Queries, now time.Time) error {
+	err := s.attempt(ctx, "Too many wrong codes", []string{mfaKey(by.User.ID)}, func(q *db.Queries, now time.Time) error {
+		u, err := q.GetUser(ctx, by.User.ID)
+		if err != nil {
+			return err
+		}
 		usedRecovery, err := s.MFA.Verify(ctx, q, u, code)
 		if errors.Is(err, mfa.ErrInvalidCode) || errors.Is(err, mfa.ErrReplayed) {
 			// Verify changed nothing; commit only the count and the event.
@@ -113,7 +145,7 @@ func (s *Service) CheckCode(ctx context.Context, u db.User, code string, from au
 			if err := recordFailure(ctx, q, now, mfaKey(u.ID), mfaPolicy); err != nil {
 				return err
 			}
-			return audit.Record(ctx, q, from.Event(action, "user", strconv.FormatInt(u.ID, 10), nil))
+			return audit.Record(ctx, q, now, by.Actor().Event(action, "user", strconv.FormatInt(u.ID, 10), nil))
 		}
 		if err != nil {
 			return err
@@ -121,10 +153,7 @@ func (s *Service) CheckCode(ctx context.Context, u db.User, code string, from au
 		if err := q.ClearThrottle(ctx, mfaKey(u.ID)); err != nil {
 			return err
 		}
-		if then == nil {
-			return nil
-		}
-		return then(q, usedRecovery)
+		return then(q, now, usedRecovery)
 	})
 	if err != nil {
 		return err
@@ -132,38 +161,97 @@ func (s *Service) CheckCode(ctx context.Context, u db.User, code string, from au
 	return outcome
 }
 
+// StartEnrolment makes a new TOTP secret for the user.
+func (s *Service) StartEnrolment(by Caller) (mfa.Enrolment, error) { return s.MFA.NewEnrolment(by.User.Email) }
+
+// Enrol confirms a pending TOTP secret with a code from the app, stores it,
+// signs the user in and returns the recovery codes, to be shown once.
+// ErrAlreadyEnrolled means another tab won: its codes stand.
+func (s *Service) Enrol(ctx context.Context, by Caller, secret, code string) ([]string, error) {
+	step, err := s.MFA.CheckEnrolmentCode(secret, code)
+	if err != nil {
+		const msg = "That code does not match. Check that your device's clock is right and enter the code your app shows now."
+		return nil, &errs.Error{Kind: errs.Unauthorized, Code: errs.CodeInvalidCode, Message: msg, Fields: []errs.Field{{Name: "code", Message: msg}}}
+	}
+	var codes []string
+	err = s.Store.InTx(ctx, func(q *db.Queries) error {
+		now := s.Now()
+		var err error
+		if codes, err = s.MFA.Confirm(ctx, q, by.User.ID, secret, step); err != nil {
+			return err
+		}
+		from := by.Actor()
+		if err := audit.Record(ctx, q, now, from.Event("auth.mfa.enrolled", "user", from.ID, map[string]int{"recovery_codes": len(codes)})); err != nil {
+			return err
+		}
+		return audit.Record(ctx, q, now, from.Event("auth.login.succeeded", "user", from.ID, map[string]string{"method": "totp_enrolment"}))
+	})
+	return codes, err
+}
+
+// Logout audits the end of a session; the caller deletes the session.
+func (s *Service) Logout(ctx context.Context, by Caller) error {
+	return s.Store.InTx(ctx, func(q *db.Queries) error {
+		return audit.Record(ctx, q, s.Now(), by.Actor().Event("auth.logout", "user", by.Actor().ID, nil))
+	})
+}
+
+// PasswordChange is the account page's form.
+type PasswordChange struct {
+	Current, New, Confirm string
+	// KeepSession is the hash of the session that stays signed in.
+	KeepSession []byte
+}
+
 // ChangePassword sets a new password after checking the current one, and
-// ends the user's other sessions (keepSession is the current one's hash).
-func (s *Service) ChangePassword(ctx context.Context, u db.User, current, next string, keepSession []byte, from audit.Actor) error {
-	if err := ValidatePassword(next, u.Email); err != nil {
-		return err
+// ends the user's other sessions.
+func (s *Service) ChangePassword(ctx context.Context, by Caller, in PasswordChange) error {
+	var fs errs.Fields
+	if in.Current == "" {
+		fs.Add("current_password", "Enter your current password.")
 	}
-	if current == next {
-		return policy("Choose a password different from the current one.")
+	if err := ValidatePassword(in.New, by.User.Email); err != nil {
+		e, _ := errs.As(err)
+		fs.Add("new_password", e.Message)
+	} else if in.Current == in.New {
+		fs.Add("new_password", "Choose a password different from the current one.")
 	}
-	hash, err := HashPassword(next)
+	if in.New != in.Confirm {
+		fs.Add("confirm_password", "The new passwords do not match.")
+	}
+	if err := fs.Err(); err != nil {
+		e := err.(*errs.Error)
+		e.Err = ErrPasswordPolicy
+		return e
+	}
+	hash, err := HashPassword(in.New)
 	if err != nil {
 		return err
 	}
 	// Guessing the current password from a stolen session counts against
 	// the same per-account throttle as sign-in.
 	var outcome error
-	key := loginEmailKey(u.Email)
-	err = s.attempt(ctx, []string{key}, func(q *db.Queries, now time.Time) error {
-		if !CheckPassword(u.PasswordHash, current) {
-			outcome = invalid("The current password is incorrect.")
+	key := loginEmailKey(by.User.Email)
+	err = s.attempt(ctx, "Too many failed attempts", []string{key}, func(q *db.Queries, now time.Time) error {
+		u, err := q.GetUser(ctx, by.User.ID)
+		if err != nil {
+			return err
+		}
+		id := strconv.FormatInt(u.ID, 10)
+		if !CheckPassword(u.PasswordHash, in.Current) {
+			outcome = invalid("current_password", "The current password is incorrect.")
 			if err := recordFailure(ctx, q, now, key, accountPolicy); err != nil {
 				return err
 			}
-			return audit.Record(ctx, q, from.Event("user.password_change.failed", "user", strconv.FormatInt(u.ID, 10), nil))
+			return audit.Record(ctx, q, now, by.Actor().Event("user.password_change.failed", "user", id, nil))
 		}
 		if err := q.SetUserPassword(ctx, db.SetUserPasswordParams{ID: u.ID, PasswordHash: hash, MustChangePassword: false}); err != nil {
 			return err
 		}
-		if err := q.DeleteUserSessionsExcept(ctx, db.DeleteUserSessionsExceptParams{UserID: &u.ID, IDHash: keepSession}); err != nil {
+		if err := q.DeleteUserSessionsExcept(ctx, db.DeleteUserSessionsExceptParams{UserID: &u.ID, IDHash: in.KeepSession}); err != nil {
 			return err
 		}
-		return audit.Record(ctx, q, from.Event("user.password_changed", "user", strconv.FormatInt(u.ID, 10), nil))
+		return audit.Record(ctx, q, now, by.Actor().Event("user.password_changed", "user", id, nil))
 	})
 	if err != nil {
 		return err
@@ -171,27 +259,63 @@ func (s *Service) ChangePassword(ctx context.Context, u db.User, current, next s
 	return outcome
 }
 
+// RecoveryCodesLeft counts the user's unused recovery codes.
+func (s *Service) RecoveryCodesLeft(ctx context.Context, userID int64) (int64, error) {
+	return s.Store.CountUnusedRecoveryCodes(ctx, userID)
+}
+
+// Session reads the user and tenant a session names. A user who no longer
+// exists or is disabled is ErrSessionEnded: the session must end.
+func (s *Service) Session(ctx context.Context, userID int64) (User, Tenant, error) {
+	u, err := s.Store.GetUser(ctx, userID)
+	if errors.Is(err, db.ErrNotFound) || err == nil && u.DisabledAt != nil {
+		return User{}, Tenant{}, ErrSessionEnded
+	}
+	if err != nil {
+		return User{}, Tenant{}, err
+	}
+	t, err := s.Store.GetTenant(ctx, u.TenantID)
+	if err != nil {
+		return User{}, Tenant{}, err
+	}
+	return userOf(u), tenantOf(t), nil
+}
+
+// Users maps the tenant's user ids to their email addresses, for pages
+// that name who did something.
+func (s *Service) Users(ctx context.Context, tenantID int64) (map[int64]string, error) {
+	users, err := s.Store.ListUsersByTenant(ctx, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[int64]string, len(users))
+	for _, u := range users {
+		m[u.ID] = u.Email
+	}
+	return m, nil
+}
+
 var slugRe = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,62}$`)
 
 // CreateTenant makes a tenant after validating its fields.
-func CreateTenant(ctx context.Context, q *db.Queries, slug, name, plan string) (db.Tenant, error) {
+func CreateTenant(ctx context.Context, q *db.Queries, slug, name, plan string, now time.Time) (db.Tenant, error) {
 	switch {
 	case !slugRe.MatchString(slug):
-		return db.Tenant{}, invalid("The slug must be 2-63 lower-case letters, digits or dashes, starting with a letter or digit")
+		return db.Tenant{}, invalid("slug", "The slug must be 2-63 lower-case letters, digits or dashes, starting with a letter or digit")
 	case strings.TrimSpace(name) == "" || len(name) > 200:
-		return db.Tenant{}, invalid("The name must be 1-200 characters.")
+		return db.Tenant{}, invalid("name", "The name must be 1-200 characters.")
 	}
 	if _, ok := Plans[plan]; !ok {
-		return db.Tenant{}, invalid("The plan must be one of free, solo, team, stack")
+		return db.Tenant{}, invalid("plan", "The plan must be one of free, solo, team, stack")
 	}
 	t, err := q.CreateTenant(ctx, db.CreateTenantParams{Slug: slug, Name: strings.TrimSpace(name), Plan: plan})
-	if errors.Is(db.Wrap(err), db.ErrConflict) {
-		return db.Tenant{}, invalid("a tenant with slug %q already exists", slug)
+	if errors.Is(err, db.ErrConflict) {
+		return db.Tenant{}, invalid("slug", "A tenant with slug %q already exists", slug)
 	}
 	if err != nil {
 		return db.Tenant{}, err
 	}
-	return t, audit.Record(ctx, q, audit.Event{
+	return t, audit.Record(ctx, q, now, audit.Event{
 		TenantID: &t.ID, ActorType: audit.ActorSystem, Action: "tenant.created",
 		TargetType: "tenant", TargetID: strconv.FormatInt(t.ID, 10),
 		Diff: map[string]string{"slug": t.Slug, "name": t.Name, "plan": t.Plan},
@@ -200,13 +324,13 @@ func CreateTenant(ctx context.Context, q *db.Queries, slug, name, plan string) (
 
 // CreateUser adds a user to a tenant. With mustChange the password is a
 // one-time password: the user must replace it after signing in.
-func CreateUser(ctx context.Context, q *db.Queries, tenantID int64, email, role, password string, mustChange bool, by audit.Actor) (db.User, error) {
+func CreateUser(ctx context.Context, q *db.Queries, tenantID int64, email, role, password string, mustChange bool, by audit.Actor, now time.Time) (db.User, error) {
 	email = NormalizeEmail(email)
 	if _, err := mail.ParseAddress(email); err != nil || !strings.Contains(email, "@") || len(email) > 254 {
-		return db.User{}, invalid("%q is not an email address", email)
+		return db.User{}, invalid("email", "%q is not an email address", email)
 	}
 	if role != RoleOwner && role != RoleAdmin && role != RoleViewer {
-		return db.User{}, invalid("The role must be owner, admin or viewer.")
+		return db.User{}, invalid("role", "The role must be owner, admin or viewer.")
 	}
 	if err := ValidatePassword(password, email); err != nil {
 		return db.User{}, err
@@ -216,14 +340,14 @@ func CreateUser(ctx context.Context, q *db.Queries, tenantID int64, email, role,
 		return db.User{}, err
 	}
 	u, err := q.CreateUser(ctx, db.CreateUserParams{TenantID: tenantID, Email: email, Role: role, PasswordHash: hash, MustChangePassword: mustChange})
-	if errors.Is(db.Wrap(err), db.ErrConflict) {
-		return db.User{}, invalid("a user with email %s already exists", email)
+	if errors.Is(err, db.ErrConflict) {
+		return db.User{}, invalid("email", "A user with email %s already exists", email)
 	}
 	if err != nil {
 		return db.User{}, err
 	}
 	by.TenantID = &tenantID
-	return u, audit.Record(ctx, q, by.Event("user.created", "user", strconv.FormatInt(u.ID, 10),
+	return u, audit.Record(ctx, q, now, by.Event("user.created", "user", strconv.FormatInt(u.ID, 10),
 		map[string]string{"email": email, "role": role}))
 }
 

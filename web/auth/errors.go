@@ -1,21 +1,33 @@
 package auth
 
-import "fmt"
+import (
+	"fmt"
 
-// inputError is an ErrInvalidInput (or ErrPasswordPolicy) whose message is
-// written for the person who sent the input, without a technical prefix.
-type inputError struct {
-	kind error
-	msg  string
+	"keyward/web/errs"
+)
+
+// Errors a handler shows as they are.
+var (
+	ErrBadCredentials = errs.New(errs.Unauthorized, "", "The email address or password is incorrect.")
+	// ErrInvalidInput is the cause of every Invalid error of this package.
+	ErrInvalidInput = errs.New(errs.Invalid, "", "invalid input")
+	// ErrPasswordPolicy is the cause of a new password's refusal.
+	ErrPasswordPolicy = errs.New(errs.Invalid, "", "the password does not meet the policy")
+	// ErrCannotManageKeys refuses a viewer any change to keys.
+	ErrCannotManageKeys = errs.New(errs.Forbidden, "",
+		"Your role (viewer) can see API keys but not create or change them. Ask an owner or admin.")
+)
+
+// invalid is an Invalid error about field, for the person who typed it.
+func invalid(field, format string, args ...any) error {
+	e := errs.InvalidField(field, fmt.Sprintf(format, args...))
+	e.Err = ErrInvalidInput
+	return e
 }
 
-func (e *inputError) Error() string        { return e.msg }
-func (e *inputError) Is(target error) bool { return target == e.kind }
-
-func invalid(format string, args ...any) error {
-	return &inputError{kind: ErrInvalidInput, msg: fmt.Sprintf(format, args...)}
-}
-
-func policy(format string, args ...any) error {
-	return &inputError{kind: ErrPasswordPolicy, msg: fmt.Sprintf(format, args...)}
+// policy is a new password's refusal.
+func policy(field, format string, args ...any) error {
+	e := errs.InvalidField(field, fmt.Sprintf(format, args...))
+	e.Err = ErrPasswordPolicy
+	return e
 }

@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -32,20 +31,16 @@ const (
 
 var b64 = base64.RawStdEncoding
 
-// ErrPasswordPolicy is wrapped by ValidatePassword's errors; its message is
-// meant for the user.
-var ErrPasswordPolicy = errors.New("password does not meet the policy")
-
 // ValidatePassword checks a new password against the policy.
 func ValidatePassword(pw, email string) error {
 	n := utf8.RuneCountInString(pw)
 	switch {
 	case n < MinPasswordLen:
-		return policy("The password must have at least %d characters.", MinPasswordLen)
+		return policy("new_password", "The password must have at least %d characters.", MinPasswordLen)
 	case n > MaxPasswordLen:
-		return policy("The password must have at most %d characters.", MaxPasswordLen)
+		return policy("new_password", "The password must have at most %d characters.", MaxPasswordLen)
 	case email != "" && strings.EqualFold(pw, email):
-		return policy("The password must not be your email address.")
+		return policy("new_password", "The password must not be your email address.")
 	}
 	return nil
 }
@@ -90,8 +85,11 @@ func CheckPassword(hash, pw string) bool {
 }
 
 // dummyHash is checked when an email is unknown, so a sign-in for an unknown
-// account takes as long as one for a known account.
-var dummyHash, _ = HashPassword("keyward-timing-equaliser")
+// account takes as long as one for a known account. It has the real
+// parameters and an all-zero key no password derives, and costs nothing
+// to build: no argon2 runs at import time.
+var dummyHash = fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads,
+	b64.EncodeToString(make([]byte, saltLen)), b64.EncodeToString(make([]byte, argonKeyLen)))
 
 // GeneratePassword returns a random one-time password: 26 base32
 // characters, 128 bits.

@@ -10,14 +10,8 @@ import (
 	"time"
 
 	"keyward/db"
+	"keyward/web/errs"
 )
-
-// ThrottledError says how long to wait before the next attempt.
-type ThrottledError struct{ RetryAfter time.Duration }
-
-func (e *ThrottledError) Error() string {
-	return fmt.Sprintf("too many failed attempts: try again in %s", e.RetryAfter.Round(time.Second))
-}
 
 // lockPolicy: the first free failures in an hour cost nothing; each one after
 // that locks the key for twice as long as the last, from 1 s up to maxLock.
@@ -59,10 +53,10 @@ func mfaKey(userID int64) string { return fmt.Sprintf("mfa:user:%d", userID) }
 
 // attempt runs fn in one transaction that first takes an advisory lock on
 // each throttle key (in a fixed order, so two attempts cannot deadlock) and
-// then refuses with a ThrottledError if any key is locked. Parallel attempts
-// on one account, IP or user therefore run one after another, and each sees
-// the failures counted before it.
-func (s *Service) attempt(ctx context.Context, keys []string, fn func(q *db.Queries, now time.Time) error) error {
+// then refuses with an errs.Throttled error that starts with what if any
+// key is locked. Parallel attempts on one account, IP or user therefore run
+// one after another, and each sees the failures counted before it.
+func (s *Service) attempt(ctx context.Context, what string, keys []string, fn func(q *db.Queries, now time.Time) error) error {
 	keys = slices.Clone(keys)
 	slices.Sort(keys)
 	return s.Store.InTx(ctx, func(q *db.Queries) error {
@@ -72,32 +66,32 @@ func (s *Service) attempt(ctx context.Context, keys []string, fn func(q *db.Quer
 			}
 		}
 		now := s.Now()
-		if err := checkLocked(ctx, q, now, keys...); err != nil {
-			return err
+		if wait, err := lockedFor(ctx, q, now, keys...); err != nil || wait > 0 {
+			if err != nil {
+				return err
+			}
+			return errs.Throttle(what, wait)
 		}
 		return fn(q, now)
 	})
 }
 
-// checkLocked returns a ThrottledError if any key is locked now.
-func checkLocked(ctx context.Context, q *db.Queries, now time.Time, keys ...string) error {
+// lockedFor says how long the longest lock of keys lasts from now.
+func lockedFor(ctx context.Context, q *db.Queries, now time.Time, keys ...string) (time.Duration, error) {
 	var wait time.Duration
 	for _, k := range keys {
 		t, err := q.GetThrottle(ctx, k)
-		if errors.Is(db.Wrap(err), db.ErrNotFound) {
+		if errors.Is(err, db.ErrNotFound) {
 			continue
 		}
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if t.LockedUntil != nil && t.LockedUntil.After(now) {
 			wait = max(wait, t.LockedUntil.Sub(now))
 		}
 	}
-	if wait > 0 {
-		return &ThrottledError{RetryAfter: wait.Round(time.Second) + time.Second}
-	}
-	return nil
+	return wait, nil
 }
 
 // recordFailure counts a failure against key and locks it per p.

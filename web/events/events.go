@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"keyward/db"
+	"keyward/web/errs"
 )
 
 // Limits of the ingestion API.
@@ -37,9 +38,13 @@ const (
 // Errors of ingestion.
 var (
 	// ErrInFlight: a request with the same idempotency key is still running.
-	ErrInFlight = errors.New("events: a request with this Idempotency-Key is still in progress")
+	ErrInFlight = errs.New(errs.Conflict, errs.CodeIdempotencyInFlight,
+		"A request with this Idempotency-Key is still being processed: retry in a moment to get its result.")
 	// ErrKeyReused: the idempotency key was used with a different body.
-	ErrKeyReused = errors.New("events: this Idempotency-Key was used with a different request body")
+	ErrKeyReused = errs.New(errs.Invalid, errs.CodeIdempotencyReused,
+		"This Idempotency-Key was already used with a different request body: use a new key for a new request.")
+	// ErrNotFound: no such event where the key may look.
+	ErrNotFound = errs.New(errs.NotFound, "", "No event with this id in this key's environment.")
 )
 
 // FieldError names the field that is wrong and what to do.
@@ -118,15 +123,15 @@ func ParseBatch(body []byte) ([]Input, error) {
 		return nil, &FieldError{"events", fmt.Sprintf("The batch has %d events; at most %d are accepted per request.", len(b.Events), MaxBatch)}
 	}
 	ins := make([]Input, len(b.Events))
-	var errs FieldErrors
+	var fes FieldErrors
 	for i, raw := range b.Events {
 		prefix := "events[" + strconv.Itoa(i) + "]"
 		if err := decode(raw, &ins[i], prefix); err != nil {
-			errs = append(errs, err.(*FieldError))
+			fes = append(fes, err.(*FieldError))
 		}
 	}
-	if errs != nil {
-		return nil, errs
+	if fes != nil {
+		return nil, fes
 	}
 	return ins, nil
 }
@@ -178,8 +183,8 @@ func decode(body []byte, v any, prefix string) error {
 // Validate checks one input and returns the event to store, received at
 // now. field prefixes the field names ("" or "events[3].").
 func (in Input) Validate(field string, now time.Time) (Event, FieldErrors) {
-	var errs FieldErrors
-	bad := func(f, msg string) { errs = append(errs, &FieldError{field + f, msg}) }
+	var fes FieldErrors
+	bad := func(f, msg string) { fes = append(fes, &FieldError{field + f, msg}) }
 	if !nameRe.MatchString(in.Source) {
 		bad("source", "Required: 1–100 letters, digits, '.', '_', ':' or '-', starting with a letter or digit.")
 	}
@@ -207,8 +212,8 @@ func (in Input) Validate(field string, now time.Time) (Event, FieldErrors) {
 	} else if msg := storable(data); msg != "" {
 		bad("data", msg)
 	}
-	if len(errs) > 0 {
-		return Event{}, errs
+	if len(fes) > 0 {
+		return Event{}, fes
 	}
 	id, err := uuid.NewV7()
 	if err != nil {
@@ -410,7 +415,7 @@ func Get(ctx context.Context, q *db.Queries, p Partition, id string) (Event, err
 	}
 	r, err := q.GetEvent(ctx, db.GetEventParams{TenantID: p.TenantID, Environment: p.Environment, ID: u.String()})
 	if err != nil {
-		return Event{}, db.Wrap(err)
+		return Event{}, err
 	}
 	return eventOf(r), nil
 }

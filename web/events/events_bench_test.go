@@ -26,11 +26,11 @@ func setup(b *testing.B, configure ...func(*pgxpool.Config)) (*db.Store, events.
 	ctx := context.Background()
 	var p events.Partition
 	err := store.InTx(ctx, func(q *db.Queries) error {
-		t, err := auth.CreateTenant(ctx, q, "bench", "Bench", "stack")
+		t, err := auth.CreateTenant(ctx, q, "bench", "Bench", "stack", time.Now())
 		if err != nil {
 			return err
 		}
-		u, err := auth.CreateUser(ctx, q, t.ID, "b@bench.test", auth.RoleOwner, "correct horse battery staple", false, audit.Actor{Type: audit.ActorSystem})
+		u, err := auth.CreateUser(ctx, q, t.ID, "b@bench.test", auth.RoleOwner, "correct horse battery staple", false, audit.Actor{Type: audit.ActorSystem}, time.Now())
 		if err != nil {
 			return err
 		}

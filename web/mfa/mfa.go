@@ -23,15 +23,20 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"keyward/db"
+	"keyward/web/errs"
 )
 
-// Errors a caller maps to user-facing messages.
+// Errors of the second factor, with the words a person sees.
 var (
-	ErrInvalidCode = errors.New("the code is not valid")
-	ErrReplayed    = errors.New("the code was already used")
-	ErrNotEnrolled = errors.New("two-factor authentication is not set up")
+	ErrInvalidCode = &errs.Error{Kind: errs.Unauthorized, Code: errs.CodeInvalidCode,
+		Message: "That code is not valid. Enter the current 6-digit code from your app, or an unused recovery code.",
+		Fields:  []errs.Field{{Name: "code", Message: "That code is not valid. Enter the current 6-digit code from your app, or an unused recovery code."}}}
+	ErrReplayed = &errs.Error{Kind: errs.Unauthorized, Code: errs.CodeInvalidCode,
+		Message: "That code was already used. Wait for your app to show the next code.",
+		Fields:  []errs.Field{{Name: "code", Message: "That code was already used. Wait for your app to show the next code."}}}
+	ErrNotEnrolled = errs.New(errs.Forbidden, "", "Two-factor authentication is not set up: set it up first.")
 	// ErrAlreadyEnrolled: another tab confirmed enrolment first.
-	ErrAlreadyEnrolled = errors.New("two-factor authentication is already set up")
+	ErrAlreadyEnrolled = errs.New(errs.Conflict, "", "Two-factor authentication is already set up.")
 )
 
 const (

@@ -1,7 +1,6 @@
 package portal
 
 import (
-	"errors"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -13,7 +12,7 @@ import (
 
 func (h *Handler) renderAccount(c echo.Context, status int, p views.AccountProps) error {
 	st := getState(c)
-	n, err := h.Store.CountUnusedRecoveryCodes(c.Request().Context(), st.user.ID)
+	n, err := h.Auth.RecoveryCodesLeft(c.Request().Context(), st.user.ID)
 	if err != nil {
 		return err
 	}
@@ -28,21 +27,20 @@ func (h *Handler) handleAccount(c echo.Context) error {
 
 func (h *Handler) handlePasswordChange(c echo.Context) error {
 	st := getState(c)
-	current, next := c.FormValue("current_password"), c.FormValue("new_password")
-	if next != c.FormValue("confirm_password") {
-		return h.renderAccount(c, http.StatusBadRequest, views.AccountProps{Error: "The new passwords do not match."})
-	}
-	err := h.Auth.ChangePassword(c.Request().Context(), *st.user, current, next, session.Hash(st.sess), actor(c, st))
-	if errors.Is(err, auth.ErrInvalidInput) || errors.Is(err, auth.ErrPasswordPolicy) {
-		return h.renderAccount(c, http.StatusBadRequest, views.AccountProps{Error: err.Error()})
-	}
+	err := h.Auth.ChangePassword(c.Request().Context(), caller(c), auth.PasswordChange{
+		Current: c.FormValue("current_password"), New: c.FormValue("new_password"), Confirm: c.FormValue("confirm_password"),
+		KeepSession: session.Hash(st.sess),
+	})
 	if err != nil {
-		return err
+		prob, fields, ok := formError(c, err)
+		if !ok {
+			return err
+		}
+		return h.renderAccount(c, prob.Status, views.AccountProps{Error: prob.Message, Errors: fields})
 	}
 	// A new id for the session that survives the change.
 	if err := h.Sessions.Renew(c.Request(), c.Response(), st.sess); err != nil {
 		return err
 	}
-	st.user.MustChangePassword = false
-	return h.renderAccount(c, http.StatusOK, views.AccountProps{Notice: "Your password was changed. Your other sessions were signed out."})
+	return h.done(c, "/account", "Your password was changed. Your other sessions were signed out.")
 }

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"keyward/db"
 	"keyward/web/audit"
@@ -82,7 +83,7 @@ func TestOneTimePasswordMustBeChanged(t *testing.T) {
 	var u db.User
 	e.Store.InTx(context.Background(), func(q *db.Queries) error {
 		var err error
-		u, err = auth.CreateUser(context.Background(), q, e.Tenant.ID, "ann@acme.test", auth.RoleOwner, webtest.Password, true, audit.Actor{})
+		u, err = auth.CreateUser(context.Background(), q, e.Tenant.ID, "ann@acme.test", auth.RoleOwner, webtest.Password, true, audit.Actor{}, time.Now())
 		return err
 	})
 	en, _ := e.App.MFA.NewEnrolment(u.Email)

@@ -1,7 +1,6 @@
 package portal
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -10,20 +9,22 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"keyward/db"
 	"keyward/web/api"
 	"keyward/web/apikey"
-	"keyward/web/auth"
-	"keyward/web/mfa"
+	"keyward/web/errs"
+	"keyward/web/problem"
 )
 
-// rejectAPIKeys: management is portal-only. A request that carries an API
-// key, in either header, gets 403 whatever else it carries.
+// errKeysCannotManage: management is portal-only.
+var errKeysCannotManage = errs.New(errs.Forbidden, "", "API keys cannot manage API keys")
+
+// rejectAPIKeys: a request that carries an API key, in either header, gets
+// 403 whatever else it carries.
 func rejectAPIKeys(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
 		if r.Header.Get("X-API-Key") != "" || strings.HasPrefix(strings.ToLower(r.Header.Get(echo.HeaderAuthorization)), "bearer ") {
-			return &api.Error{Status: http.StatusForbidden, Code: api.CodeForbidden, Message: "API keys cannot manage API keys"}
+			return errKeysCannotManage
 		}
 		return next(c)
 	}
@@ -35,12 +36,12 @@ func (h *Handler) requireConsoleManager(next echo.HandlerFunc) echo.HandlerFunc 
 	return func(c echo.Context) error {
 		st := getState(c)
 		switch {
-		case st.user == nil || !st.mfa || st.user.TotpEnrolledAt == nil:
-			return &api.Error{Status: http.StatusUnauthorized, Code: api.CodeUnauthorized, Message: "Sign in to the portal (password and TOTP) first; these routes take a portal session."}
+		case st.user == nil || !st.mfa || !st.user.TOTPEnrolled:
+			return errs.New(errs.Unauthorized, "", "Sign in to the portal (password and TOTP) first; these routes take a portal session.")
 		case st.user.MustChangePassword:
-			return &api.Error{Status: http.StatusForbidden, Code: api.CodeForbidden, Message: "Change your one-time password in the portal first."}
+			return errs.New(errs.Forbidden, "", "Change your one-time password in the portal first.")
 		case c.Request().Method != http.MethodGet && !canManage(st):
-			return &api.Error{Status: http.StatusForbidden, Code: api.CodeForbidden, Message: "Your role (viewer) cannot create or change API keys."}
+			return errs.New(errs.Forbidden, "", "Your role (viewer) cannot create or change API keys.")
 		}
 		return next(c)
 	}
@@ -65,47 +66,44 @@ type consoleRequest struct {
 	Code        string            `json:"code"`
 }
 
+// consoleBodyLimit is the portal's body limit, which the console shares.
+const consoleBodyLimit = 64 << 10
+
 func bindConsole(c echo.Context) (consoleRequest, error) {
 	var req consoleRequest
 	if !strings.HasPrefix(c.Request().Header.Get(echo.HeaderContentType), echo.MIMEApplicationJSON) {
-		return req, &api.Error{Status: http.StatusUnsupportedMediaType, Code: api.CodeUnsupported, Message: "Send a JSON body with Content-Type: application/json."}
+		return req, problem.Unsupported()
 	}
 	dec := json.NewDecoder(c.Request().Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return req, &api.Error{Status: http.StatusRequestEntityTooLarge, Code: api.CodeTooLarge, Message: "The body is larger than 64 KiB."}
+		var he *echo.HTTPError
+		if errors.As(err, &tooBig) || errors.As(err, &he) && he.Code == http.StatusRequestEntityTooLarge {
+			return req, problem.TooLarge(consoleBodyLimit)
 		}
-		return req, &api.Error{Status: http.StatusBadRequest, Code: api.CodeValidation, Message: "The body is not valid JSON for this route: " + err.Error()}
+		return req, errs.Newf(errs.Invalid, "The body is not valid JSON for this route: %s", err.Error())
 	}
 	if dec.More() {
-		return req, &api.Error{Status: http.StatusBadRequest, Code: api.CodeValidation, Message: "The body must hold one JSON object and nothing after it."}
+		return req, errs.New(errs.Invalid, "", "The body must hold one JSON object and nothing after it.")
 	}
 	return req, nil
 }
 
-// consoleError turns domain failures into envelope errors.
-func consoleError(err error) error {
-	var fe *apikey.FieldError
-	var te *auth.ThrottledError
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &fe):
-		return &api.Error{Status: http.StatusBadRequest, Code: api.CodeValidation, Message: fe.Message, Field: fe.Field}
-	case errors.Is(err, mfa.ErrReplayed):
-		return &api.Error{Status: http.StatusUnauthorized, Code: api.CodeInvalidCode, Message: "That TOTP code was already used; wait for the next one.", Field: "code"}
-	case errors.Is(err, mfa.ErrInvalidCode):
-		return &api.Error{Status: http.StatusUnauthorized, Code: api.CodeInvalidCode, Message: "The TOTP or recovery code is not valid.", Field: "code"}
-	case errors.As(err, &te):
-		return &api.Error{Status: http.StatusTooManyRequests, Code: api.CodeRateLimited, Message: te.Error()}
-	case errors.Is(err, apikey.ErrRevoked):
-		return &api.Error{Status: http.StatusConflict, Code: api.CodeConflict, Message: "The key is revoked; it can never be changed again."}
-	case errors.Is(err, db.ErrNotFound):
-		return &api.Error{Status: http.StatusNotFound, Code: api.CodeNotFound, Message: "No such API key in your organisation."}
+// configOf reads a console body into a key configuration; an unreadable
+// window is reported with the rest.
+func configOf(req consoleRequest) apikey.Config {
+	cfg := apikey.Config{Name: req.Name, Description: req.Description, Environment: apikey.Environment(req.Environment),
+		Scopes: req.Scopes, Sources: req.Sources, IPAllowlist: req.IPAllowlist, ExpiresAt: req.ExpiresAt}
+	if req.RateLimit != nil {
+		w, err := apikey.ParseWindow(req.RateLimit.Window)
+		if err != nil {
+			cfg.Unreadable.Add("rate_limit", "rate_limit.window must be 1m, 1h or 24h.")
+		} else {
+			cfg.RateLimit = &apikey.RateLimit{Requests: req.RateLimit.Requests, Window: w}
+		}
 	}
-	return err
+	return cfg
 }
 
 // keyView is a key as the console routes show it: never a secret.
@@ -127,114 +125,48 @@ type keyView struct {
 	Key         string            `json:"key,omitempty"` // generate and rotate only, once
 }
 
-// viewOf builds a key's view from the row and its live prefixes.
-func viewOf(k db.APIKey, prefixes []string) keyView {
-	v := keyView{ID: k.ID, Name: k.Name, Description: k.Description, Environment: k.Environment,
-		Status: apikey.Status(k, time.Now()), Scopes: k.Scopes, Sources: k.Sources, IPAllowlist: k.IpAllowlist,
-		ExpiresAt: k.ExpiresAt, CreatedAt: k.CreatedAt, LastUsedAt: k.LastUsedAt, LastUsedIP: k.LastUsedIp, Prefixes: prefixes}
+func (h *Handler) viewOf(k apikey.Key) keyView {
+	v := keyView{ID: k.ID, Name: k.Name, Description: k.Description, Environment: string(k.Environment),
+		Status: k.Status(h.Now()), Scopes: k.Scopes, Sources: k.Sources, IPAllowlist: k.IPAllowlist,
+		ExpiresAt: k.ExpiresAt, CreatedAt: k.CreatedAt, LastUsedAt: k.LastUsedAt, LastUsedIP: k.LastUsedIP, Prefixes: k.Live}
 	if v.Prefixes == nil {
 		v.Prefixes = []string{}
 	}
-	if r := apikey.KeyRateLimit(k); r != nil {
+	if r := k.RateLimit; r != nil {
 		v.RateLimit = &consoleRateLimit{Requests: r.Requests, Window: shortDuration(r.Window)}
 	}
 	return v
 }
 
-// loadKeyView reads key id's row and live secrets through q: inside an
-// operation's transaction, so the reply shows exactly what was committed.
-func loadKeyView(ctx context.Context, q *db.Queries, tenantID int64, id string) (keyView, error) {
-	k, err := q.GetAPIKey(ctx, db.GetAPIKeyParams{TenantID: tenantID, ID: id})
-	if err != nil {
-		return keyView{}, err
-	}
-	secrets, err := q.ListAPIKeySecrets(ctx, db.ListAPIKeySecretsParams{TenantID: tenantID, KeyID: id})
-	if err != nil {
-		return keyView{}, err
-	}
-	var prefixes []string
-	for _, s := range secrets {
-		if s.ExpiresAt == nil || s.ExpiresAt.After(time.Now()) {
-			prefixes = append(prefixes, s.Prefix)
-		}
-	}
-	return viewOf(k, prefixes), nil
-}
-
-func (h *Handler) getKeyByID(c echo.Context, tenantID int64, id string) (db.APIKey, error) {
-	if !apikey.ValidID(id) {
-		return db.APIKey{}, consoleError(db.ErrNotFound)
-	}
-	k, err := h.Store.GetAPIKey(c.Request().Context(), db.GetAPIKeyParams{TenantID: tenantID, ID: id})
-	return k, consoleError(db.Wrap(err))
-}
-
 func (h *Handler) handleConsoleGenerate(c echo.Context) error {
-	st := getState(c)
-	ctx := c.Request().Context()
 	req, err := bindConsole(c)
 	if err != nil {
 		return err
 	}
-	cfg := apikey.Config{Name: req.Name, Description: req.Description, Environment: apikey.Environment(req.Environment),
-		Scopes: req.Scopes, Sources: req.Sources, IPAllowlist: req.IPAllowlist, ExpiresAt: req.ExpiresAt}
-	if req.RateLimit != nil {
-		w, err := time.ParseDuration(req.RateLimit.Window)
-		if err != nil {
-			return consoleError(&apikey.FieldError{Field: "rate_limit", Message: "rate_limit.window must be 1m, 1h or 24h."})
-		}
-		cfg.RateLimit = &apikey.RateLimit{Requests: req.RateLimit.Requests, Window: w}
-	}
-	now := time.Now()
-	if err := cfg.Normalize(now); err != nil {
-		return consoleError(err)
-	}
-	var v keyView
-	from := actor(c, st)
-	err = h.Auth.CheckCode(ctx, *st.user, req.Code, from, func(q *db.Queries, _ bool) error {
-		key, full, err := apikey.Create(ctx, q, st.tenant.ID, cfg, from, st.user.ID, now)
-		if err != nil {
-			return err
-		}
-		v, err = loadKeyView(ctx, q, st.tenant.ID, key.ID)
-		v.Key = full
-		return err
-	})
+	k, full, err := h.Keys.Create(c.Request().Context(), caller(c), req.Code, configOf(req))
 	if err != nil {
-		return consoleError(err)
+		return err
 	}
+	v := h.viewOf(k)
+	v.Key = full
 	return api.OK(c, http.StatusCreated, v)
 }
 
 func (h *Handler) handleConsoleRotate(c echo.Context) error {
-	st := getState(c)
-	ctx := c.Request().Context()
 	req, err := bindConsole(c)
 	if err != nil {
 		return err
 	}
-	k, err := h.getKeyByID(c, st.tenant.ID, req.ID)
+	grace, err := apikey.ParseGrace(req.Grace)
 	if err != nil {
 		return err
 	}
-	grace, err := parseGrace(req.Grace)
+	k, full, err := h.Keys.Rotate(c.Request().Context(), caller(c), req.Code, req.ID, grace)
 	if err != nil {
-		return consoleError(err)
-	}
-	var v keyView
-	from := actor(c, st)
-	err = h.Auth.CheckCode(ctx, *st.user, req.Code, from, func(q *db.Queries, _ bool) error {
-		full, err := apikey.Rotate(ctx, q, st.tenant.ID, k.ID, grace, from, time.Now())
-		if err != nil {
-			return err
-		}
-		v, err = loadKeyView(ctx, q, st.tenant.ID, k.ID)
-		v.Key = full
 		return err
-	})
-	if err != nil {
-		return consoleError(err)
 	}
+	v := h.viewOf(k)
+	v.Key = full
 	return api.OK(c, http.StatusOK, v)
 }
 
@@ -243,62 +175,36 @@ func (h *Handler) handleConsoleRotate(c echo.Context) error {
 const consoleListCap = 1000
 
 // handleConsoleGet returns one key (?id=) or every key of the tenant (up
-// to consoleListCap, newest first), in two queries.
+// to consoleListCap, newest first).
 func (h *Handler) handleConsoleGet(c echo.Context) error {
-	st := getState(c)
-	if id := c.QueryParam("id"); id != "" {
-		k, err := h.getKeyByID(c, st.tenant.ID, id)
-		if err != nil {
-			return err
-		}
-		v, err := loadKeyView(c.Request().Context(), h.Store.Queries, st.tenant.ID, k.ID)
-		if err != nil {
-			return err
-		}
-		return api.OK(c, http.StatusOK, v)
-	}
 	ctx := c.Request().Context()
-	keys, err := h.Store.ListAPIKeysByTenant(ctx, db.ListAPIKeysByTenantParams{TenantID: st.tenant.ID, Lim: consoleListCap})
+	tenant := getState(c).tenant.ID
+	if id := c.QueryParam("id"); id != "" {
+		k, err := h.Keys.Get(ctx, tenant, id)
+		if err != nil {
+			return err
+		}
+		return api.OK(c, http.StatusOK, h.viewOf(k))
+	}
+	keys, err := h.Keys.All(ctx, tenant, consoleListCap)
 	if err != nil {
 		return err
-	}
-	secrets, err := h.Store.ListLiveSecretsByTenant(ctx, st.tenant.ID)
-	if err != nil {
-		return err
-	}
-	prefixes := map[string][]string{}
-	for _, s := range secrets {
-		prefixes[s.KeyID] = append(prefixes[s.KeyID], s.Prefix)
 	}
 	out := make([]keyView, 0, len(keys))
 	for _, k := range keys {
-		out = append(out, viewOf(k, prefixes[k.ID]))
+		out = append(out, h.viewOf(k))
 	}
 	return api.OK(c, http.StatusOK, out)
 }
 
 func (h *Handler) handleConsoleRevoke(c echo.Context) error {
-	st := getState(c)
-	ctx := c.Request().Context()
 	req, err := bindConsole(c)
 	if err != nil {
 		return err
 	}
-	k, err := h.getKeyByID(c, st.tenant.ID, req.ID)
+	k, err := h.Keys.Revoke(c.Request().Context(), caller(c), req.Code, req.ID)
 	if err != nil {
 		return err
 	}
-	var v keyView
-	from := actor(c, st)
-	err = h.Auth.CheckCode(ctx, *st.user, req.Code, from, func(q *db.Queries, _ bool) error {
-		if err := apikey.Revoke(ctx, q, st.tenant.ID, k.ID, from, time.Now()); err != nil {
-			return err
-		}
-		v, err = loadKeyView(ctx, q, st.tenant.ID, k.ID)
-		return err
-	})
-	if err != nil {
-		return consoleError(err)
-	}
-	return api.OK(c, http.StatusOK, v)
+	return api.OK(c, http.StatusOK, h.viewOf(k))
 }

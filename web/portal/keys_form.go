@@ -1,16 +1,14 @@
 package portal
 
 import (
-	"errors"
 	"fmt"
-	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
-	"keyward/db"
 	"keyward/views"
 	"keyward/web/apikey"
 	"keyward/web/auth"
@@ -21,73 +19,76 @@ import (
 func (h *Handler) requireManager(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if !canManage(getState(c)) {
-			return echo.NewHTTPError(http.StatusForbidden, "Your role (viewer) can see API keys but not create or change them. Ask an owner or admin.")
+			return auth.ErrCannotManageKeys
 		}
 		return next(c)
 	}
 }
 
-func canManage(st *state) bool {
-	return st.user != nil && (st.user.Role == auth.RoleOwner || st.user.Role == auth.RoleAdmin)
-}
+func canManage(st *state) bool { return st.user != nil && st.user.CanManageKeys() }
 
-// readKeyForm reads a create or edit form: the values as typed (to show
-// again) and the Config they mean, or a FieldError.
-func readKeyForm(c echo.Context) (views.KeyForm, apikey.Config, error) {
-	vals, _ := c.FormParams()
+// parseKeyForm reads a create or edit form: the values as typed (to show
+// again) and the Config they mean. What cannot even be read (a number that
+// is not one) goes into Config.Unreadable, so validation reports it with
+// everything else.
+func parseKeyForm(vals url.Values) (views.KeyForm, apikey.Config) {
+	get := func(k string) string { return vals.Get(k) }
 	f := views.KeyForm{
-		Name: c.FormValue("name"), Description: c.FormValue("description"),
-		Environment: c.FormValue("environment"), Preset: c.FormValue("preset"), Scopes: vals["scopes"],
-		Sources: c.FormValue("sources"), IPAllowlist: c.FormValue("ip_allowlist"),
-		RateRequests: strings.TrimSpace(c.FormValue("rate_limit_requests")), RateWindow: c.FormValue("rate_limit_window"),
-		ExpiresAt: strings.TrimSpace(c.FormValue("expires_at")),
+		Name: get("name"), Description: get("description"),
+		Environment: get("environment"), Preset: get("preset"), Scopes: vals["scopes"],
+		Sources: get("sources"), IPAllowlist: get("ip_allowlist"),
+		RateRequests: strings.TrimSpace(get("rate_limit_requests")), RateWindow: get("rate_limit_window"),
+		ExpiresAt: strings.TrimSpace(get("expires_at")),
 	}
 	cfg := apikey.Config{
 		Name: f.Name, Description: f.Description, Environment: apikey.Environment(f.Environment),
-		Sources: splitList(f.Sources), IPAllowlist: splitList(f.IPAllowlist),
+		Sources: splitList(f.Sources), IPAllowlist: splitList(f.IPAllowlist), ExpiresOnDate: true,
 	}
 	if f.Preset == "custom" || f.Preset == "" {
 		cfg.Scopes = f.Scopes
 	} else if cfg.Scopes = apikey.PresetScopes(f.Preset); cfg.Scopes == nil {
-		return f, cfg, &apikey.FieldError{Field: "scopes", Message: "Choose one of the permission presets or individual scopes."}
+		cfg.Unreadable.Add("scopes", "Choose one of the permission presets or individual scopes.")
 	}
 	if f.RateRequests != "" {
 		n, err := strconv.Atoi(f.RateRequests)
 		if err != nil {
-			return f, cfg, &apikey.FieldError{Field: "rate_limit", Message: "The rate limit must be a whole number of requests."}
+			cfg.Unreadable.Add("rate_limit", "The rate limit must be a whole number of requests.")
 		}
-		w, err := time.ParseDuration(f.RateWindow)
+		w, err := apikey.ParseWindow(f.RateWindow)
 		if err != nil {
-			return f, cfg, &apikey.FieldError{Field: "rate_limit", Message: "The rate-limit window must be 1m, 1h or 24h."}
+			cfg.Unreadable.Add("rate_limit", "The rate-limit window must be 1m, 1h or 24h.")
 		}
-		cfg.RateLimit = &apikey.RateLimit{Requests: n, Window: w}
+		if !cfg.Unreadable.Has("rate_limit") {
+			cfg.RateLimit = &apikey.RateLimit{Requests: n, Window: w}
+		}
 	}
 	if f.ExpiresAt != "" {
-		d, err := time.Parse("2006-01-02", f.ExpiresAt)
+		d, err := time.Parse(time.DateOnly, f.ExpiresAt)
 		if err != nil {
-			return f, cfg, &apikey.FieldError{Field: "expires_at", Message: "The expiry must be a date such as 2027-01-31."}
+			cfg.Unreadable.Add("expires_at", "The expiry must be a date such as 2027-01-31.")
+		} else {
+			cfg.ExpiresAt = &d
 		}
-		cfg.ExpiresAt = &d
 	}
-	return f, cfg, nil
+	return f, cfg
 }
 
 // formOf fills a form from a key, for editing.
-func formOf(k db.APIKey) views.KeyForm {
+func formOf(k apikey.Key) views.KeyForm {
 	f := views.KeyForm{
-		Name: k.Name, Description: k.Description, Environment: k.Environment, Preset: "custom", Scopes: k.Scopes,
-		Sources: strings.Join(k.Sources, "\n"), IPAllowlist: strings.Join(k.IpAllowlist, "\n"), RateWindow: "1h",
+		Name: k.Name, Description: k.Description, Environment: string(k.Environment), Preset: "custom", Scopes: k.Scopes,
+		Sources: strings.Join(k.Sources, "\n"), IPAllowlist: strings.Join(k.IPAllowlist, "\n"), RateWindow: "1h",
 	}
 	for _, p := range apikey.Presets {
 		if apikey.Summary(k.Scopes) == p.Label {
 			f.Preset = p.ID
 		}
 	}
-	if r := apikey.KeyRateLimit(k); r != nil {
+	if r := k.RateLimit; r != nil {
 		f.RateRequests, f.RateWindow = strconv.Itoa(r.Requests), shortDuration(r.Window)
 	}
 	if k.ExpiresAt != nil {
-		f.ExpiresAt = k.ExpiresAt.UTC().Format("2006-01-02")
+		f.ExpiresAt = k.ExpiresAt.UTC().Format(time.DateOnly)
 	}
 	return f
 }
@@ -108,8 +109,8 @@ func shortDuration(d time.Duration) string {
 	return d.String()
 }
 
-func planDefault(plan string) string {
-	return fmt.Sprintf("%s requests per hour (%s plan)", formatInt(auth.Plans[plan]), plan)
+func planDefault(t *auth.Tenant) string {
+	return fmt.Sprintf("%s requests per hour (%s plan)", formatInt(t.PlanLimit()), t.Plan)
 }
 
 func formatInt(n int) string {
@@ -120,18 +121,36 @@ func formatInt(n int) string {
 	return s
 }
 
-// opError maps an operation's failure to a message for its form and a
-// status; ok is false for errors the error handler should take.
-func opError(c echo.Context, err error) (msg, field string, status int, ok bool) {
-	var fe *apikey.FieldError
-	if m, st := codeError(c, err); m != "" {
-		return m, "code", st, true
-	}
-	switch {
-	case errors.As(err, &fe):
-		return fe.Message, fe.Field, http.StatusBadRequest, true
-	case errors.Is(err, apikey.ErrRevoked):
-		return "This key is revoked: it can never be enabled or changed again.", "", http.StatusConflict, true
-	}
-	return "", "", 0, false
+func (h *Handler) renderKeyForm(c echo.Context, status int, title string, p views.KeyFormProps) error {
+	p.PlanDefault = planDefault(getState(c).tenant)
+	return render(c, status, views.KeyFormPage(meta(c, title, "api-keys"), title, p))
 }
+
+func newKeyForm() views.KeyFormProps {
+	return views.KeyFormProps{Action: "/settings/developers/api-keys", Submit: "Create API key",
+		Form: views.KeyForm{Environment: "development", Preset: "read_only", RateWindow: "1h"}}
+}
+
+// failedForm re-renders a key form with every problem of err, or passes
+// err on to the error page.
+func (h *Handler) failedForm(c echo.Context, err error, title string, p views.KeyFormProps) error {
+	prob, fields, ok := formError(c, err)
+	if !ok {
+		return err
+	}
+	p.Error, p.Errors = prob.Message, fields
+	return h.renderKeyForm(c, prob.Status, title, p)
+}
+
+func keyURL(id string) string { return "/settings/developers/api-keys/" + id }
+
+// formValues reads the request's form; a body that is not a form is
+// simply an empty one, which validation then explains.
+func formValues(c echo.Context) url.Values {
+	vals, err := c.FormParams()
+	if err != nil {
+		return url.Values{}
+	}
+	return vals
+}
+

@@ -2,6 +2,7 @@ package portal_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -217,6 +218,10 @@ func TestDisableEnableRevoke(t *testing.T) {
 	if r := a.op(id, "disable", url.Values{}); r.Status != http.StatusOK || !strings.Contains(r.Body, "The key is disabled") {
 		t.Fatalf("disable: %d", r.Status)
 	}
+	// The flash is shown once: the same page again has none.
+	if r := a.c.Get("/settings/developers/api-keys/" + id); strings.Contains(r.Body, "The key is disabled") {
+		t.Error("the flash message shows a second time")
+	}
 	if r := a.c.Get("/settings/developers/api-keys?status=disabled"); strings.Count(r.Body, `data-testid="api-key-row"`) != 1 {
 		t.Error("the disabled filter does not show the key")
 	}
@@ -235,7 +240,7 @@ func TestDisableEnableRevoke(t *testing.T) {
 	if r := a.op(id, "enable", url.Values{}); r.Status != http.StatusConflict {
 		t.Fatalf("enable after revoke: %d", r.Status)
 	}
-	if n := count(t, e, `SELECT count(*) FROM api_key_secrets WHERE key_id = $1 AND (expires_at IS NULL OR expires_at > now())`, id); n != 0 {
+	if n := count(t, e, `SELECT count(*) FROM api_key_secrets WHERE key_id = $1 AND (expires_at IS NULL OR expires_at > $2)`, id, e.Clock.Now()); n != 0 {
 		t.Error("a revoked key still has a live secret")
 	}
 	// The list still names a revoked key by its prefix.
@@ -269,9 +274,28 @@ func TestRotateGrace(t *testing.T) {
 	assertNowhere(t, e, m[1])
 	var until time.Time
 	e.Store.Pool.QueryRow(context.Background(), `SELECT expires_at FROM api_key_secrets WHERE hash = $1`, apikey.Hash(first)).Scan(&until)
-	if d := time.Until(until); d < 59*time.Minute || d > 61*time.Minute {
+	if d := until.Sub(e.Clock.Now()); d < 59*time.Minute || d > 61*time.Minute {
 		t.Fatalf("the old secret expires in %s, want 1h", d)
 	}
+	// Both secrets work during the grace window; past it, on the same
+	// clock, only the new one does. The clock moves; nothing sleeps.
+	if _, err := e.App.Verifier.Verify(context.Background(), first); err != nil {
+		t.Fatalf("the old secret fails during its grace window: %v", err)
+	}
+	for range 3 { // three steps, each well inside the session's idle timeout
+		e.Clock.Advance(20*time.Minute + 30*time.Second)
+		a.c.Get("/settings/developers/api-keys/" + id)
+	}
+	if _, err := e.App.Verifier.Verify(context.Background(), first); !errors.Is(err, apikey.ErrRotated) {
+		t.Fatalf("the old secret past its grace window: %v, want ErrRotated", err)
+	}
+	if _, err := e.App.Verifier.Verify(context.Background(), m[1]); err != nil {
+		t.Fatalf("the new secret: %v", err)
+	}
+	if r := a.c.Get("/settings/developers/api-keys/" + id); !strings.Contains(r.Body, "expired "+until.UTC().Format("2006-01-02 15:04")) {
+		t.Error("past the grace window, the detail page does not show the old secret as expired")
+	}
+	e.Clock.Advance(-3 * (20*time.Minute + 30*time.Second))
 	if n := count(t, e, `SELECT count(*) FROM api_key_secrets WHERE key_id = $1 AND expires_at IS NULL`, id); n != 1 {
 		t.Errorf("live secrets without expiry = %d, want 1 (the new one)", n)
 	}
@@ -280,7 +304,7 @@ func TestRotateGrace(t *testing.T) {
 	}
 	// Grace 0 retires every current secret at once.
 	a.op(id, "rotate", url.Values{"grace": {"0"}})
-	if n := count(t, e, `SELECT count(*) FROM api_key_secrets WHERE key_id = $1 AND (expires_at IS NULL OR expires_at > now())`, id); n != 1 {
+	if n := count(t, e, `SELECT count(*) FROM api_key_secrets WHERE key_id = $1 AND (expires_at IS NULL OR expires_at > $2)`, id, e.Clock.Now()); n != 1 {
 		t.Errorf("after rotating with no grace, live secrets = %d, want 1", n)
 	}
 	if r := a.op(id, "rotate", url.Values{"grace": {"5h"}}); r.Status != http.StatusBadRequest {

@@ -310,13 +310,13 @@ func TestIdleAndAbsoluteExpiry(t *testing.T) {
 	e := webtest.New(t)
 	_, secret, _ := e.EnrolledUser(e.Tenant, "ann@acme.test", auth.RoleAdmin)
 	c := e.SignIn("ann@acme.test", secret)
-	ctx := context.Background()
+	// The application's clock moves; no row is edited, nothing sleeps.
 	// 29 minutes idle: still signed in (and the visit counts as activity).
-	e.Store.Pool.Exec(ctx, `UPDATE sessions SET last_seen_at = now() - interval '29 minutes'`)
+	e.Clock.Advance(29 * time.Minute)
 	if r := c.Get("/account"); r.Path != "/account" {
 		t.Fatalf("after 29 idle minutes: %s", r.Path)
 	}
-	e.Store.Pool.Exec(ctx, `UPDATE sessions SET last_seen_at = now() - interval '31 minutes'`)
+	e.Clock.Advance(31 * time.Minute)
 	if r := c.Get("/account"); r.Path != "/login" {
 		t.Fatalf("after 31 idle minutes: %s", r.Path)
 	}
@@ -324,8 +324,16 @@ func TestIdleAndAbsoluteExpiry(t *testing.T) {
 		t.Errorf("the idle session row is still there")
 	}
 
+	// Active every 20 minutes, the session still ends 12 hours after it
+	// began.
 	c = e.SignIn("ann@acme.test", secret)
-	e.Store.Pool.Exec(ctx, `UPDATE sessions SET expires_at = now() - interval '1 second'`)
+	for range 12*3 - 1 {
+		e.Clock.Advance(20 * time.Minute)
+		if r := c.Get("/account"); r.Path != "/account" {
+			t.Fatalf("an active session ended early, at %s: %s", e.Clock.Now(), r.Path)
+		}
+	}
+	e.Clock.Advance(20*time.Minute + time.Second)
 	if r := c.Get("/account"); r.Path != "/login" {
 		t.Fatalf("past the absolute lifetime: %s", r.Path)
 	}

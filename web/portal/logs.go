@@ -8,13 +8,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
-	"keyward/db"
 	"keyward/views"
 	"keyward/web/apikey"
 	"keyward/web/audit"
+	"keyward/web/usage"
 )
 
 const logsPerPage = 50
@@ -45,20 +44,17 @@ func (h *Handler) handleAPILogs(c echo.Context) error {
 		status, bounds = "", statusFilters[""]
 	}
 	// The cursor is the last row shown: its time and request id.
-	before, beforeID := time.Now().Add(time.Minute), ""
+	f := usage.LogFilter{KeyID: keyID, StatusMin: int(bounds[0]), StatusMax: int(bounds[1]), Before: h.Now().Add(time.Minute), Limit: logsPerPage}
 	if at, rid, ok := strings.Cut(c.QueryParam("before"), " "); ok {
 		if b, err := time.Parse(time.RFC3339Nano, at); err == nil {
-			before, beforeID = b, audit.CleanText(rid, 64)
+			f.Before, f.BeforeRequestID = b, audit.CleanText(rid, 64)
 		}
 	}
-	rows, err := h.Store.ListRequestLogs(ctx, db.ListRequestLogsParams{
-		TenantID: st.tenant.ID, KeyID: keyID, StatusMin: bounds[0], StatusMax: bounds[1],
-		Before: before, BeforeRequestID: beforeID, Lim: logsPerPage + 1,
-	})
+	rows, more, err := h.Logs.List(ctx, st.tenant.ID, f)
 	if err != nil {
 		return err
 	}
-	keys, err := h.Store.ListAPIKeysByTenant(ctx, db.ListAPIKeysByTenantParams{TenantID: st.tenant.ID, Lim: 1000})
+	keys, err := h.Keys.All(ctx, st.tenant.ID, 1000)
 	if err != nil {
 		return err
 	}
@@ -68,8 +64,7 @@ func (h *Handler) handleAPILogs(c echo.Context) error {
 		names[k.ID] = k.Name
 		p.Keys = append(p.Keys, views.KeyChoice{ID: k.ID, Name: k.Name})
 	}
-	if len(rows) > logsPerPage {
-		rows = rows[:logsPerPage]
+	if more {
 		last := rows[len(rows)-1]
 		q := url.Values{"before": {last.At.UTC().Format(time.RFC3339Nano) + " " + last.RequestID}}
 		if keyID != "" {
@@ -81,18 +76,17 @@ func (h *Handler) handleAPILogs(c echo.Context) error {
 		p.OlderURL = "/settings/developers/api-logs?" + q.Encode()
 	}
 	for _, r := range rows {
-		id := uuid.UUID(r.KeyID.Bytes).String()
-		if _, ok := names[id]; !ok { // beyond the filter's first 1,000 keys
-			k, err := h.Store.GetAPIKey(ctx, db.GetAPIKeyParams{TenantID: st.tenant.ID, ID: id})
+		if _, ok := names[r.KeyID]; !ok { // beyond the filter's first 1,000 keys
+			k, err := h.Keys.Get(ctx, st.tenant.ID, r.KeyID)
 			if err == nil {
-				names[id] = k.Name
-			} else if !errors.Is(db.Wrap(err), db.ErrNotFound) {
+				names[r.KeyID] = k.Name
+			} else if !errors.Is(err, apikey.ErrNotFound) {
 				return err
 			}
 		}
 		p.Rows = append(p.Rows, views.LogRow{
-			At: r.At.UTC().Format("2006-01-02 15:04:05 UTC"), Method: r.Method, Path: r.Path, Status: int(r.Status),
-			KeyID: id, KeyName: names[id], KeyPrefix: r.KeyPrefix, IP: r.Ip, Latency: latencyText(r.LatencyUs), RequestID: r.RequestID,
+			At: r.At.UTC().Format("2006-01-02 15:04:05 UTC"), Method: r.Method, Path: r.Path, Status: r.Status,
+			KeyID: r.KeyID, KeyName: names[r.KeyID], KeyPrefix: r.KeyPrefix, IP: r.IP, Latency: latencyText(r.Latency.Microseconds()), RequestID: r.RequestID,
 		})
 	}
 	return render(c, http.StatusOK, views.APILogsPage(meta(c, "API request log", "api-logs"), p))

@@ -7,9 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"keyward/db"
 	"keyward/views"
-	"keyward/web/audit"
 	"keyward/web/mfa"
 	"keyward/web/session"
 )
@@ -20,16 +18,16 @@ func (h *Handler) pendingSecret(c echo.Context, st *state) (string, error) {
 	if enc, ok := st.sess.Values[session.KeyPendingTOTP].(string); ok {
 		sealed, err := base64.StdEncoding.DecodeString(enc)
 		if err == nil {
-			if secret, err := h.MFA.Decrypt(st.user.ID, sealed); err == nil {
+			if secret, err := h.Auth.MFA.Decrypt(st.user.ID, sealed); err == nil {
 				return secret, nil
 			}
 		}
 	}
-	en, err := h.MFA.NewEnrolment(st.user.Email)
+	en, err := h.Auth.StartEnrolment(caller(c))
 	if err != nil {
 		return "", err
 	}
-	sealed, err := h.MFA.Encrypt(st.user.ID, en.Secret)
+	sealed, err := h.Auth.MFA.Encrypt(st.user.ID, en.Secret)
 	if err != nil {
 		return "", err
 	}
@@ -38,7 +36,7 @@ func (h *Handler) pendingSecret(c echo.Context, st *state) (string, error) {
 }
 
 func (h *Handler) renderEnroll(c echo.Context, st *state, status int, secret, msg string) error {
-	en, err := h.MFA.EnrolmentFor(st.user.Email, secret)
+	en, err := h.Auth.MFA.EnrolmentFor(st.user.Email, secret)
 	if err != nil {
 		return err
 	}
@@ -48,7 +46,7 @@ func (h *Handler) renderEnroll(c echo.Context, st *state, status int, secret, ms
 
 func (h *Handler) handleEnrollForm(c echo.Context) error {
 	st := getState(c)
-	if st.user.TotpEnrolledAt != nil {
+	if st.user.TOTPEnrolled {
 		return c.Redirect(http.StatusSeeOther, "/login/totp")
 	}
 	secret, err := h.pendingSecret(c, st)
@@ -60,44 +58,28 @@ func (h *Handler) handleEnrollForm(c echo.Context) error {
 
 func (h *Handler) handleEnroll(c echo.Context) error {
 	st := getState(c)
-	if st.user.TotpEnrolledAt != nil {
+	if st.user.TOTPEnrolled {
 		return c.Redirect(http.StatusSeeOther, "/login/totp")
 	}
 	secret, err := h.pendingSecret(c, st)
 	if err != nil {
 		return err
 	}
-	step, err := h.MFA.CheckEnrolmentCode(secret, c.FormValue("code"))
-	if err != nil {
-		return h.renderEnroll(c, st, http.StatusUnauthorized, secret,
-			"That code does not match. Check that your device's clock is right and enter the code your app shows now.")
-	}
-	ctx := c.Request().Context()
-	from := actor(c, st)
-	var codes []string
-	if err := h.Store.InTx(ctx, func(q *db.Queries) error {
-		var err error
-		if codes, err = h.MFA.Confirm(ctx, q, st.user.ID, secret, step); err != nil {
-			return err
-		}
-		if err := audit.Record(ctx, q, from.Event("auth.mfa.enrolled", "user", from.ID, map[string]int{"recovery_codes": len(codes)})); err != nil {
-			return err
-		}
-		return audit.Record(ctx, q, from.Event("auth.login.succeeded", "user", from.ID, map[string]string{"method": "totp_enrolment"}))
-	}); errors.Is(err, mfa.ErrAlreadyEnrolled) {
+	codes, err := h.Auth.Enrol(c.Request().Context(), caller(c), secret, c.FormValue("code"))
+	if errors.Is(err, mfa.ErrAlreadyEnrolled) {
 		// Another tab won; its codes stand. Sign in with the app instead.
 		return c.Redirect(http.StatusSeeOther, "/login/totp")
 	} else if err != nil {
-		return err
+		prob, _, ok := formError(c, err)
+		if !ok {
+			return err
+		}
+		return h.renderEnroll(c, st, prob.Status, secret, prob.Message)
 	}
 	if err := h.markSignedIn(c, st); err != nil {
 		return err
 	}
-	u, err := h.Store.GetUser(ctx, st.user.ID)
-	if err != nil {
-		return err
-	}
-	st.user = &u
+	st.user.TOTPEnrolled = true
 	// Shown once, in the response to the confirming POST: nothing can
 	// fetch these codes again.
 	return render(c, http.StatusOK, views.RecoveryCodesPage(meta(c, "Recovery codes", ""), codes))

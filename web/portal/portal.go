@@ -5,29 +5,34 @@
 package portal
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
-	"strconv"
+	"time"
 
 	"github.com/a-h/templ"
 	"github.com/gorilla/sessions"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
-	"keyward/db"
 	"keyward/views"
-	"keyward/web/audit"
+	"keyward/web/apikey"
 	"keyward/web/auth"
-	"keyward/web/mfa"
+	"keyward/web/errs"
+	"keyward/web/problem"
 	"keyward/web/session"
+	"keyward/web/usage"
 )
 
-// Handler carries the portal's dependencies.
+// Handler carries the portal's dependencies: services, never the store.
 type Handler struct {
-	Store    *db.Store
 	Sessions *session.Store
 	Auth     *auth.Service
-	MFA      *mfa.Service
+	Keys     *apikey.Service
+	Logs     *usage.Reader
+	Now      func() time.Time
 	// Secure marks cookies Secure (production, behind TLS).
 	Secure bool
 	// BaseURL is the public URL, for the snippets on the reveal page.
@@ -49,6 +54,9 @@ func (h *Handler) Register(e *echo.Echo) {
 			CookieHTTPOnly: true,
 			CookieSecure:   h.Secure,
 			CookieSameSite: http.SameSiteLaxMode,
+			// A typed error, so the one error table knows it without
+			// reading echo's message.
+			ErrorHandler: func(err error, c echo.Context) error { return problem.ErrCSRF },
 		}),
 		h.loadSession,
 	}
@@ -105,22 +113,44 @@ func (h *Handler) dropCSRFToken(c echo.Context) {
 	c.SetCookie(&http.Cookie{Name: h.csrfCookie(), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: h.Secure, SameSite: http.SameSiteLaxMode})
 }
 
-const (
-	ctxCSRF  = "csrf"
-	ctxState = "portal.state"
-)
+// ctxCSRF is where echo's CSRF middleware leaves the token (its contract,
+// a string key); csrfToken reads it into the typed state.
+const ctxCSRF = "csrf"
+
+// stateKey is the typed context key of the portal's request state.
+type stateKey struct{}
 
 // state is what the session says about the request.
 type state struct {
 	sess   *sessions.Session
-	user   *db.User   // set once the password was checked
-	tenant *db.Tenant // the user's tenant
-	mfa    bool       // the second factor was checked too
+	csrf   string
+	user   *auth.User   // set once the password was checked
+	tenant *auth.Tenant // the user's tenant
+	mfa    bool         // the second factor was checked too
+	flash  string       // the confirmation to show on this page, once
 }
 
+// getState returns the request's state. A route without loadSession is a
+// wiring mistake, reported as such rather than as a nil dereference.
 func getState(c echo.Context) *state {
-	st, _ := c.Get(ctxState).(*state)
+	st, ok := c.Request().Context().Value(stateKey{}).(*state)
+	if !ok {
+		panic("portal: no session state for " + c.Path() + ": the route is missing the loadSession middleware")
+	}
 	return st
+}
+
+// caller is the signed-in user acting through this request.
+func caller(c echo.Context) auth.Caller {
+	st := getState(c)
+	if st.user == nil {
+		panic("portal: caller on " + c.Path() + " without a signed-in user: the route is missing requireSignedIn")
+	}
+	return auth.Caller{User: *st.user, Tenant: *st.tenant, Origin: origin(c)}
+}
+
+func origin(c echo.Context) auth.Origin {
+	return auth.Origin{IP: c.RealIP(), UserAgent: c.Request().UserAgent()}
 }
 
 // loadSession reads the session and its user. A disabled user's sessions
@@ -133,28 +163,67 @@ func (h *Handler) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		st := &state{sess: sess}
+		st.csrf, _ = c.Get(ctxCSRF).(string)
 		if uid, ok := sess.Values[session.KeyUserID].(int64); ok {
-			u, err := h.Store.GetUser(r.Context(), uid)
-			if err != nil && !errors.Is(db.Wrap(err), db.ErrNotFound) {
-				return err
-			}
-			if err != nil || u.DisabledAt != nil {
+			u, t, err := h.Auth.Session(r.Context(), uid)
+			switch {
+			case errors.Is(err, auth.ErrSessionEnded):
 				if err := h.Sessions.Destroy(r, c.Response(), sess); err != nil {
 					return err
 				}
 				st.sess, _ = h.Sessions.New(r, session.CookieName)
-			} else {
-				t, err := h.Store.GetTenant(r.Context(), u.TenantID)
-				if err != nil {
-					return err
-				}
+			case err != nil:
+				return err
+			default:
 				st.user, st.tenant = &u, &t
 				st.mfa, _ = sess.Values[session.KeyMFA].(bool)
 			}
 		}
-		c.Set(ctxState, st)
+		if fl := st.sess.Flashes(); len(fl) > 0 {
+			st.flash, _ = fl[0].(string)
+			if err := st.sess.Save(r, c.Response()); err != nil {
+				return err
+			}
+		}
+		c.SetRequest(r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
 		return next(c)
 	}
+}
+
+// done ends a successful POST: a 303 to the page that shows the result,
+// with a flash message kept in the session for that page, once.
+func (h *Handler) done(c echo.Context, to, flash string) error {
+	st := getState(c)
+	st.sess.AddFlash(flash)
+	if err := st.sess.Save(c.Request(), c.Response()); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, to)
+}
+
+// formError turns a service's error into what a form shows: the status,
+// a summary and each field's message. ok is false for errors a form does
+// not show (not found, internal), which go to the error page instead.
+func formError(c echo.Context, err error) (p problem.P, fields map[string]string, ok bool) {
+	e, isErr := errs.As(err)
+	if !isErr {
+		return problem.P{}, nil, false
+	}
+	switch e.Kind {
+	case errs.Invalid, errs.Conflict, errs.Unauthorized, errs.Throttled:
+	default:
+		return problem.P{}, nil, false
+	}
+	p = problem.Of(err)
+	problem.SetRetryAfter(c.Response().Header(), p.RetryAfter)
+	fields = make(map[string]string, len(p.Fields))
+	for _, f := range p.Fields {
+		fields[f.Name] = f.Message
+	}
+	if e.Kind == errs.Throttled {
+		fields["code"] = p.Message
+	}
+	return p, fields, true
 }
 
 // next returns where a partly signed-in user must go now.
@@ -162,7 +231,7 @@ func (st *state) nextStep() string {
 	switch {
 	case st.user == nil:
 		return "/login"
-	case st.user.TotpEnrolledAt == nil:
+	case !st.user.TOTPEnrolled:
 		return "/mfa/enroll"
 	case !st.mfa:
 		return "/login/totp"
@@ -178,7 +247,7 @@ func (st *state) nextStep() string {
 func (h *Handler) requireSignedIn(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		st := getState(c)
-		if st.user == nil || !st.mfa || st.user.TotpEnrolledAt == nil {
+		if st.user == nil || !st.mfa || !st.user.TOTPEnrolled {
 			return c.Redirect(http.StatusSeeOther, st.nextStep())
 		}
 		if st.user.MustChangePassword && c.Path() != "/account" && c.Path() != "/account/password" {
@@ -218,7 +287,7 @@ func fetchMetadata(next echo.HandlerFunc) echo.HandlerFunc {
 		r := c.Request()
 		site := r.Header.Get(echo.HeaderSecFetchSite)
 		if site == "cross-site" && r.Method != http.MethodGet && r.Method != http.MethodHead {
-			return echo.NewHTTPError(http.StatusForbidden, "cross-site request blocked by CSRF")
+			return problem.ErrCSRF
 		}
 		r.Header.Del(echo.HeaderSecFetchSite)
 		return next(c)
@@ -228,32 +297,32 @@ func fetchMetadata(next echo.HandlerFunc) echo.HandlerFunc {
 // meta is the per-request page model.
 func meta(c echo.Context, title, nav string) views.Meta {
 	m := views.Meta{Title: title, Nav: nav}
-	m.CSRF, _ = c.Get(ctxCSRF).(string)
-	if st := getState(c); st != nil && st.user != nil && st.mfa {
+	st, ok := c.Request().Context().Value(stateKey{}).(*state)
+	if !ok { // an error page for a request that never reached loadSession
+		m.CSRF, _ = c.Get(ctxCSRF).(string)
+		return m
+	}
+	m.CSRF, m.Flash = st.csrf, st.flash
+	if st.user != nil && st.mfa {
 		m.User = &views.User{Email: st.user.Email, Role: st.user.Role, Tenant: st.tenant.Name}
 	}
 	return m
 }
 
+// render writes page with status. It renders into a buffer first, so a
+// template that fails sends a clean error page, never half a page.
 func render(c echo.Context, status int, page templ.Component) error {
-	c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
-	c.Response().WriteHeader(status)
-	return page.Render(c.Request().Context(), c.Response())
-}
-
-// RenderError renders the portal's error page; the server's error handler
-// calls it.
-func (h *Handler) RenderError(c echo.Context, status int, title, message string) error {
-	return render(c, status, views.ErrorPage(meta(c, title, ""), views.ErrorProps{Status: status, Title: title, Message: message}))
-}
-
-// actor describes the request for the audit trail.
-func actor(c echo.Context, st *state) audit.Actor {
-	a := audit.Actor{Type: audit.ActorSystem, IP: c.RealIP(), UserAgent: c.Request().UserAgent()}
-	if st != nil && st.user != nil {
-		a.Type, a.ID, a.TenantID = audit.ActorUser, strconv.FormatInt(st.user.ID, 10), &st.user.TenantID
+	var buf bytes.Buffer
+	if err := page.Render(c.Request().Context(), &buf); err != nil {
+		return fmt.Errorf("rendering %s: %w", c.Path(), err)
 	}
-	return a
+	return c.HTMLBlob(status, buf.Bytes())
+}
+
+// RenderError renders the portal's error page for p; the server's error
+// handler calls it.
+func (h *Handler) RenderError(c echo.Context, p problem.P) error {
+	return render(c, p.Status, views.ErrorPage(meta(c, p.Title, ""), views.ErrorProps{Status: p.Status, Title: p.Title, Message: p.Message}))
 }
 
 func (h *Handler) handleHome(c echo.Context) error {

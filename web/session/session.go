@@ -41,14 +41,19 @@ type Store struct {
 	// after it was issued, used or not.
 	Idle, Absolute time.Duration
 	Secure         bool
-	codec          *securecookie.SecureCookie
+	// Now is the application's clock.
+	Now   func() time.Time
+	codec *securecookie.SecureCookie
 }
 
 // New returns a store whose cookies are signed with hashKey.
-func New(q *db.Queries, hashKey []byte, secure bool) *Store {
+func New(q *db.Queries, hashKey []byte, secure bool, now func() time.Time) *Store {
 	codec := securecookie.New(hashKey, nil)
-	codec.MaxAge(int((12 * time.Hour).Seconds()))
-	return &Store{Queries: q, Idle: 30 * time.Minute, Absolute: 12 * time.Hour, Secure: secure, codec: codec}
+	// The cookie only names the row; the row's times decide, on the
+	// application's clock. securecookie's own age check would read the
+	// machine's clock instead.
+	codec.MaxAge(0)
+	return &Store{Queries: q, Idle: 30 * time.Minute, Absolute: 12 * time.Hour, Secure: secure, Now: now, codec: codec}
 }
 
 // Get returns the request's session, cached for the rest of the request.
@@ -71,14 +76,14 @@ func (s *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 		return sess, nil // a forged or stale cookie is simply no session
 	}
 	ctx := r.Context()
-	row, err := s.Queries.GetSession(ctx, hashID(id))
-	if errors.Is(db.Wrap(err), db.ErrNotFound) {
+	now := s.Now()
+	row, err := s.Queries.GetSession(ctx, db.GetSessionParams{IDHash: hashID(id), Now: now})
+	if errors.Is(err, db.ErrNotFound) {
 		return sess, nil
 	}
 	if err != nil {
 		return sess, err
 	}
-	now := time.Now()
 	if now.Sub(row.LastSeenAt) > s.Idle {
 		return sess, s.Queries.DeleteSession(ctx, row.IDHash)
 	}
@@ -88,7 +93,7 @@ func (s *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 	// Mark activity at most once a minute: the idle timeout needs no finer
 	// grain, and most requests then write nothing.
 	if now.Sub(row.LastSeenAt) > time.Minute {
-		if err := s.Queries.TouchSession(ctx, row.IDHash); err != nil {
+		if err := s.Queries.TouchSession(ctx, db.TouchSessionParams{IDHash: row.IDHash, Now: now}); err != nil {
 			return sess, err
 		}
 	}
@@ -118,7 +123,7 @@ func (s *Store) Save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 	if v, ok := sess.Values[KeyUserID].(int64); ok {
 		uid = &v
 	}
-	now := time.Now()
+	now := s.Now()
 	if sess.ID == "" {
 		sess.ID = newID()
 		if err := s.Queries.InsertSession(ctx, db.InsertSessionParams{
@@ -169,7 +174,8 @@ func Hash(sess *sessions.Session) []byte {
 
 // DeleteExpired removes sessions past their lifetime or idle timeout.
 func (s *Store) DeleteExpired(ctx context.Context) (int64, error) {
-	return s.Queries.DeleteExpiredSessions(ctx, time.Now().Add(-s.Idle))
+	now := s.Now()
+	return s.Queries.DeleteExpiredSessions(ctx, db.DeleteExpiredSessionsParams{Now: now, IdleBefore: now.Add(-s.Idle)})
 }
 
 func (s *Store) options() *sessions.Options {

@@ -96,13 +96,15 @@ type Recorder struct {
 	// flushMu makes flushes take turns, so Flush returns only when what
 	// was buffered before it is written, even by a loop's flush.
 	flushMu sync.Mutex
+	// now is the application's clock.
+	now func() time.Time
 }
 
 // New returns a recorder; call Start to run its loops and Close to end it.
-func New(store *db.Store, log *slog.Logger) *Recorder {
+func New(store *db.Store, log *slog.Logger, now func() time.Time) *Recorder {
 	loops, stopLoops := context.WithCancel(context.Background())
 	return &Recorder{
-		loops: loops, stopLoops: stopLoops,
+		loops: loops, stopLoops: stopLoops, now: now,
 		store: store, log: log, Interval: time.Second,
 		pending: map[string]lastUse{}, written: map[string]time.Time{}, seen: map[string]map[string]struct{}{},
 		logs: make(chan Request, LogBuffer), stop: make(chan struct{}),
@@ -210,7 +212,7 @@ func (r *Recorder) Flush(ctx context.Context) {
 func (r *Recorder) flushUse(ctx context.Context, all bool) {
 	r.flushMu.Lock()
 	defer r.flushMu.Unlock()
-	now := time.Now()
+	now := r.now()
 	var p db.FlushLastUsedParams
 	r.mu.Lock()
 	for id, u := range r.pending {
@@ -305,7 +307,7 @@ func (r *Recorder) recordNewIPs(ctx context.Context, ips []keyIP) (int, []keyIP,
 			tid := k.tenantID
 			ev := audit.Actor{TenantID: &tid, Type: audit.ActorAPIKey, ID: k.keyID, IP: k.ip}.
 				Event("api_key.used_from_new_ip", "api_key", k.keyID, map[string]any{"ip": k.ip})
-			return audit.Record(ctx, q, ev)
+			return audit.Record(ctx, q, k.at, ev)
 		})
 		if err != nil {
 			errs = append(errs, err)

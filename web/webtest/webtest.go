@@ -74,8 +74,8 @@ func NewWith(t testing.TB, o Options) *Env {
 		t.Fatal(err)
 	}
 	logs := &SyncBuffer{}
-	clock := &Clock{now: time.Now()}
-	cfg := web.Config{Logger: slog.New(slog.NewJSONHandler(logs, nil)), Issuer: "Keyward test"}
+	clock := &Clock{}
+	cfg := web.Config{Logger: slog.New(slog.NewJSONHandler(logs, nil)), Issuer: "Keyward test", Now: clock.Now}
 	if o.Config != nil {
 		o.Config(&cfg)
 	}
@@ -83,7 +83,6 @@ func NewWith(t testing.TB, o Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app.MFA.Now = clock.Now
 	ctx, stop := context.WithCancel(context.Background())
 	if err := app.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -105,7 +104,7 @@ func (e *Env) NewTenant(slug string) db.Tenant {
 	var tn db.Tenant
 	err := e.Store.InTx(context.Background(), func(q *db.Queries) error {
 		var err error
-		tn, err = auth.CreateTenant(context.Background(), q, slug, strings.ToUpper(slug[:1])+slug[1:]+" Inc.", "team")
+		tn, err = auth.CreateTenant(context.Background(), q, slug, strings.ToUpper(slug[:1])+slug[1:]+" Inc.", "team", e.Clock.Now())
 		return err
 	})
 	if err != nil {
@@ -120,7 +119,7 @@ func (e *Env) User(tenant db.Tenant, email, role string) db.User {
 	var u db.User
 	err := e.Store.InTx(context.Background(), func(q *db.Queries) error {
 		var err error
-		u, err = auth.CreateUser(context.Background(), q, tenant.ID, email, role, Password, false, audit.Actor{Type: audit.ActorSystem})
+		u, err = auth.CreateUser(context.Background(), q, tenant.ID, email, role, Password, false, audit.Actor{Type: audit.ActorSystem}, e.Clock.Now())
 		return err
 	})
 	if err != nil {
@@ -159,7 +158,7 @@ func (e *Env) Key(tenant db.Tenant, user db.User, cfg apikey.Config) (db.APIKey,
 	before := invalidations()
 	err := e.Store.InTx(context.Background(), func(q *db.Queries) error {
 		var err error
-		k, full, err = apikey.Create(context.Background(), q, tenant.ID, cfg, audit.Actor{TenantID: &tenant.ID, Type: audit.ActorUser, ID: strconv.FormatInt(user.ID, 10)}, user.ID, time.Now())
+		k, full, err = apikey.Create(context.Background(), q, tenant.ID, cfg, audit.Actor{TenantID: &tenant.ID, Type: audit.ActorUser, ID: strconv.FormatInt(user.ID, 10)}, user.ID, e.Clock.Now())
 		return err
 	})
 	if err != nil {
@@ -284,6 +283,8 @@ type Response struct {
 	Path   string // final path after redirects
 	Body   string
 	Header http.Header
+	// Redirects lists the statuses of the redirects followed, in order.
+	Redirects []int
 }
 
 var csrfMeta = regexp.MustCompile(`<meta name="csrf-token" content="([^"]*)"`)
@@ -300,7 +301,11 @@ func (c *Client) Do(req *http.Request) Response {
 	if m := csrfMeta.FindSubmatch(b); m != nil {
 		c.CSRF = string(m[1])
 	}
-	return Response{Status: res.StatusCode, Path: res.Request.URL.Path, Body: string(b), Header: res.Header}
+	var redirects []int
+	for r := res.Request.Response; r != nil; r = r.Request.Response {
+		redirects = append([]int{r.StatusCode}, redirects...)
+	}
+	return Response{Status: res.StatusCode, Path: res.Request.URL.Path, Body: string(b), Header: res.Header, Redirects: redirects}
 }
 
 // Get fetches path.
@@ -345,21 +350,24 @@ func (c *Client) SetCookie(name, value string) {
 // SessionCookie is the session cookie's value.
 func (c *Client) SessionCookie() string { return c.Cookie(session.CookieName) }
 
-// Clock is a settable clock.
+// Clock is the application's one clock in tests: real time plus an offset
+// the test moves. Sessions, TOTP steps, key expiry, rotation grace, the
+// audit trail and the usage buffers all read it, so a test jumps over a
+// grace window or an idle timeout instead of sleeping or editing rows.
 type Clock struct {
-	mu  sync.Mutex
-	now time.Time
+	mu     sync.Mutex
+	offset time.Duration
 }
 
 // Now returns the clock's time.
-func (c *Clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *Clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return time.Now().Add(c.offset) }
 
 // Set moves the clock to t. Steps already accepted stay used whatever the
 // clock says, so a test can go back to replay one.
-func (c *Clock) Set(t time.Time) { c.mu.Lock(); c.now = t; c.mu.Unlock() }
+func (c *Clock) Set(t time.Time) { c.mu.Lock(); c.offset = time.Until(t); c.mu.Unlock() }
 
 // Advance moves the clock forward.
-func (c *Clock) Advance(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
+func (c *Clock) Advance(d time.Duration) { c.mu.Lock(); c.offset += d; c.mu.Unlock() }
 
 // SyncBuffer is a bytes.Buffer safe for concurrent writers.
 type SyncBuffer struct {

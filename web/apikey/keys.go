@@ -1,0 +1,418 @@
+package apikey
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"keyward/db"
+	"keyward/web/audit"
+	"keyward/web/auth"
+	"keyward/web/errs"
+)
+
+// Service is the keys aggregate. Each change checks the caller's role and
+// every field first (so a typo costs no code), then, in one transaction,
+// checks the second factor, makes the change, writes the audit event and
+// notifies every instance's cache. Reads for pages go through it too.
+type Service struct {
+	Store *db.Store
+	Auth  *auth.Service
+	Now   func() time.Time
+}
+
+// Key is a key as pages and the console see it. It never holds a secret.
+type Key struct {
+	ID          string
+	TenantID    int64
+	Name        string
+	Description string
+	Environment Environment
+	Scopes      []string
+	Sources     []string
+	IPAllowlist []string
+	// RateLimit is the key's own limit; nil means the plan's default.
+	RateLimit  *RateLimit
+	ExpiresAt  *time.Time
+	CreatedAt  time.Time
+	CreatedBy  *int64
+	DisabledAt *time.Time
+	RevokedAt  *time.Time
+	LastUsedAt *time.Time
+	LastUsedIP string
+	// Prefix is the newest secret's display prefix (a revoked key's last).
+	Prefix string
+	// Live lists the prefixes of the secrets that work now.
+	Live []string
+}
+
+// Status derives the key's status at now.
+func (k Key) Status(now time.Time) string {
+	switch {
+	case k.RevokedAt != nil:
+		return StatusRevoked
+	case k.DisabledAt != nil:
+		return StatusDisabled
+	case k.ExpiresAt != nil && !k.ExpiresAt.After(now):
+		return StatusExpired
+	}
+	return StatusActive
+}
+
+// Config is what an admin set on the key.
+func (k Key) Config() Config {
+	return Config{Name: k.Name, Description: k.Description, Environment: k.Environment, Scopes: k.Scopes,
+		Sources: k.Sources, IPAllowlist: k.IPAllowlist, RateLimit: k.RateLimit, ExpiresAt: k.ExpiresAt}
+}
+
+// Secret is one secret of a key, by its display prefix.
+type Secret struct {
+	Prefix    string
+	CreatedAt time.Time
+	// ExpiresAt is set once the secret was rotated out (or the key revoked).
+	ExpiresAt *time.Time
+}
+
+// Detail is everything a key's page shows.
+type Detail struct {
+	Key     Key
+	Secrets []Secret
+	History []audit.Entry
+	// Hours counts requests per UTC hour over the last 7 days, oldest
+	// first; the last is the current hour, which starts at LastHour.
+	Hours    []int64
+	LastHour time.Time
+}
+
+func keyOf(k db.APIKey) Key {
+	return Key{ID: k.ID, TenantID: k.TenantID, Name: k.Name, Description: k.Description, Environment: Environment(k.Environment),
+		Scopes: k.Scopes, Sources: k.Sources, IPAllowlist: k.IpAllowlist, RateLimit: KeyRateLimit(k), ExpiresAt: k.ExpiresAt,
+		CreatedAt: k.CreatedAt, CreatedBy: k.CreatedBy, DisabledAt: k.DisabledAt, RevokedAt: k.RevokedAt,
+		LastUsedAt: k.LastUsedAt, LastUsedIP: k.LastUsedIp}
+}
+
+// change runs one confirmed operation: the role, then the code and fn in
+// one transaction.
+func (s *Service) change(ctx context.Context, by auth.Caller, code string, fn func(q *db.Queries, now time.Time) error) error {
+	if !by.User.CanManageKeys() {
+		return auth.ErrCannotManageKeys
+	}
+	return s.Auth.Confirm(ctx, by, code, fn)
+}
+
+// precheck refuses, before a code is spent, an operation on a key that is
+// not the caller's or is revoked. The transaction checks again under lock.
+func (s *Service) precheck(ctx context.Context, by auth.Caller, id string) (Key, error) {
+	if !by.User.CanManageKeys() {
+		return Key{}, auth.ErrCannotManageKeys
+	}
+	k, err := s.Get(ctx, by.Tenant.ID, id)
+	if err == nil && k.RevokedAt != nil {
+		return k, ErrRevoked
+	}
+	return k, err
+}
+
+// Create makes a key and returns it with its full secret, to be shown once.
+func (s *Service) Create(ctx context.Context, by auth.Caller, code string, cfg Config) (Key, string, error) {
+	if !by.User.CanManageKeys() {
+		return Key{}, "", auth.ErrCannotManageKeys
+	}
+	if err := cfg.Normalize(s.Now()); err != nil {
+		return Key{}, "", err
+	}
+	var k Key
+	var full string
+	err := s.change(ctx, by, code, func(q *db.Queries, now time.Time) error {
+		row, secret, err := Create(ctx, q, by.Tenant.ID, cfg, by.Actor(), by.User.ID, now)
+		if err != nil {
+			return err
+		}
+		full = secret
+		k, err = s.read(ctx, q, by.Tenant.ID, row.ID, now)
+		return err
+	})
+	return k, full, err
+}
+
+// Update changes a key's configuration. With cfg.ExpiresOnDate, an expiry
+// on the same UTC date as the current one keeps the current one to the
+// second: a form that shows dates must not move it to midnight.
+func (s *Service) Update(ctx context.Context, by auth.Caller, code, id string, cfg Config) (Key, error) {
+	cur, err := s.precheck(ctx, by, id)
+	if err != nil {
+		return Key{}, err
+	}
+	cfg.Environment = cur.Environment
+	if cfg.ExpiresOnDate && cfg.ExpiresAt != nil && cur.ExpiresAt != nil &&
+		cfg.ExpiresAt.UTC().Format(time.DateOnly) == cur.ExpiresAt.UTC().Format(time.DateOnly) {
+		cfg.ExpiresAt = cur.ExpiresAt
+	}
+	if err := cfg.NormalizeEdit(s.Now(), cur.ExpiresAt); err != nil {
+		return Key{}, err
+	}
+	var k Key
+	err = s.change(ctx, by, code, func(q *db.Queries, now time.Time) error {
+		if err := Update(ctx, q, by.Tenant.ID, id, cfg, by.Actor(), now); err != nil {
+			return err
+		}
+		var err error
+		k, err = s.read(ctx, q, by.Tenant.ID, id, now)
+		return err
+	})
+	return k, err
+}
+
+// Rotate gives the key a new secret and retires the current ones after
+// grace; it returns the new full secret, to be shown once.
+func (s *Service) Rotate(ctx context.Context, by auth.Caller, code, id string, grace time.Duration) (Key, string, error) {
+	if _, err := s.precheck(ctx, by, id); err != nil {
+		return Key{}, "", err
+	}
+	var k Key
+	var full string
+	err := s.change(ctx, by, code, func(q *db.Queries, now time.Time) error {
+		secret, err := Rotate(ctx, q, by.Tenant.ID, id, grace, by.Actor(), now)
+		if err != nil {
+			return err
+		}
+		full = secret
+		k, err = s.read(ctx, q, by.Tenant.ID, id, now)
+		return err
+	})
+	return k, full, err
+}
+
+// ParseGrace reads a rotation's grace window: "0", "1h", "24h" or "168h".
+func ParseGrace(s string) (time.Duration, error) {
+	if s == "0" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 || !containsDuration(Graces, d) {
+		return 0, errGrace
+	}
+	return d, nil
+}
+
+func containsDuration(ds []time.Duration, d time.Duration) bool {
+	for _, x := range ds {
+		if x == d {
+			return true
+		}
+	}
+	return false
+}
+
+// Disable stops a key until it is enabled again.
+func (s *Service) Disable(ctx context.Context, by auth.Caller, code, id string) (Key, error) {
+	return s.setDisabled(ctx, by, code, id, true)
+}
+
+// Enable lets a disabled key work again.
+func (s *Service) Enable(ctx context.Context, by auth.Caller, code, id string) (Key, error) {
+	return s.setDisabled(ctx, by, code, id, false)
+}
+
+func (s *Service) setDisabled(ctx context.Context, by auth.Caller, code, id string, disabled bool) (Key, error) {
+	cur, err := s.precheck(ctx, by, id)
+	if err != nil {
+		return Key{}, err
+	}
+	if (cur.DisabledAt != nil) == disabled {
+		state := map[bool]string{true: "disabled", false: "enabled"}[disabled]
+		return Key{}, errs.New(errs.Invalid, "", "The key is already "+state+".")
+	}
+	var k Key
+	err = s.change(ctx, by, code, func(q *db.Queries, now time.Time) error {
+		if err := SetDisabled(ctx, q, by.Tenant.ID, id, disabled, by.Actor(), now); err != nil {
+			return err
+		}
+		var err error
+		k, err = s.read(ctx, q, by.Tenant.ID, id, now)
+		return err
+	})
+	return k, err
+}
+
+// Revoke ends a key for good.
+func (s *Service) Revoke(ctx context.Context, by auth.Caller, code, id string) (Key, error) {
+	if _, err := s.precheck(ctx, by, id); err != nil {
+		return Key{}, err
+	}
+	var k Key
+	err := s.change(ctx, by, code, func(q *db.Queries, now time.Time) error {
+		if err := Revoke(ctx, q, by.Tenant.ID, id, by.Actor(), now); err != nil {
+			return err
+		}
+		var err error
+		k, err = s.read(ctx, q, by.Tenant.ID, id, now)
+		return err
+	})
+	return k, err
+}
+
+// Get reads one key of the tenant with its live prefixes.
+func (s *Service) Get(ctx context.Context, tenantID int64, id string) (Key, error) {
+	return s.read(ctx, s.Store.Queries, tenantID, id, s.Now())
+}
+
+// read is Get through q: inside an operation's transaction the reply shows
+// exactly what was committed.
+func (s *Service) read(ctx context.Context, q *db.Queries, tenantID int64, id string, now time.Time) (Key, error) {
+	if !ValidID(id) {
+		return Key{}, ErrNotFound
+	}
+	row, err := q.GetAPIKey(ctx, db.GetAPIKeyParams{TenantID: tenantID, ID: id})
+	if errors.Is(err, db.ErrNotFound) {
+		return Key{}, ErrNotFound
+	}
+	if err != nil {
+		return Key{}, err
+	}
+	secrets, err := q.ListAPIKeySecrets(ctx, db.ListAPIKeySecretsParams{TenantID: tenantID, KeyID: id})
+	if err != nil {
+		return Key{}, err
+	}
+	k := keyOf(row)
+	k.Live = []string{}
+	for i, sec := range secrets {
+		if i == 0 {
+			k.Prefix = sec.Prefix
+		}
+		if sec.ExpiresAt == nil || sec.ExpiresAt.After(now) {
+			k.Live = append(k.Live, sec.Prefix)
+		}
+	}
+	return k, nil
+}
+
+// Detail reads what a key's page shows: the key, its secrets, its audit
+// history and its requests per hour over 7 days.
+func (s *Service) Detail(ctx context.Context, tenantID int64, id string) (Detail, error) {
+	now := s.Now()
+	k, err := s.read(ctx, s.Store.Queries, tenantID, id, now)
+	if err != nil {
+		return Detail{}, err
+	}
+	d := Detail{Key: k}
+	secrets, err := s.Store.ListAPIKeySecrets(ctx, db.ListAPIKeySecretsParams{TenantID: tenantID, KeyID: id})
+	if err != nil {
+		return Detail{}, err
+	}
+	for _, sec := range secrets {
+		d.Secrets = append(d.Secrets, Secret{Prefix: sec.Prefix, CreatedAt: sec.CreatedAt, ExpiresAt: sec.ExpiresAt})
+	}
+	if d.History, err = audit.ListForTarget(ctx, s.Store.Queries, tenantID, "api_key", id); err != nil {
+		return Detail{}, err
+	}
+	d.LastHour = now.UTC().Truncate(time.Hour)
+	const week = 7 * 24
+	start := d.LastHour.Add(-(week - 1) * time.Hour)
+	rows, err := s.Store.CountKeyRequestsByHour(ctx, db.CountKeyRequestsByHourParams{TenantID: tenantID, KeyID: id, Since: start})
+	if err != nil {
+		return Detail{}, err
+	}
+	d.Hours = make([]int64, week)
+	for _, r := range rows {
+		if i := int(r.Hour.UTC().Sub(start) / time.Hour); i >= 0 && i < week {
+			d.Hours[i] = r.Requests
+		}
+	}
+	return d, nil
+}
+
+// Filter narrows a list of keys.
+type Filter struct {
+	Environment string // "" or an Environment
+	Status      string // "" or a Status*
+	Page        int    // from 1
+	PerPage     int
+}
+
+// Page is one page of the key list.
+type Page struct {
+	Keys []Key
+	More bool
+	// Any says whether the tenant has any key at all, so an empty page
+	// can tell "no keys yet" from "none match".
+	Any bool
+}
+
+// List returns one page of the tenant's keys, newest first, each with its
+// newest prefix, in two queries (three when the page is empty).
+func (s *Service) List(ctx context.Context, tenantID int64, f Filter) (Page, error) {
+	now := s.Now()
+	if f.Environment != "" && !Environment(f.Environment).Valid() {
+		f.Environment = ""
+	}
+	switch f.Status {
+	case "", StatusActive, StatusDisabled, StatusExpired, StatusRevoked:
+	default:
+		f.Status = ""
+	}
+	f.Page = min(max(f.Page, 1), 100_000) // keeps the offset far from int32 overflow
+	rows, err := s.Store.ListAPIKeysByTenant(ctx, db.ListAPIKeysByTenantParams{TenantID: tenantID, Environment: f.Environment,
+		Status: f.Status, Now: now, Lim: int32(f.PerPage + 1), Off: int32((f.Page - 1) * f.PerPage)})
+	if err != nil {
+		return Page{}, err
+	}
+	p := Page{Any: len(rows) > 0}
+	if !p.Any && (f.Environment != "" || f.Status != "" || f.Page > 1) {
+		all, err := s.Store.ListAPIKeysByTenant(ctx, db.ListAPIKeysByTenantParams{TenantID: tenantID, Now: now, Lim: 1})
+		if err != nil {
+			return Page{}, err
+		}
+		p.Any = len(all) > 0
+	}
+	if len(rows) > f.PerPage {
+		rows, p.More = rows[:f.PerPage], true
+	}
+	prefixes, err := s.Store.ListSecretPrefixes(ctx, tenantID)
+	if err != nil {
+		return Page{}, err
+	}
+	prefixOf := make(map[string]string, len(prefixes))
+	for _, pr := range prefixes {
+		prefixOf[pr.KeyID] = pr.Prefix
+	}
+	for _, r := range rows {
+		k := keyOf(r)
+		if k.Prefix = prefixOf[k.ID]; k.Prefix == "" {
+			k.Prefix = "kw_" + k.Environment.Token() + "_"
+		}
+		p.Keys = append(p.Keys, k)
+	}
+	return p, nil
+}
+
+// All returns up to limit of the tenant's keys, newest first, each with its
+// live prefixes, in two queries.
+func (s *Service) All(ctx context.Context, tenantID int64, limit int) ([]Key, error) {
+	now := s.Now()
+	rows, err := s.Store.ListAPIKeysByTenant(ctx, db.ListAPIKeysByTenantParams{TenantID: tenantID, Now: now, Lim: int32(limit)})
+	if err != nil {
+		return nil, err
+	}
+	secrets, err := s.Store.ListLiveSecretsByTenant(ctx, db.ListLiveSecretsByTenantParams{TenantID: tenantID, Now: &now})
+	if err != nil {
+		return nil, err
+	}
+	live := map[string][]string{}
+	for _, sec := range secrets {
+		live[sec.KeyID] = append(live[sec.KeyID], sec.Prefix)
+	}
+	out := make([]Key, 0, len(rows))
+	for _, r := range rows {
+		k := keyOf(r)
+		if k.Live = live[k.ID]; k.Live == nil {
+			k.Live = []string{}
+		}
+		if len(k.Live) > 0 {
+			k.Prefix = k.Live[0]
+		}
+		out = append(out, k)
+	}
+	return out, nil
+}
+
