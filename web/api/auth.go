@@ -11,8 +11,8 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"keyward/web/apikey"
-	"keyward/web/errs"
 	"keyward/web/audit"
+	"keyward/web/errs"
 	"keyward/web/metrics"
 	"keyward/web/ratelimit"
 	"keyward/web/usage"

@@ -415,4 +415,3 @@ func (s *Service) All(ctx context.Context, tenantID int64, limit int) ([]Key, er
 	}
 	return out, nil
 }
-

@@ -162,7 +162,9 @@ func (s *Service) confirm(ctx context.Context, by Caller, code string, then func
 }
 
 // StartEnrolment makes a new TOTP secret for the user.
-func (s *Service) StartEnrolment(by Caller) (mfa.Enrolment, error) { return s.MFA.NewEnrolment(by.User.Email) }
+func (s *Service) StartEnrolment(by Caller) (mfa.Enrolment, error) {
+	return s.MFA.NewEnrolment(by.User.Email)
+}
 
 // Enrol confirms a pending TOTP secret with a code from the app, stores it,
 // signs the user in and returns the recovery codes, to be shown once.

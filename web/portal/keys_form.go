@@ -153,4 +153,3 @@ func formValues(c echo.Context) url.Values {
 	}
 	return vals
 }
-
