@@ -23,7 +23,7 @@ const (
 	CodeUnsupported  = "UNSUPPORTED_MEDIA_TYPE"
 	CodeInternal     = "INTERNAL"
 
-	// Public API key checks (SPEC.md's table).
+	// Public API key checks (docs/api.md's check table).
 	CodeKeyDisabled         = "KEY_DISABLED"
 	CodeKeyExpired          = "KEY_EXPIRED"
 	CodeKeyRevoked          = "KEY_REVOKED"

@@ -17,7 +17,7 @@ import (
 	"keyward/web/ratelimit"
 )
 
-// Verification errors. Each maps to one row of SPEC's error table.
+// Verification errors. Each maps to one row of docs/api.md's check table.
 var (
 	// ErrInvalid: malformed, bad checksum, or no such key.
 	ErrInvalid = errors.New("apikey: invalid key")
