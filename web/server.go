@@ -161,7 +161,7 @@ func ipExtractor(trusted []*net.IPNet) echo.IPExtractor {
 	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
-// securityHeaders sets SPEC's headers on every response: a strict CSP with
+// securityHeaders sets the security headers on every response: a strict CSP with
 // no inline script or style, no framing, no sniffing, and HSTS in
 // production.
 func securityHeaders(production bool) echo.MiddlewareFunc {

@@ -50,7 +50,7 @@ func presentedKey(r *http.Request) (string, error) {
 	return "", unauthorized(errs.CodeUnauthorized, "Missing API key: send it as Authorization: Bearer <key> or X-API-Key: <key>.")
 }
 
-// authenticate runs SPEC's checks in order: key present, well formed and
+// authenticate runs the checks of docs/api.md in order: key present, well formed and
 // known (no database work for a malformed one), status, tenant, host
 // environment, IP allowlist, then the rate limit. Scopes and sources are
 // per route.

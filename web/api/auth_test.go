@@ -92,7 +92,7 @@ func actor(f fixture) audit.Actor {
 
 const event = `{"source":"billing","type":"invoice.paid","occurred_at":"2026-01-02T15:04:05Z","data":{"amount":42}}`
 
-// TestErrorTable sends, for every row of SPEC.md's table, a request that
+// TestErrorTable sends, for every row of docs/api.md's check table, a request that
 // triggers exactly that row and checks status and code.
 func TestErrorTable(t *testing.T) {
 	f := newFixture(t, webtest.Options{Config: func(c *web.Config) {
@@ -321,7 +321,7 @@ func TestRedisRateLimits(t *testing.T) {
 	}
 }
 
-// TestMetrics: /metrics exposes what SPEC lists, and the counters move
+// TestMetrics: /metrics exposes what the README lists, and the counters move
 // with the requests that feed them.
 func TestMetrics(t *testing.T) {
 	f := newFixture(t, webtest.Options{})

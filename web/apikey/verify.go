@@ -18,7 +18,7 @@ import (
 	"keyward/web/ratelimit"
 )
 
-// Verification errors. Each is one row of the public API's error table;
+// Verification errors. Each is one row of docs/api.md's check table;
 // the errors VerifyFrom returns wrap them with a message that names the
 // key's own times.
 var (

@@ -55,8 +55,8 @@ func TestValidatePassword(t *testing.T) {
 	}
 }
 
-// An attacker who retries as soon as each lock ends gets fewer than SPEC's
-// 100 guesses an hour on one account.
+// An attacker who retries as soon as each lock ends gets fewer than the
+// 100 guesses an hour on one account that the product allows at most.
 func TestAccountLockBoundsGuessesPerHour(t *testing.T) {
 	var now time.Duration
 	var failures int32

@@ -16,7 +16,7 @@ import (
 // lockPolicy: the first free failures in an hour cost nothing; each one after
 // that locks the key for twice as long as the last, from 1 s up to maxLock.
 // With 5 free failures and a 15-minute cap, an attacker gets fewer than 20
-// guesses an hour per account, well under SPEC's 100.
+// guesses an hour per account, well under the ceiling of 100.
 type lockPolicy struct {
 	free    int32
 	maxLock time.Duration
