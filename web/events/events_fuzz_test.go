@@ -136,7 +136,7 @@ func FuzzParseOne(f *testing.F) {
 		in, err := events.ParseOne(body)
 		in2, err2 := events.ParseOne(body)
 		if !reflect.DeepEqual(in, in2) || !reflect.DeepEqual(err, err2) {
-			t.Fatalf("ParseOne is not deterministic: %+v, %v then %+v, %v", in, err, in2, err2)
+			t.Fatalf("ParseOne is not deterministic: %s, %v then %s, %v", showIn(in), err, showIn(in2), err2)
 		}
 		if err != nil {
 			var fe *events.FieldError
@@ -145,7 +145,7 @@ func FuzzParseOne(f *testing.F) {
 			}
 			checkFieldError(t, fe, "", "body", "source", "type", "occurred_at", "data")
 			if !reflect.DeepEqual(in, events.Input{}) {
-				t.Fatalf("ParseOne failed but returned %+v", in)
+				t.Fatalf("ParseOne failed but returned %s", showIn(in))
 			}
 			return
 		}
@@ -213,7 +213,7 @@ func FuzzParseBatch(f *testing.F) {
 		for i, raw := range env.Events {
 			one, err := events.ParseOne(raw)
 			if err != nil || !reflect.DeepEqual(one, ins[i]) {
-				t.Fatalf("events[%d] is %+v in the batch but %+v, %v alone", i, ins[i], one, err)
+				t.Fatalf("events[%d] is %s in the batch but %s, %v alone", i, showIn(ins[i]), showIn(one), err)
 			}
 		}
 		// Validate as the batch handler does.
@@ -262,7 +262,7 @@ func checkValidate(t *testing.T, in events.Input, prefix string) {
 	ev2, errs2 := in.Validate(prefix, fuzzNow)
 	ev2.ID = ev.ID // a new id each time, by design
 	if !reflect.DeepEqual(ev, ev2) || !reflect.DeepEqual(errs, errs2) {
-		t.Fatalf("Validate is not deterministic: %+v %v then %+v %v", ev, errs, ev2, errs2)
+		t.Fatalf("Validate is not deterministic: %s %v then %s %v", showEv(ev), errs, showEv(ev2), errs2)
 	}
 
 	// Which fields should be refused, and why.
@@ -305,17 +305,17 @@ func checkValidate(t *testing.T, in events.Input, prefix string) {
 	}
 	for f, why := range want {
 		if _, ok := got[f]; !ok && !(f == "data" && dataOpen) {
-			t.Fatalf("Validate(%q) accepted %s (%s): %+v", prefix, f, why, in)
+			t.Fatalf("Validate(%q) accepted %s (%s): %s", prefix, f, why, showIn(in))
 		}
 	}
 	for f := range got {
 		if _, ok := want[f]; !ok {
-			t.Fatalf("Validate(%q) refused %s, which is valid: %v; %+v", prefix, f, errs, in)
+			t.Fatalf("Validate(%q) refused %s, which is valid: %v; %s", prefix, f, errs, showIn(in))
 		}
 	}
 	if errs != nil {
 		if !reflect.DeepEqual(ev, events.Event{}) {
-			t.Fatalf("Validate refused but returned %+v", ev)
+			t.Fatalf("Validate refused but returned %s", showEv(ev))
 		}
 		return
 	}
@@ -358,8 +358,18 @@ func checkValidate(t *testing.T, in events.Input, prefix string) {
 	ev3, errs3 := in3.Validate(prefix, fuzzNow)
 	ev3.ID = ev.ID
 	if errs3 != nil || !reflect.DeepEqual(ev, ev3) {
-		t.Fatalf("the accepted event %+v comes back as %+v, %v", ev, ev3, errs3)
+		t.Fatalf("the accepted event %s comes back as %s, %v", showEv(ev), showEv(ev3), errs3)
 	}
+}
+
+// showIn and showEv print data as text in failure messages.
+func showIn(in events.Input) string {
+	return fmt.Sprintf("{source:%q type:%q occurred_at:%q data:%q}", in.Source, in.Type, in.OccurredAt, in.Data)
+}
+
+func showEv(ev events.Event) string {
+	return fmt.Sprintf("{id:%s source:%q type:%q occurred_at:%s received_at:%s data:%q}",
+		ev.ID, ev.Source, ev.Type, ev.OccurredAt.Format(time.RFC3339Nano), ev.ReceivedAt.Format(time.RFC3339Nano), ev.Data)
 }
 
 // validName is the rule for source and type: 1–100 ASCII letters, digits,
