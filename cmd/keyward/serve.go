@@ -26,7 +26,7 @@ import (
 	"keyward/web/session"
 )
 
-func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, log *slog.Logger) error {
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg config
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	cfg.serveFlags(fs)
@@ -39,6 +39,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, log 
 	if err := cfg.validateServe(); err != nil {
 		return err
 	}
+	log := cfg.logger(stderr)
 	tuneGC()
 	ring, err := cfg.secretKey()
 	if err != nil {
@@ -71,7 +72,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, log 
 
 	app, err := web.Build(web.Config{
 		Production: cfg.production(), TrustedProxies: proxies, Logger: log, Issuer: issuer(cfg), BaseURL: cfg.baseURL(),
-		APIHosts: hosts, Limiter: limiter,
+		APIHosts: hosts, Limiter: limiter, QuietSuccess: !cfg.production(),
 	}, store, ring)
 	if err != nil {
 		ln.Close()
