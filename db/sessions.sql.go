@@ -36,6 +36,20 @@ func (q *Queries) DeleteSession(ctx context.Context, idHash []byte) error {
 	return err
 }
 
+const deleteUserSessions = `-- name: DeleteUserSessions :execrows
+DELETE FROM sessions WHERE user_id = $1
+`
+
+// Signs a user out everywhere, e.g. after an administrator resets their
+// password.
+func (q *Queries) DeleteUserSessions(ctx context.Context, userID *int64) (int64, error) {
+	result, err := q.db.Exec(ctx, deleteUserSessions, userID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const deleteUserSessionsExcept = `-- name: DeleteUserSessionsExcept :exec
 DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2
 `

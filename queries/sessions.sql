@@ -19,3 +19,8 @@ DELETE FROM sessions WHERE expires_at <= @now OR last_seen_at <= @idle_before;
 
 -- name: TouchSession :exec
 UPDATE sessions SET last_seen_at = @now WHERE id_hash = @id_hash;
+
+-- name: DeleteUserSessions :execrows
+-- Signs a user out everywhere, e.g. after an administrator resets their
+-- password.
+DELETE FROM sessions WHERE user_id = $1;

@@ -11,23 +11,26 @@ import (
 	"keyward/web/metrics"
 )
 
-// requestLogger writes one JSON line per request and counts it by route
-// pattern and status. It logs the path without the query string, and never
-// headers or bodies, so no secret reaches a log.
-func requestLogger(log *slog.Logger) echo.MiddlewareFunc {
+// requestLogger writes one line per request and counts it by route pattern
+// and status. With quietSuccess it writes lines only for failed requests
+// (status 400 and up) but still counts every one. It logs the path without
+// the query string, and never headers or bodies, so no secret reaches a log.
+func requestLogger(log *slog.Logger, quietSuccess bool) echo.MiddlewareFunc {
 	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
 		LogStatus: true, LogURIPath: true, LogMethod: true, LogLatency: true,
 		LogRequestID: true, LogRemoteIP: true, LogRoutePath: true, HandleError: true,
 		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
-			log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
-				slog.String("request_id", v.RequestID),
-				slog.String("method", v.Method),
-				slog.String("path", v.URIPath),
-				slog.String("route", v.RoutePath),
-				slog.Int("status", v.Status),
-				slog.Duration("latency", v.Latency),
-				slog.String("ip", v.RemoteIP),
-			)
+			if !quietSuccess || v.Status >= http.StatusBadRequest {
+				log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
+					slog.String("request_id", v.RequestID),
+					slog.String("method", v.Method),
+					slog.String("path", v.URIPath),
+					slog.String("route", v.RoutePath),
+					slog.Int("status", v.Status),
+					slog.Duration("latency", v.Latency),
+					slog.String("ip", v.RemoteIP),
+				)
+			}
 			route := v.RoutePath
 			if route == "" {
 				route = "unmatched" // bounded label set: never the raw path

@@ -35,6 +35,9 @@ type Config struct {
 	// TrustedProxies are the networks whose X-Forwarded-For is believed.
 	TrustedProxies []*net.IPNet
 	Logger         *slog.Logger
+	// QuietSuccess leaves requests with a status below 400 out of the log
+	// (development); metrics still count them.
+	QuietSuccess bool
 	// Issuer names Keyward in authenticator apps.
 	Issuer string
 	// BaseURL is the portal's public URL.
@@ -119,7 +122,7 @@ func New(cfg Config, store *db.Store, p *portal.Handler, pub *api.Handler) *echo
 	e.Server.IdleTimeout = 120 * time.Second
 
 	e.Use(ownRequestID, middleware.RequestID())
-	e.Use(requestLogger(cfg.Logger))
+	e.Use(requestLogger(cfg.Logger, cfg.QuietSuccess))
 	e.Use(middleware.Recover())
 	e.Use(securityHeaders(cfg.Production))
 

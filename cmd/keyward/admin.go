@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 	"time"
 
@@ -16,7 +15,7 @@ import (
 	"keyward/web/auth"
 )
 
-func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer, log *slog.Logger) error {
+func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg config
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
 	cfg.dbFlags(fs)
@@ -26,7 +25,7 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	_, closeDB, err := openDB(ctx, &cfg, log)
+	_, closeDB, err := openDB(ctx, &cfg, cfg.logger(stderr))
 	if err != nil {
 		return err
 	}
@@ -35,7 +34,7 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 	return nil
 }
 
-func cmdTenantCreate(ctx context.Context, args []string, stdout, stderr io.Writer, log *slog.Logger) error {
+func cmdTenantCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg config
 	fs := flag.NewFlagSet("tenant create", flag.ContinueOnError)
 	cfg.dbFlags(fs)
@@ -52,7 +51,7 @@ func cmdTenantCreate(ctx context.Context, args []string, stdout, stderr io.Write
 		fmt.Fprintln(stderr, "keyward tenant create: --slug and --name are required")
 		return errUsage
 	}
-	store, closeDB, err := openDB(ctx, &cfg, log)
+	store, closeDB, err := openDB(ctx, &cfg, cfg.logger(stderr))
 	if err != nil {
 		return err
 	}
@@ -69,7 +68,7 @@ func cmdTenantCreate(ctx context.Context, args []string, stdout, stderr io.Write
 	return nil
 }
 
-func cmdUserCreate(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, log *slog.Logger) error {
+func cmdUserCreate(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	var cfg config
 	fs := flag.NewFlagSet("user create", flag.ContinueOnError)
 	cfg.dbFlags(fs)
@@ -95,7 +94,7 @@ func cmdUserCreate(ctx context.Context, args []string, stdin io.Reader, stdout, 
 		}
 		password, oneTime = strings.TrimRight(line, "\r\n"), false
 	}
-	store, closeDB, err := openDB(ctx, &cfg, log)
+	store, closeDB, err := openDB(ctx, &cfg, cfg.logger(stderr))
 	if err != nil {
 		return err
 	}
@@ -122,7 +121,44 @@ func cmdUserCreate(ctx context.Context, args []string, stdin io.Reader, stdout, 
 	return nil
 }
 
-func cmdAuditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, log *slog.Logger) error {
+func cmdUserResetPassword(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg config
+	fs := flag.NewFlagSet("user reset-password", flag.ContinueOnError)
+	cfg.dbFlags(fs)
+	tenant := fs.String("tenant", "", "the tenant's slug (required)")
+	email := fs.String("email", "", "the user's email address (required)")
+	if err := parse(fs, args, stderr, "keyward user reset-password --tenant SLUG --email E\n\n"+
+		"Prints a new one-time password, which must be changed after sign-in, ends the\n"+
+		"user's sessions and lifts a sign-in lock. The second factor is unchanged."); err != nil {
+		return err
+	}
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	if *tenant == "" || *email == "" {
+		fmt.Fprintln(stderr, "keyward user reset-password: --tenant and --email are required")
+		return errUsage
+	}
+	store, closeDB, err := openDB(ctx, &cfg, cfg.logger(stderr))
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	var password string
+	err = store.InTx(ctx, func(q *db.Queries) error {
+		password, err = auth.ResetPassword(ctx, q, *tenant, *email, audit.Actor{Type: audit.ActorSystem, ID: "cli"}, time.Now())
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "password of %s in tenant %s reset; their sessions are ended\n", auth.NormalizeEmail(*email), *tenant)
+	fmt.Fprintf(stderr, "one-time password (shown once; it must be changed after sign-in):\n")
+	fmt.Fprintln(stdout, password)
+	return nil
+}
+
+func cmdAuditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg config
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
 	cfg.dbFlags(fs)
@@ -132,7 +168,7 @@ func cmdAuditVerify(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	store, closeDB, err := openDB(ctx, &cfg, log)
+	store, closeDB, err := openDB(ctx, &cfg, cfg.logger(stderr))
 	if err != nil {
 		return err
 	}

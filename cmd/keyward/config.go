@@ -6,6 +6,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -23,12 +25,16 @@ type config struct {
 	DatabaseURL    string
 	SecretKey      string
 	Mode           string
+	LogFormat      string
 	BaseURL        string
 	TrustedProxies string
 	APIHosts       string
 	RedisURL       string
 	LogRetention   time.Duration
 }
+
+// defaultDataDir is where make run keeps the embedded cluster.
+const defaultDataDir = "./.keyward"
 
 func env(name, def string) string {
 	if v, ok := os.LookupEnv(name); ok && v != "" {
@@ -39,9 +45,10 @@ func env(name, def string) string {
 
 // dbFlags registers what every subcommand that talks to the database needs.
 func (c *config) dbFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.DataDir, "data-dir", env("KEYWARD_DATA_DIR", "./.keyward"), "where the embedded Postgres cluster and generated dev secrets live (KEYWARD_DATA_DIR)")
+	fs.StringVar(&c.DataDir, "data-dir", env("KEYWARD_DATA_DIR", defaultDataDir), "where the embedded Postgres cluster and generated dev secrets live (KEYWARD_DATA_DIR)")
 	fs.StringVar(&c.DatabaseURL, "database-url", "", "external Postgres URL; when set, nothing is started (KEYWARD_DATABASE_URL)")
 	fs.StringVar(&c.Mode, "mode", env("KEYWARD_MODE", "development"), "development or production (KEYWARD_MODE)")
+	fs.StringVar(&c.LogFormat, "log-format", env("KEYWARD_LOG_FORMAT", ""), "text or json; default text in development, json in production (KEYWARD_LOG_FORMAT)")
 }
 
 // validateServe checks the settings only serve has.
@@ -85,7 +92,27 @@ func (c *config) validate() error {
 	if c.Mode != "development" && c.Mode != "production" {
 		return fmt.Errorf("KEYWARD_MODE must be development or production, not %q", c.Mode)
 	}
+	switch c.LogFormat {
+	case "":
+		c.LogFormat = "text"
+		if c.production() {
+			c.LogFormat = "json"
+		}
+	case "text", "json":
+	default:
+		return fmt.Errorf("KEYWARD_LOG_FORMAT must be text or json, not %q", c.LogFormat)
+	}
 	return nil
+}
+
+// logger writes to w in the configured format: slog's key=value text, easy
+// to read in a terminal, or one JSON object a line for a log collector.
+// Call it after validate.
+func (c *config) logger(w io.Writer) *slog.Logger {
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
 }
 
 func (c *config) baseURL() string {
@@ -102,9 +129,14 @@ func (c *config) baseURL() string {
 	return "http://" + net.JoinHostPort(host, port)
 }
 
-func (c *config) trustedProxies() ([]*net.IPNet, error) {
+func (c *config) trustedProxies() ([]*net.IPNet, error) { return parseTrustedProxies(c.TrustedProxies) }
+
+// parseTrustedProxies parses KEYWARD_TRUSTED_PROXIES: CIDRs separated by
+// commas, blanks ignored. Each network comes back masked (10.1.2.3/8 is
+// 10.0.0.0/8).
+func parseTrustedProxies(list string) ([]*net.IPNet, error) {
 	var nets []*net.IPNet
-	for _, s := range strings.Split(c.TrustedProxies, ",") {
+	for _, s := range strings.Split(list, ",") {
 		if s = strings.TrimSpace(s); s == "" {
 			continue
 		}

@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -20,12 +19,13 @@ var version = "dev"
 const usage = `keyward: multi-tenant API key portal and gateway
 
 Usage:
-  keyward serve            start the portal and API (starts a local Postgres when no database is configured)
-  keyward migrate          apply database migrations
-  keyward tenant create    create a tenant
-  keyward user create      create a portal user and print a one-time password
-  keyward audit verify     check every tenant's audit hash chain
-  keyward version          print the version
+  keyward serve                 start the portal and API (starts a local Postgres when no database is configured)
+  keyward migrate               apply database migrations
+  keyward tenant create         create a tenant
+  keyward user create           create a portal user and print a one-time password
+  keyward user reset-password   give a user a new one-time password and end their sessions
+  keyward audit verify          check every tenant's audit hash chain
+  keyward version               print the version
 
 Run 'keyward COMMAND --help' for a command's flags. Configuration comes from
 KEYWARD_* environment variables; flags override them.
@@ -39,31 +39,49 @@ func main() {
 	os.Exit(code)
 }
 
+// groups are the commands that take a subcommand, with their synopses.
+var groups = map[string][][2]string{
+	"tenant": {{"create", "create a tenant"}},
+	"user": {
+		{"create", "create a portal user and print a one-time password"},
+		{"reset-password", "give a user a new one-time password and end their sessions"},
+	},
+	"audit": {{"verify", "check every tenant's audit hash chain"}},
+}
+
 // run executes one subcommand; results go to stdout, messages to stderr.
+// Each subcommand makes its logger once its flags say which format.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	log := slog.New(slog.NewJSONHandler(stderr, nil))
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
 	var err error
+	sub := ""
+	if len(args) > 1 {
+		sub = args[1]
+	}
 	switch cmd := args[0]; {
 	case cmd == "serve":
-		err = cmdServe(ctx, args[1:], stdout, stderr, log)
+		err = cmdServe(ctx, args[1:], stdout, stderr)
 	case cmd == "migrate":
-		err = cmdMigrate(ctx, args[1:], stdout, stderr, log)
-	case cmd == "tenant" && len(args) > 1 && args[1] == "create":
-		err = cmdTenantCreate(ctx, args[2:], stdout, stderr, log)
-	case cmd == "user" && len(args) > 1 && args[1] == "create":
-		err = cmdUserCreate(ctx, args[2:], stdin, stdout, stderr, log)
-	case cmd == "audit" && len(args) > 1 && args[1] == "verify":
-		err = cmdAuditVerify(ctx, args[2:], stdout, stderr, log)
-	case (cmd == "tenant" || cmd == "user" || cmd == "audit") && (len(args) == 1 || args[1] == "-h" || args[1] == "--help" || args[1] == "help"):
-		sub := map[string]string{"tenant": "create", "user": "create", "audit": "verify"}[cmd]
-		fmt.Fprintf(stdout, "Usage: keyward %s %s [flags]\n\nRun 'keyward %s %s --help' for its flags.\n", cmd, sub, cmd, sub)
-		if len(args) == 1 {
-			return 2
+		err = cmdMigrate(ctx, args[1:], stdout, stderr)
+	case cmd == "tenant" && sub == "create":
+		err = cmdTenantCreate(ctx, args[2:], stdout, stderr)
+	case cmd == "user" && sub == "create":
+		err = cmdUserCreate(ctx, args[2:], stdin, stdout, stderr)
+	case cmd == "user" && sub == "reset-password":
+		err = cmdUserResetPassword(ctx, args[2:], stdout, stderr)
+	case cmd == "audit" && sub == "verify":
+		err = cmdAuditVerify(ctx, args[2:], stdout, stderr)
+	case groups[cmd] != nil && (sub == "-h" || sub == "--help" || sub == "help"):
+		groupUsage(stdout, cmd)
+	case groups[cmd] != nil:
+		if sub != "" {
+			fmt.Fprintf(stderr, "keyward: unknown command %q\n\n", cmd+" "+sub)
 		}
+		groupUsage(stderr, cmd)
+		return 2
 	case cmd == "version":
 		if len(args) > 1 {
 			fmt.Fprintln(stdout, "Usage: keyward version\n\nPrints the version of this binary.")
@@ -88,6 +106,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 1
 	}
 	return 0
+}
+
+func groupUsage(w io.Writer, cmd string) {
+	fmt.Fprintf(w, "Usage: keyward %s COMMAND [flags]\n\nCommands:\n", cmd)
+	for _, c := range groups[cmd] {
+		fmt.Fprintf(w, "  %-16s %s\n", c[0], c[1])
+	}
+	fmt.Fprintf(w, "\nRun 'keyward %s COMMAND --help' for a command's flags.\n", cmd)
 }
 
 var (

@@ -4,10 +4,17 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"keyward/db"
 	"keyward/db/dbtest"
+	"keyward/web/audit"
+	"keyward/web/auth"
 )
 
 func TestMain(m *testing.M) { os.Exit(dbtest.Run(m)) }
@@ -22,7 +29,7 @@ func keyward(t *testing.T, dbURL, stdin string, args ...string) (code int, stdou
 }
 
 func TestEverySubcommandHasHelp(t *testing.T) {
-	for _, args := range [][]string{{"serve"}, {"migrate"}, {"tenant", "create"}, {"user", "create"}, {"audit", "verify"}} {
+	for _, args := range [][]string{{"serve"}, {"migrate"}, {"tenant", "create"}, {"user", "create"}, {"user", "reset-password"}, {"audit", "verify"}} {
 		code, _, stderr := keyward(t, "", "", append(args, "--help")...)
 		if code != 0 || !strings.Contains(stderr, "Usage: keyward "+strings.Join(args, " ")) {
 			t.Errorf("%v --help: exit %d, %q", args, code, stderr)
@@ -98,6 +105,7 @@ func TestServeRefusesBadAPISettings(t *testing.T) {
 		{"KEYWARD_API_HOSTS", "api.example.com=prod,oops", "host=environment"},
 		{"KEYWARD_API_HOSTS", "api.example.com=qa", "host=environment"},
 		{"KEYWARD_REDIS_URL", "redis://user:s3cretpw@host:badport/0", "KEYWARD_REDIS_URL is not a valid"},
+		{"KEYWARD_LOG_FORMAT", "yaml", `KEYWARD_LOG_FORMAT must be text or json, not "yaml"`},
 	} {
 		t.Setenv(c.env, c.value)
 		code, _, stderr := keyward(t, "", "", "serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir())
@@ -105,5 +113,96 @@ func TestServeRefusesBadAPISettings(t *testing.T) {
 			t.Errorf("%s=%s: exit %d, %q", c.env, c.value, code, stderr)
 		}
 		os.Unsetenv(c.env)
+	}
+}
+
+// reset-password prints a one-time password that signs in at once, even on
+// a locked account, and must be changed; it ends the user's sessions, not
+// others', and is audited as the system.
+func TestUserResetPassword(t *testing.T) {
+	url := dbtest.NewURL(t)
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	store := db.NewStore(pool)
+	if code, _, stderr := keyward(t, url, "", "tenant", "create", "--slug", "acme", "--name", "Acme"); code != 0 {
+		t.Fatalf("tenant create: %s", stderr)
+	}
+	if code, _, stderr := keyward(t, url, "", "tenant", "create", "--slug", "other", "--name", "Other"); code != 0 {
+		t.Fatalf("tenant create: %s", stderr)
+	}
+	var users []db.User
+	for _, email := range []string{"ann@acme.test", "bob@acme.test"} {
+		if code, _, stderr := keyward(t, url, "", "user", "create", "--tenant", "acme", "--email", email); code != 0 {
+			t.Fatalf("user create: %s", stderr)
+		}
+		u, err := store.GetUserByEmail(ctx, email)
+		if err != nil {
+			t.Fatal(err)
+		}
+		users = append(users, u)
+		for i := 0; i < 2; i++ {
+			now := time.Now()
+			if err := store.InsertSession(ctx, db.InsertSessionParams{IDHash: []byte(email + strconv.Itoa(i)), UserID: &u.ID,
+				Data: []byte("{}"), CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	ann, bob := users[0], users[1]
+	// Ann's account is locked for an hour.
+	if _, err := store.RecordThrottleFailure(ctx, "login:email:ann@acme.test"); err != nil {
+		t.Fatal(err)
+	}
+	until := time.Now().Add(time.Hour)
+	if err := store.LockThrottle(ctx, db.LockThrottleParams{Key: "login:email:ann@acme.test", LockedUntil: &until}); err != nil {
+		t.Fatal(err)
+	}
+
+	code, out, stderr := keyward(t, url, "", "user", "reset-password", "--tenant", "acme", "--email", " Ann@Acme.test")
+	pw := strings.TrimSpace(out)
+	if code != 0 || out != pw+"\n" || len(pw) != 26 || strings.Contains(stderr, pw) || !strings.Contains(stderr, "ann@acme.test") {
+		t.Fatalf("reset-password: %d %q %q", code, out, stderr)
+	}
+	svc := &auth.Service{Store: store, Now: time.Now}
+	u, err := svc.PasswordStep(ctx, "ann@acme.test", pw, auth.Origin{IP: "192.0.2.1"})
+	if err != nil || u.ID != ann.ID {
+		t.Fatalf("signing in with the new password: %v", err)
+	}
+	if !u.MustChangePassword {
+		t.Error("the new password need not be changed")
+	}
+	var annSessions, bobSessions int
+	pool.QueryRow(ctx, "SELECT count(*) FROM sessions WHERE user_id = $1", ann.ID).Scan(&annSessions)
+	pool.QueryRow(ctx, "SELECT count(*) FROM sessions WHERE user_id = $1", bob.ID).Scan(&bobSessions)
+	if annSessions != 0 || bobSessions != 2 {
+		t.Errorf("sessions after the reset: Ann %d (want 0), Bob %d (want 2)", annSessions, bobSessions)
+	}
+	var actorType, actorID, target string
+	err = pool.QueryRow(ctx, "SELECT actor_type, actor_id, target_id FROM audit_events WHERE action = 'user.password_reset' AND tenant_id = $1", ann.TenantID).
+		Scan(&actorType, &actorID, &target)
+	if err != nil || actorType != "system" || actorID != "cli" || target != strconv.FormatInt(ann.ID, 10) {
+		t.Errorf("audit event: %v %q %q %q", err, actorType, actorID, target)
+	}
+	if code, out, _ := keyward(t, url, "", "audit", "verify"); code != 0 {
+		t.Errorf("audit verify: %s", out)
+	}
+
+	// Unknown accounts: one line, exit 1. Missing flags: usage, exit 2.
+	for _, c := range []struct{ tenant, email, says string }{
+		{"nope", "ann@acme.test", `keyward: no tenant with slug "nope"`},
+		{"acme", "zed@acme.test", `keyward: no user with email "zed@acme.test" in tenant acme`},
+		{"other", "ann@acme.test", `keyward: no user with email "ann@acme.test" in tenant other`},
+	} {
+		code, out, stderr := keyward(t, url, "", "user", "reset-password", "--tenant", c.tenant, "--email", c.email)
+		if code != 1 || out != "" || stderr != c.says+"\n" {
+			t.Errorf("%s/%s: exit %d, %q %q", c.tenant, c.email, code, out, stderr)
+		}
+	}
+	if code, _, stderr := keyward(t, url, "", "user", "reset-password", "--tenant", "acme"); code != 2 || !strings.Contains(stderr, "--email are required") {
+		t.Errorf("no --email: exit %d, %q", code, stderr)
 	}
 }

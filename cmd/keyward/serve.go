@@ -11,8 +11,11 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
 
@@ -26,7 +29,7 @@ import (
 	"keyward/web/session"
 )
 
-func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, log *slog.Logger) error {
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg config
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	cfg.serveFlags(fs)
@@ -39,6 +42,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, log 
 	if err := cfg.validateServe(); err != nil {
 		return err
 	}
+	log := cfg.logger(stderr)
 	tuneGC()
 	ring, err := cfg.secretKey()
 	if err != nil {
@@ -71,7 +75,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, log 
 
 	app, err := web.Build(web.Config{
 		Production: cfg.production(), TrustedProxies: proxies, Logger: log, Issuer: issuer(cfg), BaseURL: cfg.baseURL(),
-		APIHosts: hosts, Limiter: limiter,
+		APIHosts: hosts, Limiter: limiter, QuietSuccess: !cfg.production(),
 	}, store, ring)
 	if err != nil {
 		ln.Close()
@@ -83,8 +87,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, log 
 		ln.Close()
 		return err
 	}
+	var welcome *signIn
 	if !cfg.production() {
-		if err := seedDemo(ctx, store, cfg.baseURL(), stdout); err != nil {
+		if welcome, err = seedDemo(ctx, store, &cfg); err != nil {
 			ln.Close()
 			return err
 		}
@@ -93,9 +98,16 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, log 
 	go cleanupLoop(ctx, store, app.Sessions, cfg.LogRetention, log)
 	srv := app.Echo.Server
 	srv.Handler = app.Echo
+	// The socket has been listening since net.Listen; requests wait in its
+	// backlog until Serve. How to sign in is printed last, after every
+	// start-up line and before any request can log one, so it does not
+	// scroll away.
+	log.Info("keyward listening", "url", cfg.baseURL(), "mode", cfg.Mode)
+	if welcome != nil {
+		welcome.print(stdout)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("keyward listening", "url", cfg.baseURL(), "mode", cfg.Mode)
 
 	select {
 	case err := <-errc:
@@ -202,35 +214,112 @@ func cleanupLoop(ctx context.Context, store *db.Store, sessions *session.Store, 
 	}
 }
 
+// The demo tenant and owner that development creates on an empty database.
+const (
+	demoTenant = "demo"
+	demoEmail  = "owner@demo.keyward.test"
+)
+
+// signIn is what a development start prints about signing in.
+type signIn struct {
+	URL, Email string
+	// Password is set on the first run only: the demo owner's one-time
+	// password.
+	Password string
+	// Reset is the command that prints a new one-time password.
+	Reset string
+}
+
 // seedDemo creates a demo tenant and owner on a database with no tenant,
-// and prints how to sign in, once.
-func seedDemo(ctx context.Context, store *db.Store, baseURL string, stdout io.Writer) error {
+// with a one-time password. On a later start it only finds the demo owner
+// again, to say how to get a new password.
+func seedDemo(ctx context.Context, store *db.Store, cfg *config) (*signIn, error) {
+	in := &signIn{URL: cfg.baseURL() + "/login", Email: demoEmail,
+		Reset: resetCommand(cfg, demoTenant, demoEmail)}
 	n, err := store.CountTenants(ctx)
-	if err != nil || n > 0 {
-		return err
+	if err != nil {
+		return nil, err
 	}
-	const email = "owner@demo.keyward.test"
-	password := auth.GeneratePassword()
+	if n > 0 {
+		t, terr := store.GetTenantBySlug(ctx, demoTenant)
+		u, uerr := store.GetUserByEmail(ctx, demoEmail)
+		if terr != nil || uerr != nil || u.TenantID != t.ID {
+			// Tenants of one's own and no demo: no email to suggest.
+			in.Email, in.Reset = "", resetCommand(cfg, "SLUG", "EMAIL")
+		}
+		return in, nil
+	}
+	in.Password = auth.GeneratePassword()
 	err = store.InTx(ctx, func(q *db.Queries) error {
-		t, err := auth.CreateTenant(ctx, q, "demo", "Demo Organisation", "team", time.Now())
+		t, err := auth.CreateTenant(ctx, q, demoTenant, "Demo Organisation", "team", time.Now())
 		if err != nil {
 			return err
 		}
-		_, err = auth.CreateUser(ctx, q, t.ID, email, auth.RoleOwner, password, true, audit.Actor{Type: audit.ActorSystem, ID: "first-run"}, time.Now())
+		_, err = auth.CreateUser(ctx, q, t.ID, demoEmail, auth.RoleOwner, in.Password, true, audit.Actor{Type: audit.ActorSystem, ID: "first-run"}, time.Now())
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("creating the demo tenant: %w", err)
+		return nil, fmt.Errorf("creating the demo tenant: %w", err)
 	}
-	fmt.Fprintf(stdout, `
-  Keyward is ready: a demo tenant and its owner were created.
+	return in, nil
+}
 
-    Sign in at   %s/login
-    Email        %s
-    Password     %s   (one-time: you will choose your own after sign-in)
+// resetCommand is the reset-password command line for this installation,
+// ready to paste: it names the binary as it was started when that was by
+// a relative path (./bin/keyward from make run), and a data dir other than
+// the default. It never includes a database URL, which holds a password.
+func resetCommand(cfg *config, tenant, email string) string {
+	bin := "keyward"
+	if a := os.Args[0]; filepath.Base(a) == "keyward" && !filepath.IsAbs(a) && strings.ContainsRune(a, filepath.Separator) {
+		bin = a
+	}
+	cmd := bin + " user reset-password --tenant " + tenant + " --email " + email
+	if cfg.DatabaseURL == "" && filepath.Clean(cfg.DataDir) != filepath.Clean(defaultDataDir) {
+		cmd += " --data-dir " + shellQuote(cfg.DataDir)
+	}
+	return cmd
+}
 
-  This password is shown only now. Keep your authenticator app at hand.
+// shellQuote quotes s for a POSIX shell when it needs quoting.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./-+:@") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
 
-`, baseURL, email, password)
-	return nil
+// print writes the sign-in banner: a blank line, a heading, then the URL,
+// the email and the one-time password, or on a later start how to get a
+// new one. No side borders: a double-click or a triple-click copies
+// cleanly.
+func (in *signIn) print(w io.Writer) {
+	var b strings.Builder
+	if in.Password != "" {
+		b.WriteString(heading("Keyward is ready"))
+		b.WriteString("  A demo tenant and its owner were created.\n\n")
+	} else {
+		b.WriteString(heading("Keyward is running"))
+	}
+	fmt.Fprintf(&b, "    Sign in at   %s\n", in.URL)
+	if in.Email != "" {
+		fmt.Fprintf(&b, "    Email        %s\n", in.Email)
+	}
+	if in.Password != "" {
+		fmt.Fprintf(&b, "    Password     %s\n\n", in.Password)
+		b.WriteString("  The password is shown only now and works once: you choose your own\n")
+		b.WriteString("  after signing in. Keep your authenticator app at hand.\n")
+		b.WriteString("  Lost it? This prints a new one-time password:\n\n")
+	} else {
+		b.WriteString("\n  Lost the password? This prints a new one-time password:\n\n")
+	}
+	fmt.Fprintf(&b, "    %s\n\n", in.Reset)
+	b.WriteString(strings.Repeat("─", bannerWidth) + "\n\n")
+	io.WriteString(w, b.String())
+}
+
+const bannerWidth = 72
+
+// heading is a blank line, a rule with title in it, and a blank line.
+func heading(title string) string {
+	return "\n─── " + title + " " + strings.Repeat("─", max(3, bannerWidth-5-utf8.RuneCountInString(title))) + "\n\n"
 }

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"flag"
+	"net"
+	"strings"
+	"testing"
+)
+
+// The log format defaults by mode; a flag beats the variable.
+func TestLogFormat(t *testing.T) {
+	for _, c := range []struct {
+		mode, env string
+		args      []string
+		want      string
+	}{
+		{"development", "", nil, "text"},
+		{"production", "", nil, "json"},
+		{"development", "json", nil, "json"},
+		{"production", "text", nil, "text"},
+		{"production", "text", []string{"--log-format", "json"}, "json"},
+	} {
+		t.Setenv("KEYWARD_MODE", c.mode)
+		t.Setenv("KEYWARD_LOG_FORMAT", c.env)
+		var cfg config
+		fs := flag.NewFlagSet("test", flag.ContinueOnError)
+		cfg.dbFlags(fs)
+		if err := fs.Parse(c.args); err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.validate(); err != nil || cfg.LogFormat != c.want {
+			t.Errorf("%s, KEYWARD_LOG_FORMAT=%q, %v: %q %v, want %q", c.mode, c.env, c.args, cfg.LogFormat, err, c.want)
+		}
+	}
+}
+
+// FuzzTrustedProxies: the parser never panics, and whatever it accepts is
+// one valid, masked network per non-blank entry.
+func FuzzTrustedProxies(f *testing.F) {
+	for _, s := range []string{
+		"", " , ,", "10.0.0.0/8", "10.1.2.3/8, 192.168.0.0/16", "::1/128,fd00::/8",
+		"2001:db8::1/48", "0.0.0.0/0", "::/0", "10.0.0.1", "10.0.0.0/33", "fe80::1%eth0/64",
+		"::ffff:10.0.0.1/104", "1.2.3.4/08", "10.0.0.0/8,,garbage",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, list string) {
+		nets, err := parseTrustedProxies(list)
+		if err != nil {
+			if nets != nil {
+				t.Errorf("%q: an error and networks %v", list, nets)
+			}
+			if !strings.HasPrefix(err.Error(), "KEYWARD_TRUSTED_PROXIES: ") || strings.Contains(err.Error(), "\n") {
+				t.Errorf("%q: error %q is not one line naming the setting", list, err)
+			}
+			return
+		}
+		entries := 0
+		for _, s := range strings.Split(list, ",") {
+			if strings.TrimSpace(s) != "" {
+				entries++
+			}
+		}
+		if len(nets) != entries {
+			t.Errorf("%q: %d networks from %d entries", list, len(nets), entries)
+		}
+		for _, n := range nets {
+			ones, bits := n.Mask.Size()
+			if bits == 0 || (bits != 32 && bits != 128) || len(n.IP)*8 != bits || ones > bits {
+				t.Fatalf("%q: %v has IP length %d and mask %d/%d", list, n, len(n.IP), ones, bits)
+			}
+			if !n.IP.Equal(n.IP.Mask(n.Mask)) {
+				t.Errorf("%q: %v is not masked", list, n)
+			}
+			// Its string form parses back to the same network.
+			_, again, err := net.ParseCIDR(n.String())
+			if err != nil || again.String() != n.String() {
+				t.Errorf("%q: %v does not parse back: %v %v", list, n, again, err)
+			}
+		}
+	})
+}
