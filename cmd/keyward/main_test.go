@@ -13,7 +13,6 @@ import (
 
 	"keyward/db"
 	"keyward/db/dbtest"
-	"keyward/web/audit"
 	"keyward/web/auth"
 )
 

@@ -312,7 +312,7 @@ func CreateTenant(ctx context.Context, q *db.Queries, slug, name, plan string, n
 	}
 	t, err := q.CreateTenant(ctx, db.CreateTenantParams{Slug: slug, Name: strings.TrimSpace(name), Plan: plan})
 	if errors.Is(err, db.ErrConflict) {
-		return db.Tenant{}, invalid("slug", "A tenant with slug %q already exists", slug)
+		return db.Tenant{}, invalid("slug", "a tenant with slug %q already exists", slug)
 	}
 	if err != nil {
 		return db.Tenant{}, err
@@ -343,7 +343,7 @@ func CreateUser(ctx context.Context, q *db.Queries, tenantID int64, email, role,
 	}
 	u, err := q.CreateUser(ctx, db.CreateUserParams{TenantID: tenantID, Email: email, Role: role, PasswordHash: hash, MustChangePassword: mustChange})
 	if errors.Is(err, db.ErrConflict) {
-		return db.User{}, invalid("email", "A user with email %s already exists", email)
+		return db.User{}, invalid("email", "a user with email %s already exists", email)
 	}
 	if err != nil {
 		return db.User{}, err

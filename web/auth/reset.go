@@ -22,7 +22,7 @@ func ResetPassword(ctx context.Context, q *db.Queries, tenantSlug, email string,
 	email = NormalizeEmail(email)
 	t, err := q.GetTenantBySlug(ctx, tenantSlug)
 	if errors.Is(err, db.ErrNotFound) {
-		return "", invalid("tenant", "No tenant with slug %q.", tenantSlug)
+		return "", invalid("tenant", "no tenant with slug %q", tenantSlug)
 	} else if err != nil {
 		return "", err
 	}
@@ -34,7 +34,7 @@ func ResetPassword(ctx context.Context, q *db.Queries, tenantSlug, email string,
 	}
 	u, err := q.GetUserByEmail(ctx, email)
 	if errors.Is(err, db.ErrNotFound) || (err == nil && u.TenantID != t.ID) {
-		return "", invalid("email", "No user with email %q in tenant %s.", email, t.Slug)
+		return "", invalid("email", "no user with email %q in tenant %s", email, t.Slug)
 	} else if err != nil {
 		return "", err
 	}

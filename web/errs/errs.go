@@ -95,8 +95,13 @@ type Error struct {
 	Err error
 }
 
+// Error is the message, and the cause's text when the cause is not itself
+// one of these (a sentinel that only marks what sort of error it is).
 func (e *Error) Error() string {
-	if e.Err != nil {
+	if _, marker := e.Err.(*Error); e.Err != nil && !marker {
+		if e.Message == "" {
+			return e.Err.Error()
+		}
 		return e.Message + ": " + e.Err.Error()
 	}
 	return e.Message
