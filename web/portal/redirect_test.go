@@ -1,0 +1,107 @@
+package portal_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"keyward/web/auth"
+	"keyward/web/webtest"
+)
+
+// TestChangesRedirectWithAFlashShownOnce: every state-changing form of a
+// key answers 303 to the key's page, which shows the confirmation once.
+// The browser then holds a GET, so a reload repeats no POST and spends no
+// code a second time.
+func TestChangesRedirectWithAFlashShownOnce(t *testing.T) {
+	e := webtest.New(t)
+	a := newAdmin(t, e, "ann@acme.test", auth.RoleAdmin)
+	id, _ := a.create(t, keyForm("Worker"))
+	page := "/settings/developers/api-keys/" + id
+	edit := keyForm("Worker renamed")
+	edit.Del("environment")
+	for _, c := range []struct {
+		op, flash string
+		form      url.Values
+	}{
+		{"disable", "The key is disabled", url.Values{}},
+		{"enable", "The key is enabled", url.Values{}},
+		{"", "Changes saved", edit},
+		{"revoke", "The key is revoked", url.Values{}},
+	} {
+		var r webtest.Response
+		if c.op == "" {
+			a.c.Get(page + "/edit")
+			c.form.Set("code", e.NextCode(a.secret))
+			r = a.c.PostForm(page, c.form)
+		} else {
+			r = a.op(id, c.op, c.form)
+		}
+		if len(r.Redirects) != 1 || r.Redirects[0] != http.StatusSeeOther || r.Path != page || r.Status != http.StatusOK {
+			t.Fatalf("%s: redirects %v to %s (%d), want one 303 to %s", c.flash, r.Redirects, r.Path, r.Status, page)
+		}
+		if strings.Count(r.Body, c.flash) != 1 {
+			t.Errorf("%s: the page after the redirect does not show the flash once", c.flash)
+		}
+		// A reload is a GET of the same page: no flash, no change, no code.
+		before := count(t, e, `SELECT count(*) FROM audit_events`)
+		reload := a.c.Get(r.Path)
+		if reload.Status != http.StatusOK || strings.Contains(reload.Body, c.flash) {
+			t.Errorf("%s: the reload shows the flash again (%d)", c.flash, reload.Status)
+		}
+		if after := count(t, e, `SELECT count(*) FROM audit_events`); after != before {
+			t.Errorf("%s: the reload wrote %d audit events", c.flash, after-before)
+		}
+	}
+	// The password form redirects to the account page the same way.
+	a.c.Get("/account")
+	r := a.c.PostForm("/account/password", url.Values{"current_password": {webtest.Password},
+		"new_password": {"a brand new passphrase"}, "confirm_password": {"a brand new passphrase"}})
+	if len(r.Redirects) != 1 || r.Redirects[0] != http.StatusSeeOther || r.Path != "/account" || !strings.Contains(r.Body, "Your password was changed") {
+		t.Errorf("password change: redirects %v to %s", r.Redirects, r.Path)
+	}
+}
+
+// TestFormShowsEveryErrorAndSpendsNoCode: a create form with three bad
+// fields names all three, each next to its field, keeps the input, and
+// leaves the code unspent, so the same code then creates the key.
+func TestFormShowsEveryErrorAndSpendsNoCode(t *testing.T) {
+	e := webtest.New(t)
+	a := newAdmin(t, e, "ann@acme.test", auth.RoleAdmin)
+	a.c.Get("/settings/developers/api-keys/new")
+	code := e.NextCode(a.secret)
+	f := keyForm("Worker")
+	f.Set("ip_allowlist", "not-a-network")
+	f.Set("rate_limit_requests", "many")
+	f.Set("expires_at", "someday")
+	f.Set("description", "kept as typed")
+	f.Set("code", code)
+	r := a.c.PostForm("/settings/developers/api-keys", f)
+	if r.Status != http.StatusBadRequest {
+		t.Fatalf("three bad fields: %d", r.Status)
+	}
+	for _, field := range []string{"ip_allowlist", "rate_limit", "expires_at"} {
+		if !strings.Contains(r.Body, `id="err-`+field+`"`) || !strings.Contains(r.Body, `aria-describedby="err-`+field+`"`) {
+			t.Errorf("the form does not show the %s error next to its field", field)
+		}
+	}
+	if n := strings.Count(r.Body, `aria-invalid="true"`); n != 3 {
+		t.Errorf("%d fields are marked invalid, want 3", n)
+	}
+	if !strings.Contains(r.Body, "kept as typed") || !strings.Contains(r.Body, "not-a-network") {
+		t.Error("the form lost what was typed")
+	}
+	if strings.Contains(r.Body, `value="`+code+`"`) {
+		t.Error("the form shows the code again")
+	}
+	if n := count(t, e, `SELECT count(*) FROM audit_events WHERE action LIKE 'auth.mfa.%'`); n != 0 {
+		t.Errorf("a refused form counted %d code failures", n)
+	}
+	// The same code still works: it was not spent.
+	f = keyForm("Worker")
+	f.Set("code", code)
+	if r := a.c.PostForm("/settings/developers/api-keys", f); r.Status != http.StatusOK || !revealRe.MatchString(r.Body) {
+		t.Errorf("the unspent code was refused: %d", r.Status)
+	}
+}
