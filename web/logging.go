@@ -15,7 +15,7 @@ import (
 // and status. With quietSuccess it writes lines only for failed requests
 // (status 400 and up) but still counts every one. It logs the path without
 // the query string, and never headers or bodies, so no secret reaches a log.
-func requestLogger(log *slog.Logger, quietSuccess bool) echo.MiddlewareFunc {
+func requestLogger(log *slog.Logger, quietSuccess bool, m *metrics.Set) echo.MiddlewareFunc {
 	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
 		LogStatus: true, LogURIPath: true, LogMethod: true, LogLatency: true,
 		LogRequestID: true, LogRemoteIP: true, LogRoutePath: true, HandleError: true,
@@ -41,7 +41,7 @@ func requestLogger(log *slog.Logger, quietSuccess bool) echo.MiddlewareFunc {
 			default:
 				method = "other"
 			}
-			metrics.Requests.WithLabelValues(route, method, strconv.Itoa(v.Status)).Inc()
+			m.Requests.WithLabelValues(route, method, strconv.Itoa(v.Status)).Inc()
 			return nil
 		},
 	})

@@ -48,6 +48,8 @@ type Config struct {
 	Limiter ratelimit.Limiter
 	// Verifier sizes the key cache; zero values take the defaults.
 	Verifier apikey.VerifierOptions
+	// Metrics counts into one set, served at /metrics; nil makes one.
+	Metrics *metrics.Set
 	// Now is the application's one clock; nil means time.Now. Tests move
 	// it instead of sleeping or editing rows.
 	Now func() time.Time
@@ -63,6 +65,7 @@ type App struct {
 	MFA      *mfa.Service
 	Verifier *apikey.Verifier
 	Usage    *usage.Recorder
+	Metrics  *metrics.Set
 	store    *db.Store
 	log      *slog.Logger
 }
@@ -88,6 +91,9 @@ func Build(cfg Config, store *db.Store, ring *keyring.Ring) (*App, error) {
 	if now == nil {
 		now = time.Now
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.New()
+	}
 	mfaSvc, err := mfa.New(ring.Key(keyring.PurposeTOTP), ring.Key(keyring.PurposeRecoveryCode), cfg.Issuer)
 	if err != nil {
 		return nil, err
@@ -101,13 +107,13 @@ func Build(cfg Config, store *db.Store, ring *keyring.Ring) (*App, error) {
 	if cfg.Limiter == nil {
 		cfg.Limiter = ratelimit.NewMemory()
 	}
-	ver := apikey.NewVerifier(store.Queries, cfg.Verifier)
+	ver := apikey.NewVerifier(store.Queries, cfg.Verifier, cfg.Metrics)
 	ver.Now = now
-	rec := usage.New(store, cfg.Logger, now)
+	rec := usage.New(store, cfg.Logger, now, cfg.Metrics)
 	evs := &events.Service{Store: store, Now: now}
-	pub := &api.Handler{Events: evs, Verifier: ver, Limiter: cfg.Limiter, Usage: rec, Hosts: cfg.APIHosts, Now: now}
+	pub := &api.Handler{Events: evs, Verifier: ver, Limiter: cfg.Limiter, Usage: rec, Hosts: cfg.APIHosts, Now: now, Metrics: cfg.Metrics}
 	return &App{Echo: New(cfg, store, ph, pub), Sessions: sessions, Auth: authSvc, Keys: keys, Events: evs, MFA: mfaSvc,
-		Verifier: ver, Usage: rec, store: store, log: cfg.Logger}, nil
+		Verifier: ver, Usage: rec, Metrics: cfg.Metrics, store: store, log: cfg.Logger}, nil
 }
 
 // New returns the application's router.
@@ -122,7 +128,7 @@ func New(cfg Config, store *db.Store, p *portal.Handler, pub *api.Handler) *echo
 	e.Server.IdleTimeout = 120 * time.Second
 
 	e.Use(ownRequestID, middleware.RequestID())
-	e.Use(requestLogger(cfg.Logger, cfg.QuietSuccess))
+	e.Use(requestLogger(cfg.Logger, cfg.QuietSuccess, cfg.Metrics))
 	e.Use(middleware.Recover())
 	e.Use(securityHeaders(cfg.Production))
 
@@ -137,7 +143,7 @@ func New(cfg Config, store *db.Store, p *portal.Handler, pub *api.Handler) *echo
 		return c.String(http.StatusOK, "ok\n")
 	})
 	e.StaticFS("/static", static.FS)
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{})))
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Metrics.Registry, promhttp.HandlerOpts{})))
 
 	p.Register(e)
 	pub.Register(e)

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"keyward/web/metrics"
 	"log/slog"
 	"net"
 	"net/http"
@@ -56,7 +57,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	limiter, closeRedis, err := rateLimiter(ctx, cfg.RedisURL, log)
+	// One set of metrics for the whole process, served at /metrics.
+	m := metrics.New()
+	limiter, closeRedis, err := rateLimiter(ctx, cfg.RedisURL, log, m)
 	if err != nil {
 		return err
 	}
@@ -75,7 +78,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	app, err := web.Build(web.Config{
 		Production: cfg.production(), TrustedProxies: proxies, Logger: log, Issuer: issuer(cfg), BaseURL: cfg.baseURL(),
-		APIHosts: hosts, Limiter: limiter, QuietSuccess: !cfg.production(),
+		APIHosts: hosts, Limiter: limiter, QuietSuccess: !cfg.production(), Metrics: m,
 	}, store, ring)
 	if err != nil {
 		ln.Close()
@@ -162,7 +165,7 @@ func issuer(cfg config) string {
 
 // rateLimiter is Redis's when a URL is given, checked with a ping so a
 // wrong URL fails at start, and otherwise in process.
-func rateLimiter(ctx context.Context, redisURL string, log *slog.Logger) (ratelimit.Limiter, func(), error) {
+func rateLimiter(ctx context.Context, redisURL string, log *slog.Logger, m *metrics.Set) (ratelimit.Limiter, func(), error) {
 	if redisURL == "" {
 		return ratelimit.NewMemory(), func() {}, nil
 	}
@@ -182,7 +185,7 @@ func rateLimiter(ctx context.Context, redisURL string, log *slog.Logger) (rateli
 		return nil, nil, fmt.Errorf("KEYWARD_REDIS_URL: cannot reach Redis at %s: %w", opt.Addr, err)
 	}
 	log.Info("rate limits are shared through Redis", "addr", opt.Addr)
-	return ratelimit.NewRedis(rdb, log), func() { rdb.Close() }, nil
+	return ratelimit.NewRedis(rdb, log, m), func() { rdb.Close() }, nil
 }
 
 // cleanupLoop deletes ended sessions, stale throttle counters, expired

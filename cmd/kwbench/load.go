@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"keyward/web/metrics"
 	"net/http"
 	"slices"
 	"sort"
@@ -292,7 +293,7 @@ type missResult struct {
 // of key and times each one: parse, hash, cache miss, one query through
 // the pool, principal built and cached.
 func timeMisses(ctx context.Context, store *db.Store, key string, n int) missResult {
-	v := apikey.NewVerifier(store.Queries, apikey.VerifierOptions{})
+	v := apikey.NewVerifier(store.Queries, apikey.VerifierOptions{}, metrics.New())
 	r := missResult{N: n}
 	if _, err := v.Verify(ctx, key); err != nil { // connections and statement cache warm
 		r.Failed, r.FirstErr = n, err.Error()

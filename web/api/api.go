@@ -19,6 +19,7 @@ import (
 	"keyward/web/apikey"
 	"keyward/web/errs"
 	"keyward/web/events"
+	"keyward/web/metrics"
 	"keyward/web/ratelimit"
 	"keyward/web/usage"
 )
@@ -32,6 +33,7 @@ type Handler struct {
 	Verifier *apikey.Verifier
 	Limiter  ratelimit.Limiter
 	Usage    *usage.Recorder
+	Metrics  *metrics.Set
 	// Hosts binds host names to environments (KEYWARD_API_HOSTS).
 	Hosts apikey.Hosts
 	// Now is the clock of rate limits and event times; the verifier has

@@ -13,7 +13,6 @@ import (
 	"keyward/web/apikey"
 	"keyward/web/audit"
 	"keyward/web/errs"
-	"keyward/web/metrics"
 	"keyward/web/ratelimit"
 	"keyward/web/usage"
 )
@@ -95,7 +94,7 @@ func (h *Handler) check(c echo.Context, next echo.HandlerFunc) error {
 	res := h.Limiter.Allow(r.Context(), p.KeyID, p.RateLimit)
 	setRateHeaders(c.Response().Header(), res, now)
 	if !res.Allowed {
-		metrics.RateLimited.Inc()
+		h.Metrics.RateLimited.Inc()
 		e := errs.Throttle(fmt.Sprintf("This key's limit of %d requests per %s is used up", res.Limit.Requests, apikey.WindowName(res.Limit.Window)), res.RetryAfter)
 		return e
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"keyward/web/metrics"
 	"net"
 	"net/http"
 	"strconv"
@@ -303,7 +304,10 @@ func TestRedisRateLimits(t *testing.T) {
 	}
 	rdb := redis.NewClient(opt)
 	defer rdb.Close()
-	f := newFixture(t, webtest.Options{Config: func(c *web.Config) { c.Limiter = ratelimit.NewRedis(rdb, c.Logger) }})
+	f := newFixture(t, webtest.Options{Config: func(c *web.Config) {
+		c.Metrics = metrics.New()
+		c.Limiter = ratelimit.NewRedis(rdb, c.Logger, c.Metrics)
+	}})
 	k, full := f.key(apikey.Config{RateLimit: &apikey.RateLimit{Requests: 3, Window: time.Hour}})
 	for i := range 3 {
 		if r := f.API("GET", "/api/v1/key", full, ""); r.Status != 200 || r.Header.Get("X-RateLimit-Remaining") != strconv.Itoa(2-i) {

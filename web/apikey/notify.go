@@ -9,7 +9,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"keyward/web/metrics"
 )
 
 // Channel is the Postgres notification channel of key changes. Every key
@@ -81,7 +80,7 @@ func (v *Verifier) receive(ctx context.Context, conn *pgx.Conn) error {
 		cancel()
 		switch {
 		case err == nil:
-			metrics.Invalidations.Inc()
+			v.m.Invalidations.Inc()
 			v.Invalidate(n.Payload)
 			continue
 		case ctx.Err() != nil:

@@ -15,6 +15,8 @@ import (
 	"keyward/web/auth"
 	"keyward/web/errs"
 	"keyward/web/metrics"
+
+	"github.com/prometheus/client_golang/prometheus"
 	"keyward/web/ratelimit"
 )
 
@@ -110,13 +112,6 @@ func (p *Principal) AllowsIP(ip netip.Addr) bool {
 	return false
 }
 
-// The hot path's counters, resolved once.
-var (
-	outcomeOK        = metrics.Verifications.WithLabelValues("ok")
-	outcomeMalformed = metrics.Verifications.WithLabelValues("malformed")
-	cacheHit         = metrics.CacheLookups.WithLabelValues("hit")
-	cacheMiss        = metrics.CacheLookups.WithLabelValues("miss")
-)
 
 // PlanLimit is a plan's default rate limit.
 func PlanLimit(plan string) RateLimit {
@@ -135,6 +130,9 @@ type Verifier struct {
 
 	lookups     *ratelimit.Memory
 	lookupLimit ratelimit.Limit
+
+	m   *metrics.Set
+	hot hot
 }
 
 // VerifierOptions size the cache.
@@ -152,8 +150,13 @@ type VerifierOptions struct {
 	LookupsPerClient ratelimit.Limit
 }
 
-// NewVerifier returns a verifier reading through q.
-func NewVerifier(q *db.Queries, o VerifierOptions) *Verifier {
+// hot are the hot path's counters, resolved once.
+type hot struct {
+	outcomeOK, outcomeMalformed, cacheHit, cacheMiss prometheus.Counter
+}
+
+// NewVerifier returns a verifier reading through q and counting into m.
+func NewVerifier(q *db.Queries, o VerifierOptions, m *metrics.Set) *Verifier {
 	if o.MaxEntries <= 0 {
 		o.MaxEntries = 100_000
 	}
@@ -167,7 +170,9 @@ func NewVerifier(q *db.Queries, o VerifierOptions) *Verifier {
 		o.LookupsPerClient = ratelimit.Limit{Requests: 600, Window: time.Minute}
 	}
 	return &Verifier{q: q, cache: newCache(o.MaxEntries, o.TTL, o.NegativeTTL), Now: time.Now,
-		lookups: &ratelimit.Memory{MaxBuckets: 100_000}, lookupLimit: o.LookupsPerClient}
+		lookups: &ratelimit.Memory{MaxBuckets: 100_000}, lookupLimit: o.LookupsPerClient, m: m,
+		hot: hot{outcomeOK: m.Verifications.WithLabelValues("ok"), outcomeMalformed: m.Verifications.WithLabelValues("malformed"),
+			cacheHit: m.CacheLookups.WithLabelValues("hit"), cacheMiss: m.CacheLookups.WithLabelValues("miss")}}
 }
 
 // Verify checks raw: shape and checksum first, with no database work, then
@@ -185,17 +190,17 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Principal, error) {
 func (v *Verifier) VerifyFrom(ctx context.Context, raw, ip string) (*Principal, error) {
 	parsed, err := Parse(raw)
 	if err != nil {
-		outcomeMalformed.Inc()
+		v.hot.outcomeMalformed.Inc()
 		return nil, ErrInvalid
 	}
 	h := hashKey(raw)
 	now := v.Now()
 	p, found, hit := v.cache.get(h, now)
 	if !hit {
-		cacheMiss.Inc()
+		v.hot.cacheMiss.Inc()
 		if ip != "" {
 			if res := v.lookups.Allow(ctx, lookupClient(ip), v.lookupLimit); !res.Allowed {
-				metrics.Verifications.WithLabelValues("throttled").Inc()
+				v.m.Verifications.WithLabelValues("throttled").Inc()
 				e := refusal(ErrLookupsExhausted, fmt.Sprintf(
 					"Too many keys from %s had to be looked up: retry in %d s. Keys in use are remembered and do not count.", ip, errs.Seconds(res.RetryAfter)))
 				e.RetryAfter = res.RetryAfter
@@ -204,24 +209,24 @@ func (v *Verifier) VerifyFrom(ctx context.Context, raw, ip string) (*Principal, 
 		}
 		p, err = v.load(ctx, h, now)
 		if err != nil {
-			metrics.Verifications.WithLabelValues("error").Inc()
+			v.m.Verifications.WithLabelValues("error").Inc()
 			return nil, err
 		}
 		found = p != nil
 	} else {
-		cacheHit.Inc()
+		v.hot.cacheHit.Inc()
 	}
 	// The stored environment is the authority; a key whose own token
 	// disagrees with it was not issued by us.
 	if !found || parsed.Env != p.Environment {
-		metrics.Verifications.WithLabelValues("unknown").Inc()
+		v.m.Verifications.WithLabelValues("unknown").Inc()
 		return nil, ErrUnknown
 	}
 	if err := p.Check(now); err != nil {
-		metrics.Verifications.WithLabelValues(outcomeOf(err)).Inc()
+		v.m.Verifications.WithLabelValues(outcomeOf(err)).Inc()
 		return p, err
 	}
-	outcomeOK.Inc()
+	v.hot.outcomeOK.Inc()
 	return p, nil
 }
 

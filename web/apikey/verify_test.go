@@ -72,7 +72,7 @@ func TestVerifierCache(t *testing.T) {
 	ctx := context.Background()
 	k, full := f.key(t, apikey.Config{})
 	now := time.Now()
-	v := apikey.NewVerifier(f.store.Queries, apikey.VerifierOptions{MaxEntries: 3, TTL: time.Minute, NegativeTTL: 5 * time.Second})
+	v := apikey.NewVerifier(f.store.Queries, apikey.VerifierOptions{MaxEntries: 3, TTL: time.Minute, NegativeTTL: 5 * time.Second}, metrics.New())
 	v.Now = func() time.Time { return now }
 
 	p, err := v.Verify(ctx, full)
@@ -137,7 +137,8 @@ func TestVerifierListens(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	k, full := f.key(t, apikey.Config{})
-	v := apikey.NewVerifier(f.store.Queries, apikey.VerifierOptions{TTL: time.Hour})
+	set := metrics.New()
+	v := apikey.NewVerifier(f.store.Queries, apikey.VerifierOptions{TTL: time.Hour}, set)
 	if err := v.Listen(ctx, f.store.Pool, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +148,7 @@ func TestVerifierListens(t *testing.T) {
 	by := audit.Actor{Type: audit.ActorSystem}
 	invalidations := func() float64 {
 		var m dto.Metric
-		metrics.Invalidations.Write(&m)
+		set.Invalidations.Write(&m)
 		return m.GetCounter().GetValue()
 	}
 	before := invalidations()
@@ -189,7 +190,7 @@ func TestVerifierReconnects(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	k, full := f.key(t, apikey.Config{})
-	v := apikey.NewVerifier(f.store.Queries, apikey.VerifierOptions{TTL: time.Hour})
+	v := apikey.NewVerifier(f.store.Queries, apikey.VerifierOptions{TTL: time.Hour}, metrics.New())
 	if err := v.Listen(ctx, f.store.Pool, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +237,7 @@ func waitUntil(t *testing.T, cond func() bool) {
 func BenchmarkVerifyCacheHit(b *testing.B) {
 	f := newFixture(b)
 	_, full := f.key(b, apikey.Config{})
-	v := apikey.NewVerifier(f.store.Queries, apikey.VerifierOptions{})
+	v := apikey.NewVerifier(f.store.Queries, apikey.VerifierOptions{}, metrics.New())
 	ctx := context.Background()
 	if _, err := v.Verify(ctx, full); err != nil {
 		b.Fatal(err)
@@ -252,7 +253,7 @@ func BenchmarkVerifyCacheHit(b *testing.B) {
 
 // BenchmarkVerifyMalformed: what a flood of garbage keys costs.
 func BenchmarkVerifyMalformed(b *testing.B) {
-	v := apikey.NewVerifier(nil, apikey.VerifierOptions{})
+	v := apikey.NewVerifier(nil, apikey.VerifierOptions{}, metrics.New())
 	ctx := context.Background()
 	bad := "kw_prod_" + strings.Repeat("A", 33)
 	b.ReportAllocs()

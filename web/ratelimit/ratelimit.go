@@ -149,11 +149,12 @@ type Redis struct {
 
 	downUntil atomic.Int64 // unix nanoseconds
 	loggedAt  atomic.Int64
+	m         *metrics.Set
 }
 
 // NewRedis returns a limiter on the Redis client rdb.
-func NewRedis(rdb *redis.Client, log *slog.Logger) *Redis {
-	return &Redis{lim: redis_rate.NewLimiter(rdb), fallback: NewMemory(), log: log, Timeout: 250 * time.Millisecond}
+func NewRedis(rdb *redis.Client, log *slog.Logger, m *metrics.Set) *Redis {
+	return &Redis{lim: redis_rate.NewLimiter(rdb), fallback: NewMemory(), log: log, Timeout: 250 * time.Millisecond, m: m}
 }
 
 // Allow implements Limiter.
@@ -171,7 +172,7 @@ func (r *Redis) Allow(ctx context.Context, id string, l Limit) Result {
 	cancel()
 	if err != nil {
 		if ctx.Err() == nil { // not the client going away
-			metrics.RateLimitErrors.Inc()
+			r.m.RateLimitErrors.Inc()
 			r.downUntil.Store(now.Add(time.Second).UnixNano())
 			if last := r.loggedAt.Load(); now.UnixNano()-last > int64(10*time.Second) && r.loggedAt.CompareAndSwap(last, now.UnixNano()) {
 				r.log.Warn("redis rate limit failed; deciding in process for now", "err", err)

@@ -40,7 +40,7 @@ func newClient(t *testing.T, u string) *redis.Client {
 
 func newRedis(t *testing.T) ratelimit.Limiter {
 	t.Helper()
-	return ratelimit.NewRedis(newClient(t, redistest.URL(t)), quietLog())
+	return ratelimit.NewRedis(newClient(t, redistest.URL(t)), quietLog(), metrics.New())
 }
 
 // limiters runs f against each limiter, each on fresh state.
@@ -164,8 +164,8 @@ func TestInstancesShareOneBudgetOnlyThroughRedis(t *testing.T) {
 	t.Run("Redis", func(t *testing.T) {
 		t.Parallel()
 		u := redistest.URL(t)
-		a := ratelimit.NewRedis(newClient(t, u), quietLog())
-		b := ratelimit.NewRedis(newClient(t, u), quietLog())
+		a := ratelimit.NewRedis(newClient(t, u), quietLog(), metrics.New())
+		b := ratelimit.NewRedis(newClient(t, u), quietLog(), metrics.New())
 		if got := alternate(a, b); got != 10 {
 			t.Errorf("two Redis limiters on one server allowed %d of 30 requests in total, want 10", got)
 		}
@@ -181,16 +181,15 @@ func TestInstancesShareOneBudgetOnlyThroughRedis(t *testing.T) {
 // storeErrors reads keyward_ratelimit_store_errors_total. (It is what
 // client_golang's testutil.ToFloat64 does, without that package's
 // dependencies, which go.sum does not list.)
-func storeErrors(t *testing.T) float64 {
+func storeErrors(t *testing.T, set *metrics.Set) float64 {
 	t.Helper()
 	var m dto.Metric
-	if err := metrics.RateLimitErrors.Write(&m); err != nil {
+	if err := set.RateLimitErrors.Write(&m); err != nil {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
 }
 
-// Not parallel: it reads a process-wide counter.
 func TestRedisDownFallsBackToMemory(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -206,9 +205,10 @@ func TestRedisDownFallsBackToMemory(t *testing.T) {
 		MaxRetries:         -1,
 	})
 	t.Cleanup(func() { rdb.Close() })
-	lim := ratelimit.NewRedis(rdb, quietLog())
+	set := metrics.New()
+	lim := ratelimit.NewRedis(rdb, quietLog(), set)
 
-	before := storeErrors(t)
+	before := storeErrors(t, set)
 	rs := spend(lim, "key-1", fivePerHour, 8)
 	if got := allowed(rs); got != 5 {
 		t.Errorf("with Redis down, allowed %d of 8, want 5 (the in-process limit still holds)", got)
@@ -223,7 +223,7 @@ func TestRedisDownFallsBackToMemory(t *testing.T) {
 	}
 	// The first failure counts and parks Redis for a second; the other
 	// seven requests do not wait for it.
-	after := storeErrors(t)
+	after := storeErrors(t, set)
 	if got := after - before; got != 1 {
 		t.Errorf("keyward_ratelimit_store_errors_total rose by %v, want 1 (then Redis is left alone for a second)", got)
 	}

@@ -98,13 +98,14 @@ type Recorder struct {
 	flushMu sync.Mutex
 	// now is the application's clock.
 	now func() time.Time
+	m   *metrics.Set
 }
 
 // New returns a recorder; call Start to run its loops and Close to end it.
-func New(store *db.Store, log *slog.Logger, now func() time.Time) *Recorder {
+func New(store *db.Store, log *slog.Logger, now func() time.Time, m *metrics.Set) *Recorder {
 	loops, stopLoops := context.WithCancel(context.Background())
 	return &Recorder{
-		loops: loops, stopLoops: stopLoops, now: now,
+		loops: loops, stopLoops: stopLoops, now: now, m: m,
 		store: store, log: log, Interval: time.Second,
 		pending: map[string]lastUse{}, written: map[string]time.Time{}, seen: map[string]map[string]struct{}{},
 		logs: make(chan Request, LogBuffer), stop: make(chan struct{}),
@@ -124,7 +125,7 @@ func (r *Recorder) Used(tenantID int64, keyID, ip string, at time.Time) {
 	}
 	if len(r.newIPs) >= maxPendingIPs {
 		// Not marked seen: the next use from this address tries again.
-		metrics.Dropped.WithLabelValues("new_ip").Inc()
+		r.m.Dropped.WithLabelValues("new_ip").Inc()
 		return
 	}
 	if r.nSeen >= maxSeen {
@@ -147,13 +148,13 @@ func (r *Recorder) Log(req Request) {
 	r.closedMu.RLock()
 	defer r.closedMu.RUnlock()
 	if r.closed {
-		metrics.Dropped.WithLabelValues("request_log").Inc()
+		r.m.Dropped.WithLabelValues("request_log").Inc()
 		return
 	}
 	select {
 	case r.logs <- req:
 	default:
-		metrics.Dropped.WithLabelValues("request_log").Inc()
+		r.m.Dropped.WithLabelValues("request_log").Inc()
 	}
 }
 
@@ -237,21 +238,21 @@ func (r *Recorder) flushUse(ctx context.Context, all bool) {
 
 	if len(p.KeyIds) > 0 {
 		if _, err := r.store.FlushLastUsed(ctx, p); err != nil {
-			metrics.FlushErrors.WithLabelValues("last_used").Inc()
+			r.m.FlushErrors.WithLabelValues("last_used").Inc()
 			r.log.Error("writing last-used times; they are retried at the next flush", "keys", len(p.KeyIds), "err", err)
 			r.restore(p)
 		} else {
-			metrics.FlushSize.WithLabelValues("last_used").Observe(float64(len(p.KeyIds)))
+			r.m.FlushSize.WithLabelValues("last_used").Observe(float64(len(p.KeyIds)))
 		}
 	}
 	if len(ips) > 0 {
 		n, failed, err := r.recordNewIPs(ctx, ips)
 		if err != nil {
-			metrics.FlushErrors.WithLabelValues("new_ip").Inc()
+			r.m.FlushErrors.WithLabelValues("new_ip").Inc()
 			r.log.Error("recording new key addresses; they are retried on their next use", "failed", len(failed), "err", err)
 			r.forget(failed)
 		}
-		metrics.FlushSize.WithLabelValues("new_ip").Observe(float64(n))
+		r.m.FlushSize.WithLabelValues("new_ip").Observe(float64(n))
 	}
 }
 
@@ -348,11 +349,11 @@ func (r *Recorder) flushLogs(ctx context.Context) {
 			_, err = r.store.CopyRequestLogs(ctx, batch)
 		}
 		if err != nil {
-			metrics.FlushErrors.WithLabelValues("request_log").Inc()
-			metrics.Dropped.WithLabelValues("request_log").Add(float64(len(batch)))
+			r.m.FlushErrors.WithLabelValues("request_log").Inc()
+			r.m.Dropped.WithLabelValues("request_log").Add(float64(len(batch)))
 			r.log.Error("writing request logs", "rows", len(batch), "err", err)
 		} else {
-			metrics.FlushSize.WithLabelValues("request_log").Observe(float64(len(batch)))
+			r.m.FlushSize.WithLabelValues("request_log").Observe(float64(len(batch)))
 		}
 		if len(batch) < logBatch {
 			return

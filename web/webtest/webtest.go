@@ -30,7 +30,6 @@ import (
 	"keyward/web/audit"
 	"keyward/web/auth"
 	"keyward/web/keyring"
-	"keyward/web/metrics"
 	"keyward/web/mfa"
 	"keyward/web/session"
 )
@@ -155,7 +154,7 @@ func (e *Env) Key(tenant db.Tenant, user db.User, cfg apikey.Config) (db.APIKey,
 	e.T.Helper()
 	var k db.APIKey
 	var full string
-	before := invalidations()
+	before := e.invalidations()
 	err := e.Store.InTx(context.Background(), func(q *db.Queries) error {
 		var err error
 		k, full, err = apikey.Create(context.Background(), q, tenant.ID, cfg, audit.Actor{TenantID: &tenant.ID, Type: audit.ActorUser, ID: strconv.FormatInt(user.ID, 10)}, user.ID, e.Clock.Now())
@@ -168,7 +167,7 @@ func (e *Env) Key(tenant db.Tenant, user db.User, cfg apikey.Config) (db.APIKey,
 	// cache. Arriving later, it would drop the key from the cache after a
 	// test's first request put it there, and the test could not tell a
 	// cached key from a fresh lookup.
-	for deadline := time.Now().Add(5 * time.Second); invalidations() <= before; time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); e.invalidations() <= before; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			e.T.Fatal("webtest: the new key's NOTIFY did not arrive in 5 s")
 		}
@@ -176,10 +175,10 @@ func (e *Env) Key(tenant db.Tenant, user db.User, cfg apikey.Config) (db.APIKey,
 	return k, full
 }
 
-// invalidations reads the process's count of key-change notifications.
-func invalidations() float64 {
+// invalidations reads the app's count of key-change notifications.
+func (e *Env) invalidations() float64 {
 	var m dto.Metric
-	metrics.Invalidations.Write(&m)
+	e.App.Metrics.Invalidations.Write(&m)
 	return m.GetCounter().GetValue()
 }
 
