@@ -391,10 +391,8 @@ func TestMalformedKeysTouchNoDatabase(t *testing.T) {
 		}
 		req := httptest.NewRequest("GET", "/api/v1/events", nil)
 		req.Header.Set("X-API-Key", key)
-		rec := httptest.NewRecorder()
-		f.App.Echo.ServeHTTP(rec, req)
-		if rec.Code != 401 || !strings.Contains(rec.Body.String(), `"UNAUTHORIZED"`) {
-			t.Fatalf("%q: %d %s", key, rec.Code, rec.Body)
+		if r := f.Serve(req); r.Status != 401 || !strings.Contains(r.Body, `"UNAUTHORIZED"`) {
+			t.Fatalf("%q: %d %s", key, r.Status, r.Body)
 		}
 	}
 	f.App.Usage.Flush(context.Background())
@@ -414,10 +412,8 @@ func TestWriteBounds(t *testing.T) {
 	for i := range 10_000 {
 		req := httptest.NewRequest("GET", "/api/v1/key", nil)
 		req.Header.Set("Authorization", "Bearer "+full)
-		rec := httptest.NewRecorder()
-		f.App.Echo.ServeHTTP(rec, req)
-		if rec.Code != http.StatusOK {
-			t.Fatalf("request %d: %d %s", i, rec.Code, rec.Body)
+		if r := f.Serve(req); r.Status != http.StatusOK {
+			t.Fatalf("request %d: %d %s", i, r.Status, r.Body)
 		}
 	}
 	f.App.Usage.Flush(context.Background())

@@ -57,6 +57,15 @@ func TestContractCheckCatchesDrift(t *testing.T) {
 		t.Errorf("status 418: err = %v, want one naming the status", err)
 	}
 
+	// The real body, which has now passed, with a malformed rate-limit
+	// header: a body that passed once is not checked again, its headers are.
+	garbled := real
+	garbled.Header = r.Header.Clone()
+	garbled.Header.Set("X-RateLimit-Limit", "lots")
+	if err := webtest.CheckExchange(garbled); err == nil || !strings.Contains(err.Error(), "X-RateLimit-Limit") {
+		t.Errorf("X-RateLimit-Limit: lots: err = %v, want one naming the header", err)
+	}
+
 	// A key-less request that the server would have answered 200: the
 	// request breaks the document, and a 2xx means it was accepted.
 	bare, _ := http.NewRequest("GET", e.Server.URL+"/api/v1/key", nil)
