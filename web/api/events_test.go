@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -443,15 +444,26 @@ func TestTruncatedBody(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	fmt.Fprintf(conn, "POST /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nIdempotency-Key: t1\r\nContent-Length: 500\r\n\r\n{\"source\":", full)
+	const sent = `{"source":`
+	fmt.Fprintf(conn, "POST /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nIdempotency-Key: t1\r\nContent-Length: 500\r\n\r\n%s", full, sent)
 	conn.(*net.TCPConn).CloseWrite()
 	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(res.Body)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.StatusCode != 400 {
 		t.Fatalf("truncated body: %d", res.StatusCode)
 	}
+	// The same request as an http.Request, for the contract check.
+	req, _ := http.NewRequest("POST", f.Server.URL+"/api/v1/events", strings.NewReader(sent))
+	req.Header.Set("Authorization", "Bearer "+full)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", "t1")
+	webtest.Check(t, webtest.Exchange{Request: req, RequestBody: []byte(sent), Status: res.StatusCode, Header: res.Header, Body: body})
 	if strings.Contains(f.Logs.String(), `"level":"ERROR"`) {
 		t.Fatal("a truncated body was logged as a server error")
 	}

@@ -328,10 +328,12 @@ func TestOpenAPIServed(t *testing.T) {
 	e := echo.New()
 	(&api.Handler{}).Register(e)
 	rec := httptest.NewRecorder()
-	e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, api.Prefix+"/openapi.json", nil))
+	req := httptest.NewRequest(http.MethodGet, api.Prefix+"/openapi.json", nil)
+	e.ServeHTTP(rec, req)
 	if rec.Code != http.StatusOK {
 		t.Fatalf("GET %s/openapi.json: status %d, want 200", api.Prefix, rec.Code)
 	}
+	webtest.Check(t, webtest.Exchange{Request: req, Status: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()})
 	if ct := rec.Header().Get(echo.HeaderContentType); ct != echo.MIMEApplicationJSON {
 		t.Errorf("Content-Type = %q, want %q", ct, echo.MIMEApplicationJSON)
 	}

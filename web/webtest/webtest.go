@@ -281,6 +281,14 @@ func (e *Env) checkServed() {
 	}
 }
 
+// Check fails t if x, when under /api/v1, disagrees with the OpenAPI
+// document: for a test that has to send its request some other way, such
+// as over a raw connection.
+func Check(t testing.TB, x Exchange) {
+	t.Helper()
+	checkContract(t, x)
+}
+
 // checkContract fails t if x, when under /api/v1, disagrees with the
 // OpenAPI document.
 func checkContract(t testing.TB, x Exchange) {
