@@ -57,6 +57,13 @@ func TestContractCheckCatchesDrift(t *testing.T) {
 		t.Errorf("status 418: err = %v, want one naming the status", err)
 	}
 
+	// A redirect, which ValidateResponse alone would let through.
+	moved := real
+	moved.Status = http.StatusTemporaryRedirect
+	if err := webtest.CheckExchange(moved); err == nil || !strings.Contains(err.Error(), "307") {
+		t.Errorf("status 307: err = %v, want one naming the status", err)
+	}
+
 	// The real body, which has now passed, with a malformed rate-limit
 	// header: a body that passed once is not checked again, its headers are.
 	garbled := real
