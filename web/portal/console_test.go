@@ -139,7 +139,8 @@ func TestConsoleRoutes(t *testing.T) {
 // TestConsoleRefusals drives the console's refusals that TestConsoleRoutes
 // does not, each checked against openapi.json by the client: a revoked key
 // cannot be changed (409), an unknown id is 404, a body that is not the
-// route's JSON or holds a bad value is 400, and an oversized one is 413.
+// route's JSON or holds a bad value is 400, an oversized one is 413, and a
+// write the browser marks cross-site is 403.
 func TestConsoleRefusals(t *testing.T) {
 	e := webtest.New(t)
 	a := newAdmin(t, e, "ann@acme.test", auth.RoleAdmin)
@@ -162,6 +163,9 @@ func TestConsoleRefusals(t *testing.T) {
 	}
 	if status, env := call(t, a.c, base, "DELETE", "/api/v1/orgs/api-key", map[string]any{"id": k.ID, "code": e.NextCode(a.secret), "colour": "red"}, nil); status != http.StatusBadRequest || env.Error.Code != "VALIDATION_ERROR" {
 		t.Errorf("revoke with an unknown field: %d %+v", status, env.Error)
+	}
+	if status, env := call(t, a.c, base, "DELETE", "/api/v1/orgs/api-key", map[string]any{"id": k.ID, "code": e.NextCode(a.secret)}, map[string]string{"Sec-Fetch-Site": "cross-site"}); status != http.StatusForbidden || env.Error.Code != "FORBIDDEN" {
+		t.Errorf("revoke marked cross-site: %d %+v", status, env.Error)
 	}
 	big := `{"name": "` + strings.Repeat("x", 70<<10) + `"}`
 	if status, env := callRaw(t, a.c, base, "POST", "/api/v1/orgs/api-key/generate", big, nil); status != http.StatusRequestEntityTooLarge || env.Error.Code != "PAYLOAD_TOO_LARGE" {
