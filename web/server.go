@@ -118,6 +118,9 @@ func Build(cfg Config, store *db.Store, ring *keyring.Ring) (*App, error) {
 
 // New returns the application's router.
 func New(cfg Config, store *db.Store, p *portal.Handler, pub *api.Handler) *echo.Echo {
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.New()
+	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.IPExtractor = ipExtractor(cfg.TrustedProxies)

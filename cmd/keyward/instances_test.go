@@ -98,17 +98,10 @@ func TestTwoInstancesSeeKeyChangesWithinASecond(t *testing.T) {
 	first, _ := start()
 	second, secondCmd := start()
 
+	// Through webtest.API, which holds each exchange against openapi.json.
 	apiStatus := func(base, key string) (int, string) {
-		req, _ := http.NewRequest("GET", base+"/api/v1/key", nil)
-		req.Header.Set("Authorization", "Bearer "+key)
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b := make([]byte, 512)
-		n, _ := res.Body.Read(b)
-		return res.StatusCode, string(b[:n])
+		r := webtest.API(t, base, "GET", "/api/v1/key", key, "")
+		return r.Status, r.Body
 	}
 
 	// Sign in to the first instance's portal.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -391,10 +392,8 @@ func TestMalformedKeysTouchNoDatabase(t *testing.T) {
 		}
 		req := httptest.NewRequest("GET", "/api/v1/events", nil)
 		req.Header.Set("X-API-Key", key)
-		rec := httptest.NewRecorder()
-		f.App.Echo.ServeHTTP(rec, req)
-		if rec.Code != 401 || !strings.Contains(rec.Body.String(), `"UNAUTHORIZED"`) {
-			t.Fatalf("%q: %d %s", key, rec.Code, rec.Body)
+		if r := f.Serve(req); r.Status != 401 || !strings.Contains(r.Body, `"UNAUTHORIZED"`) {
+			t.Fatalf("%q: %d %s", key, r.Status, r.Body)
 		}
 	}
 	f.App.Usage.Flush(context.Background())
@@ -414,10 +413,8 @@ func TestWriteBounds(t *testing.T) {
 	for i := range 10_000 {
 		req := httptest.NewRequest("GET", "/api/v1/key", nil)
 		req.Header.Set("Authorization", "Bearer "+full)
-		rec := httptest.NewRecorder()
-		f.App.Echo.ServeHTTP(rec, req)
-		if rec.Code != http.StatusOK {
-			t.Fatalf("request %d: %d %s", i, rec.Code, rec.Body)
+		if r := f.Serve(req); r.Status != http.StatusOK {
+			t.Fatalf("request %d: %d %s", i, r.Status, r.Body)
 		}
 	}
 	f.App.Usage.Flush(context.Background())
@@ -447,15 +444,26 @@ func TestTruncatedBody(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	fmt.Fprintf(conn, "POST /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nIdempotency-Key: t1\r\nContent-Length: 500\r\n\r\n{\"source\":", full)
+	const sent = `{"source":`
+	fmt.Fprintf(conn, "POST /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nIdempotency-Key: t1\r\nContent-Length: 500\r\n\r\n%s", full, sent)
 	conn.(*net.TCPConn).CloseWrite()
 	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(res.Body)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.StatusCode != 400 {
 		t.Fatalf("truncated body: %d", res.StatusCode)
 	}
+	// The same request as an http.Request, for the contract check.
+	req, _ := http.NewRequest("POST", f.Server.URL+"/api/v1/events", strings.NewReader(sent))
+	req.Header.Set("Authorization", "Bearer "+full)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", "t1")
+	webtest.Check(t, webtest.Exchange{Request: req, RequestBody: []byte(sent), Status: res.StatusCode, Header: res.Header, Body: body})
 	if strings.Contains(f.Logs.String(), `"level":"ERROR"`) {
 		t.Fatal("a truncated body was logged as a server error")
 	}

@@ -1,4 +1,4 @@
-package api
+package api_test
 
 import (
 	"bytes"
@@ -8,10 +8,11 @@ import (
 	"go/parser"
 	"go/token"
 	"keyward/web/errs"
-	"keyward/web/problem"
+	"log/slog"
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -19,6 +20,11 @@ import (
 	"testing"
 
 	"github.com/labstack/echo/v4"
+
+	"keyward/web"
+	"keyward/web/api"
+	"keyward/web/portal"
+	"keyward/web/webtest"
 )
 
 // httpMethods are the operation keys of an OpenAPI path item.
@@ -33,12 +39,23 @@ type operation struct {
 
 func (o operation) String() string { return o.method + " " + o.path }
 
-// decodedOpenAPI parses the embedded document generically.
+// openAPIFile is openapi.json as the package embeds it; TestOpenAPIServed
+// checks that the route serves exactly this.
+func openAPIFile(t *testing.T) []byte {
+	t.Helper()
+	b, err := os.ReadFile("openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// decodedOpenAPI parses the document generically.
 func decodedOpenAPI(t *testing.T) map[string]any {
 	t.Helper()
 	var doc map[string]any
-	if err := json.Unmarshal(openAPI, &doc); err != nil {
-		t.Fatalf("embedded openapi.json is not valid JSON: %v", err)
+	if err := json.Unmarshal(openAPIFile(t), &doc); err != nil {
+		t.Fatalf("openapi.json is not valid JSON: %v", err)
 	}
 	return doc
 }
@@ -74,14 +91,15 @@ func documentedOperations(t *testing.T, doc map[string]any) []operation {
 
 var echoParam = regexp.MustCompile(`:([A-Za-z0-9_]+)`)
 
-// registeredRoutes lists the public API's routes as "METHOD /path/{param}".
+// registeredRoutes lists the routes under /api/v1 as "METHOD
+// /path/{param}": the public API's and the portal's console routes, as the
+// application's router mounts them (routing needs no database).
 func registeredRoutes(t *testing.T) map[string]bool {
 	t.Helper()
-	e := echo.New()
-	(&Handler{}).Register(e)
+	e := web.New(web.Config{Logger: slog.New(slog.DiscardHandler)}, nil, &portal.Handler{}, &api.Handler{})
 	routes := map[string]bool{}
 	for _, r := range e.Routes() {
-		if r.Method == echo.RouteNotFound || !strings.HasPrefix(r.Path, Prefix+"/") {
+		if r.Method == echo.RouteNotFound || !strings.HasPrefix(r.Path, api.Prefix+"/") {
 			continue
 		}
 		routes[r.Method+" "+echoParam.ReplaceAllString(r.Path, "{$1}")] = true
@@ -96,8 +114,10 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	}
 
 	routes := registeredRoutes(t)
-	if len(routes) == 0 {
-		t.Fatalf("Register mounted no route under %s", Prefix)
+	for _, want := range []string{"GET " + api.Prefix + "/key", "GET " + api.Prefix + "/orgs/api-key"} {
+		if !routes[want] {
+			t.Fatalf("the router has no %s: found only %v", want, slices.Sorted(maps.Keys(routes)))
+		}
 	}
 	ops := documentedOperations(t, doc)
 	documented := map[string]bool{}
@@ -111,7 +131,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	}
 	for _, o := range slices.Sorted(maps.Keys(documented)) {
 		if !routes[o] {
-			t.Errorf("openapi.json documents %s, which is not a registered public API route", o)
+			t.Errorf("openapi.json documents %s, which is not a registered route", o)
 		}
 	}
 
@@ -208,19 +228,23 @@ func TestOpenAPIErrorCodes(t *testing.T) {
 	}
 }
 
-// TestOpenAPISecurityMatchesAuth sends each documented operation without a
-// key: an operation documented as open must not answer 401, and every
-// other one must answer 401 and document it, with both key schemes as
-// alternatives.
+// TestOpenAPISecurityMatchesAuth sends each documented operation to the
+// application without credentials: an operation documented as open must
+// not answer 401, and every other one must answer 401 and document it.
+// The public API's operations take either key scheme; the console's take
+// the portal session, and its writes the CSRF header as well (sent here,
+// so that the session is what the request lacks).
 func TestOpenAPISecurityMatchesAuth(t *testing.T) {
 	doc := decodedOpenAPI(t)
 	schemes, _ := resolvePointer(doc, "#/components/securitySchemes")
-	if s, _ := schemes.(map[string]any); s["bearerAuth"] == nil || s["apiKeyHeader"] == nil {
-		t.Fatalf("securitySchemes = %v, want bearerAuth and apiKeyHeader", schemes)
+	if s, _ := schemes.(map[string]any); s["bearerAuth"] == nil || s["apiKeyHeader"] == nil || s["consoleSession"] == nil {
+		t.Fatalf("securitySchemes = %v, want bearerAuth, apiKeyHeader and consoleSession", schemes)
 	}
-	e := echo.New()
-	e.HTTPErrorHandler = func(err error, c echo.Context) { _ = Fail(c, problem.Of(err)) }
-	(&Handler{}).Register(e)
+	f := webtest.New(t)
+	anon := f.Client()
+	if anon.Get("/login"); anon.CSRF == "" {
+		t.Fatal("the sign-in page gave no CSRF token")
+	}
 
 	for _, o := range documentedOperations(t, doc) {
 		sec, declared := o.op["security"].([]any)
@@ -228,17 +252,29 @@ func TestOpenAPISecurityMatchesAuth(t *testing.T) {
 			t.Errorf("%s declares no security of its own", o)
 			continue
 		}
+		console := strings.HasPrefix(o.path, api.Prefix+"/orgs/")
+		write := o.method != http.MethodGet
+		if console {
+			checkCSRFParameter(t, doc, o, write)
+		}
 		path := strings.ReplaceAll(o.path, "{id}", "0197a3c2-5f1e-7b40-9c8d-2e6f4a1b3c5d")
-		rec := httptest.NewRecorder()
-		e.ServeHTTP(rec, httptest.NewRequest(o.method, path, nil))
+		var r webtest.Response
+		if console {
+			req, _ := http.NewRequest(o.method, f.Server.URL+path, strings.NewReader("{}"))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("X-CSRF-Token", anon.CSRF)
+			r = anon.Do(req)
+		} else {
+			r = f.API(o.method, path, "", "")
+		}
 		if len(sec) == 0 {
-			if rec.Code == http.StatusUnauthorized {
-				t.Errorf("%s is documented without security but answers 401 without a key", o)
+			if r.Status == http.StatusUnauthorized {
+				t.Errorf("%s is documented without security but answers 401 without credentials", o)
 			}
 			continue
 		}
-		if rec.Code != http.StatusUnauthorized {
-			t.Errorf("%s without a key: status %d, want 401 (body %.200s)", o, rec.Code, rec.Body)
+		if r.Status != http.StatusUnauthorized {
+			t.Errorf("%s without credentials: status %d, want 401 (body %.200s)", o, r.Status, r.Body)
 		}
 		var names []string
 		for _, req := range sec {
@@ -247,31 +283,67 @@ func TestOpenAPISecurityMatchesAuth(t *testing.T) {
 			}
 		}
 		slices.Sort(names)
-		if !slices.Equal(names, []string{"apiKeyHeader", "bearerAuth"}) {
-			t.Errorf("%s security alternatives = %v, want apiKeyHeader and bearerAuth", o, names)
+		want := []string{"apiKeyHeader", "bearerAuth"}
+		if console {
+			want = []string{"consoleSession"}
+		}
+		if !slices.Equal(names, want) {
+			t.Errorf("%s security alternatives = %v, want %v", o, names, want)
 		}
 		if responses, _ := o.op["responses"].(map[string]any); responses["401"] == nil {
-			t.Errorf("%s needs a key but documents no 401 response", o)
+			t.Errorf("%s needs credentials but documents no 401 response", o)
 		}
+	}
+}
+
+// checkCSRFParameter requires a console write to declare the X-CSRF-Token
+// header as a required parameter, and a read not to.
+func checkCSRFParameter(t *testing.T, doc map[string]any, o operation, write bool) {
+	t.Helper()
+	var found, required bool
+	for _, list := range []any{o.item["parameters"], o.op["parameters"]} {
+		params, _ := list.([]any)
+		for _, p := range params {
+			pm, _ := p.(map[string]any)
+			if ref, ok := pm["$ref"].(string); ok {
+				r, err := resolvePointer(doc, ref)
+				if err != nil {
+					continue // reported by the $ref walk
+				}
+				pm, _ = r.(map[string]any)
+			}
+			if pm["in"] == "header" && strings.EqualFold(pm["name"].(string), "X-CSRF-Token") {
+				found, required = true, pm["required"] == true
+			}
+		}
+	}
+	switch {
+	case write && (!found || !required):
+		t.Errorf("%s is a console write but does not require the X-CSRF-Token header", o)
+	case !write && found:
+		t.Errorf("%s is a console read but declares the X-CSRF-Token header, which reads do not need", o)
 	}
 }
 
 func TestOpenAPIServed(t *testing.T) {
 	e := echo.New()
-	(&Handler{}).Register(e)
+	(&api.Handler{}).Register(e)
 	rec := httptest.NewRecorder()
-	e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, Prefix+"/openapi.json", nil))
+	req := httptest.NewRequest(http.MethodGet, api.Prefix+"/openapi.json", nil)
+	e.ServeHTTP(rec, req)
 	if rec.Code != http.StatusOK {
-		t.Fatalf("GET %s/openapi.json: status %d, want 200", Prefix, rec.Code)
+		t.Fatalf("GET %s/openapi.json: status %d, want 200", api.Prefix, rec.Code)
 	}
+	webtest.Check(t, webtest.Exchange{Request: req, Status: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()})
 	if ct := rec.Header().Get(echo.HeaderContentType); ct != echo.MIMEApplicationJSON {
 		t.Errorf("Content-Type = %q, want %q", ct, echo.MIMEApplicationJSON)
 	}
-	if len(openAPI) == 0 {
-		t.Fatal("the embedded document is empty")
+	file := openAPIFile(t)
+	if len(file) == 0 {
+		t.Fatal("openapi.json is empty")
 	}
-	if !bytes.Equal(rec.Body.Bytes(), openAPI) {
-		t.Errorf("body (%d bytes) differs from the embedded document (%d bytes)", rec.Body.Len(), len(openAPI))
+	if !bytes.Equal(rec.Body.Bytes(), file) {
+		t.Errorf("body (%d bytes) differs from openapi.json (%d bytes)", rec.Body.Len(), len(file))
 	}
 }
 

@@ -9,14 +9,13 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 
 	"keyward/db"
 	"keyward/web/auth"
 	"keyward/web/errs"
 	"keyward/web/metrics"
-
-	"github.com/prometheus/client_golang/prometheus"
 	"keyward/web/ratelimit"
 )
 
@@ -111,7 +110,6 @@ func (p *Principal) AllowsIP(ip netip.Addr) bool {
 	}
 	return false
 }
-
 
 // PlanLimit is a plan's default rate limit.
 func PlanLimit(plan string) RateLimit {

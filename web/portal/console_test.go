@@ -1,7 +1,6 @@
 package portal_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -27,14 +26,18 @@ type envelope struct {
 // header; hdr overrides headers (an empty value removes one).
 func call(t *testing.T, c *webtest.Client, base, method, path string, body any, hdr map[string]string) (int, envelope) {
 	t.Helper()
-	var rd *bytes.Reader
+	var b []byte
 	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	} else {
-		rd = bytes.NewReader(nil)
+		b, _ = json.Marshal(body)
 	}
-	req, _ := http.NewRequest(method, base+path, rd)
+	return callRaw(t, c, base, method, path, string(b), hdr)
+}
+
+// callRaw is call with the body as given. It goes through the client,
+// which checks the exchange against openapi.json.
+func callRaw(t *testing.T, c *webtest.Client, base, method, path, body string, hdr map[string]string) (int, envelope) {
+	t.Helper()
+	req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-CSRF-Token", c.CSRF)
 	for k, v := range hdr {
@@ -44,16 +47,12 @@ func call(t *testing.T, c *webtest.Client, base, method, path string, body any, 
 			req.Header.Set(k, v)
 		}
 	}
-	res, err := c.HTTP.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
+	r := c.Do(req)
 	var env envelope
-	if err := json.NewDecoder(res.Body).Decode(&env); err != nil {
-		t.Fatalf("%s %s: not JSON (%d): %v", method, path, res.StatusCode, err)
+	if err := json.Unmarshal([]byte(r.Body), &env); err != nil {
+		t.Fatalf("%s %s: not JSON (%d): %v", method, path, r.Status, err)
 	}
-	return res.StatusCode, env
+	return r.Status, env
 }
 
 func TestConsoleRoutes(t *testing.T) {
@@ -134,5 +133,52 @@ func TestConsoleRoutes(t *testing.T) {
 	}
 	if status, env := call(t, e.Client(), base, "GET", "/api/v1/orgs/api-key", nil, nil); status != http.StatusUnauthorized || env.Error.Code != "UNAUTHORIZED" {
 		t.Errorf("no session: %d", status)
+	}
+}
+
+// TestConsoleRefusals drives the console's refusals that TestConsoleRoutes
+// does not, each checked against openapi.json by the client: a revoked key
+// cannot be changed (409), an unknown id is 404, a body that is not the
+// route's JSON or holds a bad value is 400, an oversized one is 413, and a
+// write the browser marks cross-site is 403.
+func TestConsoleRefusals(t *testing.T) {
+	e := webtest.New(t)
+	a := newAdmin(t, e, "ann@acme.test", auth.RoleAdmin)
+	base := e.Server.URL
+	status, env := call(t, a.c, base, "POST", "/api/v1/orgs/api-key/generate", map[string]any{
+		"name": "Short-lived", "environment": "production", "scopes": []string{"events:read"}, "code": e.NextCode(a.secret)}, nil)
+	var k struct{ ID string }
+	if json.Unmarshal(env.Data, &k); status != http.StatusCreated || k.ID == "" {
+		t.Fatalf("generate: %d %+v", status, env.Error)
+	}
+
+	if status, env := call(t, a.c, base, "POST", "/api/v1/orgs/api-key/rotate", map[string]any{"id": k.ID, "grace": "2h", "code": e.NextCode(a.secret)}, nil); status != http.StatusBadRequest || env.Error.Field != "grace" {
+		t.Errorf("rotate with a 2h grace: %d %+v", status, env.Error)
+	}
+	if status, env := call(t, a.c, base, "POST", "/api/v1/orgs/api-key/rotate", map[string]any{"id": "5b0e9c1a-3f47-4d2e-8a61-0c9b7d3e2f14", "grace": "0", "code": e.NextCode(a.secret)}, nil); status != http.StatusNotFound || env.Error.Code != "NOT_FOUND" {
+		t.Errorf("rotate an unknown key: %d %+v", status, env.Error)
+	}
+	if status, env := callRaw(t, a.c, base, "DELETE", "/api/v1/orgs/api-key", `{"id": "`+k.ID+`", "code": `, nil); status != http.StatusBadRequest || env.Error.Code != "VALIDATION_ERROR" {
+		t.Errorf("revoke with a cut-off body: %d %+v", status, env.Error)
+	}
+	if status, env := call(t, a.c, base, "DELETE", "/api/v1/orgs/api-key", map[string]any{"id": k.ID, "code": e.NextCode(a.secret), "colour": "red"}, nil); status != http.StatusBadRequest || env.Error.Code != "VALIDATION_ERROR" {
+		t.Errorf("revoke with an unknown field: %d %+v", status, env.Error)
+	}
+	if status, env := call(t, a.c, base, "DELETE", "/api/v1/orgs/api-key", map[string]any{"id": k.ID, "code": e.NextCode(a.secret)}, map[string]string{"Sec-Fetch-Site": "cross-site"}); status != http.StatusForbidden || env.Error.Code != "FORBIDDEN" {
+		t.Errorf("revoke marked cross-site: %d %+v", status, env.Error)
+	}
+	big := `{"name": "` + strings.Repeat("x", 70<<10) + `"}`
+	if status, env := callRaw(t, a.c, base, "POST", "/api/v1/orgs/api-key/generate", big, nil); status != http.StatusRequestEntityTooLarge || env.Error.Code != "PAYLOAD_TOO_LARGE" {
+		t.Errorf("a 70 KiB body: %d %+v", status, env.Error)
+	}
+
+	if status, env := call(t, a.c, base, "DELETE", "/api/v1/orgs/api-key", map[string]any{"id": k.ID, "code": e.NextCode(a.secret)}, nil); status != http.StatusOK || !strings.Contains(string(env.Data), `"status":"revoked"`) {
+		t.Fatalf("revoke: %d %+v", status, env.Error)
+	}
+	if status, env := call(t, a.c, base, "DELETE", "/api/v1/orgs/api-key", map[string]any{"id": k.ID, "code": e.NextCode(a.secret)}, nil); status != http.StatusConflict || env.Error.Code != "CONFLICT" {
+		t.Errorf("revoke a revoked key: %d %+v", status, env.Error)
+	}
+	if status, env := call(t, a.c, base, "POST", "/api/v1/orgs/api-key/rotate", map[string]any{"id": k.ID, "grace": "0", "code": e.NextCode(a.secret)}, nil); status != http.StatusConflict || env.Error.Code != "CONFLICT" {
+		t.Errorf("rotate a revoked key: %d %+v", status, env.Error)
 	}
 }

@@ -1,7 +1,9 @@
 // Package webtest starts the real application on a fresh database for
 // tests: the real echo router behind httptest, a real Postgres (dbtest), a
 // cookie-jar client that speaks the portal's CSRF contract, and a clock the
-// TOTP checks read, so a test can step through 30-second windows.
+// TOTP checks read, so a test can step through 30-second windows. Every
+// exchange a test has with a path under /api/v1, through Env.API, Env.Serve
+// or a Client, is checked against the OpenAPI document (contract.go).
 package webtest
 
 import (
@@ -47,6 +49,9 @@ type Env struct {
 	Tenant db.Tenant
 	// Logs holds every log line the server wrote.
 	Logs *SyncBuffer
+
+	mu     sync.Mutex
+	served []Exchange // by Serve, checked when the test ends
 }
 
 // Options adjust an Env.
@@ -93,6 +98,7 @@ func NewWith(t testing.TB, o Options) *Env {
 		stop()
 	})
 	e := &Env{T: t, App: app, Store: store, Server: srv, Clock: clock, Logs: logs}
+	t.Cleanup(e.checkServed)
 	e.Tenant = e.NewTenant("acme")
 	return e
 }
@@ -183,16 +189,25 @@ func (e *Env) invalidations() float64 {
 }
 
 // API sends a public-API request with key (none if empty) and extra
-// header pairs, and returns the response without following redirects.
+// header pairs, and returns the response without following redirects. A
+// request under /api/v1 is checked against the OpenAPI document
+// (CheckExchange); a disagreement fails the test.
 func (e *Env) API(method, path, key string, body string, header ...string) Response {
 	e.T.Helper()
+	return API(e.T, e.Server.URL, method, path, key, body, header...)
+}
+
+// API is Env.API for any running server, such as a keyward process a test
+// started.
+func API(t testing.TB, baseURL, method, path, key string, body string, header ...string) Response {
+	t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
-	req, err := http.NewRequest(method, e.Server.URL+path, rd)
+	req, err := http.NewRequest(method, baseURL+path, rd)
 	if err != nil {
-		e.T.Fatal(err)
+		t.Fatal(err)
 	}
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
@@ -203,17 +218,105 @@ func (e *Env) API(method, path, key string, body string, header ...string) Respo
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	res, err := c.Do(req)
+	c := &http.Client{CheckRedirect: noRedirects}
+	return roundTrip(t, c, req, []byte(body))
+}
+
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// roundTrip sends req, whose body is body, through hc and reads the
+// response. When the request's path is under /api/v1 it checks the
+// exchange against the OpenAPI document and fails t on a disagreement.
+func roundTrip(t testing.TB, hc *http.Client, req *http.Request, body []byte) Response {
+	t.Helper()
+	res, err := hc.Do(req)
 	if err != nil {
-		e.T.Fatalf("%s %s: %v", method, path, err)
+		t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
 	}
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	if err != nil {
-		e.T.Fatal(err)
+		t.Fatalf("%s %s: reading the response: %v", req.Method, req.URL.Path, err)
 	}
-	return Response{Status: res.StatusCode, Path: res.Request.URL.Path, Body: string(b), Header: res.Header}
+	r := Response{Status: res.StatusCode, Path: res.Request.URL.Path, Body: string(b), Header: res.Header}
+	for p := res.Request.Response; p != nil; p = p.Request.Response {
+		r.Redirects = append([]int{p.StatusCode}, r.Redirects...)
+	}
+	// res.Request is the request as sent, cookies from a jar included; after
+	// a redirect it is the last one, whose body this function never saw.
+	if res.Request != req {
+		body = nil
+	}
+	checkContract(t, Exchange{Request: res.Request, RequestBody: body, Status: r.Status, Header: r.Header, Body: b})
+	return r
+}
+
+// Serve hands req to the application's router in this process, with no
+// network round trip, for tests that drive thousands of requests. A
+// request under /api/v1 is checked against the OpenAPI document like
+// API's, but when the test ends: checking takes about a millisecond, and
+// done inline it would spread the burst such a test measures out in time.
+func (e *Env) Serve(req *http.Request) Response {
+	e.T.Helper()
+	body := readBody(e.T, req)
+	sent := req.Clone(req.Context()) // the server's middleware edits req's header
+	rec := httptest.NewRecorder()
+	e.App.Echo.ServeHTTP(rec, req)
+	r := Response{Status: rec.Code, Path: req.URL.Path, Body: rec.Body.String(), Header: rec.Result().Header}
+	if UnderContract(req.URL.Path) {
+		e.mu.Lock()
+		e.served = append(e.served, Exchange{Request: sent, RequestBody: body, Status: r.Status, Header: r.Header, Body: rec.Body.Bytes()})
+		e.mu.Unlock()
+	}
+	return r
+}
+
+// checkServed checks the exchanges Serve kept.
+func (e *Env) checkServed() {
+	e.mu.Lock()
+	served := e.served
+	e.served = nil
+	e.mu.Unlock()
+	for _, x := range served {
+		checkContract(e.T, x)
+	}
+}
+
+// Check fails t if x, when under /api/v1, disagrees with the OpenAPI
+// document: for a test that has to send its request some other way, such
+// as over a raw connection.
+func Check(t testing.TB, x Exchange) {
+	t.Helper()
+	checkContract(t, x)
+}
+
+// checkContract fails t if x, when under /api/v1, disagrees with the
+// OpenAPI document.
+func checkContract(t testing.TB, x Exchange) {
+	t.Helper()
+	if !UnderContract(x.Request.URL.Path) {
+		return
+	}
+	if err := CheckExchange(x); err != nil {
+		t.Errorf("openapi.json disagrees with %s:\n%v", x, err)
+	}
+}
+
+// readBody reads req's body and puts an unread copy back.
+func readBody(t testing.TB, req *http.Request) []byte {
+	t.Helper()
+	if req.Body == nil || req.Body == http.NoBody {
+		return nil
+	}
+	b, err := io.ReadAll(req.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading the request body: %v", req.Method, req.URL.Path, err)
+	}
+	req.Body.Close()
+	req.Body = io.NopCloser(bytes.NewReader(b))
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	req.ContentLength = int64(len(b))
+	return b
 }
 
 // Code is the TOTP code for secret at the env's clock.
@@ -288,23 +391,22 @@ type Response struct {
 
 var csrfMeta = regexp.MustCompile(`<meta name="csrf-token" content="([^"]*)"`)
 
-// Do sends a request and reads the final response.
+// Do sends a request and reads the final response. A request under
+// /api/v1 follows no redirect (the API has none to follow) and is checked
+// against the OpenAPI document, as Env.API's are.
 func (c *Client) Do(req *http.Request) Response {
 	c.t.Helper()
-	res, err := c.HTTP.Do(req)
-	if err != nil {
-		c.t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
+	hc := c.HTTP
+	if UnderContract(req.URL.Path) {
+		once := *c.HTTP
+		once.CheckRedirect = noRedirects
+		hc = &once
 	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	if m := csrfMeta.FindSubmatch(b); m != nil {
-		c.CSRF = string(m[1])
+	r := roundTrip(c.t, hc, req, readBody(c.t, req))
+	if m := csrfMeta.FindStringSubmatch(r.Body); m != nil {
+		c.CSRF = m[1]
 	}
-	var redirects []int
-	for r := res.Request.Response; r != nil; r = r.Request.Response {
-		redirects = append([]int{r.StatusCode}, redirects...)
-	}
-	return Response{Status: res.StatusCode, Path: res.Request.URL.Path, Body: string(b), Header: res.Header, Redirects: redirects}
+	return r
 }
 
 // Get fetches path.
