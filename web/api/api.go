@@ -9,17 +9,16 @@ package api
 
 import (
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/labstack/echo/v4/middleware"
 
 	"keyward/web/apikey"
 	"keyward/web/errs"
 	"keyward/web/events"
 	"keyward/web/metrics"
+	"keyward/web/problem"
 	"keyward/web/ratelimit"
 	"keyward/web/usage"
 )
@@ -54,7 +53,7 @@ func (h *Handler) Register(e *echo.Echo) {
 		}
 		return m
 	}
-	ingest := append(keyed(apikey.ScopeEventsWrite), middleware.BodyLimit(strconv.Itoa(events.MaxBody>>10)+"K"))
+	ingest := append(keyed(apikey.ScopeEventsWrite), problem.BodyLimit(events.MaxBody))
 	var routes [][2]string // method, path
 	add := func(method, path string, hf echo.HandlerFunc, m ...echo.MiddlewareFunc) {
 		// The chain is built once here; echo would rebuild it (and its

@@ -66,9 +66,6 @@ type consoleRequest struct {
 	Code        string            `json:"code"`
 }
 
-// consoleBodyLimit is the portal's body limit, which the console shares.
-const consoleBodyLimit = 64 << 10
-
 func bindConsole(c echo.Context) (consoleRequest, error) {
 	var req consoleRequest
 	if !strings.HasPrefix(c.Request().Header.Get(echo.HeaderContentType), echo.MIMEApplicationJSON) {
@@ -80,7 +77,7 @@ func bindConsole(c echo.Context) (consoleRequest, error) {
 		var tooBig *http.MaxBytesError
 		var he *echo.HTTPError
 		if errors.As(err, &tooBig) || errors.As(err, &he) && he.Code == http.StatusRequestEntityTooLarge {
-			return req, problem.TooLarge(consoleBodyLimit)
+			return req, problem.TooLarge(bodyLimit)
 		}
 		return req, errs.Newf(errs.Invalid, "The body is not valid JSON for this route: %s", err.Error())
 	}

@@ -39,10 +39,13 @@ type Handler struct {
 	BaseURL string
 }
 
+// bodyLimit bounds every portal request, forms and console JSON alike.
+const bodyLimit = 64 << 10
+
 // Register mounts the portal routes on e.
 func (h *Handler) Register(e *echo.Echo) {
 	stack := []echo.MiddlewareFunc{
-		middleware.BodyLimit("64K"),
+		problem.BodyLimit(bodyLimit),
 		noStore,
 		fetchMetadata,
 		middleware.CSRFWithConfig(middleware.CSRFConfig{

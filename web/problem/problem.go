@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
 
 	"keyward/web/errs"
 )
@@ -125,11 +126,32 @@ func fromHTTP(he *echo.HTTPError) *errs.Error {
 
 // TooLarge refuses a body over limit bytes (0: unknown).
 func TooLarge(limit int64) *errs.Error {
-	msg := "The request is larger than this address accepts: send less."
-	if limit >= 1<<10 {
-		msg = fmt.Sprintf("The request is larger than this address accepts (%d KiB): send less.", limit>>10)
+	msg := "The request body is larger than this route accepts: send less."
+	switch {
+	case limit >= 1<<20 && limit%(1<<20) == 0:
+		msg = fmt.Sprintf("The request body is larger than this route accepts (%d MiB): send less.", limit>>20)
+	case limit >= 1<<10:
+		msg = fmt.Sprintf("The request body is larger than this route accepts (%d KiB): send less.", limit>>10)
 	}
 	return &errs.Error{Kind: errs.Invalid, Code: errs.CodeTooLarge, Title: "Request too large", Message: msg}
+}
+
+// BodyLimit is echo's body limit whose refusal names the limit: a client
+// told "1 MiB" knows what to send instead.
+func BodyLimit(limit int64) echo.MiddlewareFunc {
+	limited := middleware.BodyLimit(strconv.FormatInt(limit>>10, 10) + "K")
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		h := limited(next)
+		return func(c echo.Context) error {
+			err := h(c)
+			var he *echo.HTTPError
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &he) && he.Code == http.StatusRequestEntityTooLarge || errors.As(err, &tooBig) {
+				return TooLarge(limit)
+			}
+			return err
+		}
+	}
 }
 
 // Unsupported refuses a body that is not JSON on a JSON route.
