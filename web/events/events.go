@@ -168,6 +168,11 @@ func decode(body []byte, v any, prefix string) error {
 			return &FieldError{where(), "Expected a JSON object here."}
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
 			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			if f == "" {
+				// name("") would name no field, or "events[0]." in a batch:
+				// the object holding the key is the place to point at.
+				return &FieldError{where(), "A field with an empty name (\"\") is not accepted: the accepted fields are " + accepted + "."}
+			}
 			return &FieldError{name(f), "Unknown field: the accepted fields are " + accepted + "."}
 		case errors.As(err, &se), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 			return &FieldError{where(), "This is not valid JSON."}
