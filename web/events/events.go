@@ -167,7 +167,13 @@ func decode(body []byte, v any, prefix string) error {
 		case errors.As(err, &te):
 			return &FieldError{where(), "Expected a JSON object here."}
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			// The name is quoted with %q: unquote it, so that a key such as
+			// a" is named as sent, not as a\.
+			q := strings.TrimPrefix(err.Error(), "json: unknown field ")
+			f, uerr := strconv.Unquote(q)
+			if uerr != nil {
+				f = strings.TrimSuffix(strings.TrimPrefix(q, `"`), `"`)
+			}
 			if f == "" {
 				// name("") would name no field, or "events[0]." in a batch:
 				// the object holding the key is the place to point at.

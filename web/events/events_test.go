@@ -39,3 +39,21 @@ func TestEmptyFieldName(t *testing.T) {
 		}
 	}
 }
+
+// An unknown field is named as the client wrote it.
+func TestUnknownFieldName(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"nope":1}`:          "nope",
+		`{"a\"":1}`:           `a"`,
+		`{"\"":1}`:            `"`,
+		`{"\\":1}`:            `\`,
+		`{"\u00e9t\u00e9":1}`: "été",
+		"{\"\xff\":1}":        "\ufffd", // as the decoder reads it
+	} {
+		_, err := events.ParseOne([]byte(body))
+		var fe *events.FieldError
+		if !errors.As(err, &fe) || fe.Field != want {
+			t.Errorf("%s: got %v, want the field %q", body, err, want)
+		}
+	}
+}
