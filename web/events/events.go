@@ -235,7 +235,7 @@ func (in Input) Validate(field string, now time.Time) (Event, FieldErrors) {
 
 // storable explains why Postgres's jsonb would refuse JSON text that Go
 // accepted, or returns "": invalid UTF-8, the escape \u0000, a lone
-// surrogate escape, or a number beyond float64's range.
+// surrogate escape, or a number numberProblem refuses.
 func storable(b []byte) string {
 	if !utf8.Valid(b) {
 		return "Must be UTF-8 text."
@@ -277,8 +277,10 @@ func storable(b []byte) string {
 		if err != nil {
 			return "" // io.EOF; the syntax was checked when the body was read
 		}
-		if n, ok := tok.(json.Number); ok && !numberFits(string(n)) {
-			return fmt.Sprintf("Holds the number %.40s, which is out of range.", n)
+		if n, ok := tok.(json.Number); ok {
+			if msg := numberProblem(string(n)); msg != "" {
+				return msg
+			}
 		}
 	}
 }
@@ -297,24 +299,42 @@ func clientDataError(e *pgconn.PgError) bool {
 	return false
 }
 
-// numberFits reports whether a JSON number is within float64's range and
-// has at most 16,383 decimal places, Postgres numeric's limit (a number
-// such as 1e-16384 is a harmless 0 to Go and an error to jsonb).
-func numberFits(n string) bool {
+// Limits of Postgres numeric's input, which jsonb uses for numbers.
+const (
+	// numericMaxExp bounds the decimal exponent: numeric refuses
+	// |e| >= INT_MAX/2 outright, before looking at the digits, so even
+	// 0e1073741823 is "value overflows numeric format" (22003).
+	numericMaxExp = 1<<30 - 1
+	// numericMaxScale is the most digits numeric keeps after the point
+	// once the exponent is applied (its display scale).
+	numericMaxScale = 16383
+)
+
+// numberProblem explains why a JSON number cannot be stored, or returns
+// "": beyond float64's range (Keyward's rule: clients read numbers as
+// doubles), an exponent numeric refuses, or more than 16,383 decimal places
+// (a number such as 1e-16384 is a harmless 0 to Go and an error to jsonb).
+func numberProblem(n string) string {
 	if _, err := strconv.ParseFloat(n, 64); err != nil {
-		return false
+		return fmt.Sprintf("Holds the number %.40s, which is beyond the range of a 64-bit float (about ±1.8e308): send a smaller number.", n)
 	}
 	mant, exp, _ := strings.Cut(strings.ToLower(n), "e")
-	_, frac, _ := strings.Cut(mant, ".")
-	e := 0
+	e := int64(0)
 	if exp != "" {
-		v, err := strconv.Atoi(exp)
-		if err != nil {
-			return false
+		// An exponent that overflows int64 is out of range too; checking
+		// the bound first also keeps the scale below from overflowing.
+		v, err := strconv.ParseInt(exp, 10, 64)
+		if err != nil || v >= numericMaxExp || v <= -numericMaxExp {
+			return fmt.Sprintf("Holds the number %.40s, whose exponent cannot be stored: write it with an exponent between -%d and %d (a zero as plain 0).",
+				n, numericMaxExp-1, numericMaxExp-1)
 		}
 		e = v
 	}
-	return len(frac)-e <= 16383
+	_, frac, _ := strings.Cut(mant, ".")
+	if int64(len(frac))-e > numericMaxScale {
+		return fmt.Sprintf("Holds the number %.40s, which has more than %d digits after the decimal point: round it.", n, numericMaxScale)
+	}
+	return ""
 }
 
 // Response is what an ingestion request answered, stored for replays.

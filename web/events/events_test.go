@@ -1,9 +1,11 @@
 package events_test
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"keyward/web/events"
 )
@@ -54,6 +56,38 @@ func TestUnknownFieldName(t *testing.T) {
 		var fe *events.FieldError
 		if !errors.As(err, &fe) || fe.Field != want {
 			t.Errorf("%s: got %v, want the field %q", body, err, want)
+		}
+	}
+}
+
+// Validate refuses, on data, every number Postgres numeric cannot read,
+// and says what to do; the bounds themselves pass.
+func TestValidateNumbers(t *testing.T) {
+	now := time.Date(2026, 1, 2, 15, 4, 5, 0, time.UTC)
+	for data, want := range map[string]string{
+		`{"n":0e1073741822}`:           "",
+		`{"n":0e1073741823}`:           "exponent",
+		`{"n":[0E+1073741823]}`:        "exponent",
+		`{"n":-0.0e1073741824}`:        "exponent",
+		`{"n":0e-1073741823}`:          "exponent",
+		`{"n":0e-9223372036854775808}`: "exponent",
+		`{"n":0e99999999999999999999}`: "exponent",
+		`{"n":1e-16383}`:               "",
+		`{"n":1e-16384}`:               "decimal point",
+		`{"n":0.5e-16383}`:             "decimal point",
+		`{"n":1e308}`:                  "",
+		`{"n":-1e309}`:                 "64-bit float",
+	} {
+		for _, prefix := range []string{"", "events[2]."} {
+			in := events.Input{Source: "a", Type: "b", OccurredAt: "2026-01-02T15:04:05Z", Data: json.RawMessage(data)}
+			_, fes := in.Validate(prefix, now)
+			switch {
+			case want == "" && fes != nil:
+				t.Errorf("%s: refused: %v", data, fes)
+			case want == "":
+			case len(fes) != 1 || fes[0].Field != prefix+"data" || !strings.Contains(fes[0].Message, want):
+				t.Errorf("%s with prefix %q: got %v, want one error on %sdata about the %s", data, prefix, fes, prefix, want)
+			}
 		}
 	}
 }
