@@ -89,6 +89,10 @@ type Event struct {
 	OccurredAt time.Time       `json:"occurred_at"`
 	ReceivedAt time.Time       `json:"received_at"`
 	Data       json.RawMessage `json:"data"`
+
+	// field is the prefix Validate named this event's fields with ("" or
+	// "events[3]."), so that Ingest can name its data too.
+	field string
 }
 
 // minTime is the earliest occurred_at accepted.
@@ -230,7 +234,7 @@ func (in Input) Validate(field string, now time.Time) (Event, FieldErrors) {
 	if err != nil {
 		panic(err) // crypto/rand never fails
 	}
-	return Event{ID: id.String(), Source: in.Source, Type: in.Type, OccurredAt: at, ReceivedAt: now.UTC().Truncate(time.Microsecond), Data: data}, nil
+	return Event{ID: id.String(), Source: in.Source, Type: in.Type, OccurredAt: at, ReceivedAt: now.UTC().Truncate(time.Microsecond), Data: data, field: field}, nil
 }
 
 // storable explains why Postgres's jsonb would refuse JSON text that Go
@@ -374,7 +378,7 @@ func Ingest(ctx context.Context, q *db.Queries, p Partition, idemKey string, has
 		case errors.As(err, &pgErr) && clientDataError(pgErr):
 			// A value in the client's data that Validate let through and
 			// jsonb refuses: the client's to fix, not a server failure.
-			return Response{}, &FieldError{"data", "A value in this event cannot be stored: " + pgErr.Message + "."}
+			return Response{}, dataRefused(evs, pgErr)
 		case err != nil:
 			return Response{}, err
 		case row.Status != nil:
@@ -392,6 +396,16 @@ func Ingest(ctx context.Context, q *db.Queries, p Partition, idemKey string, has
 		}
 	}
 	return Response{}, ErrInFlight
+}
+
+// dataRefused names the data Postgres refused as Validate would have.
+// Postgres does not say which row it was, so in a batch of several the
+// error is on the batch.
+func dataRefused(evs []Event, e *pgconn.PgError) *FieldError {
+	if len(evs) == 1 {
+		return &FieldError{evs[0].field + "data", "A value in this event's data cannot be stored: " + e.Message + "."}
+	}
+	return &FieldError{"events", "A value in the data of one of these events cannot be stored: " + e.Message + "."}
 }
 
 // Query filters a list of events.

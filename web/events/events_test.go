@@ -1,8 +1,11 @@
 package events_test
 
 import (
+	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -88,6 +91,41 @@ func TestValidateNumbers(t *testing.T) {
 			case len(fes) != 1 || fes[0].Field != prefix+"data" || !strings.Contains(fes[0].Message, want):
 				t.Errorf("%s with prefix %q: got %v, want one error on %sdata about the %s", data, prefix, fes, prefix, want)
 			}
+		}
+	}
+}
+
+// When Postgres refuses data that Validate let through, the error names
+// the field as Validate would: data, events[i].data in a batch of one, and
+// the batch when Postgres does not say which event it was.
+func TestIngestNamesRefusedData(t *testing.T) {
+	store, p := setup(t)
+	ctx := context.Background()
+	now := time.Now()
+	in := events.Input{Source: "a", Type: "b", OccurredAt: "2026-01-02T15:04:05Z", Data: json.RawMessage(`{}`)}
+	render := func([]events.Event) (int, []byte, error) { return 201, []byte(`{}`), nil }
+	for i, c := range []struct {
+		prefixes []string
+		field    string
+	}{
+		{[]string{""}, "data"},
+		{[]string{"events[0]."}, "events[0].data"},
+		{[]string{"events[0].", "events[1]."}, "events"},
+	} {
+		var evs []events.Event
+		for _, prefix := range c.prefixes {
+			ev, fes := in.Validate(prefix, now)
+			if fes != nil {
+				t.Fatal(fes)
+			}
+			// Past Validate, as data it did not foresee would be.
+			ev.Data = json.RawMessage(`{"n":0e1073741823}`)
+			evs = append(evs, ev)
+		}
+		_, err := events.Ingest(ctx, store.Queries, p, "k"+strconv.Itoa(i), sha256.Sum256(nil), evs, render, now)
+		var fe *events.FieldError
+		if !errors.As(err, &fe) || fe.Field != c.field || !strings.Contains(fe.Message, "cannot be stored") {
+			t.Errorf("%d event(s) under %q: got %v, want a field error on %s", len(evs), c.prefixes, err, c.field)
 		}
 	}
 }
