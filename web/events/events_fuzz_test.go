@@ -234,7 +234,15 @@ func checkFieldError(t *testing.T, fe *events.FieldError, prefix string, names .
 		t.Fatalf("field error %q is not under %q", fe.Field, prefix)
 	}
 	if strings.HasPrefix(fe.Message, "Unknown field") {
-		name := strings.TrimPrefix(strings.TrimPrefix(fe.Field, prefix), ".")
+		// Under an event of a batch the name follows a dot; alone, it is
+		// the whole field, even when the client named the field ".".
+		name := strings.TrimPrefix(fe.Field, prefix)
+		if prefix != "" && !strings.HasSuffix(prefix, ".") {
+			var dot bool
+			if name, dot = strings.CutPrefix(name, "."); !dot {
+				t.Fatalf("field error %q has no dot after %q", fe.Field, prefix)
+			}
+		}
 		if name == "" {
 			t.Fatalf("field error names no field: %+v", fe)
 		}
