@@ -3,16 +3,36 @@ package apikey
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 )
 
 // Hosts binds public-API host names to environments
 // (KEYWARD_API_HOSTS=api.example.com=production,…). A host not in the map
-// serves every environment.
+// serves every environment. Its keys are hosts as For looks them up: names
+// in lower case without a final dot, IPv6 addresses in their canonical
+// form without brackets.
 type Hosts map[string]Environment
 
 // ParseHosts reads "host=environment,…". Environments may be written in
-// full or as their key token (prod, stag, dev).
+// full or as their key token (prod, stag, dev). Blanks around either side
+// and empty items are ignored; of two items for one host the last wins.
+//
+// A host is one of:
+//   - a name, compared without case and without one final dot, whose labels
+//     are not empty (".example.com" and "a..b" are refused): it has no ':',
+//     '[' or ']';
+//   - an IPv6 address, bare (::1) or in brackets ([::1]), without a zone,
+//     matched in any of its spellings ([0:0::1] is ::1). A bare address is
+//     read whole: ::1:8080 is an address, not ::1 with a port.
+//
+// An IPv4 address is a name: it is matched as written.
+//
+// A port is refused: ports are not part of the binding (For ignores the
+// port a request names), so api.example.com:8443 could only mean the host
+// on every port, which is better written so. Every host ParseHosts accepts
+// is matched by For however a request names it: with or without a port,
+// in any case, with a final dot.
 func ParseHosts(s string) (Hosts, error) {
 	h := Hosts{}
 	for item := range strings.SplitSeq(s, ",") {
@@ -21,19 +41,68 @@ func ParseHosts(s string) (Hosts, error) {
 			continue
 		}
 		host, env, ok := strings.Cut(item, "=")
-		host = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(host)), ".")
 		e := Environment(strings.TrimSpace(env))
 		for full, tok := range envTokens {
 			if string(e) == tok {
 				e = full
 			}
 		}
-		if !ok || host == "" || !e.Valid() {
+		if !ok || !e.Valid() {
 			return nil, fmt.Errorf("KEYWARD_API_HOSTS: %q is not host=environment (production, staging or development)", item)
 		}
-		h[host] = e
+		key, why := hostKey(strings.TrimSpace(host))
+		if why != "" {
+			return nil, fmt.Errorf("KEYWARD_API_HOSTS: %q: %s", item, why)
+		}
+		h[key] = e
 	}
 	return h, nil
+}
+
+// hostKey returns the key a host of KEYWARD_API_HOSTS is bound under, or
+// why it cannot be bound.
+func hostKey(host string) (key, why string) {
+	if a, ok := ipv6(host); ok {
+		return a, ""
+	}
+	if _, port, err := net.SplitHostPort(host); err == nil {
+		why = fmt.Sprintf("leave out the port (:%s): a host is bound on every port", port)
+		bare := host[:len(host)-len(port)-1] // as written: [::1] keeps its brackets
+		if _, bad := hostKey(bare); bad == "" {
+			why += ", so write " + bare + " alone"
+		}
+		return "", why
+	}
+	if strings.Contains(host, "%") && strings.Contains(host, ":") {
+		return "", "an IPv6 address with a zone (%…) cannot be bound: write the address without it"
+	}
+	if strings.ContainsAny(host, ":[]") {
+		return "", "the host is neither a name (no ':', '[' or ']') nor an IPv6 address"
+	}
+	key = strings.TrimSuffix(strings.ToLower(host), ".")
+	switch {
+	case key == "":
+		return "", "the host is missing"
+	case strings.HasPrefix(key, ".") || strings.HasSuffix(key, ".") || strings.Contains(key, ".."):
+		return "", "the host name has an empty label (a leading dot, two dots in a row, or two at the end)"
+	}
+	return key, ""
+}
+
+// ipv6 reads an IPv6 address without a zone, bare or in brackets, and
+// returns its canonical form.
+func ipv6(s string) (string, bool) {
+	if len(s) >= 2 && s[0] == '[' && s[len(s)-1] == ']' {
+		s = s[1 : len(s)-1]
+	}
+	if !strings.Contains(s, ":") {
+		return "", false // an IPv4 address is a name here, compared as written
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return "", false
+	}
+	return a.String(), true
 }
 
 // For returns the environment bound to the request host (port ignored),
@@ -45,6 +114,11 @@ func (h Hosts) For(host string) (Environment, bool) {
 	if hn, _, err := net.SplitHostPort(host); err == nil {
 		host = hn
 	}
-	e, ok := h[strings.TrimSuffix(strings.ToLower(host), ".")]
+	if a, ok := ipv6(host); ok {
+		host = a
+	} else {
+		host = strings.TrimSuffix(strings.ToLower(host), ".")
+	}
+	e, ok := h[host]
 	return e, ok
 }

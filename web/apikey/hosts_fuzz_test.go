@@ -3,20 +3,14 @@ package apikey_test
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
 	"keyward/web/apikey"
 )
-
-// knownBugs tolerates a reported defect that is not fixed yet, so that the
-// seed corpus passes and fuzzing can look for other ones. Set it to false
-// to reproduce it: ParseHosts accepts hosts that Hosts.For can never match
-// (a host with a port such as "api.example.com:8443", an IPv6 literal with
-// or without brackets, a name ending in ".."), so the operator believes
-// the host is bound to an environment while it serves every environment.
-const knownBugs = true
 
 // hostEnvs are the ways KEYWARD_API_HOSTS may write an environment.
 var hostEnvs = map[string]apikey.Environment{
@@ -27,8 +21,8 @@ var hostEnvs = map[string]apikey.Environment{
 
 // parseHostsModel is KEYWARD_API_HOSTS as documented: comma-separated
 // host=environment items, blanks around either side and empty items
-// ignored, hosts compared without case or one final dot, the last of two
-// items for one host winning. It returns the map, or the item at fault.
+// ignored, hosts as hostModel reads them, the last of two items for one
+// host winning. It returns the map, or the item at fault.
 func parseHostsModel(s string) (map[string]apikey.Environment, string) {
 	m := map[string]apikey.Environment{}
 	for _, item := range strings.Split(s, ",") {
@@ -40,14 +34,45 @@ func parseHostsModel(s string) (map[string]apikey.Environment, string) {
 		if i < 0 {
 			return nil, item
 		}
-		host := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(item[:i])), ".")
+		host, hostOK := hostModel(strings.TrimSpace(item[:i]))
 		env, ok := hostEnvs[strings.TrimSpace(item[i+1:])]
-		if host == "" || !ok {
+		if !hostOK || !ok {
 			return nil, item
 		}
 		m[host] = env
 	}
 	return m, ""
+}
+
+// hostModel is a host of KEYWARD_API_HOSTS as documented, and false if it
+// is refused: an IPv6 address (bare or in brackets, no zone) in its
+// canonical spelling, or else a name with no ':', '[' or ']', in lower
+// case without one final dot, with no empty label. A port is refused.
+func hostModel(host string) (string, bool) {
+	if ip, ok := ipv6Model(host); ok {
+		return ip, true
+	}
+	if strings.ContainsAny(host, ":[]") {
+		return "", false
+	}
+	name := strings.TrimSuffix(strings.ToLower(host), ".")
+	if slices.Contains(strings.Split(name, "."), "") {
+		return "", false
+	}
+	return name, true
+}
+
+// ipv6Model reads an IPv6 address, bare or in brackets, with net.ParseIP
+// (which takes no zone), and spells it as RFC 5952 does.
+func ipv6Model(s string) (string, bool) {
+	if len(s) >= 2 && strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
+		s = s[1 : len(s)-1]
+	}
+	ip := net.ParseIP(s)
+	if ip == nil || !strings.Contains(s, ":") {
+		return "", false
+	}
+	return netip.AddrFrom16([16]byte(ip.To16())).String(), true
 }
 
 // requestHost is how a client's Host header names host: IPv6 literals in
@@ -57,12 +82,6 @@ func requestHost(host string) string {
 		return "[" + host + "]"
 	}
 	return host
-}
-
-// unmatchable reports whether host is of a kind For cannot match today
-// (see knownBugs).
-func unmatchable(host string) bool {
-	return strings.ContainsAny(host, ":[]") || strings.HasSuffix(host, ".")
 }
 
 // asciiUpper upper-cases ASCII letters only, which For must undo.
@@ -111,6 +130,14 @@ func FuzzParseHosts(f *testing.F) {
 		{"a..=prod", "a."},
 		{"a b=prod", "a b"},
 		{"a=prod,b", "a"},
+		{"[::1]:8080=dev", "[::1]:8080"},
+		{"0:0::1=dev", "[::1]"},
+		{"[::FFFF:192.0.2.1]=prod", "[::ffff:c000:201]:443"},
+		{"fe80::1%eth0=dev", "[fe80::1%25eth0]"},
+		{"[127.0.0.1]=prod", "127.0.0.1"},
+		{".example.com=prod", "a.example.com"},
+		{"a.b..c=prod", "a.b..c"},
+		{"a:=prod", "a"},
 	} {
 		f.Add(seed[0], seed[1])
 	}
@@ -147,15 +174,16 @@ func FuzzParseHosts(f *testing.F) {
 			if !e.Valid() || k == "" {
 				t.Fatalf("ParseHosts(%q) bound %q to %q", list, k, e)
 			}
-			if unmatchable(k) && knownBugs {
-				continue
-			}
 			// A listed host is matched however a request names it: with
-			// any port, in any ASCII case, with a final dot.
+			// any port, in any ASCII case, with a final dot, an IPv6
+			// address in any spelling.
 			rh := requestHost(k)
 			qs := []string{rh, rh + ":8443", asciiUpper(rh)}
 			if rh == k {
 				qs = append(qs, k+".", asciiUpper(k)+".:443")
+			} else {
+				long := "[" + netip.MustParseAddr(k).StringExpanded() + "]"
+				qs = append(qs, long, asciiUpper(long)+":80")
 			}
 			for _, q := range qs {
 				if got, ok := h.For(q); !ok || got != e {
@@ -173,7 +201,11 @@ func FuzzParseHosts(f *testing.F) {
 		if hn, _, err := net.SplitHostPort(host); err == nil {
 			name = hn
 		}
-		name = strings.TrimSuffix(strings.ToLower(name), ".")
+		if ip, ok := ipv6Model(name); ok {
+			name = ip
+		} else {
+			name = strings.TrimSuffix(strings.ToLower(name), ".")
+		}
 		if w, listed := h[name]; ok != listed || got != w {
 			t.Fatalf("ParseHosts(%q).For(%q) = %q, %v; the host is %q, listed: %v", list, host, got, ok, name, listed)
 		}

@@ -89,6 +89,10 @@ type Event struct {
 	OccurredAt time.Time       `json:"occurred_at"`
 	ReceivedAt time.Time       `json:"received_at"`
 	Data       json.RawMessage `json:"data"`
+
+	// field is the prefix Validate named this event's fields with ("" or
+	// "events[3]."), so that Ingest can name its data too.
+	field string
 }
 
 // minTime is the earliest occurred_at accepted.
@@ -167,7 +171,18 @@ func decode(body []byte, v any, prefix string) error {
 		case errors.As(err, &te):
 			return &FieldError{where(), "Expected a JSON object here."}
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			// The name is quoted with %q: unquote it, so that a key such as
+			// a" is named as sent, not as a\.
+			q := strings.TrimPrefix(err.Error(), "json: unknown field ")
+			f, uerr := strconv.Unquote(q)
+			if uerr != nil {
+				f = strings.TrimSuffix(strings.TrimPrefix(q, `"`), `"`)
+			}
+			if f == "" {
+				// name("") would name no field, or "events[0]." in a batch:
+				// the object holding the key is the place to point at.
+				return &FieldError{where(), "A field with an empty name (\"\") is not accepted: the accepted fields are " + accepted + "."}
+			}
 			return &FieldError{name(f), "Unknown field: the accepted fields are " + accepted + "."}
 		case errors.As(err, &se), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 			return &FieldError{where(), "This is not valid JSON."}
@@ -219,12 +234,12 @@ func (in Input) Validate(field string, now time.Time) (Event, FieldErrors) {
 	if err != nil {
 		panic(err) // crypto/rand never fails
 	}
-	return Event{ID: id.String(), Source: in.Source, Type: in.Type, OccurredAt: at, ReceivedAt: now.UTC().Truncate(time.Microsecond), Data: data}, nil
+	return Event{ID: id.String(), Source: in.Source, Type: in.Type, OccurredAt: at, ReceivedAt: now.UTC().Truncate(time.Microsecond), Data: data, field: field}, nil
 }
 
 // storable explains why Postgres's jsonb would refuse JSON text that Go
 // accepted, or returns "": invalid UTF-8, the escape \u0000, a lone
-// surrogate escape, or a number beyond float64's range.
+// surrogate escape, or a number numberProblem refuses.
 func storable(b []byte) string {
 	if !utf8.Valid(b) {
 		return "Must be UTF-8 text."
@@ -266,8 +281,10 @@ func storable(b []byte) string {
 		if err != nil {
 			return "" // io.EOF; the syntax was checked when the body was read
 		}
-		if n, ok := tok.(json.Number); ok && !numberFits(string(n)) {
-			return fmt.Sprintf("Holds the number %.40s, which is out of range.", n)
+		if n, ok := tok.(json.Number); ok {
+			if msg := numberProblem(string(n)); msg != "" {
+				return msg
+			}
 		}
 	}
 }
@@ -286,24 +303,42 @@ func clientDataError(e *pgconn.PgError) bool {
 	return false
 }
 
-// numberFits reports whether a JSON number is within float64's range and
-// has at most 16,383 decimal places, Postgres numeric's limit (a number
-// such as 1e-16384 is a harmless 0 to Go and an error to jsonb).
-func numberFits(n string) bool {
+// Limits of Postgres numeric's input, which jsonb uses for numbers.
+const (
+	// numericMaxExp bounds the decimal exponent: numeric refuses
+	// |e| >= INT_MAX/2 outright, before looking at the digits, so even
+	// 0e1073741823 is "value overflows numeric format" (22003).
+	numericMaxExp = 1<<30 - 1
+	// numericMaxScale is the most digits numeric keeps after the point
+	// once the exponent is applied (its display scale).
+	numericMaxScale = 16383
+)
+
+// numberProblem explains why a JSON number cannot be stored, or returns
+// "": beyond float64's range (Keyward's rule: clients read numbers as
+// doubles), an exponent numeric refuses, or more than 16,383 decimal places
+// (a number such as 1e-16384 is a harmless 0 to Go and an error to jsonb).
+func numberProblem(n string) string {
 	if _, err := strconv.ParseFloat(n, 64); err != nil {
-		return false
+		return fmt.Sprintf("Holds the number %.40s, which is beyond the range of a 64-bit float (about ±1.8e308): send a smaller number.", n)
 	}
 	mant, exp, _ := strings.Cut(strings.ToLower(n), "e")
-	_, frac, _ := strings.Cut(mant, ".")
-	e := 0
+	e := int64(0)
 	if exp != "" {
-		v, err := strconv.Atoi(exp)
-		if err != nil {
-			return false
+		// An exponent that overflows int64 is out of range too; checking
+		// the bound first also keeps the scale below from overflowing.
+		v, err := strconv.ParseInt(exp, 10, 64)
+		if err != nil || v >= numericMaxExp || v <= -numericMaxExp {
+			return fmt.Sprintf("Holds the number %.40s, whose exponent cannot be stored: write it with an exponent between -%d and %d (a zero as plain 0).",
+				n, numericMaxExp-1, numericMaxExp-1)
 		}
 		e = v
 	}
-	return len(frac)-e <= 16383
+	_, frac, _ := strings.Cut(mant, ".")
+	if int64(len(frac))-e > numericMaxScale {
+		return fmt.Sprintf("Holds the number %.40s, which has more than %d digits after the decimal point: round it.", n, numericMaxScale)
+	}
+	return ""
 }
 
 // Response is what an ingestion request answered, stored for replays.
@@ -343,7 +378,7 @@ func Ingest(ctx context.Context, q *db.Queries, p Partition, idemKey string, has
 		case errors.As(err, &pgErr) && clientDataError(pgErr):
 			// A value in the client's data that Validate let through and
 			// jsonb refuses: the client's to fix, not a server failure.
-			return Response{}, &FieldError{"data", "A value in this event cannot be stored: " + pgErr.Message + "."}
+			return Response{}, dataRefused(evs, pgErr)
 		case err != nil:
 			return Response{}, err
 		case row.Status != nil:
@@ -361,6 +396,16 @@ func Ingest(ctx context.Context, q *db.Queries, p Partition, idemKey string, has
 		}
 	}
 	return Response{}, ErrInFlight
+}
+
+// dataRefused names the data Postgres refused as Validate would have.
+// Postgres does not say which row it was, so in a batch of several the
+// error is on the batch.
+func dataRefused(evs []Event, e *pgconn.PgError) *FieldError {
+	if len(evs) == 1 {
+		return &FieldError{evs[0].field + "data", "A value in this event's data cannot be stored: " + e.Message + "."}
+	}
+	return &FieldError{"events", "A value in the data of one of these events cannot be stored: " + e.Message + "."}
 }
 
 // Query filters a list of events.

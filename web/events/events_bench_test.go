@@ -21,7 +21,7 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(dbtest.Run(m)) }
 
-func setup(b *testing.B, configure ...func(*pgxpool.Config)) (*db.Store, events.Partition) {
+func setup(b testing.TB, configure ...func(*pgxpool.Config)) (*db.Store, events.Partition) {
 	store := db.NewStore(dbtest.New(b, configure...))
 	ctx := context.Background()
 	var p events.Partition
