@@ -157,7 +157,7 @@ const maxLoggedPath = 512
 // only counted in metrics.
 func (h *Handler) logRequest(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		start := time.Now()
+		start, at := time.Now(), h.Now() // latency on the machine's clock, the row's time on the application's
 		err := next(c)
 		p := principal(c)
 		if p == nil {
@@ -172,7 +172,7 @@ func (h *Handler) logRequest(next echo.HandlerFunc) echo.HandlerFunc {
 		h.Usage.Log(usage.Request{
 			TenantID: p.TenantID, KeyID: p.KeyID, KeyPrefix: p.Prefix, Method: c.Request().Method, Path: path,
 			Status: c.Response().Status, IP: c.RealIP(), Latency: time.Since(start),
-			RequestID: c.Response().Header().Get(echo.HeaderXRequestID), At: start,
+			RequestID: c.Response().Header().Get(echo.HeaderXRequestID), At: at,
 		})
 		return nil
 	}
