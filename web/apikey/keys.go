@@ -46,7 +46,7 @@ type Key struct {
 	Live []string
 }
 
-// Status derives the key's status at now.
+// Status derives the key's status at now; revocation outranks the rest.
 func (k Key) Status(now time.Time) string {
 	switch {
 	case k.RevokedAt != nil:

@@ -33,19 +33,6 @@ const (
 	StatusRevoked  = "revoked"
 )
 
-// Status derives a key's status; revocation outranks the rest.
-func Status(k db.APIKey, now time.Time) string {
-	switch {
-	case k.RevokedAt != nil:
-		return StatusRevoked
-	case k.DisabledAt != nil:
-		return StatusDisabled
-	case k.ExpiresAt != nil && !k.ExpiresAt.After(now):
-		return StatusExpired
-	}
-	return StatusActive
-}
-
 // Graces are the rotation grace windows offered.
 var Graces = []time.Duration{0, time.Hour, 24 * time.Hour, 7 * 24 * time.Hour}
 
@@ -163,7 +150,7 @@ func Revoke(ctx context.Context, q *db.Queries, tenantID int64, id string, by au
 	if err := q.ExpireAPIKeySecrets(ctx, db.ExpireAPIKeySecretsParams{TenantID: tenantID, KeyID: k.ID, At: &now}); err != nil {
 		return err
 	}
-	return record(ctx, q, now, by, "api_key.revoked", k, map[string]any{"status": change{From: Status(k, now), To: StatusRevoked}})
+	return record(ctx, q, now, by, "api_key.revoked", k, map[string]any{"status": change{From: keyOf(k).Status(now), To: StatusRevoked}})
 }
 
 // lockKey loads a live key of the tenant FOR UPDATE.

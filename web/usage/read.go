@@ -14,19 +14,6 @@ type Reader struct {
 	Store *db.Store
 }
 
-// Logged is one request-log row.
-type Logged struct {
-	At        time.Time
-	KeyID     string
-	KeyPrefix string
-	Method    string
-	Path      string
-	Status    int
-	IP        string
-	Latency   time.Duration
-	RequestID string
-}
-
 // LogFilter selects rows: a key, a status range, and the cursor (the last
 // row shown: its time and request id).
 type LogFilter struct {
@@ -38,7 +25,7 @@ type LogFilter struct {
 }
 
 // List returns up to f.Limit rows, newest first, and whether more follow.
-func (r *Reader) List(ctx context.Context, tenantID int64, f LogFilter) ([]Logged, bool, error) {
+func (r *Reader) List(ctx context.Context, tenantID int64, f LogFilter) ([]Request, bool, error) {
 	rows, err := r.Store.ListRequestLogs(ctx, db.ListRequestLogsParams{
 		TenantID: tenantID, KeyID: f.KeyID, StatusMin: int32(f.StatusMin), StatusMax: int32(f.StatusMax),
 		Before: f.Before, BeforeRequestID: f.BeforeRequestID, Lim: int32(f.Limit + 1),
@@ -50,9 +37,9 @@ func (r *Reader) List(ctx context.Context, tenantID int64, f LogFilter) ([]Logge
 	if more {
 		rows = rows[:f.Limit]
 	}
-	out := make([]Logged, len(rows))
+	out := make([]Request, len(rows))
 	for i, r := range rows {
-		out[i] = Logged{At: r.At, KeyID: uuid.UUID(r.KeyID.Bytes).String(), KeyPrefix: r.KeyPrefix, Method: r.Method,
+		out[i] = Request{TenantID: r.TenantID, At: r.At, KeyID: uuid.UUID(r.KeyID.Bytes).String(), KeyPrefix: r.KeyPrefix, Method: r.Method,
 			Path: r.Path, Status: int(r.Status), IP: r.Ip, Latency: time.Duration(r.LatencyUs) * time.Microsecond, RequestID: r.RequestID}
 	}
 	return out, more, nil
