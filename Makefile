@@ -64,6 +64,7 @@ check-generated: ## fail when committed sqlc/templ output is stale
 lint: ## go vet and gofmt
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:" $$out >&2; exit 1; fi
+	@if git grep -nE '^(<<<<<<<|>>>>>>>)( |$$)|^=======$$' -- . ':!*.sum' >&2; then echo "merge conflict markers left in the files above" >&2; exit 1; fi
 
 .PHONY: test
 test: deps-postgres deps-chromium deps-redis check-generated lint ## run the whole suite (real Postgres, Redis, headless Chromium)
