@@ -283,6 +283,8 @@ func TestBatchAndPagination(t *testing.T) {
 		t.Fatalf("urn form of a cursor: %d %s", r.Status, r.Body)
 	}
 	wantError(t, f.API("GET", "/api/v1/events?limit=1000", full, ""), 400, "VALIDATION_ERROR")
+	wantError(t, f.API("GET", "/api/v1/events?limit=0", full, ""), 400, "VALIDATION_ERROR")
+	wantError(t, f.API("GET", "/api/v1/events?limit=ten", full, ""), 400, "VALIDATION_ERROR")
 }
 
 // TestIsolation: a staging key never reads production events, another

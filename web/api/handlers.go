@@ -115,6 +115,9 @@ func (h *Handler) ingest(c echo.Context, batch bool, data func([]events.Event) a
 	if mt, _, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType)); err != nil || mt != echo.MIMEApplicationJSON {
 		return problem.Unsupported()
 	}
+	if err := events.CheckIdempotencyKey(r.Header.Get("Idempotency-Key")); err != nil {
+		return err
+	}
 	body, err := io.ReadAll(r.Body)
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
@@ -147,8 +150,8 @@ func (h *Handler) handleList(c echo.Context) error {
 	q := events.Query{Source: c.QueryParam("source"), Type: c.QueryParam("type"), After: c.QueryParam("cursor")}
 	if s := c.QueryParam("limit"); s != "" {
 		n, err := strconv.Atoi(s)
-		if err != nil {
-			n = -1 // not a number: the service says what limit takes
+		if err != nil || n < 1 {
+			n = -1 // given but not a page size: the service says what limit takes
 		}
 		q.Limit = n
 	}

@@ -51,9 +51,8 @@ type IngestRequest struct {
 // nothing.
 func (s *Service) Ingest(ctx context.Context, by Caller, req IngestRequest) (Response, error) {
 	idem := req.IdempotencyKey
-	if idem == "" || len(idem) > MaxIdemKeyLen || strings.ContainsFunc(idem, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
-		return Response{}, errs.InvalidField("Idempotency-Key",
-			"Send an Idempotency-Key header: 1–255 visible ASCII characters, such as a UUID, unique per operation.")
+	if err := CheckIdempotencyKey(idem); err != nil {
+		return Response{}, err
 	}
 	now := s.Now()
 	evs, err := parse(req.Batch, req.Body, now)
@@ -73,6 +72,17 @@ func (s *Service) Ingest(ctx context.Context, by Caller, req IngestRequest) (Res
 	hash := sha256.Sum256(append([]byte(req.Route+"\n"), req.Body...))
 	res, err := Ingest(ctx, s.Store.Queries, by.Partition, idem, hash, evs, req.Render, now)
 	return res, asError(err)
+}
+
+// CheckIdempotencyKey refuses a missing or malformed Idempotency-Key. The
+// handler asks before it reads a body, so a request without one is told
+// so, whatever its size.
+func CheckIdempotencyKey(k string) error {
+	if k == "" || len(k) > MaxIdemKeyLen || strings.ContainsFunc(k, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
+		return errs.InvalidField("Idempotency-Key",
+			"Send an Idempotency-Key header: 1–255 visible ASCII characters, such as a UUID, unique per operation.")
+	}
+	return nil
 }
 
 func parse(batch bool, body []byte, now time.Time) ([]Event, error) {
@@ -117,9 +127,7 @@ func asError(err error) error {
 			all = append(all, errs.Field{Name: f.Field, Message: f.Message})
 		}
 		e := all.Err().(*errs.Error)
-		if len(fes) > 1 {
-			e.Message = fmt.Sprintf("%d field(s) need fixing; nothing was stored. First: %s: %s", len(fes), fes[0].Field, fes[0].Message)
-		}
+		e.Message = fmt.Sprintf("%d field(s) need fixing; nothing was stored. First: %s: %s", len(fes), fes[0].Field, fes[0].Message)
 		return e
 	}
 	return err

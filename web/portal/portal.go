@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/a-h/templ"
@@ -130,7 +131,6 @@ type state struct {
 	user   *auth.User   // set once the password was checked
 	tenant *auth.Tenant // the user's tenant
 	mfa    bool         // the second factor was checked too
-	flash  string       // the confirmation to show on this page, once
 }
 
 // getState returns the request's state. A route without loadSession is a
@@ -182,26 +182,35 @@ func (h *Handler) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 				st.mfa, _ = sess.Values[session.KeyMFA].(bool)
 			}
 		}
-		if fl := st.sess.Flashes(); len(fl) > 0 {
-			st.flash, _ = fl[0].(string)
-			if err := st.sess.Save(r, c.Response()); err != nil {
-				return err
-			}
-		}
 		c.SetRequest(r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
 		return next(c)
 	}
 }
 
 // done ends a successful POST: a 303 to the page that shows the result,
-// with a flash message kept in the session for that page, once.
+// with a flash message kept in the session for that page, shown once.
 func (h *Handler) done(c echo.Context, to, flash string) error {
 	st := getState(c)
-	st.sess.AddFlash(flash)
+	st.sess.Values[session.KeyFlash] = to + "\x00" + flash
 	if err := st.sess.Save(c.Request(), c.Response()); err != nil {
 		return err
 	}
 	return c.Redirect(http.StatusSeeOther, to)
+}
+
+// takeFlash returns the flash meant for this page and forgets it. Only a
+// GET of the page the change redirected to takes it: another tab's request,
+// an error page or a JSON call leave it for its page. Forgetting it is
+// saved at once; if that fails, the worst is that it shows again.
+func takeFlash(c echo.Context, st *state) string {
+	v, _ := st.sess.Values[session.KeyFlash].(string)
+	to, msg, ok := strings.Cut(v, "\x00")
+	if !ok || c.Request().Method != http.MethodGet || to != c.Request().URL.Path {
+		return ""
+	}
+	delete(st.sess.Values, session.KeyFlash)
+	_ = st.sess.Save(c.Request(), c.Response())
+	return msg
 }
 
 // formError turns a service's error into what a form shows: the status,
@@ -305,7 +314,7 @@ func meta(c echo.Context, title, nav string) views.Meta {
 		m.CSRF, _ = c.Get(ctxCSRF).(string)
 		return m
 	}
-	m.CSRF, m.Flash = st.csrf, st.flash
+	m.CSRF, m.Flash = st.csrf, takeFlash(c, st)
 	if st.user != nil && st.mfa {
 		m.User = &views.User{Email: st.user.Email, Role: st.user.Role, Tenant: st.tenant.Name}
 	}

@@ -105,3 +105,31 @@ func TestFormShowsEveryErrorAndSpendsNoCode(t *testing.T) {
 		t.Errorf("the unspent code was refused: %d", r.Status)
 	}
 }
+
+// TestFlashWaitsForItsPage: a request to any other page between the
+// redirect and the page it names (another tab, a 404, a console call)
+// does not take the confirmation; the page itself then shows it, once.
+func TestFlashWaitsForItsPage(t *testing.T) {
+	e := webtest.New(t)
+	a := newAdmin(t, e, "ann@acme.test", auth.RoleAdmin)
+	id, _ := a.create(t, keyForm("Worker"))
+	page := "/settings/developers/api-keys/" + id
+	follow := a.c.HTTP.CheckRedirect
+	a.c.HTTP.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	r := a.op(id, "disable", url.Values{})
+	a.c.HTTP.CheckRedirect = follow
+	if r.Status != http.StatusSeeOther || r.Header.Get("Location") != page {
+		t.Fatalf("disable: %d to %q, want 303 to %s", r.Status, r.Header.Get("Location"), page)
+	}
+	for _, other := range []string{"/settings/developers/api-keys", "/no-such-page", "/api/v1/orgs/api-key?id=" + id} {
+		if r := a.c.Get(other); strings.Contains(r.Body, "The key is disabled") {
+			t.Errorf("%s showed the flash meant for the key's page", other)
+		}
+	}
+	if r := a.c.Get(page); strings.Count(r.Body, "The key is disabled") != 1 {
+		t.Error("the key's page does not show its flash after other requests")
+	}
+	if r := a.c.Get(page); strings.Contains(r.Body, "The key is disabled") {
+		t.Error("the flash shows a second time")
+	}
+}

@@ -32,6 +32,9 @@ const (
 	KeyMFA    = "mfa" // bool: second factor checked too
 	// KeyPendingTOTP holds the unconfirmed enrolment secret, encrypted.
 	KeyPendingTOTP = "pending_totp"
+	// KeyFlash holds the confirmation of the last change, with the path of
+	// the page that shows it: "path\x00message".
+	KeyFlash = "flash"
 )
 
 // Store implements sessions.Store.
