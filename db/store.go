@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -20,6 +22,10 @@ import (
 var (
 	ErrNotFound = errs.New(errs.NotFound, "", "There is nothing at this address, or you do not have access to it.")
 	ErrConflict = errs.New(errs.Conflict, "", "That already exists.")
+	// ErrUnavailable: the database cannot be reached or is shutting down.
+	// A client's request did nothing wrong: 503 with Retry-After.
+	ErrUnavailable = &errs.Error{Kind: errs.Unavailable, Code: errs.CodeUnavailable, RetryAfter: 2 * time.Second,
+		Message: "Keyward cannot reach its database right now: try again in a few seconds."}
 )
 
 // mapErr is the one place pgx's errors become named ones.
@@ -27,12 +33,22 @@ func mapErr(err error) error {
 	if err == nil {
 		return nil
 	}
+	if _, named := errs.As(err); named {
+		return err
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("%w: %w", ErrNotFound, err)
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
 		return fmt.Errorf("%w: %w", ErrConflict, err)
+	}
+	var connErr *pgconn.ConnectError
+	// Class 08 is a connection exception, 57P an operator or crash
+	// shutdown: the database is away, not the request wrong.
+	if errors.As(err, &connErr) || errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P")) ||
+		pgconn.SafeToRetry(err) && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return err
 }
@@ -79,7 +95,7 @@ func NewStore(pool *pgxpool.Pool) *Store {
 // and its audit event go through the same fn, so they land together or not at
 // all. fn must not start another transaction.
 func (s *Store) InTx(ctx context.Context, fn func(q *Queries) error) error {
-	return pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
+	return mapErr(pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
 		return fn(New(mapped{tx}))
-	})
+	}))
 }
