@@ -8,7 +8,6 @@ import (
 	"keyward/db"
 	"keyward/web/audit"
 	"keyward/web/auth"
-	"keyward/web/errs"
 )
 
 // Service is the keys aggregate. Each change checks the caller's role and
@@ -57,12 +56,6 @@ func (k Key) Status(now time.Time) string {
 		return StatusExpired
 	}
 	return StatusActive
-}
-
-// Config is what an admin set on the key.
-func (k Key) Config() Config {
-	return Config{Name: k.Name, Description: k.Description, Environment: k.Environment, Scopes: k.Scopes,
-		Sources: k.Sources, IPAllowlist: k.IPAllowlist, RateLimit: k.RateLimit, ExpiresAt: k.ExpiresAt}
 }
 
 // Secret is one secret of a key, by its display prefix.
@@ -220,8 +213,7 @@ func (s *Service) setDisabled(ctx context.Context, by auth.Caller, code, id stri
 		return Key{}, err
 	}
 	if (cur.DisabledAt != nil) == disabled {
-		state := map[bool]string{true: "disabled", false: "enabled"}[disabled]
-		return Key{}, errs.New(errs.Invalid, "", "The key is already "+state+".")
+		return Key{}, alreadyIn(disabled) // checked again under lock
 	}
 	var k Key
 	err = s.change(ctx, by, code, func(q *db.Queries, now time.Time) error {
@@ -260,49 +252,50 @@ func (s *Service) Get(ctx context.Context, tenantID int64, id string) (Key, erro
 // read is Get through q: inside an operation's transaction the reply shows
 // exactly what was committed.
 func (s *Service) read(ctx context.Context, q *db.Queries, tenantID int64, id string, now time.Time) (Key, error) {
+	k, _, err := s.readWithSecrets(ctx, q, tenantID, id, now)
+	return k, err
+}
+
+// readWithSecrets is read, with every secret the key has had.
+func (s *Service) readWithSecrets(ctx context.Context, q *db.Queries, tenantID int64, id string, now time.Time) (Key, []Secret, error) {
 	if !ValidID(id) {
-		return Key{}, ErrNotFound
+		return Key{}, nil, ErrNotFound
 	}
 	row, err := q.GetAPIKey(ctx, db.GetAPIKeyParams{TenantID: tenantID, ID: id})
 	if errors.Is(err, db.ErrNotFound) {
-		return Key{}, ErrNotFound
+		return Key{}, nil, ErrNotFound
 	}
 	if err != nil {
-		return Key{}, err
+		return Key{}, nil, err
 	}
-	secrets, err := q.ListAPIKeySecrets(ctx, db.ListAPIKeySecretsParams{TenantID: tenantID, KeyID: id})
+	rows, err := q.ListAPIKeySecrets(ctx, db.ListAPIKeySecretsParams{TenantID: tenantID, KeyID: id})
 	if err != nil {
-		return Key{}, err
+		return Key{}, nil, err
 	}
 	k := keyOf(row)
 	k.Live = []string{}
-	for i, sec := range secrets {
+	secrets := make([]Secret, 0, len(rows))
+	for i, sec := range rows {
 		if i == 0 {
 			k.Prefix = sec.Prefix
 		}
 		if sec.ExpiresAt == nil || sec.ExpiresAt.After(now) {
 			k.Live = append(k.Live, sec.Prefix)
 		}
+		secrets = append(secrets, Secret{Prefix: sec.Prefix, CreatedAt: sec.CreatedAt, ExpiresAt: sec.ExpiresAt})
 	}
-	return k, nil
+	return k, secrets, nil
 }
 
 // Detail reads what a key's page shows: the key, its secrets, its audit
 // history and its requests per hour over 7 days.
 func (s *Service) Detail(ctx context.Context, tenantID int64, id string) (Detail, error) {
 	now := s.Now()
-	k, err := s.read(ctx, s.Store.Queries, tenantID, id, now)
+	k, secrets, err := s.readWithSecrets(ctx, s.Store.Queries, tenantID, id, now)
 	if err != nil {
 		return Detail{}, err
 	}
-	d := Detail{Key: k}
-	secrets, err := s.Store.ListAPIKeySecrets(ctx, db.ListAPIKeySecretsParams{TenantID: tenantID, KeyID: id})
-	if err != nil {
-		return Detail{}, err
-	}
-	for _, sec := range secrets {
-		d.Secrets = append(d.Secrets, Secret{Prefix: sec.Prefix, CreatedAt: sec.CreatedAt, ExpiresAt: sec.ExpiresAt})
-	}
+	d := Detail{Key: k, Secrets: secrets}
 	if d.History, err = audit.ListForTarget(ctx, s.Store.Queries, tenantID, "api_key", id); err != nil {
 		return Detail{}, err
 	}
@@ -332,7 +325,10 @@ type Filter struct {
 
 // Page is one page of the key list.
 type Page struct {
-	Keys []Key
+	// Filter is the filter applied: unknown values dropped, the page
+	// number bounded.
+	Filter Filter
+	Keys   []Key
 	More bool
 	// Any says whether the tenant has any key at all, so an empty page
 	// can tell "no keys yet" from "none match".
@@ -357,7 +353,7 @@ func (s *Service) List(ctx context.Context, tenantID int64, f Filter) (Page, err
 	if err != nil {
 		return Page{}, err
 	}
-	p := Page{Any: len(rows) > 0}
+	p := Page{Filter: f, Any: len(rows) > 0}
 	if !p.Any && (f.Environment != "" || f.Status != "" || f.Page > 1) {
 		all, err := s.Store.ListAPIKeysByTenant(ctx, db.ListAPIKeysByTenantParams{TenantID: tenantID, Now: now, Lim: 1})
 		if err != nil {

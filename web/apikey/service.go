@@ -21,6 +21,11 @@ var ErrNotFound = errs.New(errs.NotFound, "", "No such API key in your organisat
 // errGrace refuses a grace window that is not offered.
 var errGrace = errs.InvalidField("grace", "Choose a grace window of now, 1 hour, 24 hours or 7 days.")
 
+// alreadyIn refuses disabling a disabled key, or enabling an enabled one.
+func alreadyIn(disabled bool) error {
+	return errs.New(errs.Invalid, "", "The key is already "+map[bool]string{true: "disabled", false: "enabled"}[disabled]+".")
+}
+
 func nameTaken(name string) error {
 	return errs.InvalidField("name", fmt.Sprintf("A live key named %q already exists: choose another name.", name))
 }
@@ -123,8 +128,7 @@ func SetDisabled(ctx context.Context, q *db.Queries, tenantID int64, id string, 
 		return err
 	}
 	if (k.DisabledAt != nil) == disabled {
-		state := map[bool]string{true: "disabled", false: "enabled"}[disabled]
-		return errs.New(errs.Invalid, "", "The key is already "+state+".")
+		return alreadyIn(disabled)
 	}
 	var at *time.Time
 	action := "api_key.enabled"
@@ -202,12 +206,6 @@ func KeyRateLimit(k db.APIKey) *RateLimit {
 		return nil
 	}
 	return &RateLimit{Requests: int(*k.RateLimitRequests), Window: time.Duration(*k.RateLimitWindowS) * time.Second}
-}
-
-// ConfigOf reads a key row back into a Config (for the edit form).
-func ConfigOf(k db.APIKey) Config {
-	return Config{Name: k.Name, Description: k.Description, Environment: Environment(k.Environment),
-		Scopes: k.Scopes, Sources: k.Sources, IPAllowlist: k.IpAllowlist, RateLimit: KeyRateLimit(k), ExpiresAt: k.ExpiresAt}
 }
 
 type change struct {

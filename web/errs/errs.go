@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -117,16 +116,6 @@ func (e *Error) Field() string {
 	return ""
 }
 
-// FieldMessage returns the message for field name, or "".
-func (e *Error) FieldMessage(name string) string {
-	for _, f := range e.Fields {
-		if f.Name == name {
-			return f.Message
-		}
-	}
-	return ""
-}
-
 // New makes an error of kind with a message.
 func New(kind Kind, code, msg string) *Error { return &Error{Kind: kind, Code: code, Message: msg} }
 
@@ -223,18 +212,3 @@ func KindOf(err error) Kind {
 // Is reports whether err is of kind.
 func Is(err error, kind Kind) bool { return err != nil && KindOf(err) == kind }
 
-// Wrap gives cause a kind and a message, keeping it for errors.Is.
-func Wrap(kind Kind, cause error, msg string) *Error {
-	return &Error{Kind: kind, Message: msg, Err: cause}
-}
-
-// Join is a helper for messages that list things: "a, b and c".
-func Join(items []string) string {
-	switch len(items) {
-	case 0:
-		return ""
-	case 1:
-		return items[0]
-	}
-	return strings.Join(items[:len(items)-1], ", ") + " and " + items[len(items)-1]
-}

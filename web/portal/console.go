@@ -3,7 +3,10 @@ package portal
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 
@@ -79,12 +82,45 @@ func bindConsole(c echo.Context) (consoleRequest, error) {
 		if errors.As(err, &tooBig) || errors.As(err, &he) && he.Code == http.StatusRequestEntityTooLarge {
 			return req, problem.TooLarge(bodyLimit)
 		}
-		return req, errs.Newf(errs.Invalid, "The body is not valid JSON for this route: %s", err.Error())
+		return req, errs.New(errs.Invalid, "", consoleJSONProblem(err))
 	}
 	if dec.More() {
 		return req, errs.New(errs.Invalid, "", "The body must hold one JSON object and nothing after it.")
 	}
 	return req, nil
+}
+
+// consoleJSONProblem says what is wrong with a console body in the
+// route's own words, never the decoder's Go names.
+func consoleJSONProblem(err error) string {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "The body is not valid JSON: send one JSON object."
+	case errors.As(err, &typ) && typ.Field != "":
+		return fmt.Sprintf("%s has the wrong type: send %s.", typ.Field, jsonTypeName(typ.Type.Kind()))
+	case errors.As(err, &typ):
+		return "The body must be a JSON object."
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return "Unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ") +
+			": the fields are id, name, description, environment, scopes, sources, ip_allowlist, rate_limit, expires_at, grace and code."
+	}
+	return "The body is not valid JSON for this route."
+}
+
+func jsonTypeName(k reflect.Kind) string {
+	switch k {
+	case reflect.String:
+		return "a string"
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		return "a whole number"
+	case reflect.Slice:
+		return "an array"
+	case reflect.Struct, reflect.Pointer, reflect.Map:
+		return "an object, or a string in RFC 3339 for a time"
+	}
+	return "another type"
 }
 
 // configOf reads a console body into a key configuration; an unreadable

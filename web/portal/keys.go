@@ -43,16 +43,7 @@ func (h *Handler) handleKeysList(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	env, status := c.QueryParam("environment"), c.QueryParam("status")
-	if !apikey.Environment(env).Valid() {
-		env = ""
-	}
-	switch status {
-	case apikey.StatusActive, apikey.StatusDisabled, apikey.StatusExpired, apikey.StatusRevoked:
-	default:
-		status = ""
-	}
-	page = min(max(page, 1), 100_000)
+	env, status, page := res.Filter.Environment, res.Filter.Status, res.Filter.Page
 	p := views.KeysListProps{Environment: env, Status: status, Page: page, CanManage: canManage(st), AnyKeys: res.Any}
 	if res.More {
 		p.NextURL = listURL(env, status, page+1)

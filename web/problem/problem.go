@@ -118,6 +118,11 @@ func fromHTTP(he *echo.HTTPError) *errs.Error {
 	case http.StatusUnsupportedMediaType:
 		return Unsupported()
 	}
+	kinds := map[int]errs.Kind{http.StatusUnauthorized: errs.Unauthorized, http.StatusForbidden: errs.Forbidden,
+		http.StatusConflict: errs.Conflict, http.StatusTooManyRequests: errs.Throttled, http.StatusServiceUnavailable: errs.Unavailable}
+	if k, ok := kinds[he.Code]; ok {
+		return &errs.Error{Kind: k, Message: fmt.Sprint(he.Message), Err: he}
+	}
 	if he.Code >= 400 && he.Code < 500 {
 		return &errs.Error{Kind: errs.Invalid, Message: fmt.Sprint(he.Message), Err: he}
 	}
