@@ -17,8 +17,10 @@
 //   - Store (store.go): the pool plus Queries, and InTx, which runs a
 //     function in one transaction. A change and its audit event go through
 //     the same InTx, so they commit together or not at all;
-//   - the named errors ErrNotFound and ErrConflict, and Wrap, which turns
-//     pgx's "no rows" and unique violations into them. Callers test with
+//   - the named errors ErrNotFound, ErrConflict and ErrUnavailable. Every
+//     Queries a Store hands out (its own, and InTx's) already returns them
+//     in place of pgx's "no rows", unique violations and lost connections,
+//     with the original error kept in the chain. Callers test with
 //     errors.Is and never look at SQLSTATEs.
 //
 // Two subpackages belong with it: db/pglocal starts the private PostgreSQL
@@ -55,9 +57,10 @@
 //
 //  1. Write it in the file of queries/ for the table it is about (or a new
 //     queries/<table>.sql), under a name annotation such as
-//     "-- name: GetThingByX :one" on the line above it. The name becomes the Go method; name it by what it returns. The
+//     "-- name: GetThingByX :one" on the line above it. The name becomes the
+//     Go method; name it by what it returns. The
 //     suffix says what the method returns: :one (one row; no row is
-//     pgx.ErrNoRows, which Wrap makes ErrNotFound), :many (a slice), :exec
+//     ErrNotFound), :many (a slice), :exec
 //     (only an error), :execrows (the number of rows touched), :copyfrom
 //     (a bulk COPY). Comment lines under the annotation become the method's
 //     doc comment.

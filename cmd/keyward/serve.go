@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"keyward/web/metrics"
 	"log/slog"
 	"net"
 	"net/http"
@@ -26,6 +25,7 @@ import (
 	"keyward/web/audit"
 	"keyward/web/auth"
 	"keyward/web/events"
+	"keyward/web/metrics"
 	"keyward/web/ratelimit"
 	"keyward/web/session"
 )

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"keyward/web/metrics"
 	"net/http"
 	"slices"
 	"sort"
@@ -20,6 +19,7 @@ import (
 
 	"keyward/db"
 	"keyward/web/apikey"
+	"keyward/web/metrics"
 )
 
 // runResult is one load run.

@@ -35,8 +35,8 @@ type Handler struct {
 	Metrics  *metrics.Set
 	// Hosts binds host names to environments (KEYWARD_API_HOSTS).
 	Hosts apikey.Hosts
-	// Now is the clock of rate limits and event times; the verifier has
-	// its own.
+	// Now is the application's clock (web.Config.Now), which the verifier
+	// and the events service read too.
 	Now func() time.Time
 
 	keyViews keyViews

@@ -344,7 +344,7 @@ func TestRotationGraceAndChanges(t *testing.T) {
 	var fresh string
 	err := f.Store.InTx(ctx, func(q *db.Queries) error {
 		var err error
-		fresh, err = apikey.Rotate(ctx, q, f.Tenant.ID, k.ID, time.Hour, actor(f), time.Now())
+		fresh, err = apikey.Rotate(ctx, q, f.Tenant.ID, k.ID, time.Hour, actor(f), f.Clock.Now())
 		return err
 	})
 	if err != nil {
@@ -355,13 +355,11 @@ func TestRotationGraceAndChanges(t *testing.T) {
 			t.Fatalf("during grace: %d %s", r.Status, r.Body)
 		}
 	}
-	clock := time.Now().Add(61 * time.Minute)
-	f.App.Verifier.Now = func() time.Time { return clock }
+	f.Clock.Advance(61 * time.Minute) // past the grace window, on the application's clock
 	wantError(t, f.API("GET", "/api/v1/key", old, ""), 401, "KEY_EXPIRED")
 	if r := f.API("GET", "/api/v1/key", fresh, ""); r.Status != 200 {
 		t.Fatalf("new secret after grace: %d %s", r.Status, r.Body)
 	}
-	f.App.Verifier.Now = time.Now
 
 	err = f.Store.InTx(ctx, func(q *db.Queries) error { return apikey.Revoke(ctx, q, f.Tenant.ID, k.ID, actor(f), time.Now()) })
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"keyward/web/errs"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -23,6 +22,7 @@ import (
 
 	"keyward/web"
 	"keyward/web/api"
+	"keyward/web/errs"
 	"keyward/web/portal"
 	"keyward/web/webtest"
 )

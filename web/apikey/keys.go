@@ -329,7 +329,7 @@ type Page struct {
 	// number bounded.
 	Filter Filter
 	Keys   []Key
-	More bool
+	More   bool
 	// Any says whether the tenant has any key at all, so an empty page
 	// can tell "no keys yet" from "none match".
 	Any bool

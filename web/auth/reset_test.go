@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"keyward/web/errs"
 	"os"
 	"strconv"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"keyward/db"
 	"keyward/db/dbtest"
 	"keyward/web/audit"
+	"keyward/web/errs"
 )
 
 func TestMain(m *testing.M) { os.Exit(dbtest.Run(m)) }

@@ -211,4 +211,3 @@ func KindOf(err error) Kind {
 
 // Is reports whether err is of kind.
 func Is(err error, kind Kind) bool { return err != nil && KindOf(err) == kind }
-

@@ -337,10 +337,14 @@ func TestEditKey(t *testing.T) {
 	}
 	// An expiry with a time of day, already past, survives an edit that
 	// keeps its date: the key can still be renamed, and nothing moves.
-	at := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
-	if _, err := e.Store.Pool.Exec(context.Background(), `UPDATE api_keys SET expires_at = $2 WHERE id = $1`, id, at); err != nil {
-		t.Fatal(err)
-	}
+	// The key is made with that expiry an hour ahead, then the
+	// application's clock moves two hours on (and Ann signs in again).
+	at := e.Clock.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	owner, _ := e.Store.GetUserByEmail(context.Background(), "ann@acme.test")
+	expiring, _ := e.Key(e.Tenant, owner, apikey.Config{Name: "Expiring", Environment: apikey.Production, Scopes: apikey.AllScopes, ExpiresAt: &at})
+	id = expiring.ID
+	e.Clock.Advance(2 * time.Hour)
+	a.c = e.SignIn("ann@acme.test", a.secret)
 	r = a.c.Get("/settings/developers/api-keys/" + id + "/edit")
 	f = url.Values{"name": {"Renamed again"}, "preset": {"read_only"}, "expires_at": {at.Format("2006-01-02")}, "code": {e.NextCode(a.secret)}}
 	if r = a.c.PostForm("/settings/developers/api-keys/"+id, f); r.Status != http.StatusOK {

@@ -380,13 +380,14 @@ func TestDisabledUserSessionEnds(t *testing.T) {
 func TestCleanupRemovesOnlyEndedState(t *testing.T) {
 	e := webtest.New(t)
 	_, secret, _ := e.EnrolledUser(e.Tenant, "ann@acme.test", auth.RoleAdmin)
-	live := e.SignIn("ann@acme.test", secret)
-	e.SignIn("ann@acme.test", secret)
 	ctx := context.Background()
-	// One session past its lifetime, one idle too long, one live.
+	// On the application's clock: one session past its lifetime, one idle
+	// too long, one live.
 	e.SignIn("ann@acme.test", secret)
-	e.Store.Pool.Exec(ctx, `UPDATE sessions SET expires_at = now() - interval '1 minute' WHERE id_hash = (SELECT id_hash FROM sessions ORDER BY created_at DESC LIMIT 1)`)
-	e.Store.Pool.Exec(ctx, `UPDATE sessions SET last_seen_at = now() - interval '40 minutes' WHERE id_hash = (SELECT id_hash FROM sessions WHERE expires_at > now() ORDER BY created_at DESC LIMIT 1)`)
+	e.Clock.Advance(11*time.Hour + 30*time.Minute)
+	e.SignIn("ann@acme.test", secret)
+	e.Clock.Advance(40 * time.Minute)
+	live := e.SignIn("ann@acme.test", secret)
 	if n, err := e.App.Sessions.DeleteExpired(ctx); err != nil || n != 2 {
 		t.Fatalf("DeleteExpired = %d, %v; want 2", n, err)
 	}
