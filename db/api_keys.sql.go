@@ -16,7 +16,7 @@ INSERT INTO api_keys (tenant_id, name, description, environment, scopes, sources
                       rate_limit_requests, rate_limit_window_s, expires_at, created_by)
 VALUES ($1, $2, $3, $4, $5, $6, $7,
         $8, $9, $10, $11)
-RETURNING id, tenant_id, name, description, environment, scopes, sources, ip_allowlist, rate_limit_requests, rate_limit_window_s, expires_at, disabled_at, revoked_at, created_by, created_at, last_used_at, last_used_ip
+RETURNING id, tenant_id, name, description, environment, scopes, sources, ip_allowlist, rate_limit_requests, rate_limit_window_s, expires_at, disabled_at, revoked_at, created_by, created_at, last_used_at, last_used_ip, changed_at
 `
 
 type CreateAPIKeyParams struct {
@@ -67,6 +67,7 @@ func (q *Queries) CreateAPIKey(ctx context.Context, arg CreateAPIKeyParams) (API
 		&i.CreatedAt,
 		&i.LastUsedAt,
 		&i.LastUsedIp,
+		&i.ChangedAt,
 	)
 	return i, err
 }
@@ -110,7 +111,7 @@ func (q *Queries) ExpireAPIKeySecrets(ctx context.Context, arg ExpireAPIKeySecre
 }
 
 const getAPIKey = `-- name: GetAPIKey :one
-SELECT id, tenant_id, name, description, environment, scopes, sources, ip_allowlist, rate_limit_requests, rate_limit_window_s, expires_at, disabled_at, revoked_at, created_by, created_at, last_used_at, last_used_ip FROM api_keys WHERE tenant_id = $1 AND id = $2
+SELECT id, tenant_id, name, description, environment, scopes, sources, ip_allowlist, rate_limit_requests, rate_limit_window_s, expires_at, disabled_at, revoked_at, created_by, created_at, last_used_at, last_used_ip, changed_at FROM api_keys WHERE tenant_id = $1 AND id = $2
 `
 
 type GetAPIKeyParams struct {
@@ -139,12 +140,13 @@ func (q *Queries) GetAPIKey(ctx context.Context, arg GetAPIKeyParams) (APIKey, e
 		&i.CreatedAt,
 		&i.LastUsedAt,
 		&i.LastUsedIp,
+		&i.ChangedAt,
 	)
 	return i, err
 }
 
 const getAPIKeyForUpdate = `-- name: GetAPIKeyForUpdate :one
-SELECT id, tenant_id, name, description, environment, scopes, sources, ip_allowlist, rate_limit_requests, rate_limit_window_s, expires_at, disabled_at, revoked_at, created_by, created_at, last_used_at, last_used_ip FROM api_keys WHERE tenant_id = $1 AND id = $2 FOR UPDATE
+SELECT id, tenant_id, name, description, environment, scopes, sources, ip_allowlist, rate_limit_requests, rate_limit_window_s, expires_at, disabled_at, revoked_at, created_by, created_at, last_used_at, last_used_ip, changed_at FROM api_keys WHERE tenant_id = $1 AND id = $2 FOR UPDATE
 `
 
 type GetAPIKeyForUpdateParams struct {
@@ -173,6 +175,7 @@ func (q *Queries) GetAPIKeyForUpdate(ctx context.Context, arg GetAPIKeyForUpdate
 		&i.CreatedAt,
 		&i.LastUsedAt,
 		&i.LastUsedIp,
+		&i.ChangedAt,
 	)
 	return i, err
 }
@@ -224,7 +227,7 @@ func (q *Queries) ListAPIKeySecrets(ctx context.Context, arg ListAPIKeySecretsPa
 }
 
 const listAPIKeysByTenant = `-- name: ListAPIKeysByTenant :many
-SELECT id, tenant_id, name, description, environment, scopes, sources, ip_allowlist, rate_limit_requests, rate_limit_window_s, expires_at, disabled_at, revoked_at, created_by, created_at, last_used_at, last_used_ip FROM api_keys
+SELECT id, tenant_id, name, description, environment, scopes, sources, ip_allowlist, rate_limit_requests, rate_limit_window_s, expires_at, disabled_at, revoked_at, created_by, created_at, last_used_at, last_used_ip, changed_at FROM api_keys
 WHERE tenant_id = $1
   AND ($2::text = '' OR environment = $2)
   AND ($3::text = ''
@@ -280,6 +283,7 @@ func (q *Queries) ListAPIKeysByTenant(ctx context.Context, arg ListAPIKeysByTena
 			&i.CreatedAt,
 			&i.LastUsedAt,
 			&i.LastUsedIp,
+			&i.ChangedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -407,6 +411,22 @@ func (q *Queries) ListSecretPrefixes(ctx context.Context, tenantID int64) ([]Lis
 		return nil, err
 	}
 	return items, nil
+}
+
+const markAPIKeyChanged = `-- name: MarkAPIKeyChanged :exec
+UPDATE api_keys SET changed_at = clock_timestamp() WHERE tenant_id = $1 AND id = $2
+`
+
+type MarkAPIKeyChangedParams struct {
+	TenantID int64
+	ID       string
+}
+
+// Every key operation, last in its transaction: the verifier's catch-up
+// after a lost listener reads changed_at.
+func (q *Queries) MarkAPIKeyChanged(ctx context.Context, arg MarkAPIKeyChangedParams) error {
+	_, err := q.db.Exec(ctx, markAPIKeyChanged, arg.TenantID, arg.ID)
+	return err
 }
 
 const revokeAPIKey = `-- name: RevokeAPIKey :exec

@@ -164,7 +164,7 @@ func (q *Queries) GetEvent(ctx context.Context, arg GetEventParams) (Event, erro
 
 const getKeyForVerify = `-- name: GetKeyForVerify :one
 
-SELECT k.id, k.tenant_id, k.name, k.description, k.environment, k.scopes, k.sources, k.ip_allowlist, k.rate_limit_requests, k.rate_limit_window_s, k.expires_at, k.disabled_at, k.revoked_at, k.created_by, k.created_at, k.last_used_at, k.last_used_ip, s.expires_at AS secret_expires_at, s.prefix, t.slug AS tenant_slug, t.plan AS tenant_plan
+SELECT k.id, k.tenant_id, k.name, k.description, k.environment, k.scopes, k.sources, k.ip_allowlist, k.rate_limit_requests, k.rate_limit_window_s, k.expires_at, k.disabled_at, k.revoked_at, k.created_by, k.created_at, k.last_used_at, k.last_used_ip, k.changed_at, s.expires_at AS secret_expires_at, s.prefix, t.slug AS tenant_slug, t.plan AS tenant_plan
 FROM api_key_secrets s
 JOIN api_keys k ON k.id = s.key_id AND k.tenant_id = s.tenant_id
 JOIN tenants t ON t.id = k.tenant_id
@@ -202,6 +202,7 @@ func (q *Queries) GetKeyForVerify(ctx context.Context, hash []byte) (GetKeyForVe
 		&i.APIKey.CreatedAt,
 		&i.APIKey.LastUsedAt,
 		&i.APIKey.LastUsedIp,
+		&i.APIKey.ChangedAt,
 		&i.SecretExpiresAt,
 		&i.Prefix,
 		&i.TenantSlug,
@@ -329,6 +330,38 @@ func (q *Queries) InsertKeyIP(ctx context.Context, arg InsertKeyIPParams) (int64
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const listAPIKeysChangedSince = `-- name: ListAPIKeysChangedSince :many
+SELECT id, changed_at FROM api_keys WHERE changed_at > $1
+`
+
+type ListAPIKeysChangedSinceRow struct {
+	ID        string
+	ChangedAt time.Time
+}
+
+// Every tenant's keys changed after @since, for the verifier's catch-up
+// after its listener was cut off: the verifier's cache holds every
+// tenant's keys, as its lookup by hash does.
+func (q *Queries) ListAPIKeysChangedSince(ctx context.Context, since time.Time) ([]ListAPIKeysChangedSinceRow, error) {
+	rows, err := q.db.Query(ctx, listAPIKeysChangedSince, since)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ListAPIKeysChangedSinceRow
+	for rows.Next() {
+		var i ListAPIKeysChangedSinceRow
+		if err := rows.Scan(&i.ID, &i.ChangedAt); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const listEvents = `-- name: ListEvents :many

@@ -28,6 +28,7 @@ type APIKey struct {
 	CreatedAt         time.Time
 	LastUsedAt        *time.Time
 	LastUsedIp        string
+	ChangedAt         time.Time
 }
 
 type APIKeySecret struct {

@@ -67,3 +67,8 @@ ORDER BY seq DESC LIMIT 100;
 SELECT key_id, prefix FROM api_key_secrets
 WHERE tenant_id = @tenant_id AND (expires_at IS NULL OR expires_at > @now)
 ORDER BY key_id, created_at DESC, id DESC;
+
+-- name: MarkAPIKeyChanged :exec
+-- Every key operation, last in its transaction: the verifier's catch-up
+-- after a lost listener reads changed_at.
+UPDATE api_keys SET changed_at = clock_timestamp() WHERE tenant_id = @tenant_id AND id = @id;

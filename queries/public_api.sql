@@ -114,3 +114,9 @@ FROM api_request_logs
 WHERE tenant_id = @tenant_id AND key_id = CAST(@key_id::text AS uuid) AND at >= @since
 GROUP BY 1
 ORDER BY 1;
+
+-- name: ListAPIKeysChangedSince :many
+-- Every tenant's keys changed after @since, for the verifier's catch-up
+-- after its listener was cut off: the verifier's cache holds every
+-- tenant's keys, as its lookup by hash does.
+SELECT id, changed_at FROM api_keys WHERE changed_at > @since;

@@ -31,6 +31,7 @@ type config struct {
 	APIHosts       string
 	RedisURL       string
 	LogRetention   time.Duration
+	KeyStaleMax    time.Duration
 }
 
 // defaultDataDir is where make run keeps the embedded cluster.
@@ -56,6 +57,9 @@ func (c *config) validateServe() error {
 	if c.LogRetention < time.Hour {
 		return fmt.Errorf("KEYWARD_REQUEST_LOG_RETENTION must be a duration of at least 1h, such as 720h")
 	}
+	if c.KeyStaleMax < time.Second || c.KeyStaleMax > 24*time.Hour {
+		return fmt.Errorf("KEYWARD_KEY_STALE_MAX must be a duration from 1s to 24h, such as 10m")
+	}
 	return nil
 }
 
@@ -73,6 +77,11 @@ func (c *config) serveFlags(fs *flag.FlagSet) {
 		retention = -1 // reported by validate
 	}
 	fs.DurationVar(&c.LogRetention, "request-log-retention", retention, "how long API request logs are kept (KEYWARD_REQUEST_LOG_RETENTION)")
+	staleMax, err := time.ParseDuration(env("KEYWARD_KEY_STALE_MAX", "10m"))
+	if err != nil {
+		staleMax = -1 // reported by validate
+	}
+	fs.DurationVar(&c.KeyStaleMax, "key-stale-max", staleMax, "how long cached API keys are served while the database is unreachable (KEYWARD_KEY_STALE_MAX)")
 }
 
 func (c *config) production() bool { return c.Mode == "production" }

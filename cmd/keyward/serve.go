@@ -79,6 +79,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	app, err := web.Build(web.Config{
 		Production: cfg.production(), TrustedProxies: proxies, Logger: log, Issuer: issuer(cfg), BaseURL: cfg.baseURL(),
 		APIHosts: hosts, Limiter: limiter, QuietSuccess: !cfg.production(), Metrics: m,
+		Verifier: apikey.VerifierOptions{StaleMax: cfg.KeyStaleMax},
 	}, store, ring)
 	if err != nil {
 		ln.Close()

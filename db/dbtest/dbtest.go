@@ -229,3 +229,42 @@ func dbURL(name string) string {
 }
 
 func ident(name string) string { return pgx.Identifier{name}.Sanitize() }
+
+// OwnCluster starts a private PostgreSQL cluster for one test, with a
+// migrated database, and returns it with that database's URL. Fault tests
+// stop and restart it (pglocal's Stop, Resume and Restart) without touching
+// the cluster every other test shares. It is stopped and removed when the
+// test ends.
+func OwnCluster(t testing.TB) (*pglocal.Cluster, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "kwfault")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 0755: when running as root the server runs as another user, who must
+	// be able to enter this directory.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c, err := pglocal.Start(ctx, pglocal.Options{Dir: dir, Fast: true})
+	if err != nil {
+		os.RemoveAll(dir)
+		t.Fatalf("dbtest: starting a cluster of the test's own: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := c.Stop(); err != nil {
+			t.Errorf("dbtest: stopping the test's own cluster: %v", err)
+		}
+		os.RemoveAll(dir)
+	})
+	if err := c.EnsureDatabase(ctx, "keyward"); err != nil {
+		t.Fatal(err)
+	}
+	u := c.URL("keyward")
+	if err := db.MigrateURL(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	return c, u
+}

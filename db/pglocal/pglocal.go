@@ -245,6 +245,27 @@ func (c *Cluster) Stop() error {
 	return fmt.Errorf("pglocal: pg_ctl stop failed: %w: %s", err, oneLine(out))
 }
 
+// Restart restarts the server on the same port (fast mode: every
+// connection is closed), as an operator's `pg_ctl restart` would. Fault
+// tests use it on a cluster of their own.
+func (c *Cluster) Restart(ctx context.Context) error {
+	if out, err := c.runPgCtl(ctx, "restart", "-D", c.dataDir(), "-l", c.logFile(), "-m", "fast", "-w", "-t", "60",
+		"-o", "-p "+strconv.Itoa(c.Port)); err != nil {
+		return fmt.Errorf("pglocal: pg_ctl restart failed: %w: %s", err, oneLine(out))
+	}
+	return c.waitReady(ctx)
+}
+
+// Resume starts a stopped cluster again on the port it had, so clients
+// holding its URL reconnect.
+func (c *Cluster) Resume(ctx context.Context) error {
+	if out, err := c.runPgCtl(ctx, "start", "-D", c.dataDir(), "-l", c.logFile(), "-w", "-t", "60",
+		"-o", "-p "+strconv.Itoa(c.Port)); err != nil {
+		return fmt.Errorf("pglocal: pg_ctl start failed: %w: %s", err, oneLine(out))
+	}
+	return c.waitReady(ctx)
+}
+
 func (c *Cluster) dataDir() string      { return filepath.Join(c.Dir, "pg") }
 func (c *Cluster) passwordFile() string { return filepath.Join(c.Dir, "pg-password") }
 func (c *Cluster) logFile() string      { return filepath.Join(c.Dir, "pg.log") }

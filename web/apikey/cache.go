@@ -18,9 +18,6 @@ type cache struct {
 	maxUnk   int
 	ttl      time.Duration
 	negTTL   time.Duration
-	// degraded: notifications may be missed (the listener is down), so
-	// answers are trusted for a second at most.
-	degraded bool
 
 	// gen counts invalidations; recent remembers the latest ones, so a load
 	// that began at generation g can tell whether its key changed since.
@@ -31,6 +28,10 @@ type cache struct {
 type cacheEntry struct {
 	p       *Principal
 	expires time.Time
+	// refreshAt is when a hit starts a background reload, so a key in use
+	// is read again before it expires and never misses. The hit that
+	// claims it moves it to expires, so one reload runs at a time.
+	refreshAt time.Time
 }
 
 // invalidation: keyID "" means everything.
@@ -49,8 +50,9 @@ func newCache(maxKnown int, ttl, negTTL time.Duration) *cache {
 }
 
 // get returns the cached answer for h: found says whether the key exists,
-// hit whether the cache knew.
-func (c *cache) get(h [32]byte, now time.Time) (p *Principal, found, hit bool) {
+// hit whether the cache knew, and refresh whether this hit should reload
+// the key in the background (it is close to expiry; one hit is told).
+func (c *cache) get(h [32]byte, now time.Time) (p *Principal, found, hit, refresh bool) {
 	c.mu.RLock()
 	e, ok := c.known[h]
 	var negUntil time.Time
@@ -60,11 +62,33 @@ func (c *cache) get(h [32]byte, now time.Time) (p *Principal, found, hit bool) {
 	c.mu.RUnlock()
 	switch {
 	case ok && now.Before(e.expires):
-		return e.p, true, true
+		return e.p, true, true, !now.Before(e.refreshAt) && c.claimRefresh(h, e.p)
 	case !ok && now.Before(negUntil):
-		return nil, false, true
+		return nil, false, true, false
 	}
-	return nil, false, false
+	return nil, false, false, false
+}
+
+// claimRefresh lets one hit start the reload of an entry.
+func (c *cache) claimRefresh(h [32]byte, p *Principal) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.known[h]
+	if !ok || e.p != p || e.refreshAt.Equal(e.expires) {
+		return false
+	}
+	e.refreshAt = e.expires
+	c.known[h] = e
+	return true
+}
+
+// stale returns the known entry for h even past its expiry: what the
+// verifier may serve, within its staleness bound, while the database
+// cannot answer. Entries dropped by an invalidation are gone, never stale.
+func (c *cache) stale(h [32]byte) *Principal {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.known[h].p
 }
 
 func (c *cache) generation() uint64 {
@@ -82,21 +106,18 @@ func (c *cache) put(h [32]byte, p *Principal, gen uint64, now time.Time) {
 	if c.staleSince(gen, p) {
 		return
 	}
-	ttl, negTTL := c.ttl, c.negTTL
-	if c.degraded {
-		ttl, negTTL = min(ttl, time.Second), min(negTTL, time.Second)
-	}
 	if p == nil {
+		delete(c.known, h) // a key that stopped existing is unknown now
 		if _, ok := c.unknown[h]; !ok && len(c.unknown) >= c.maxUnk {
 			evictOne(c.unknown)
 		}
-		c.unknown[h] = now.Add(negTTL)
+		c.unknown[h] = now.Add(c.negTTL)
 		return
 	}
 	if _, ok := c.known[h]; !ok && len(c.known) >= c.maxKnown {
 		evictOne(c.known)
 	}
-	c.known[h] = cacheEntry{p: p, expires: now.Add(ttl)}
+	c.known[h] = cacheEntry{p: p, expires: now.Add(c.ttl), refreshAt: now.Add(c.ttl * 3 / 4)}
 }
 
 // staleFor is staleSince under the lock, for readers outside put.
@@ -145,13 +166,25 @@ func (c *cache) dropKey(keyID string) {
 	}
 }
 
-// dropAll empties the cache; degraded says whether answers cached from now
-// on may be trusted for their full TTL.
-func (c *cache) dropAll(degraded bool) {
+// dropKeyBefore removes the secrets of one key that were read before it
+// changed at changedAt; entries read since are current and stay, so a
+// catch-up drops only what it must.
+func (c *cache) dropKeyBefore(keyID string, changedAt time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.note(keyID)
+	for h, e := range c.known {
+		if e.p.KeyID == keyID && e.p.ChangedAt.Before(changedAt) {
+			delete(c.known, h)
+		}
+	}
+}
+
+// dropAll empties the cache.
+func (c *cache) dropAll() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.note("")
-	c.degraded = degraded
 	clear(c.known)
 	clear(c.unknown)
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"keyward/db"
 )
 
 // Channel is the Postgres notification channel of key changes. Every key
@@ -17,8 +19,9 @@ const Channel = "keyward_api_keys"
 // Listen subscribes v to key changes on a connection of its own. It returns
 // once the first LISTEN is in place, so a server that has started listening
 // misses nothing, and keeps listening in the background until ctx ends. A
-// lost connection empties the cache (notifications may have been missed)
-// and is re-established; until then the cache TTL bounds staleness.
+// lost connection is re-established; meanwhile cached keys are served for
+// at most the staleness bound, and on reconnect every key changed since
+// the cache was last known current is dropped before it is trusted again.
 func (v *Verifier) Listen(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
 	if log == nil {
 		log = slog.Default()
@@ -27,6 +30,7 @@ func (v *Verifier) Listen(ctx context.Context, pool *pgxpool.Pool, log *slog.Log
 	if err != nil {
 		return fmt.Errorf("listening for key changes: %w", err)
 	}
+	v.markCurrent()
 	go func() {
 		for {
 			err := v.receive(ctx, conn)
@@ -34,7 +38,8 @@ func (v *Verifier) Listen(ctx context.Context, pool *pgxpool.Pool, log *slog.Log
 			if ctx.Err() != nil {
 				return
 			}
-			log.Warn("key-change notifications interrupted; the cache is emptied and trusted for 1 s until the listener is back", "err", err)
+			log.Warn("key-change notifications interrupted; cached keys are served, re-read whenever the database answers, until the listener is back",
+				"err", err, "stale_max", v.staleMax)
 			v.listenerDown()
 			for conn == nil || conn.IsClosed() {
 				select {
@@ -45,10 +50,20 @@ func (v *Verifier) Listen(ctx context.Context, pool *pgxpool.Pool, log *slog.Log
 				if conn, err = listenConn(ctx, pool); err != nil {
 					log.Warn("reconnecting the key-change listener", "err", err)
 					conn = nil
+					continue
+				}
+				// Listening again: catch up on what was missed, then trust
+				// the cache. A failure here is one more reconnect.
+				cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				err = v.listenerUp(cctx, db.New(conn))
+				cancel()
+				if err != nil {
+					log.Warn("catching up on key changes after reconnecting", "err", err)
+					conn.Close(context.Background())
+					conn = nil
 				}
 			}
-			v.listenerUp()
-			log.Info("key-change notifications restored")
+			log.Info("key-change notifications restored; keys changed meanwhile were dropped from the cache")
 		}
 	}()
 	return nil
@@ -81,6 +96,7 @@ func (v *Verifier) receive(ctx context.Context, conn *pgx.Conn) error {
 		case err == nil:
 			v.m.Invalidations.Inc()
 			v.Invalidate(n.Payload)
+			v.markCurrent()
 			continue
 		case ctx.Err() != nil:
 			return ctx.Err()
@@ -94,5 +110,6 @@ func (v *Verifier) receive(ctx context.Context, conn *pgx.Conn) error {
 		if err != nil {
 			return err
 		}
+		v.markCurrent()
 	}
 }

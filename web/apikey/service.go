@@ -245,11 +245,17 @@ func configDiff(a, b db.APIKey) map[string]any {
 	return d
 }
 
-// record writes the operation's audit event and tells every running
-// instance to drop the key from its verification cache. Both go through q,
-// so the notification is delivered exactly when the change commits.
+// record writes the operation's audit event, tells every running instance
+// to drop the key from its verification cache, and stamps changed_at. All
+// go through q, so the notification is delivered exactly when the change
+// commits.
 func record(ctx context.Context, q *db.Queries, now time.Time, by audit.Actor, action string, k db.APIKey, diff map[string]any) error {
 	if err := q.NotifyAPIKeyChanged(ctx, k.ID); err != nil {
+		return err
+	}
+	// For an instance that misses the notification (its listener was cut
+	// off): it catches up from changed_at when it reconnects.
+	if err := q.MarkAPIKeyChanged(ctx, db.MarkAPIKeyChangedParams{TenantID: k.TenantID, ID: k.ID}); err != nil {
 		return err
 	}
 	ev := by.Event(action, "api_key", k.ID, diff)

@@ -7,10 +7,12 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
 
 	"keyward/db"
 	"keyward/web/auth"
@@ -68,6 +70,9 @@ type Principal struct {
 	ExpiresAt   *time.Time
 	DisabledAt  *time.Time
 	RevokedAt   *time.Time
+	// ChangedAt is the key row's changed_at when it was read: a catch-up
+	// keeps a cached principal that is at least that recent.
+	ChangedAt time.Time
 	// SecretExpiresAt is when the presented secret stops working (a
 	// rotation's grace window), nil while it is current.
 	SecretExpiresAt *time.Time
@@ -128,6 +133,21 @@ type Verifier struct {
 
 	lookups     *ratelimit.Memory
 	lookupLimit ratelimit.Limit
+	// global bounds the database lookups of the whole instance, whatever
+	// addresses they come from.
+	global *rate.Limiter
+
+	// While the listener is cut off, cached answers are served for at most
+	// staleMax after currentAt, the last moment the cache was known to be
+	// current (on the application's clock); currentWall is that moment on
+	// the machine's clock, to catch up from changed_at in Postgres.
+	cut         atomic.Bool
+	currentAt   atomic.Int64
+	currentWall atomic.Int64
+	staleMax    time.Duration
+	// dbDownUntil: after a lookup failed, lookups wait a moment, so an
+	// outage costs each request no connection attempt.
+	dbDownUntil atomic.Int64
 
 	m   *metrics.Set
 	hot hot
@@ -142,11 +162,27 @@ type VerifierOptions struct {
 	TTL time.Duration
 	// NegativeTTL is how long an unknown key is remembered (default 5 s).
 	NegativeTTL time.Duration
-	// LookupsPerClient bounds the database lookups (cache misses) one
-	// client may cause (default 600 a minute). The checksum is public, so
-	// made-up keys pass Parse; each new one would cost a query.
+	// LookupsPerClient bounds the lookups that find no key one client may
+	// cause (default 600 a minute). The checksum is public, so made-up keys
+	// pass Parse; each new one would cost a query. Lookups that find a key
+	// are not charged, so strangers behind one address cannot spend a
+	// valid client's budget.
 	LookupsPerClient ratelimit.Limit
+	// MaxLookupsPerSecond bounds the instance's lookups of keys it does not
+	// know, from every address together (default 1,000): an attacker with
+	// many addresses still cannot flood the database. Past it, such
+	// requests get 503 with Retry-After.
+	MaxLookupsPerSecond int
+	// StaleMax bounds how long a cut-off instance serves cached keys
+	// without hearing from the database (default 10 minutes); past it, it
+	// fails closed.
+	StaleMax time.Duration
 }
+
+// ErrUnavailable: the database cannot answer and the key is not cached
+// (or the cache is past its staleness bound).
+var ErrUnavailable = &errs.Error{Kind: errs.Unavailable, Code: errs.CodeUnavailable, RetryAfter: 2 * time.Second,
+	Message: "Keys cannot be checked right now (the database is unreachable): retry in a few seconds."}
 
 // hot are the hot path's counters, resolved once.
 type hot struct {
@@ -167,11 +203,36 @@ func NewVerifier(q *db.Queries, o VerifierOptions, m *metrics.Set) *Verifier {
 	if o.LookupsPerClient.Requests <= 0 {
 		o.LookupsPerClient = ratelimit.Limit{Requests: 600, Window: time.Minute}
 	}
-	return &Verifier{q: q, cache: newCache(o.MaxEntries, o.TTL, o.NegativeTTL), Now: time.Now,
-		lookups: &ratelimit.Memory{MaxBuckets: 100_000}, lookupLimit: o.LookupsPerClient, m: m,
+	if o.MaxLookupsPerSecond <= 0 {
+		o.MaxLookupsPerSecond = 1000
+	}
+	if o.StaleMax <= 0 {
+		o.StaleMax = 10 * time.Minute
+	}
+	v := &Verifier{q: q, cache: newCache(o.MaxEntries, o.TTL, o.NegativeTTL), Now: time.Now,
+		lookups: &ratelimit.Memory{MaxBuckets: 100_000}, lookupLimit: o.LookupsPerClient,
+		global: rate.NewLimiter(rate.Limit(o.MaxLookupsPerSecond), o.MaxLookupsPerSecond), staleMax: o.StaleMax, m: m,
 		hot: hot{outcomeOK: m.Verifications.WithLabelValues("ok"), outcomeMalformed: m.Verifications.WithLabelValues("malformed"),
 			cacheHit: m.CacheLookups.WithLabelValues("hit"), cacheMiss: m.CacheLookups.WithLabelValues("miss")}}
+	v.markCurrent()
+	return v
 }
+
+// markCurrent records that the cache is current now.
+func (v *Verifier) markCurrent() {
+	v.currentAt.Store(v.Now().UnixNano())
+	v.currentWall.Store(time.Now().UnixNano())
+}
+
+// trusted reports whether cached answers may be served at now: always
+// while the listener is up, and for staleMax after the cut otherwise.
+func (v *Verifier) trusted(now time.Time) bool {
+	return !v.cut.Load() || now.UnixNano()-v.currentAt.Load() <= int64(v.staleMax)
+}
+
+// Current reports whether the listener is connected and the cache caught
+// up; /readyz and tests read it.
+func (v *Verifier) Current() bool { return !v.cut.Load() }
 
 // Verify checks raw: shape and checksum first, with no database work, then
 // the cache, then Postgres, then the key's status at v.Now(). On a status
@@ -181,10 +242,17 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Principal, error) {
 	return v.VerifyFrom(ctx, raw, "")
 }
 
-// VerifyFrom is Verify for a request from the address ip. A cache miss
-// spends one of the lookups of that address (for IPv6, of its /64); with
-// none left it is ErrLookupsExhausted (with a retry time), and the database is not asked. Cached
-// keys, known or not, cost nothing. An empty ip is not limited.
+// VerifyFrom is Verify for a request from the address ip (for IPv6, its
+// /64 counts). A lookup that finds no key spends one of the address's
+// lookups; with none left the next unknown key is ErrLookupsExhausted (with
+// a retry time) and the database is not asked. Cached keys, known or not,
+// cost nothing, and neither do lookups that find a key or that fail
+// because the database is down. An empty ip is not limited.
+//
+// While the database cannot answer, a key cached before is served from
+// the cache, within the staleness bound; any other key is ErrUnavailable.
+// While the listener is cut off, every key is read again when the database
+// answers, so a key changed meanwhile is refused as soon as it can be.
 func (v *Verifier) VerifyFrom(ctx context.Context, raw, ip string) (*Principal, error) {
 	parsed, err := Parse(raw)
 	if err != nil {
@@ -193,26 +261,19 @@ func (v *Verifier) VerifyFrom(ctx context.Context, raw, ip string) (*Principal, 
 	}
 	h := hashKey(raw)
 	now := v.Now()
-	p, found, hit := v.cache.get(h, now)
-	if !hit {
-		v.hot.cacheMiss.Inc()
-		if ip != "" {
-			if res := v.lookups.Allow(ctx, lookupClient(ip), v.lookupLimit); !res.Allowed {
-				v.m.Verifications.WithLabelValues("throttled").Inc()
-				e := refusal(ErrLookupsExhausted, fmt.Sprintf(
-					"Too many keys from %s had to be looked up: retry in %d s. Keys in use are remembered and do not count.", ip, errs.Seconds(res.RetryAfter)))
-				e.RetryAfter = res.RetryAfter
-				return nil, e
-			}
+	p, found, hit, refresh := v.cache.get(h, now)
+	switch {
+	case hit && (!found || !v.cut.Load()):
+		v.hot.cacheHit.Inc()
+		if refresh {
+			go v.refresh(h)
 		}
-		p, err = v.load(ctx, h, now)
-		if err != nil {
-			v.m.Verifications.WithLabelValues("error").Inc()
+	default:
+		v.hot.cacheMiss.Inc()
+		if p, err = v.lookup(ctx, h, ip, now); err != nil {
 			return nil, err
 		}
 		found = p != nil
-	} else {
-		v.hot.cacheHit.Inc()
 	}
 	// The stored environment is the authority; a key whose own token
 	// disagrees with it was not issued by us.
@@ -226,6 +287,61 @@ func (v *Verifier) VerifyFrom(ctx context.Context, raw, ip string) (*Principal, 
 	}
 	v.hot.outcomeOK.Inc()
 	return p, nil
+}
+
+// lookup asks the database for h, with the budgets of unknown keys, and
+// falls back on the cache when the database cannot answer.
+func (v *Verifier) lookup(ctx context.Context, h [32]byte, ip string, now time.Time) (*Principal, error) {
+	stale := v.cache.stale(h) // a key known before: it costs no budget
+	fallback := func() (*Principal, error) {
+		if stale != nil && v.trusted(now) {
+			v.m.Verifications.WithLabelValues("stale").Inc()
+			return stale, nil
+		}
+		v.m.Verifications.WithLabelValues("unavailable").Inc()
+		return nil, ErrUnavailable
+	}
+	if time.Now().UnixNano() < v.dbDownUntil.Load() {
+		return fallback()
+	}
+	client := ""
+	if stale == nil {
+		if ip != "" {
+			client = lookupClient(ip)
+			if retry, out := v.lookups.Exhausted(client, v.lookupLimit); out {
+				v.m.Verifications.WithLabelValues("throttled").Inc()
+				e := refusal(ErrLookupsExhausted, fmt.Sprintf(
+					"Too many unknown keys from %s had to be looked up: retry in %d s. Keys that exist never count.", ip, errs.Seconds(retry)))
+				e.RetryAfter = retry
+				return nil, e
+			}
+		}
+		if !v.global.Allow() {
+			v.m.Verifications.WithLabelValues("overloaded").Inc()
+			return nil, &errs.Error{Kind: errs.Unavailable, Code: errs.CodeUnavailable, RetryAfter: time.Second,
+				Message: "Too many unknown keys are being looked up right now: retry in a second."}
+		}
+	}
+	p, err := v.load(ctx, h, now)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		v.dbDownUntil.Store(time.Now().Add(time.Second).UnixNano())
+		return fallback()
+	}
+	if p == nil && client != "" {
+		v.lookups.Allow(ctx, client, v.lookupLimit) // charged: it found nothing
+	}
+	return p, nil
+}
+
+// refresh reads a busy key again before its entry expires, so requests
+// with it keep hitting the cache.
+func (v *Verifier) refresh(h [32]byte) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, _ = v.load(ctx, h, v.Now()) // on failure the entry expires as before
 }
 
 // lookupClient is who pays for a lookup: the address, or for IPv6 its /64,
@@ -282,24 +398,48 @@ func (v *Verifier) loadAt(ctx context.Context, h [32]byte, now time.Time, gen ui
 // Invalidate drops every cached secret of the key keyID.
 func (v *Verifier) Invalidate(keyID string) { v.cache.dropKey(keyID) }
 
-// InvalidateAll empties the cache, for when notifications may have been
-// missed.
-func (v *Verifier) InvalidateAll() { v.cache.dropAll(false) }
+// InvalidateAll empties the cache.
+func (v *Verifier) InvalidateAll() { v.cache.dropAll() }
 
-// listenerDown empties the cache and, until listenerUp, trusts answers for
-// a second only: no notification can reach it meanwhile.
-func (v *Verifier) listenerDown() { v.cache.dropAll(true) }
+// listenerDown keeps the cache: nothing can change a key while the
+// database is down, and a change made through another instance is caught
+// up on reconnect. Meanwhile every key is read again whenever the database
+// answers, and cached answers stand in, for staleMax, when it does not.
+func (v *Verifier) listenerDown() { v.cut.Store(true) }
 
-// listenerUp empties the cache (changes made while it was down are
-// unknown) and restores the full TTL.
-func (v *Verifier) listenerUp() { v.cache.dropAll(false) }
+// catchUpMargin reaches back before the last moment the cache was known
+// current, for key operations whose transaction stamped changed_at before
+// then but committed after.
+const catchUpMargin = 2 * time.Minute
+
+// listenerUp drops every key changed since the cache was last known
+// current (read through q, on the listener's new connection), then trusts
+// the cache again.
+func (v *Verifier) listenerUp(ctx context.Context, q *db.Queries) error {
+	since := time.Unix(0, v.currentWall.Load()).Add(-catchUpMargin)
+	changed, err := q.ListAPIKeysChangedSince(ctx, since)
+	if err != nil {
+		return err
+	}
+	v.dbDownUntil.Store(0) // the database answered: lookups may ask it again
+	if len(changed) > 10_000 {
+		v.cache.dropAll()
+	} else {
+		for _, c := range changed {
+			v.cache.dropKeyBefore(c.ID, c.ChangedAt)
+		}
+	}
+	v.markCurrent()
+	v.cut.Store(false)
+	return nil
+}
 
 func principalOf(r db.GetKeyForVerifyRow) *Principal {
 	k := r.APIKey
 	p := &Principal{
 		KeyID: k.ID, Name: k.Name, Prefix: r.Prefix, TenantID: k.TenantID, TenantSlug: r.TenantSlug, Plan: r.TenantPlan,
 		Environment: Environment(k.Environment), Scopes: k.Scopes, Sources: k.Sources,
-		CreatedAt: k.CreatedAt, ExpiresAt: k.ExpiresAt, DisabledAt: k.DisabledAt, RevokedAt: k.RevokedAt,
+		CreatedAt: k.CreatedAt, ExpiresAt: k.ExpiresAt, DisabledAt: k.DisabledAt, RevokedAt: k.RevokedAt, ChangedAt: k.ChangedAt,
 		SecretExpiresAt: r.SecretExpiresAt, RateLimit: PlanLimit(r.TenantPlan),
 	}
 	if rl := KeyRateLimit(k); rl != nil {

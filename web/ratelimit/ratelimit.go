@@ -118,6 +118,25 @@ func (m *Memory) Allow(_ context.Context, id string, l Limit) Result {
 	return res
 }
 
+// Exhausted reports, without spending anything, whether id has no request
+// left under l, and if so how long until it has one. A limiter that charges
+// only some outcomes asks first and spends with Allow afterwards.
+func (m *Memory) Exhausted(id string, l Limit) (time.Duration, bool) {
+	l = l.sane()
+	now := m.clock()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b := m.buckets[id]
+	if b == nil || b.l != l {
+		return 0, false
+	}
+	tokens := b.lim.TokensAt(now)
+	if tokens >= 1 {
+		return 0, false
+	}
+	return secs((1 - tokens) / (float64(l.Requests) / l.Window.Seconds())), true
+}
+
 func (m *Memory) sweep(now time.Time) {
 	m.swept = now
 	for id, b := range m.buckets {

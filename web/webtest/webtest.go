@@ -60,6 +60,9 @@ type Options struct {
 	Config func(*web.Config)
 	// Tracer, if set, sees every statement the server's pool sends.
 	Tracer *dbtest.Counter
+	// DatabaseURL, if set, names the database to use instead of a fresh
+	// clone: a fault test's own cluster (dbtest.OwnCluster).
+	DatabaseURL string
 }
 
 // New starts the application on a fresh database with one tenant, "acme".
@@ -72,7 +75,24 @@ func NewWith(t testing.TB, o Options) *Env {
 	if o.Tracer != nil {
 		configure = append(configure, o.Tracer.Trace)
 	}
-	store := db.NewStore(dbtest.New(t, configure...))
+	var store *db.Store
+	if o.DatabaseURL != "" {
+		pcfg, err := pgxpool.ParseConfig(o.DatabaseURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range configure {
+			c(pcfg)
+		}
+		pool, err := pgxpool.NewWithConfig(context.Background(), pcfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(pool.Close)
+		store = db.NewStore(pool)
+	} else {
+		store = db.NewStore(dbtest.New(t, configure...))
+	}
 	ring, err := keyring.New([]byte("test-secret-key-0123456789abcdef-0123456789"))
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +119,11 @@ func NewWith(t testing.TB, o Options) *Env {
 	})
 	e := &Env{T: t, App: app, Store: store, Server: srv, Clock: clock, Logs: logs}
 	t.Cleanup(e.checkServed)
-	e.Tenant = e.NewTenant("acme")
+	if t, err := store.GetTenantBySlug(context.Background(), "acme"); err == nil && o.DatabaseURL != "" {
+		e.Tenant = t // a second instance on a database of the test's own
+	} else {
+		e.Tenant = e.NewTenant("acme")
+	}
 	return e
 }
 
