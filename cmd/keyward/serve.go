@@ -28,6 +28,7 @@ import (
 	"keyward/web/events"
 	"keyward/web/ratelimit"
 	"keyward/web/session"
+	webusage "keyward/web/usage"
 )
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -188,9 +189,9 @@ func rateLimiter(ctx context.Context, redisURL string, log *slog.Logger, m *metr
 	return ratelimit.NewRedis(rdb, log, m), func() { rdb.Close() }, nil
 }
 
-// cleanupLoop deletes ended sessions, stale throttle counters, expired
-// idempotency keys and request logs past their retention, every ten
-// minutes.
+// cleanupLoop deletes ended sessions, stale throttle counters and expired
+// idempotency keys, creates the request log's partitions ahead and drops
+// its days past their retention, every ten minutes.
 func cleanupLoop(ctx context.Context, store *db.Store, sessions *session.Store, retention time.Duration, log *slog.Logger) {
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
@@ -210,8 +211,11 @@ func cleanupLoop(ctx context.Context, store *db.Store, sessions *session.Store, 
 			if _, err := events.ExpireIdempotencyKeys(ctx, store.Queries, time.Now()); err != nil {
 				log.Error("deleting expired idempotency keys", "err", err)
 			}
-			if _, err := store.DeleteOldRequestLogs(ctx, time.Now().Add(-retention)); err != nil {
-				log.Error("deleting old request logs", "err", err)
+			if _, err := webusage.EnsurePartitions(ctx, store.Queries, time.Now()); err != nil {
+				log.Error("creating request-log partitions", "err", err)
+			}
+			if _, err := webusage.DropOldPartitions(ctx, store.Queries, time.Now(), retention); err != nil {
+				log.Error("dropping old request-log partitions", "err", err)
 			}
 		}
 	}

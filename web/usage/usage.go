@@ -53,6 +53,8 @@ type Request struct {
 	Latency   time.Duration
 	RequestID string
 	At        time.Time
+	// Count is how many requests the row stands for: 1 (or 0, read as 1).
+	Count int
 }
 
 type lastUse struct {
@@ -335,7 +337,7 @@ func (r *Recorder) flushLogs(ctx context.Context) {
 				}
 				batch = append(batch, db.CopyRequestLogsParams{
 					TenantID: q.TenantID, KeyID: pgtype.UUID{Bytes: id, Valid: true}, KeyPrefix: q.KeyPrefix, Method: q.Method, Path: q.Path, Status: int32(q.Status),
-					Ip: q.IP, LatencyUs: q.Latency.Microseconds(), RequestID: q.RequestID, At: q.At,
+					Ip: q.IP, LatencyUs: q.Latency.Microseconds(), RequestID: q.RequestID, At: q.At, Count: int32(max(q.Count, 1)),
 				})
 			default:
 				break fill
