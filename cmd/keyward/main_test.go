@@ -101,6 +101,8 @@ func TestServeRefusesBadAPISettings(t *testing.T) {
 	for _, c := range []struct{ env, value, says string }{
 		{"KEYWARD_REQUEST_LOG_RETENTION", "10m", "at least 1h"},
 		{"KEYWARD_REQUEST_LOG_RETENTION", "soon", "at least 1h"},
+		{"KEYWARD_REQUEST_LOG_BUFFER", "lots", "KEYWARD_REQUEST_LOG_BUFFER must be a size of at least 1MB"},
+		{"KEYWARD_REQUEST_LOG_BUFFER", "512kB", "KEYWARD_REQUEST_LOG_BUFFER must be a size of at least 1MB"},
 		{"KEYWARD_API_HOSTS", "api.example.com=prod,oops", "host=environment"},
 		{"KEYWARD_API_HOSTS", "api.example.com=qa", "host=environment"},
 		{"KEYWARD_REDIS_URL", "redis://user:s3cretpw@host:badport/0", "KEYWARD_REDIS_URL is not a valid"},

@@ -27,6 +27,7 @@ import (
 	"keyward/web/auth"
 	"keyward/web/jobs"
 	"keyward/web/ratelimit"
+	webusage "keyward/web/usage"
 )
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -78,6 +79,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	app, err := web.Build(web.Config{
 		Production: cfg.production(), TrustedProxies: proxies, Logger: log, Issuer: issuer(cfg), BaseURL: cfg.baseURL(),
 		APIHosts: hosts, Limiter: limiter, QuietSuccess: !cfg.production(), Metrics: m,
+		Usage: webusage.Options{LogBuffer: int64(cfg.LogBuffer)},
 	}, store, ring)
 	if err != nil {
 		ln.Close()

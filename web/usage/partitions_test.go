@@ -47,7 +47,7 @@ func dayName(t time.Time) string { return "api_request_logs_p" + t.UTC().Format(
 // day a partition, which takes the row along.
 func TestRowsLandInTheirDaysPartition(t *testing.T) {
 	store := db.NewStore(dbtest.New(t))
-	r := usage.New(store, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now, metrics.New())
+	r := usage.New(store, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now, metrics.New(), usage.Options{})
 	defer r.Close(context.Background())
 	ctx := context.Background()
 	now := time.Now().UTC()
