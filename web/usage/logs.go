@@ -15,6 +15,21 @@ import (
 	"keyward/db"
 )
 
+// Refusals of one key are logged one by one up to RefusalBudget a minute;
+// past it, each (key, status, error code) of that minute is counted into
+// one row, written when the minute ends. A revoked key tried 4,000 times
+// in a minute is 60 rows and one row of ×3,940, not 4,000 rows.
+const (
+	RefusalBudget = 60
+	// maxBudgets bounds the keys whose refusals this minute are tracked.
+	// Past it, a key not tracked yet has its refusals logged one by one
+	// (they still go through the byte-bounded buffer).
+	maxBudgets = 100_000
+	// maxCounted bounds the rows being counted. Past it, a refusal that
+	// would start a new one is logged on its own.
+	maxCounted = 10_000
+)
+
 // Backoff of a failed request-log write: the first retry after
 // minBackoff, each next one after twice as long, at most maxBackoff.
 const (
@@ -29,16 +44,40 @@ const rowOverhead = int64(unsafe.Sizeof(Request{}))
 
 // rowBytes is what a buffered row holds in memory, about.
 func rowBytes(q *Request) int64 {
-	return rowOverhead + int64(len(q.KeyID)+len(q.KeyPrefix)+len(q.Method)+len(q.Path)+len(q.IP)+len(q.RequestID))
+	return rowOverhead + int64(len(q.KeyID)+len(q.KeyPrefix)+len(q.Method)+len(q.Path)+len(q.Code)+len(q.IP)+len(q.RequestID))
 }
 
-// logBuffer is the request log's buffer: rows waiting for a write and
-// the batch being written.
+// budget is a key's refusals in one minute.
+type budget struct {
+	minute time.Time
+	n      int
+}
+
+// countKey is what refusals past the budget are counted by.
+type countKey struct {
+	keyID  string
+	status int
+	code   string
+	minute time.Time
+}
+
+// counted is one row being counted: the first refusal, how many, and
+// their latencies added up.
+type counted struct {
+	first   Request
+	n       int
+	latency time.Duration
+}
+
+// logBuffer is the request log's buffer: rows waiting for a write, the
+// batch being written, and the refusals being counted.
 type logBuffer struct {
-	mu    sync.Mutex
-	queue []Request // waiting, oldest first
-	bytes int64     // of queue and of the batch being written
-	limit int64
+	mu      sync.Mutex
+	queue   []Request // waiting, oldest first
+	bytes   int64     // of queue and of the batch being written
+	limit   int64
+	budgets map[string]budget
+	counted map[countKey]*counted
 	// full wakes the log loop when a batch is full.
 	full chan struct{}
 
@@ -50,10 +89,11 @@ type logBuffer struct {
 }
 
 func newLogBuffer(limit int64) logBuffer {
-	return logBuffer{limit: limit, full: make(chan struct{}, 1)}
+	return logBuffer{limit: limit, budgets: map[string]budget{}, counted: map[countKey]*counted{}, full: make(chan struct{}, 1)}
 }
 
-// Log queues a request-log row. It drops and counts the row if the buffer
+// Log queues a request-log row, or counts it with others if it is a
+// refusal past its key's budget. It drops and counts the row if the buffer
 // is full, or if the recorder is closed (a request that outlived
 // shutdown). It never blocks on I/O.
 func (r *Recorder) Log(req Request) {
@@ -66,7 +106,44 @@ func (r *Recorder) Log(req Request) {
 	b := &r.logs
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if req.Status >= 400 && req.Status < 500 && r.countRefusal(req) {
+		return
+	}
 	r.enqueue(req)
+}
+
+// countRefusal spends one of the key's refusals of req's minute, and past
+// the budget counts req into its row instead; it reports whether it did.
+// b.mu is held.
+func (r *Recorder) countRefusal(req Request) bool {
+	b := &r.logs
+	minute := req.At.Truncate(time.Minute)
+	bu, tracked := b.budgets[req.KeyID]
+	switch {
+	case !tracked && len(b.budgets) >= maxBudgets:
+		return false
+	case tracked && minute.Before(bu.minute):
+		return false // a slow request of a minute already left: on its own
+	case !tracked || minute.After(bu.minute):
+		bu = budget{minute: minute}
+	}
+	bu.n++
+	b.budgets[req.KeyID] = bu
+	if bu.n <= RefusalBudget {
+		return false
+	}
+	k := countKey{req.KeyID, req.Status, req.Code, minute}
+	c := b.counted[k]
+	if c == nil {
+		if len(b.counted) >= maxCounted {
+			return false
+		}
+		c = &counted{first: req}
+		b.counted[k] = c
+	}
+	c.n++
+	c.latency += req.Latency
+	return true
 }
 
 // enqueue appends req to the queue, or drops and counts it when the
@@ -88,8 +165,32 @@ func (r *Recorder) enqueue(req Request) {
 	}
 }
 
-// logLoop writes a batch as soon as one is full, and everything at every
-// tick.
+// closeMinutes queues the counted rows of minutes that ended by now, or
+// all of them when now is zero, and forgets budgets of ended minutes.
+func (r *Recorder) closeMinutes(now time.Time) {
+	b := &r.logs
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for k, c := range b.counted {
+		if now.IsZero() || !k.minute.Add(time.Minute).After(now) {
+			row := c.first
+			row.Count, row.Latency = c.n, c.latency/time.Duration(c.n)
+			r.enqueue(row)
+			delete(b.counted, k)
+		}
+	}
+	if now.IsZero() {
+		return // budgets of the open minute still hold
+	}
+	for id, bu := range b.budgets {
+		if !bu.minute.Add(time.Minute).After(now) {
+			delete(b.budgets, id)
+		}
+	}
+}
+
+// logLoop writes a batch as soon as one is full, and everything, counted
+// rows of ended minutes included, at every tick.
 func (r *Recorder) logLoop() {
 	defer r.done.Done()
 	t := time.NewTicker(r.interval)
@@ -104,15 +205,20 @@ func (r *Recorder) logLoop() {
 		case <-r.logs.full:
 		}
 		r.logs.writing.Lock()
+		if all {
+			r.closeMinutes(r.now())
+		}
 		r.writeLogs(r.loops, all, r.stop)
 		r.logs.writing.Unlock()
 	}
 }
 
-// flushLogs writes every buffered row, retrying until done or ctx ends.
+// flushLogs writes every buffered row and every counted one, retrying
+// until done or ctx ends.
 func (r *Recorder) flushLogs(ctx context.Context) {
 	r.logs.writing.Lock()
 	defer r.logs.writing.Unlock()
+	r.closeMinutes(time.Time{})
 	r.writeLogs(ctx, true, nil)
 }
 
@@ -254,7 +360,12 @@ func (r *Recorder) dropUnwritten() (requests, rows int) {
 		}
 		rows += len(q)
 	}
+	for _, c := range b.counted {
+		requests += c.n
+		rows++
+	}
 	b.batch, b.queue, b.bytes = nil, nil, 0
+	clear(b.counted)
 	r.dropped.Add(float64(requests))
 	return requests, rows
 }

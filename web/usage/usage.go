@@ -5,10 +5,12 @@
 // buffer drops (and counts) rather than slows a request. It must not
 // import echo.
 //
-// The request log keeps every row it can (logs.go): a batch is written as
-// soon as it is full, and a failed write is retried with backoff while its
-// rows wait in the buffer, which is bounded in bytes and drops only when
-// full.
+// The request log keeps every row it can: a batch is written as soon as
+// it is full, and a failed write is retried with backoff while its rows
+// wait in the buffer, which is bounded in bytes and drops only when full.
+// Refusals cannot flood it: past RefusalBudget refusals of one key in a
+// minute, further ones are counted, one row per key, status, error code
+// and minute (logs.go).
 package usage
 
 import (
@@ -56,11 +58,16 @@ type Request struct {
 	Method    string
 	Path      string
 	Status    int
+	// Code is the envelope's error code of a refused request. Refusals
+	// are counted by key, status and code; it is not stored.
+	Code      string
 	IP        string
 	Latency   time.Duration
 	RequestID string
 	At        time.Time
-	// Count is how many requests the row stands for: 1 (or 0, read as 1).
+	// Count is how many requests the row stands for: 1 (or 0, read as 1)
+	// for a request logged on its own, more for refusals counted together,
+	// which carry the first one's details and their mean latency.
 	Count int
 }
 
@@ -119,7 +126,7 @@ type Recorder struct {
 	// now is the application's clock.
 	now     func() time.Time
 	m       *metrics.Set
-	dropped prometheus.Counter // request-log rows dropped
+	dropped prometheus.Counter // request-log rows dropped (a counted row as its requests)
 }
 
 // New returns a recorder; call Start to run its loops and Close to end it.
@@ -193,8 +200,8 @@ func (r *Recorder) useLoop() {
 }
 
 // Close stops the loops and writes everything still buffered, ignoring the
-// one-write-per-minute rule: at shutdown nothing is lost that ctx leaves
-// time to write. Request-log rows
+// one-write-per-minute rule and the open minute of counted refusals: at
+// shutdown nothing is lost that ctx leaves time to write. Request-log rows
 // still unwritten when ctx ends are counted as dropped.
 func (r *Recorder) Close(ctx context.Context) {
 	r.closeOne.Do(func() { close(r.stop) })
@@ -218,8 +225,9 @@ func (r *Recorder) Close(ctx context.Context) {
 	r.stopLoops()
 }
 
-// Flush writes everything buffered now, retrying failed request-log
-// writes until they succeed or ctx ends. Close and tests use it.
+// Flush writes everything buffered now, the open minute's counted
+// refusals included, retrying failed request-log writes until they succeed
+// or ctx ends. Close and tests use it.
 func (r *Recorder) Flush(ctx context.Context) {
 	r.flushUse(ctx, true)
 	r.flushLogs(ctx)
