@@ -39,6 +39,7 @@ func (r iteratorForCopyRequestLogs) Values() ([]interface{}, error) {
 		r.rows[0].LatencyUs,
 		r.rows[0].RequestID,
 		r.rows[0].At,
+		r.rows[0].Count,
 	}, nil
 }
 
@@ -47,5 +48,5 @@ func (r iteratorForCopyRequestLogs) Err() error {
 }
 
 func (q *Queries) CopyRequestLogs(ctx context.Context, arg []CopyRequestLogsParams) (int64, error) {
-	return q.db.CopyFrom(ctx, []string{"api_request_logs"}, []string{"tenant_id", "key_id", "key_prefix", "method", "path", "status", "ip", "latency_us", "request_id", "at"}, &iteratorForCopyRequestLogs{rows: arg})
+	return q.db.CopyFrom(ctx, []string{"api_request_logs"}, []string{"tenant_id", "key_id", "key_prefix", "method", "path", "status", "ip", "latency_us", "request_id", "at", "count"}, &iteratorForCopyRequestLogs{rows: arg})
 }

@@ -23,6 +23,7 @@ type CopyRequestLogsParams struct {
 	LatencyUs int64
 	RequestID string
 	At        time.Time
+	Count     int32
 }
 
 const countKeyIPs = `-- name: CountKeyIPs :one
@@ -42,7 +43,7 @@ func (q *Queries) CountKeyIPs(ctx context.Context, arg CountKeyIPsParams) (int64
 }
 
 const countKeyRequestsByHour = `-- name: CountKeyRequestsByHour :many
-SELECT date_trunc('hour', at, 'UTC')::timestamptz AS hour, count(*) AS requests
+SELECT date_trunc('hour', at, 'UTC')::timestamptz AS hour, sum(count)::bigint AS requests
 FROM api_request_logs
 WHERE tenant_id = $1 AND key_id = CAST($2::text AS uuid) AND at >= $3
 GROUP BY 1
@@ -60,9 +61,9 @@ type CountKeyRequestsByHourRow struct {
 	Requests int64
 }
 
-// Requests per hour of one key since a time, for its usage chart.
-// Hours are UTC hours whatever the session's time zone (which a
-// half-hour zone would shift).
+// Requests per hour of one key since a time, for its usage chart: a row
+// stands for count requests. Hours are UTC hours whatever the session's
+// time zone (which a half-hour zone would shift).
 func (q *Queries) CountKeyRequestsByHour(ctx context.Context, arg CountKeyRequestsByHourParams) ([]CountKeyRequestsByHourRow, error) {
 	rows, err := q.db.Query(ctx, countKeyRequestsByHour, arg.TenantID, arg.KeyID, arg.Since)
 	if err != nil {
@@ -95,16 +96,37 @@ func (q *Queries) DeleteExpiredIdempotencyKeys(ctx context.Context, before time.
 	return result.RowsAffected(), nil
 }
 
-const deleteOldRequestLogs = `-- name: DeleteOldRequestLogs :execrows
-DELETE FROM api_request_logs WHERE at < $1
+const dropRequestLogPartitions = `-- name: DropRequestLogPartitions :one
+SELECT request_log_partitions_drop($1::timestamptz)::int AS dropped
 `
 
-func (q *Queries) DeleteOldRequestLogs(ctx context.Context, before time.Time) (int64, error) {
-	result, err := q.db.Exec(ctx, deleteOldRequestLogs, before)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
+// Drops the request log's day partitions whose rows are all older than
+// older_than, and the default partition's older rows; returns how many
+// partitions it dropped. Spans every tenant: a retention job.
+func (q *Queries) DropRequestLogPartitions(ctx context.Context, olderThan time.Time) (int32, error) {
+	row := q.db.QueryRow(ctx, dropRequestLogPartitions, olderThan)
+	var dropped int32
+	err := row.Scan(&dropped)
+	return dropped, err
+}
+
+const ensureRequestLogPartitions = `-- name: EnsureRequestLogPartitions :one
+SELECT request_log_partitions_ensure($1::timestamptz, $2::timestamptz)::int AS created
+`
+
+type EnsureRequestLogPartitionsParams struct {
+	FromDay time.Time
+	ToDay   time.Time
+}
+
+// Creates the request log's partitions of every UTC day from from_day
+// through to_day, and of every day its default partition holds rows of;
+// returns how many it created. Spans every tenant: a retention job.
+func (q *Queries) EnsureRequestLogPartitions(ctx context.Context, arg EnsureRequestLogPartitionsParams) (int32, error) {
+	row := q.db.QueryRow(ctx, ensureRequestLogPartitions, arg.FromDay, arg.ToDay)
+	var created int32
+	err := row.Scan(&created)
+	return created, err
 }
 
 const flushLastUsed = `-- name: FlushLastUsed :execrows
@@ -427,10 +449,13 @@ func (q *Queries) ListEvents(ctx context.Context, arg ListEventsParams) ([]Event
 }
 
 const listRequestLogs = `-- name: ListRequestLogs :many
-SELECT tenant_id, key_id, key_prefix, method, path, status, ip, latency_us, request_id, at FROM api_request_logs
+SELECT tenant_id, key_id, key_prefix, method, path, status, ip, latency_us, request_id, at, count FROM api_request_logs
 WHERE tenant_id = $1
   AND ($2::text = '' OR key_id = CAST(nullif($2::text, '') AS uuid))
   AND status BETWEEN $3::int AND $4::int
+  -- Implied by the next line, but only this one lets Postgres skip the
+  -- partitions of later days.
+  AND at <= $5::timestamptz
   AND (at, request_id) < ($5::timestamptz, $6::text)
 ORDER BY at DESC, request_id DESC
 LIMIT $7
@@ -478,6 +503,7 @@ func (q *Queries) ListRequestLogs(ctx context.Context, arg ListRequestLogsParams
 			&i.LatencyUs,
 			&i.RequestID,
 			&i.At,
+			&i.Count,
 		); err != nil {
 			return nil, err
 		}

@@ -52,6 +52,7 @@ type APIRequestLog struct {
 	LatencyUs int64
 	RequestID string
 	At        time.Time
+	Count     int32
 }
 
 type ApiKeyIp struct {
@@ -59,6 +60,20 @@ type ApiKeyIp struct {
 	TenantID    int64
 	Ip          string
 	FirstSeenAt time.Time
+}
+
+type ApiRequestLogsDefault struct {
+	TenantID  int64
+	KeyID     string
+	KeyPrefix string
+	Method    string
+	Path      string
+	Status    int32
+	Ip        string
+	LatencyUs int64
+	RequestID string
+	At        time.Time
+	Count     int32
 }
 
 type AuditChainHead struct {

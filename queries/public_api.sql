@@ -27,11 +27,20 @@ INSERT INTO api_key_ips (key_id, tenant_id, ip, first_seen_at) VALUES (@key_id, 
 ON CONFLICT DO NOTHING;
 
 -- name: CopyRequestLogs :copyfrom
-INSERT INTO api_request_logs (tenant_id, key_id, key_prefix, method, path, status, ip, latency_us, request_id, at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10);
+INSERT INTO api_request_logs (tenant_id, key_id, key_prefix, method, path, status, ip, latency_us, request_id, at, count)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11);
 
--- name: DeleteOldRequestLogs :execrows
-DELETE FROM api_request_logs WHERE at < @before;
+-- name: EnsureRequestLogPartitions :one
+-- Creates the request log's partitions of every UTC day from from_day
+-- through to_day, and of every day its default partition holds rows of;
+-- returns how many it created. Spans every tenant: a retention job.
+SELECT request_log_partitions_ensure(@from_day::timestamptz, @to_day::timestamptz)::int AS created;
+
+-- name: DropRequestLogPartitions :one
+-- Drops the request log's day partitions whose rows are all older than
+-- older_than, and the default partition's older rows; returns how many
+-- partitions it dropped. Spans every tenant: a retention job.
+SELECT request_log_partitions_drop(@older_than::timestamptz)::int AS dropped;
 
 -- name: DeleteExpiredIdempotencyKeys :execrows
 DELETE FROM idempotency_keys WHERE created_at < @before;
@@ -101,15 +110,18 @@ SELECT * FROM api_request_logs
 WHERE tenant_id = @tenant_id
   AND (@key_id::text = '' OR key_id = CAST(nullif(@key_id::text, '') AS uuid))
   AND status BETWEEN @status_min::int AND @status_max::int
+  -- Implied by the next line, but only this one lets Postgres skip the
+  -- partitions of later days.
+  AND at <= @before::timestamptz
   AND (at, request_id) < (@before::timestamptz, @before_request_id::text)
 ORDER BY at DESC, request_id DESC
 LIMIT @lim;
 
 -- name: CountKeyRequestsByHour :many
--- Requests per hour of one key since a time, for its usage chart.
--- Hours are UTC hours whatever the session's time zone (which a
--- half-hour zone would shift).
-SELECT date_trunc('hour', at, 'UTC')::timestamptz AS hour, count(*) AS requests
+-- Requests per hour of one key since a time, for its usage chart: a row
+-- stands for count requests. Hours are UTC hours whatever the session's
+-- time zone (which a half-hour zone would shift).
+SELECT date_trunc('hour', at, 'UTC')::timestamptz AS hour, sum(count)::bigint AS requests
 FROM api_request_logs
 WHERE tenant_id = @tenant_id AND key_id = CAST(@key_id::text AS uuid) AND at >= @since
 GROUP BY 1

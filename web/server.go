@@ -53,6 +53,9 @@ type Config struct {
 	// Now is the application's one clock; nil means time.Now. Tests move
 	// it instead of sleeping or editing rows.
 	Now func() time.Time
+	// Usage sizes the usage buffers (the request log's, in bytes) and
+	// sets how often they are flushed; zero values take the defaults.
+	Usage usage.Options
 }
 
 // App is the built application.
@@ -109,7 +112,7 @@ func Build(cfg Config, store *db.Store, ring *keyring.Ring) (*App, error) {
 	}
 	ver := apikey.NewVerifier(store.Queries, cfg.Verifier, cfg.Metrics)
 	ver.Now = now
-	rec := usage.New(store, cfg.Logger, now, cfg.Metrics)
+	rec := usage.New(store, cfg.Logger, now, cfg.Metrics, cfg.Usage)
 	evs := &events.Service{Store: store, Now: now}
 	pub := &api.Handler{Events: evs, Verifier: ver, Limiter: cfg.Limiter, Usage: rec, Hosts: cfg.APIHosts, Now: now, Metrics: cfg.Metrics}
 	return &App{Echo: New(cfg, store, ph, pub), Sessions: sessions, Auth: authSvc, Keys: keys, Events: evs, MFA: mfaSvc,

@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,6 +34,7 @@ type config struct {
 	RedisURL       string
 	LogRetention   time.Duration
 	KeyStaleMax    time.Duration
+	LogBuffer      byteSize
 }
 
 // defaultDataDir is where make run keeps the embedded cluster.
@@ -60,6 +63,9 @@ func (c *config) validateServe() error {
 	if c.KeyStaleMax < time.Second || c.KeyStaleMax > 24*time.Hour {
 		return fmt.Errorf("KEYWARD_KEY_STALE_MAX must be a duration from 1s to 24h, such as 10m")
 	}
+	if c.LogBuffer < minLogBuffer {
+		return fmt.Errorf("KEYWARD_REQUEST_LOG_BUFFER must be a size of at least 1MB, such as 64MB")
+	}
 	return nil
 }
 
@@ -82,6 +88,54 @@ func (c *config) serveFlags(fs *flag.FlagSet) {
 		staleMax = -1 // reported by validate
 	}
 	fs.DurationVar(&c.KeyStaleMax, "key-stale-max", staleMax, "how long cached API keys are served while the database is unreachable (KEYWARD_KEY_STALE_MAX)")
+	if err := c.LogBuffer.Set(env("KEYWARD_REQUEST_LOG_BUFFER", "64MB")); err != nil {
+		c.LogBuffer = -1 // reported by validateServe
+	}
+	fs.Var(&c.LogBuffer, "request-log-buffer", "memory for request-log rows waiting to be written, such as 64MB; past it rows are dropped and counted (KEYWARD_REQUEST_LOG_BUFFER)")
+}
+
+// minLogBuffer is the least KEYWARD_REQUEST_LOG_BUFFER: a few thousand
+// rows.
+const minLogBuffer = 1 << 20
+
+// byteSize is a number of bytes, written as a whole number and a unit, as
+// PostgreSQL reads its memory settings: B, kB, MB, GB or TB, each 1024
+// times the one before (KiB, MiB, … and letter case are accepted too).
+type byteSize int64
+
+// sizeShifts are the units byteSize reads, as powers of two.
+var sizeShifts = map[string]uint{
+	"": 0, "b": 0,
+	"k": 10, "kb": 10, "kib": 10,
+	"m": 20, "mb": 20, "mib": 20,
+	"g": 30, "gb": 30, "gib": 30,
+	"t": 40, "tb": 40, "tib": 40,
+}
+
+func (b *byteSize) Set(s string) error {
+	v := strings.TrimSpace(s)
+	digits := strings.TrimRight(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ ")
+	shift, ok := sizeShifts[strings.ToLower(strings.TrimSpace(v[len(digits):]))]
+	n, err := strconv.ParseInt(digits, 10, 64)
+	if !ok || err != nil || n < 0 || digits[0] == '+' || n > math.MaxInt64>>shift {
+		return fmt.Errorf("%q is not a size such as 64MB", s)
+	}
+	*b = byteSize(n << shift)
+	return nil
+}
+
+// String writes the size in the largest unit that divides it.
+func (b *byteSize) String() string {
+	n := int64(*b)
+	for _, u := range []struct {
+		name  string
+		shift uint
+	}{{"TB", 40}, {"GB", 30}, {"MB", 20}, {"kB", 10}} {
+		if n != 0 && n%(1<<u.shift) == 0 {
+			return strconv.FormatInt(n>>u.shift, 10) + u.name
+		}
+	}
+	return strconv.FormatInt(n, 10) + "B"
 }
 
 func (c *config) production() bool { return c.Mode == "production" }

@@ -34,6 +34,52 @@ func TestLogFormat(t *testing.T) {
 	}
 }
 
+// KEYWARD_REQUEST_LOG_BUFFER reads sizes as PostgreSQL does (units of
+// 1024, any letter case), defaults to 64MB, and a flag beats it; what it
+// cannot read, or reads as under 1MB, stops serve.
+func TestRequestLogBuffer(t *testing.T) {
+	for _, c := range []struct {
+		env  string
+		args []string
+		want int64 // -1: refused
+	}{
+		{"", nil, 64 << 20},
+		{"128MB", nil, 128 << 20},
+		{"2gb", nil, 2 << 30},
+		{"1GiB", nil, 1 << 30},
+		{" 3 MB ", nil, 3 << 20},
+		{"1048576", nil, 1 << 20},
+		{"4096kB", nil, 4 << 20},
+		{"64MB", []string{"--request-log-buffer", "16MB"}, 16 << 20},
+		{"1023kB", nil, -1},
+		{"0", nil, -1},
+		{"-5MB", nil, -1},
+		{"+5MB", nil, -1},
+		{"1.5GB", nil, -1},
+		{"64 megs", nil, -1},
+		{"MB", nil, -1},
+		{"99999999999TB", nil, -1},
+	} {
+		t.Setenv("KEYWARD_REQUEST_LOG_BUFFER", c.env)
+		var cfg config
+		fs := flag.NewFlagSet("test", flag.ContinueOnError)
+		cfg.serveFlags(fs)
+		if err := fs.Parse(c.args); err != nil {
+			t.Fatal(err)
+		}
+		err := cfg.validateServe()
+		switch {
+		case c.want < 0 && (err == nil || !strings.HasPrefix(err.Error(), "KEYWARD_REQUEST_LOG_BUFFER must be")):
+			t.Errorf("%q: %v, want it refused", c.env, err)
+		case c.want >= 0 && (err != nil || int64(cfg.LogBuffer) != c.want):
+			t.Errorf("%q %v: %d %v, want %d", c.env, c.args, cfg.LogBuffer, err, c.want)
+		}
+	}
+	if s := byteSize(64 << 20); s.String() != "64MB" {
+		t.Errorf("64 MiB is written %q", s.String())
+	}
+}
+
 // FuzzTrustedProxies: the parser never panics, and whatever it accepts is
 // one valid, masked network per non-blank entry.
 func FuzzTrustedProxies(f *testing.F) {

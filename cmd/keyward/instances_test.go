@@ -163,6 +163,19 @@ func TestTwoInstancesSeeKeyChangesWithinASecond(t *testing.T) {
 		}
 	}
 
+	// Periodic jobs run on River, once for both instances: the partitions
+	// job, which runs at start, has run, and only once.
+	var done, all int
+	for deadline := time.Now().Add(20 * time.Second); done == 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if err := pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE state = 'completed'), count(*) FROM river_job
+			WHERE kind = 'request_log_partitions'`).Scan(&done, &all); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if done != 1 || all != 1 {
+		t.Fatalf("request_log_partitions jobs: %d completed of %d; want one, for both instances", done, all)
+	}
+
 	// SIGTERM flushes the usage buffers: a burst of requests sent just
 	// before it is all in the request log once the process has exited.
 	var live string

@@ -103,6 +103,8 @@ func TestServeRefusesBadAPISettings(t *testing.T) {
 		{"KEYWARD_REQUEST_LOG_RETENTION", "soon", "at least 1h"},
 		{"KEYWARD_KEY_STALE_MAX", "forever", "KEYWARD_KEY_STALE_MAX"},
 		{"KEYWARD_KEY_STALE_MAX", "0s", "from 1s to 24h"},
+		{"KEYWARD_REQUEST_LOG_BUFFER", "lots", "KEYWARD_REQUEST_LOG_BUFFER must be a size of at least 1MB"},
+		{"KEYWARD_REQUEST_LOG_BUFFER", "512kB", "KEYWARD_REQUEST_LOG_BUFFER must be a size of at least 1MB"},
 		{"KEYWARD_API_HOSTS", "api.example.com=prod,oops", "host=environment"},
 		{"KEYWARD_API_HOSTS", "api.example.com=qa", "host=environment"},
 		{"KEYWARD_REDIS_URL", "redis://user:s3cretpw@host:badport/0", "KEYWARD_REDIS_URL is not a valid"},

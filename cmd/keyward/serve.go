@@ -24,10 +24,10 @@ import (
 	"keyward/web/apikey"
 	"keyward/web/audit"
 	"keyward/web/auth"
-	"keyward/web/events"
+	"keyward/web/jobs"
 	"keyward/web/metrics"
 	"keyward/web/ratelimit"
-	"keyward/web/session"
+	webusage "keyward/web/usage"
 )
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -80,6 +80,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Production: cfg.production(), TrustedProxies: proxies, Logger: log, Issuer: issuer(cfg), BaseURL: cfg.baseURL(),
 		APIHosts: hosts, Limiter: limiter, QuietSuccess: !cfg.production(), Metrics: m,
 		Verifier: apikey.VerifierOptions{StaleMax: cfg.KeyStaleMax},
+		Usage:    webusage.Options{LogBuffer: int64(cfg.LogBuffer)},
 	}, store, ring)
 	if err != nil {
 		ln.Close()
@@ -99,7 +100,17 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 
-	go cleanupLoop(ctx, store, app.Sessions, cfg.LogRetention, log)
+	// Periodic work (request-log partitions and retention, cleanup) runs
+	// as River jobs, once across every instance. Not under ctx: SIGTERM
+	// stops them gracefully below.
+	runner, err := jobs.New(jobs.Config{Store: store, Sessions: app.Sessions, Retention: cfg.LogRetention, Log: log})
+	if err == nil {
+		err = runner.Start(appCtx)
+	}
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	srv := app.Echo.Server
 	srv.Handler = app.Echo
 	// The socket has been listening since net.Listen; requests wait in its
@@ -123,6 +134,8 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	log.Info("shutting down")
 	shutCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	jobsDone := make(chan struct{})
+	go func() { runner.Stop(shutCtx); close(jobsDone) }()
 	shutErr := srv.Shutdown(shutCtx)
 	if shutErr != nil {
 		// Requests still running past the deadline lose their
@@ -131,6 +144,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		// as dropped (keyward_buffer_dropped_total).
 		srv.Close()
 	}
+	<-jobsDone
 	// Write what the usage buffers still hold, with time of its own.
 	flushCtx, cancelFlush := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancelFlush()
@@ -187,35 +201,6 @@ func rateLimiter(ctx context.Context, redisURL string, log *slog.Logger, m *metr
 	}
 	log.Info("rate limits are shared through Redis", "addr", opt.Addr)
 	return ratelimit.NewRedis(rdb, log, m), func() { rdb.Close() }, nil
-}
-
-// cleanupLoop deletes ended sessions, stale throttle counters, expired
-// idempotency keys and request logs past their retention, every ten
-// minutes.
-func cleanupLoop(ctx context.Context, store *db.Store, sessions *session.Store, retention time.Duration, log *slog.Logger) {
-	t := time.NewTicker(10 * time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if n, err := sessions.DeleteExpired(ctx); err != nil {
-				log.Error("deleting expired sessions", "err", err)
-			} else if n > 0 {
-				log.Info("expired sessions deleted", "count", n)
-			}
-			if _, err := store.DeleteStaleThrottles(ctx); err != nil {
-				log.Error("deleting stale throttle counters", "err", err)
-			}
-			if _, err := events.ExpireIdempotencyKeys(ctx, store.Queries, time.Now()); err != nil {
-				log.Error("deleting expired idempotency keys", "err", err)
-			}
-			if _, err := store.DeleteOldRequestLogs(ctx, time.Now().Add(-retention)); err != nil {
-				log.Error("deleting old request logs", "err", err)
-			}
-		}
-	}
 }
 
 // The demo tenant and owner that development creates on an empty database.

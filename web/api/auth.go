@@ -13,6 +13,7 @@ import (
 	"keyward/web/apikey"
 	"keyward/web/audit"
 	"keyward/web/errs"
+	"keyward/web/problem"
 	"keyward/web/ratelimit"
 	"keyward/web/usage"
 )
@@ -154,7 +155,8 @@ const maxLoggedPath = 512
 
 // logRequest queues a request-log row for every request whose key was
 // identified, refused or not. Unknown keys belong to no tenant and are
-// only counted in metrics.
+// only counted in metrics. A refusal carries its envelope code, by which
+// usage counts refusals past the key's budget together.
 func (h *Handler) logRequest(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start, at := time.Now(), h.Now() // latency on the machine's clock, the row's time on the application's
@@ -163,15 +165,17 @@ func (h *Handler) logRequest(next echo.HandlerFunc) echo.HandlerFunc {
 		if p == nil {
 			return err
 		}
+		var code string
 		if err != nil {
-			c.Error(err) // write the response now, to log its status
+			code = problem.Of(err).Code // what the error handler answers with
+			c.Error(err)                // write the response now, to log its status
 		}
 		// The path is the client's: clean it, or one odd byte would fail
 		// the whole COPY batch it lands in.
 		path := audit.CleanText(c.Request().URL.Path, maxLoggedPath)
 		h.Usage.Log(usage.Request{
 			TenantID: p.TenantID, KeyID: p.KeyID, KeyPrefix: p.Prefix, Method: c.Request().Method, Path: path,
-			Status: c.Response().Status, IP: c.RealIP(), Latency: time.Since(start),
+			Status: c.Response().Status, Code: code, IP: c.RealIP(), Latency: time.Since(start),
 			RequestID: c.Response().Header().Get(echo.HeaderXRequestID), At: at,
 		})
 		return nil

@@ -58,7 +58,7 @@ func (h *Handler) handleAPILogs(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p := views.APILogsProps{Key: keyID, Status: status}
+	p := views.APILogsProps{Key: keyID, Status: status, RefusalBudget: usage.RefusalBudget}
 	names := map[string]string{}
 	for _, k := range keys {
 		names[k.ID] = k.Name
@@ -84,12 +84,27 @@ func (h *Handler) handleAPILogs(c echo.Context) error {
 				return err
 			}
 		}
-		p.Rows = append(p.Rows, views.LogRow{
+		row := views.LogRow{
 			At: r.At.UTC().Format("2006-01-02 15:04:05 UTC"), Method: r.Method, Path: r.Path, Status: r.Status,
 			KeyID: r.KeyID, KeyName: names[r.KeyID], KeyPrefix: r.KeyPrefix, IP: r.IP, Latency: latencyText(r.Latency.Microseconds()), RequestID: r.RequestID,
-		})
+		}
+		if r.Count > 1 {
+			row.Count = "×" + thousands(r.Count)
+			row.CountNote = thousands(r.Count) + " refusals of this key with this status and error in the minute from " +
+				r.At.UTC().Truncate(time.Minute).Format("15:04 UTC") + ", counted rather than listed; this row shows the first of them and their mean latency."
+		}
+		p.Rows = append(p.Rows, row)
 	}
 	return render(c, http.StatusOK, views.APILogsPage(meta(c, "API request log", "api-logs"), p))
+}
+
+// thousands writes n with commas between groups of three digits: 3,940.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 func latencyText(us int64) string {

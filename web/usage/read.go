@@ -40,7 +40,8 @@ func (r *Reader) List(ctx context.Context, tenantID int64, f LogFilter) ([]Reque
 	out := make([]Request, len(rows))
 	for i, r := range rows {
 		out[i] = Request{TenantID: r.TenantID, At: r.At, KeyID: uuid.UUID(r.KeyID.Bytes).String(), KeyPrefix: r.KeyPrefix, Method: r.Method,
-			Path: r.Path, Status: int(r.Status), IP: r.Ip, Latency: time.Duration(r.LatencyUs) * time.Microsecond, RequestID: r.RequestID}
+			Path: r.Path, Status: int(r.Status), IP: r.Ip, Latency: time.Duration(r.LatencyUs) * time.Microsecond, RequestID: r.RequestID,
+			Count: int(r.Count)}
 	}
 	return out, more, nil
 }

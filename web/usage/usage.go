@@ -4,6 +4,13 @@
 // loops write them in batches, and Close flushes what is left. A full
 // buffer drops (and counts) rather than slows a request. It must not
 // import echo.
+//
+// The request log keeps every row it can: a batch is written as soon as
+// it is full, and a failed write is retried with backoff while its rows
+// wait in the buffer, which is bounded in bytes and drops only when full.
+// Refusals cannot flood it: past RefusalBudget refusals of one key in a
+// minute, further ones are counted, one row per key, status, error code
+// and minute (logs.go).
 package usage
 
 import (
@@ -13,8 +20,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"keyward/db"
 	"keyward/web/audit"
@@ -29,10 +35,12 @@ const (
 	// in api_key_ips. Past it, new addresses are no longer audited, so a
 	// key used from everywhere cannot flood the audit trail.
 	MaxIPsPerKey = 1000
-	// LogBuffer is how many request-log rows wait for a flush at most.
-	LogBuffer = 20_000
-	// logBatch is the most rows one COPY writes.
-	logBatch = 5000
+	// DefaultLogBuffer is how many bytes of request-log rows may wait for
+	// a write, unless Options say otherwise: some 200,000 rows.
+	DefaultLogBuffer = 64 << 20
+	// LogBatch is the most rows one COPY writes; a full batch is written
+	// at once, without waiting for the tick.
+	LogBatch = 5000
 	// maxPendingIPs bounds first sightings waiting for a flush.
 	maxPendingIPs = 10_000
 	// maxSeen bounds the (key, address) pairs remembered in memory. The
@@ -41,7 +49,8 @@ const (
 	maxSeen = 200_000
 )
 
-// Request is one keyed public-API request, for the request log.
+// Request is one keyed public-API request, for the request log: a row
+// read or written.
 type Request struct {
 	TenantID  int64
 	KeyID     string
@@ -49,10 +58,29 @@ type Request struct {
 	Method    string
 	Path      string
 	Status    int
+	// Code is the envelope's error code of a refused request. Refusals
+	// are counted by key, status and code; it is not stored.
+	Code      string
 	IP        string
 	Latency   time.Duration
 	RequestID string
 	At        time.Time
+	// Count is how many requests the row stands for: 1 (or 0, read as 1)
+	// for a request logged on its own, more for refusals counted together,
+	// which carry the first one's details and their mean latency.
+	Count int
+}
+
+// Options size the buffers; zero values take the defaults.
+type Options struct {
+	// Interval is how often buffers are flushed (default 1 s); last-used
+	// writes are further held to one per key per LastUsedGap. A full
+	// request-log batch does not wait for it.
+	Interval time.Duration
+	// LogBuffer bounds, in bytes, the request-log rows waiting for a
+	// write, failed writes included (default DefaultLogBuffer). Past it,
+	// rows are dropped and counted.
+	LogBuffer int64
 }
 
 type lastUse struct {
@@ -70,11 +98,9 @@ type keyIP struct {
 
 // Recorder buffers usage and writes it in the background.
 type Recorder struct {
-	store *db.Store
-	log   *slog.Logger
-	// Interval is how often buffers are flushed (default 1 s); last-used
-	// writes are further held to one per key per LastUsedGap.
-	Interval time.Duration
+	store    *db.Store
+	log      *slog.Logger
+	interval time.Duration
 
 	mu       sync.Mutex
 	pending  map[string]lastUse   // key id → newest use not yet written
@@ -82,7 +108,7 @@ type Recorder struct {
 	seen     map[string]map[string]struct{}
 	nSeen    int
 	newIPs   []keyIP
-	logs     chan Request
+	logs     logBuffer
 	stop     chan struct{}
 	done     sync.WaitGroup
 	closeOne sync.Once
@@ -93,22 +119,30 @@ type Recorder struct {
 	stopLoops context.CancelFunc
 	closedMu  sync.RWMutex // Log holds it to read closed; Close to set it
 	closed    bool
-	// flushMu makes flushes take turns, so Flush returns only when what
-	// was buffered before it is written, even by a loop's flush.
+	// flushMu makes last-used flushes take turns, so Flush returns only
+	// when what was buffered before it is written, even by a loop's flush.
+	// logs.writing does the same for the request log.
 	flushMu sync.Mutex
 	// now is the application's clock.
-	now func() time.Time
-	m   *metrics.Set
+	now     func() time.Time
+	m       *metrics.Set
+	dropped prometheus.Counter // request-log rows dropped (a counted row as its requests)
 }
 
 // New returns a recorder; call Start to run its loops and Close to end it.
-func New(store *db.Store, log *slog.Logger, now func() time.Time, m *metrics.Set) *Recorder {
+func New(store *db.Store, log *slog.Logger, now func() time.Time, m *metrics.Set, o Options) *Recorder {
+	if o.Interval <= 0 {
+		o.Interval = time.Second
+	}
+	if o.LogBuffer <= 0 {
+		o.LogBuffer = DefaultLogBuffer
+	}
 	loops, stopLoops := context.WithCancel(context.Background())
 	return &Recorder{
-		loops: loops, stopLoops: stopLoops, now: now, m: m,
-		store: store, log: log, Interval: time.Second,
+		loops: loops, stopLoops: stopLoops, now: now, m: m, dropped: m.Dropped.WithLabelValues("request_log"),
+		store: store, log: log, interval: o.Interval,
 		pending: map[string]lastUse{}, written: map[string]time.Time{}, seen: map[string]map[string]struct{}{},
-		logs: make(chan Request, LogBuffer), stop: make(chan struct{}),
+		logs: newLogBuffer(o.LogBuffer), stop: make(chan struct{}),
 	}
 }
 
@@ -142,32 +176,16 @@ func (r *Recorder) Used(tenantID int64, keyID, ip string, at time.Time) {
 	r.newIPs = append(r.newIPs, keyIP{tenantID, keyID, ip, at})
 }
 
-// Log queues a request-log row, or drops and counts it if the buffer is
-// full, or if the recorder is closed (a request that outlived shutdown).
-func (r *Recorder) Log(req Request) {
-	r.closedMu.RLock()
-	defer r.closedMu.RUnlock()
-	if r.closed {
-		r.m.Dropped.WithLabelValues("request_log").Inc()
-		return
-	}
-	select {
-	case r.logs <- req:
-	default:
-		r.m.Dropped.WithLabelValues("request_log").Inc()
-	}
-}
-
 // Start runs the flush loops until Close.
 func (r *Recorder) Start() {
 	r.done.Add(2)
-	go r.loop(func(ctx context.Context) { r.flushUse(ctx, false) })
-	go r.loop(func(ctx context.Context) { r.flushLogs(ctx) })
+	go r.useLoop()
+	go r.logLoop()
 }
 
-func (r *Recorder) loop(flush func(context.Context)) {
+func (r *Recorder) useLoop() {
 	defer r.done.Done()
-	t := time.NewTicker(r.Interval)
+	t := time.NewTicker(r.interval)
 	defer t.Stop()
 	for {
 		select {
@@ -175,14 +193,16 @@ func (r *Recorder) loop(flush func(context.Context)) {
 			return
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(r.loops, 30*time.Second)
-			flush(ctx)
+			r.flushUse(ctx, false)
 			cancel()
 		}
 	}
 }
 
 // Close stops the loops and writes everything still buffered, ignoring the
-// one-write-per-minute rule: at shutdown nothing is lost.
+// one-write-per-minute rule and the open minute of counted refusals: at
+// shutdown nothing is lost that ctx leaves time to write. Request-log rows
+// still unwritten when ctx ends are counted as dropped.
 func (r *Recorder) Close(ctx context.Context) {
 	r.closeOne.Do(func() { close(r.stop) })
 	done := make(chan struct{})
@@ -199,10 +219,15 @@ func (r *Recorder) Close(ctx context.Context) {
 	r.closed = true
 	r.closedMu.Unlock()
 	r.Flush(ctx)
+	if n, rows := r.dropUnwritten(); rows > 0 {
+		r.log.Error("request-log rows could not be written before shutdown; they are dropped", "rows", rows, "requests", n)
+	}
 	r.stopLoops()
 }
 
-// Flush writes everything buffered now. Close and tests use it.
+// Flush writes everything buffered now, the open minute's counted
+// refusals included, retrying failed request-log writes until they succeed
+// or ctx ends. Close and tests use it.
 func (r *Recorder) Flush(ctx context.Context) {
 	r.flushUse(ctx, true)
 	r.flushLogs(ctx)
@@ -316,47 +341,4 @@ func (r *Recorder) recordNewIPs(ctx context.Context, ips []keyIP) (int, []keyIP,
 		}
 	}
 	return written, failed, errors.Join(errs...)
-}
-
-// flushLogs copies the buffered request-log rows, logBatch rows per COPY,
-// until the buffer is empty.
-func (r *Recorder) flushLogs(ctx context.Context) {
-	r.flushMu.Lock()
-	defer r.flushMu.Unlock()
-	for {
-		batch := make([]db.CopyRequestLogsParams, 0, min(len(r.logs), logBatch))
-	fill:
-		for len(batch) < logBatch {
-			select {
-			case q := <-r.logs:
-				id, err := uuid.Parse(q.KeyID)
-				if err != nil {
-					continue // key ids come from the database: cannot happen
-				}
-				batch = append(batch, db.CopyRequestLogsParams{
-					TenantID: q.TenantID, KeyID: pgtype.UUID{Bytes: id, Valid: true}, KeyPrefix: q.KeyPrefix, Method: q.Method, Path: q.Path, Status: int32(q.Status),
-					Ip: q.IP, LatencyUs: q.Latency.Microseconds(), RequestID: q.RequestID, At: q.At,
-				})
-			default:
-				break fill
-			}
-		}
-		if len(batch) == 0 {
-			return
-		}
-		_, err := r.store.CopyRequestLogs(ctx, batch)
-		if err != nil && ctx.Err() == nil { // one retry, for a connection lost mid-COPY
-			_, err = r.store.CopyRequestLogs(ctx, batch)
-		}
-		if err != nil {
-			r.m.FlushErrors.WithLabelValues("request_log").Inc()
-			r.m.Dropped.WithLabelValues("request_log").Add(float64(len(batch)))
-			r.log.Error("writing request logs", "rows", len(batch), "err", err)
-		} else {
-			r.m.FlushSize.WithLabelValues("request_log").Observe(float64(len(batch)))
-		}
-		if len(batch) < logBatch {
-			return
-		}
-	}
 }
