@@ -48,6 +48,9 @@ type Config struct {
 	Limiter ratelimit.Limiter
 	// Verifier sizes the key cache; zero values take the defaults.
 	Verifier apikey.VerifierOptions
+	// Hashes bounds the argon2id work of sign-ins and password changes;
+	// nil means the process-wide auth.DefaultHashLimit.
+	Hashes *auth.HashLimit
 	// Metrics counts into one set, served at /metrics; nil makes one.
 	Metrics *metrics.Set
 	// Now is the application's one clock; nil means time.Now. Tests move
@@ -100,7 +103,7 @@ func Build(cfg Config, store *db.Store, ring *keyring.Ring) (*App, error) {
 	}
 	mfaSvc.Now = now
 	sessions := session.New(store.Queries, ring.Key(keyring.PurposeCookie), cfg.Production, now)
-	authSvc := &auth.Service{Store: store, MFA: mfaSvc, Now: now}
+	authSvc := &auth.Service{Store: store, MFA: mfaSvc, Now: now, Hashes: cfg.Hashes}
 	keys := &apikey.Service{Store: store, Auth: authSvc, Now: now}
 	ph := &portal.Handler{Sessions: sessions, Auth: authSvc, Keys: keys, Logs: &usage.Reader{Store: store}, Now: now,
 		Secure: cfg.Production, BaseURL: cfg.BaseURL}

@@ -34,7 +34,9 @@ func (h *Handler) handlePasswordChange(c echo.Context) error {
 	if err != nil {
 		prob, fields, ok := formError(c, err)
 		if !ok {
-			return err
+			if prob, ok = busy(c, err); !ok {
+				return err
+			}
 		}
 		return h.renderAccount(c, prob.Status, views.AccountProps{Error: prob.Message, Errors: fields})
 	}
