@@ -169,8 +169,8 @@ func (s *Service) TOTPStep(ctx context.Context, by Caller, code string) error {
 // Confirm checks a fresh TOTP code or an unused recovery code of the caller
 // and, in the same transaction, runs change. A wrong or replayed code
 // changes nothing, is counted towards the user's MFA throttle and is
-// audited as auth.mfa.failed or auth.mfa.replayed. This is the one place
-// an operation's code is checked.
+// audited as auth.mfa.failed or auth.mfa.replayed; a right one does not
+// reset that count. This is the one place an operation's code is checked.
 // Codes cost no hashing worth the name, so the whole check runs in one
 // transaction under the throttle key's advisory lock (attempt).
 func (s *Service) Confirm(ctx context.Context, by Caller, code string, change func(q *db.Queries, now time.Time) error) error {
@@ -203,9 +203,10 @@ func (s *Service) confirm(ctx context.Context, by Caller, code string, then func
 		if err != nil {
 			return err
 		}
-		if err := q.ClearThrottle(ctx, mfaKey(u.ID)); err != nil {
-			return err
-		}
+		// A right code leaves the count as it is: it decays with the
+		// throttle's hourly window. Reset here, it would give someone who
+		// knows the password fresh guesses each time the real user signs
+		// in or confirms an operation.
 		return then(q, now, usedRecovery)
 	})
 	if err != nil {
