@@ -11,6 +11,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,6 +33,10 @@ type config struct {
 	APIHosts       string
 	RedisURL       string
 	LogRetention   time.Duration
+	// DBMaxConns is the pool's size, read from DBMaxConnsText by
+	// validateServe; 0 leaves pgx's default (commands other than serve).
+	DBMaxConns     int32
+	DBMaxConnsText string
 }
 
 // defaultDataDir is where make run keeps the embedded cluster.
@@ -56,8 +62,23 @@ func (c *config) validateServe() error {
 	if c.LogRetention < time.Hour {
 		return fmt.Errorf("KEYWARD_REQUEST_LOG_RETENTION must be a duration of at least 1h, such as 720h")
 	}
+	n, err := strconv.ParseInt(strings.TrimSpace(c.DBMaxConnsText), 10, 32)
+	if err != nil || n < 1 || n > maxDBConns {
+		return fmt.Errorf("KEYWARD_DB_MAX_CONNS must be a whole number from 1 to %d, not %q", maxDBConns, c.DBMaxConnsText)
+	}
+	c.DBMaxConns = int32(n)
 	return nil
 }
+
+// maxDBConns bounds KEYWARD_DB_MAX_CONNS: more from one instance is a
+// typing mistake, not a plan.
+const maxDBConns = 1000
+
+// defaultDBMaxConns sizes the pool from the CPUs Go may use: four
+// connections each, at least four. Sign-ins hold one only for short
+// transactions, so the pool serves API cache misses, portal requests and
+// the background writers; docs/configuration.md says how to size it.
+func defaultDBMaxConns() int { return max(4, 4*runtime.GOMAXPROCS(0)) }
 
 // serveFlags registers the server's own settings.
 func (c *config) serveFlags(fs *flag.FlagSet) {
@@ -67,6 +88,7 @@ func (c *config) serveFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.BaseURL, "base-url", env("KEYWARD_BASE_URL", ""), "public URL of the portal (KEYWARD_BASE_URL; default derived from the listen address)")
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", env("KEYWARD_TRUSTED_PROXIES", ""), "comma-separated CIDRs whose X-Forwarded-For is believed (KEYWARD_TRUSTED_PROXIES)")
 	fs.StringVar(&c.APIHosts, "api-hosts", env("KEYWARD_API_HOSTS", ""), "host=environment,… binding for the public API; unset serves every environment (KEYWARD_API_HOSTS)")
+	fs.StringVar(&c.DBMaxConnsText, "db-max-conns", env("KEYWARD_DB_MAX_CONNS", strconv.Itoa(defaultDBMaxConns())), "most database connections this instance's pool opens; default 4 per CPU, at least 4 (KEYWARD_DB_MAX_CONNS)")
 	fs.StringVar(&c.RedisURL, "redis-url", "", "Redis URL for rate limits shared across instances; unset keeps them in memory (KEYWARD_REDIS_URL)")
 	retention, err := time.ParseDuration(env("KEYWARD_REQUEST_LOG_RETENTION", "720h"))
 	if err != nil {
