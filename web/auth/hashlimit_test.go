@@ -19,7 +19,9 @@ func TestHashLimitLine(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	waited := make(chan error)
-	go func() { waited <- l.Do(ctx, func() { t.Error("a second hash ran while the first held the only turn") }) }()
+	go func() {
+		waited <- l.Do(ctx, func() { t.Error("a second hash ran while the first held the only turn") })
+	}()
 	for deadline := time.Now().Add(30 * time.Second); l.Waiting() != 1; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the second attempt never waited")
