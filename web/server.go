@@ -44,6 +44,8 @@ type Config struct {
 	BaseURL string
 	// APIHosts binds public-API host names to environments.
 	APIHosts apikey.Hosts
+	// APIHostsStrict refuses public-API requests to hosts not in APIHosts.
+	APIHostsStrict bool
 	// Limiter keeps the keys' rate limits; nil means in this process.
 	Limiter ratelimit.Limiter
 	// Verifier sizes the key cache; zero values take the defaults.
@@ -114,7 +116,7 @@ func Build(cfg Config, store *db.Store, ring *keyring.Ring) (*App, error) {
 	ver.Now = now
 	rec := usage.New(store, cfg.Logger, now, cfg.Metrics)
 	evs := &events.Service{Store: store, Now: now}
-	pub := &api.Handler{Events: evs, Verifier: ver, Limiter: cfg.Limiter, Usage: rec, Hosts: cfg.APIHosts, Now: now, Metrics: cfg.Metrics}
+	pub := &api.Handler{Events: evs, Verifier: ver, Limiter: cfg.Limiter, Usage: rec, Hosts: cfg.APIHosts, HostsStrict: cfg.APIHostsStrict, Now: now, Metrics: cfg.Metrics}
 	return &App{Echo: New(cfg, store, ph, pub), Sessions: sessions, Auth: authSvc, Keys: keys, Events: evs, MFA: mfaSvc,
 		Verifier: ver, Usage: rec, Metrics: cfg.Metrics, store: store, log: cfg.Logger}, nil
 }

@@ -109,9 +109,9 @@ func TestDBMaxConns(t *testing.T) {
 	}
 }
 
-// Bad pool settings stop serve at once with one line naming
+// Bad pool and host settings stop serve at once with one line naming
 // the setting, before anything is started.
-func TestServeRefusesBadPoolSettings(t *testing.T) {
+func TestServeRefusesBadPoolAndHostSettings(t *testing.T) {
 	for _, c := range []struct {
 		env   map[string]string
 		flags []string
@@ -124,6 +124,10 @@ func TestServeRefusesBadPoolSettings(t *testing.T) {
 		{map[string]string{"KEYWARD_DB_MAX_CONNS": "1001"}, nil, "KEYWARD_DB_MAX_CONNS must be a whole number from 1 to 1000"},
 		{map[string]string{"KEYWARD_DB_MAX_CONNS": "99999999999"}, nil, "KEYWARD_DB_MAX_CONNS must be a whole number"},
 		{nil, []string{"--db-max-conns", "0"}, "KEYWARD_DB_MAX_CONNS must be a whole number"},
+		{map[string]string{"KEYWARD_API_HOSTS_STRICT": "yes please"}, nil, `KEYWARD_API_HOSTS_STRICT must be true or false, not "yes please"`},
+		{map[string]string{"KEYWARD_API_HOSTS_STRICT": "true"}, nil, "KEYWARD_API_HOSTS_STRICT=true refuses every host not in KEYWARD_API_HOSTS, which lists none"},
+		{map[string]string{"KEYWARD_API_HOSTS_STRICT": "true", "KEYWARD_API_HOSTS": " , "}, nil, "which lists none"},
+		{nil, []string{"--api-hosts-strict"}, "which lists none"},
 	} {
 		for k, v := range c.env {
 			t.Setenv(k, v)

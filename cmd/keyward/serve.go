@@ -22,7 +22,6 @@ import (
 
 	"keyward/db"
 	"keyward/web"
-	"keyward/web/apikey"
 	"keyward/web/audit"
 	"keyward/web/auth"
 	"keyward/web/events"
@@ -53,7 +52,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	hosts, err := apikey.ParseHosts(cfg.APIHosts)
+	hosts, err := cfg.apiHosts()
 	if err != nil {
 		return err
 	}
@@ -78,7 +77,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	app, err := web.Build(web.Config{
 		Production: cfg.production(), TrustedProxies: proxies, Logger: log, Issuer: issuer(cfg), BaseURL: cfg.baseURL(),
-		APIHosts: hosts, Limiter: limiter, QuietSuccess: !cfg.production(), Metrics: m,
+		APIHosts: hosts, APIHostsStrict: cfg.APIHostsStrict, Limiter: limiter, QuietSuccess: !cfg.production(), Metrics: m,
 	}, store, ring)
 	if err != nil {
 		ln.Close()

@@ -35,6 +35,9 @@ type Handler struct {
 	Metrics  *metrics.Set
 	// Hosts binds host names to environments (KEYWARD_API_HOSTS).
 	Hosts apikey.Hosts
+	// HostsStrict refuses keyed requests to hosts not in Hosts
+	// (KEYWARD_API_HOSTS_STRICT).
+	HostsStrict bool
 	// Now is the clock of rate limits and event times; the verifier has
 	// its own.
 	Now func() time.Time
