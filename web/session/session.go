@@ -15,6 +15,7 @@ import (
 	"encoding/gob"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gorilla/securecookie"
@@ -23,7 +24,8 @@ import (
 	"keyward/db"
 )
 
-// CookieName is the portal's session cookie.
+// CookieName is the portal's session cookie, as callers name it. A Store
+// with Secure set sends it as __Host-kw_session (Store.CookieName).
 const CookieName = "kw_session"
 
 // Keys of the values kept in a session.
@@ -58,12 +60,29 @@ func New(q *db.Queries, hashKey []byte, secure bool, now func() time.Time) *Stor
 
 // Get returns the request's session, cached for the rest of the request.
 func (s *Store) Get(r *http.Request, name string) (*sessions.Session, error) {
-	return sessions.GetRegistry(r).Get(s, name)
+	return sessions.GetRegistry(r).Get(s, s.cookieName(name))
+}
+
+// CookieName is the session cookie's name as browsers see it.
+func (s *Store) CookieName() string { return s.cookieName(CookieName) }
+
+// cookieName is the name a cookie called name goes by. With Secure
+// (production) it carries the __Host- prefix, like the CSRF cookie: a
+// browser then takes it only from an HTTPS page, with Path=/ and no
+// Domain, so a sibling subdomain or a plain-HTTP page cannot plant a
+// session id (fixation) or overwrite the cookie. Development keeps the
+// bare name, which plain http://localhost can set.
+func (s *Store) cookieName(name string) string {
+	if s.Secure && !strings.HasPrefix(name, "__Host-") {
+		return "__Host-" + name
+	}
+	return name
 }
 
 // New loads the session named by the request's cookie, or returns a new,
 // empty one when there is none or it has ended.
 func (s *Store) New(r *http.Request, name string) (*sessions.Session, error) {
+	name = s.cookieName(name)
 	sess := sessions.NewSession(s, name)
 	sess.Options = s.options()
 	sess.IsNew = true
