@@ -40,8 +40,9 @@ func (h *Handler) handlePasswordChange(c echo.Context) error {
 		}
 		return h.renderAccount(c, prob.Status, views.AccountProps{Error: prob.Message, Errors: fields})
 	}
-	// A new id for the session that survives the change.
-	if err := h.Sessions.Renew(c.Request(), c.Response(), st.sess); err != nil {
+	// A new id for the session that survives the change, ending when the
+	// old one would have: a password change does not extend a session.
+	if err := h.Sessions.Rotate(c.Request(), c.Response(), st.sess); err != nil {
 		return err
 	}
 	return h.done(c, "/account", "Your password was changed. Your other sessions were signed out.")

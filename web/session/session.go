@@ -124,6 +124,13 @@ func (s *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 // Save writes the session and its cookie. A session with MaxAge < 0 is
 // deleted, server-side first.
 func (s *Store) Save(r *http.Request, w http.ResponseWriter, sess *sessions.Session) error {
+	return s.save(r, w, sess, time.Time{}, time.Time{})
+}
+
+// save is Save. A session without an id gets a new row, created at
+// created and ending at expires, or, where they are zero, now and after
+// the absolute lifetime.
+func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Session, created, expires time.Time) error {
 	ctx := r.Context()
 	if sess.Options.MaxAge < 0 {
 		if sess.ID != "" {
@@ -144,10 +151,16 @@ func (s *Store) Save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 	}
 	now := s.Now()
 	if sess.ID == "" {
+		if created.IsZero() {
+			created = now
+		}
+		if expires.IsZero() {
+			expires = now.Add(s.Absolute)
+		}
 		sess.ID = newID()
 		if err := s.Queries.InsertSession(ctx, db.InsertSessionParams{
 			IDHash: hashID(sess.ID), UserID: uid, Data: buf.Bytes(),
-			CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(s.Absolute),
+			CreatedAt: created, LastSeenAt: now, ExpiresAt: expires,
 		}); err != nil {
 			return err
 		}
@@ -166,7 +179,7 @@ func (s *Store) Save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 
 // Renew gives the session a new id and a new absolute lifetime, deleting
 // the old row, so an id planted before sign-in is worthless after it
-// (session fixation).
+// (session fixation). Sign-in calls it.
 func (s *Store) Renew(r *http.Request, w http.ResponseWriter, sess *sessions.Session) error {
 	if sess.ID != "" {
 		if err := s.Queries.DeleteSession(r.Context(), hashID(sess.ID)); err != nil {
@@ -175,6 +188,33 @@ func (s *Store) Renew(r *http.Request, w http.ResponseWriter, sess *sessions.Ses
 	}
 	sess.ID = ""
 	return s.Save(r, w, sess)
+}
+
+// Rotate gives the session a new id but keeps its lifetime: the new id
+// ends when the old one would have, the absolute lifetime still counted
+// from sign-in. A password change rotates, so that a copy of the old
+// cookie is worthless, without letting whoever holds the session extend
+// it by changing the password. A session whose row is already gone stays
+// ended.
+func (s *Store) Rotate(r *http.Request, w http.ResponseWriter, sess *sessions.Session) error {
+	ctx := r.Context()
+	now := s.Now()
+	created, expires := now, now
+	if sess.ID != "" {
+		old := hashID(sess.ID)
+		row, err := s.Queries.GetSession(ctx, db.GetSessionParams{IDHash: old, Now: now})
+		switch {
+		case err == nil:
+			created, expires = row.CreatedAt, row.ExpiresAt
+		case !errors.Is(err, db.ErrNotFound):
+			return err
+		}
+		if err := s.Queries.DeleteSession(ctx, old); err != nil {
+			return err
+		}
+	}
+	sess.ID = ""
+	return s.save(r, w, sess, created, expires)
 }
 
 // Destroy ends the session server-side and clears the cookie.
