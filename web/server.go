@@ -140,8 +140,11 @@ func New(cfg Config, store *db.Store, p *portal.Handler, pub *api.Handler) *echo
 	e.Use(middleware.Recover())
 	e.Use(securityHeaders(cfg.Production))
 
-	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
-	e.GET("/readyz", func(c echo.Context) error {
+	// HEAD wherever GET, as HTTP asks; echo adds no HEAD route by itself.
+	// The server drops a HEAD answer's body.
+	getAndHead := []string{http.MethodGet, http.MethodHead}
+	e.Match(getAndHead, "/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
+	e.Match(getAndHead, "/readyz", func(c echo.Context) error {
 		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 		defer cancel()
 		if err := store.Pool.Ping(ctx); err != nil {
@@ -150,8 +153,8 @@ func New(cfg Config, store *db.Store, p *portal.Handler, pub *api.Handler) *echo
 		}
 		return c.String(http.StatusOK, "ok\n")
 	})
-	e.StaticFS("/static", static.FS)
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Metrics.Registry, promhttp.HandlerOpts{})))
+	e.Match(getAndHead, "/static/*", echo.StaticDirectoryHandler(static.FS, !e.EnablePathUnescapingStaticFiles))
+	e.Match(getAndHead, "/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Metrics.Registry, promhttp.HandlerOpts{})))
 
 	p.Register(e)
 	pub.Register(e)

@@ -64,8 +64,16 @@ func (h *Handler) Register(e *echo.Echo) {
 		for i := len(m) - 1; i >= 0; i-- {
 			hf = m[i](hf)
 		}
-		e.Add(method, Prefix+path, hf)
-		routes = append(routes, [2]string{method, Prefix + path})
+		methods := []string{method}
+		if method == http.MethodGet {
+			// HEAD wherever GET, as HTTP asks; echo adds no HEAD route by
+			// itself. The server drops a HEAD answer's body.
+			methods = append(methods, http.MethodHead)
+		}
+		for _, meth := range methods {
+			e.Add(meth, Prefix+path, hf)
+			routes = append(routes, [2]string{meth, Prefix + path})
+		}
 	}
 	add(http.MethodGet, "/openapi.json", serveOpenAPI)
 	add(http.MethodGet, "/key", h.handleKey, keyed("")...)
