@@ -71,8 +71,9 @@ func mfaKey(userID int64) string { return fmt.Sprintf("mfa:user:%d", userID) }
 //     read what the check needs. Commit.
 //  2. Hash, with no connection, under the HashLimit.
 //  3. settle, a second short transaction: audit a failure (it was counted
-//     already), or, for a right password, forgive the failure counted in
-//     step 1 (under the advisory locks again).
+//     already), or, for a right password or one never checked (the client
+//     left while in line), forgive the failure counted in step 1, under
+//     the advisory locks again.
 //
 // Counting first is what keeps the guarantee of the single transaction:
 // the check and the count happen together, under the key's lock, so
