@@ -77,17 +77,42 @@ func (q *Queries) LockThrottleKey(ctx context.Context, dollar_1 string) error {
 
 const recordThrottleFailure = `-- name: RecordThrottleFailure :one
 INSERT INTO auth_throttle AS t (key, failures, window_start)
-VALUES ($1, 1, now())
+VALUES ($1, 1, $2)
 ON CONFLICT (key) DO UPDATE SET
-    failures = CASE WHEN t.window_start < now() - interval '1 hour' THEN 1 ELSE t.failures + 1 END,
-    window_start = CASE WHEN t.window_start < now() - interval '1 hour' THEN now() ELSE t.window_start END
+    failures = CASE WHEN t.window_start < $2 - interval '1 hour' THEN 1 ELSE t.failures + 1 END,
+    window_start = CASE WHEN t.window_start < $2 - interval '1 hour' THEN $2 ELSE t.window_start END
 RETURNING key, failures, window_start, locked_until
 `
 
-// Counts a failure in a one-hour window and returns the new state; the
-// caller decides the lock from the count.
-func (q *Queries) RecordThrottleFailure(ctx context.Context, key string) (AuthThrottle, error) {
-	row := q.db.QueryRow(ctx, recordThrottleFailure, key)
+type RecordThrottleFailureParams struct {
+	Key string
+	Now time.Time
+}
+
+// Counts a failure in a one-hour window, on the application's clock, and
+// returns the new state; the caller decides the lock from the count.
+func (q *Queries) RecordThrottleFailure(ctx context.Context, arg RecordThrottleFailureParams) (AuthThrottle, error) {
+	row := q.db.QueryRow(ctx, recordThrottleFailure, arg.Key, arg.Now)
+	var i AuthThrottle
+	err := row.Scan(
+		&i.Key,
+		&i.Failures,
+		&i.WindowStart,
+		&i.LockedUntil,
+	)
+	return i, err
+}
+
+const undoThrottleFailure = `-- name: UndoThrottleFailure :one
+UPDATE auth_throttle SET failures = greatest(failures - 1, 0)
+WHERE key = $1
+RETURNING key, failures, window_start, locked_until
+`
+
+// Takes back one failure counted before the outcome was known (a sign-in
+// that turned out right) and returns the new state.
+func (q *Queries) UndoThrottleFailure(ctx context.Context, key string) (AuthThrottle, error) {
+	row := q.db.QueryRow(ctx, undoThrottleFailure, key)
 	var i AuthThrottle
 	err := row.Scan(
 		&i.Key,

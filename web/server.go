@@ -44,10 +44,15 @@ type Config struct {
 	BaseURL string
 	// APIHosts binds public-API host names to environments.
 	APIHosts apikey.Hosts
+	// APIHostsStrict refuses public-API requests to hosts not in APIHosts.
+	APIHostsStrict bool
 	// Limiter keeps the keys' rate limits; nil means in this process.
 	Limiter ratelimit.Limiter
 	// Verifier sizes the key cache; zero values take the defaults.
 	Verifier apikey.VerifierOptions
+	// Hashes bounds the argon2id work of sign-ins and password changes;
+	// nil means the process-wide auth.DefaultHashLimit.
+	Hashes *auth.HashLimit
 	// Metrics counts into one set, served at /metrics; nil makes one.
 	Metrics *metrics.Set
 	// Now is the application's one clock; nil means time.Now. Tests move
@@ -103,7 +108,7 @@ func Build(cfg Config, store *db.Store, ring *keyring.Ring) (*App, error) {
 	}
 	mfaSvc.Now = now
 	sessions := session.New(store.Queries, ring.Key(keyring.PurposeCookie), cfg.Production, now)
-	authSvc := &auth.Service{Store: store, MFA: mfaSvc, Now: now}
+	authSvc := &auth.Service{Store: store, MFA: mfaSvc, Now: now, Hashes: cfg.Hashes}
 	keys := &apikey.Service{Store: store, Auth: authSvc, Now: now}
 	ph := &portal.Handler{Sessions: sessions, Auth: authSvc, Keys: keys, Logs: &usage.Reader{Store: store}, Now: now,
 		Secure: cfg.Production, BaseURL: cfg.BaseURL}
@@ -114,7 +119,7 @@ func Build(cfg Config, store *db.Store, ring *keyring.Ring) (*App, error) {
 	ver.Now = now
 	rec := usage.New(store, cfg.Logger, now, cfg.Metrics, cfg.Usage)
 	evs := &events.Service{Store: store, Now: now}
-	pub := &api.Handler{Events: evs, Verifier: ver, Limiter: cfg.Limiter, Usage: rec, Hosts: cfg.APIHosts, Now: now, Metrics: cfg.Metrics}
+	pub := &api.Handler{Events: evs, Verifier: ver, Limiter: cfg.Limiter, Usage: rec, Hosts: cfg.APIHosts, HostsStrict: cfg.APIHostsStrict, Now: now, Metrics: cfg.Metrics}
 	return &App{Echo: New(cfg, store, ph, pub), Sessions: sessions, Auth: authSvc, Keys: keys, Events: evs, MFA: mfaSvc,
 		Verifier: ver, Usage: rec, Metrics: cfg.Metrics, store: store, log: cfg.Logger}, nil
 }
@@ -138,8 +143,11 @@ func New(cfg Config, store *db.Store, p *portal.Handler, pub *api.Handler) *echo
 	e.Use(middleware.Recover())
 	e.Use(securityHeaders(cfg.Production))
 
-	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
-	e.GET("/readyz", func(c echo.Context) error {
+	// HEAD wherever GET, as HTTP asks; echo adds no HEAD route by itself.
+	// The server drops a HEAD answer's body.
+	getAndHead := []string{http.MethodGet, http.MethodHead}
+	e.Match(getAndHead, "/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
+	e.Match(getAndHead, "/readyz", func(c echo.Context) error {
 		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 		defer cancel()
 		if err := store.Pool.Ping(ctx); err != nil {
@@ -148,8 +156,8 @@ func New(cfg Config, store *db.Store, p *portal.Handler, pub *api.Handler) *echo
 		}
 		return c.String(http.StatusOK, "ok\n")
 	})
-	e.StaticFS("/static", static.FS)
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Metrics.Registry, promhttp.HandlerOpts{})))
+	e.Match(getAndHead, "/static/*", echo.StaticDirectoryHandler(static.FS, !e.EnablePathUnescapingStaticFiles))
+	e.Match(getAndHead, "/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Metrics.Registry, promhttp.HandlerOpts{})))
 
 	p.Register(e)
 	pub.Register(e)

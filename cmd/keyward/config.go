@@ -12,10 +12,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
+	"keyward/web/apikey"
 	"keyward/web/keyring"
 )
 
@@ -31,10 +33,20 @@ type config struct {
 	BaseURL        string
 	TrustedProxies string
 	APIHosts       string
+	// APIHostsStrict refuses public-API requests to hosts not in APIHosts.
+	APIHostsStrict bool
 	RedisURL       string
 	LogRetention   time.Duration
 	KeyStaleMax    time.Duration
 	LogBuffer      byteSize
+	// DBMaxConns is the pool's size, read from DBMaxConnsText by
+	// validateServe; 0 leaves pgx's default (commands other than serve).
+	DBMaxConns     int32
+	DBMaxConnsText string
+
+	// envErr is a variable that could not be read when the flags were
+	// registered; validateServe reports it.
+	envErr error
 }
 
 // defaultDataDir is where make run keeps the embedded cluster.
@@ -57,6 +69,9 @@ func (c *config) dbFlags(fs *flag.FlagSet) {
 
 // validateServe checks the settings only serve has.
 func (c *config) validateServe() error {
+	if c.envErr != nil {
+		return c.envErr
+	}
 	if c.LogRetention < time.Hour {
 		return fmt.Errorf("KEYWARD_REQUEST_LOG_RETENTION must be a duration of at least 1h, such as 720h")
 	}
@@ -66,7 +81,35 @@ func (c *config) validateServe() error {
 	if c.LogBuffer < minLogBuffer {
 		return fmt.Errorf("KEYWARD_REQUEST_LOG_BUFFER must be a size of at least 1MB, such as 64MB")
 	}
+	n, err := strconv.ParseInt(strings.TrimSpace(c.DBMaxConnsText), 10, 32)
+	if err != nil || n < 1 || n > maxDBConns {
+		return fmt.Errorf("KEYWARD_DB_MAX_CONNS must be a whole number from 1 to %d, not %q", maxDBConns, c.DBMaxConnsText)
+	}
+	c.DBMaxConns = int32(n)
 	return nil
+}
+
+// maxDBConns bounds KEYWARD_DB_MAX_CONNS: more from one instance is a
+// typing mistake, not a plan.
+const maxDBConns = 1000
+
+// defaultDBMaxConns sizes the pool from the CPUs Go may use: four
+// connections each, at least four. Sign-ins hold one only for short
+// transactions, so the pool serves API cache misses, portal requests and
+// the background writers; docs/configuration.md says how to size it.
+func defaultDBMaxConns() int { return max(4, 4*runtime.GOMAXPROCS(0)) }
+
+// apiHosts parses KEYWARD_API_HOSTS. Strict mode with no host listed
+// would refuse every API request, so it is a configuration error.
+func (c *config) apiHosts() (apikey.Hosts, error) {
+	hosts, err := apikey.ParseHosts(c.APIHosts)
+	if err != nil {
+		return nil, err
+	}
+	if c.APIHostsStrict && len(hosts) == 0 {
+		return nil, errors.New("KEYWARD_API_HOSTS_STRICT=true refuses every host not in KEYWARD_API_HOSTS, which lists none: set KEYWARD_API_HOSTS")
+	}
+	return hosts, nil
 }
 
 // serveFlags registers the server's own settings.
@@ -77,6 +120,12 @@ func (c *config) serveFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.BaseURL, "base-url", env("KEYWARD_BASE_URL", ""), "public URL of the portal (KEYWARD_BASE_URL; default derived from the listen address)")
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", env("KEYWARD_TRUSTED_PROXIES", ""), "comma-separated CIDRs whose X-Forwarded-For is believed (KEYWARD_TRUSTED_PROXIES)")
 	fs.StringVar(&c.APIHosts, "api-hosts", env("KEYWARD_API_HOSTS", ""), "host=environment,… binding for the public API; unset serves every environment (KEYWARD_API_HOSTS)")
+	strict, err := strconv.ParseBool(env("KEYWARD_API_HOSTS_STRICT", "false"))
+	if err != nil {
+		c.envErr = fmt.Errorf("KEYWARD_API_HOSTS_STRICT must be true or false, not %q", os.Getenv("KEYWARD_API_HOSTS_STRICT"))
+	}
+	fs.BoolVar(&c.APIHostsStrict, "api-hosts-strict", strict, "refuse public-API requests to hosts not in KEYWARD_API_HOSTS (KEYWARD_API_HOSTS_STRICT)")
+	fs.StringVar(&c.DBMaxConnsText, "db-max-conns", env("KEYWARD_DB_MAX_CONNS", strconv.Itoa(defaultDBMaxConns())), "most database connections this instance's pool opens; default 4 per CPU, at least 4 (KEYWARD_DB_MAX_CONNS)")
 	fs.StringVar(&c.RedisURL, "redis-url", "", "Redis URL for rate limits shared across instances; unset keeps them in memory (KEYWARD_REDIS_URL)")
 	retention, err := time.ParseDuration(env("KEYWARD_REQUEST_LOG_RETENTION", "720h"))
 	if err != nil {

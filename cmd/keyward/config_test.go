@@ -3,6 +3,8 @@ package main
 import (
 	"flag"
 	"net"
+	"os"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -125,4 +127,64 @@ func FuzzTrustedProxies(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The pool's size defaults from the CPUs; the variable sets it and the
+// flag beats the variable.
+func TestDBMaxConns(t *testing.T) {
+	for _, c := range []struct {
+		env  string
+		args []string
+		want int32
+	}{
+		{"", nil, int32(max(4, 4*runtime.GOMAXPROCS(0)))},
+		{"12", nil, 12},
+		{" 12 ", nil, 12},
+		{"12", []string{"--db-max-conns", "9"}, 9},
+	} {
+		t.Setenv("KEYWARD_DB_MAX_CONNS", c.env)
+		var cfg config
+		fs := flag.NewFlagSet("test", flag.ContinueOnError)
+		cfg.serveFlags(fs)
+		if err := fs.Parse(c.args); err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.validateServe(); err != nil || cfg.DBMaxConns != c.want {
+			t.Errorf("KEYWARD_DB_MAX_CONNS=%q, %v: %d %v, want %d", c.env, c.args, cfg.DBMaxConns, err, c.want)
+		}
+	}
+}
+
+// Bad pool and host settings stop serve at once with one line naming
+// the setting, before anything is started.
+func TestServeRefusesBadPoolAndHostSettings(t *testing.T) {
+	for _, c := range []struct {
+		env   map[string]string
+		flags []string
+		says  string
+	}{
+		{map[string]string{"KEYWARD_DB_MAX_CONNS": "0"}, nil, `KEYWARD_DB_MAX_CONNS must be a whole number from 1 to 1000, not "0"`},
+		{map[string]string{"KEYWARD_DB_MAX_CONNS": "-4"}, nil, "KEYWARD_DB_MAX_CONNS must be a whole number"},
+		{map[string]string{"KEYWARD_DB_MAX_CONNS": "lots"}, nil, "KEYWARD_DB_MAX_CONNS must be a whole number"},
+		{map[string]string{"KEYWARD_DB_MAX_CONNS": "2.5"}, nil, "KEYWARD_DB_MAX_CONNS must be a whole number"},
+		{map[string]string{"KEYWARD_DB_MAX_CONNS": "1001"}, nil, "KEYWARD_DB_MAX_CONNS must be a whole number from 1 to 1000"},
+		{map[string]string{"KEYWARD_DB_MAX_CONNS": "99999999999"}, nil, "KEYWARD_DB_MAX_CONNS must be a whole number"},
+		{nil, []string{"--db-max-conns", "0"}, "KEYWARD_DB_MAX_CONNS must be a whole number"},
+		{map[string]string{"KEYWARD_API_HOSTS_STRICT": "yes please"}, nil, `KEYWARD_API_HOSTS_STRICT must be true or false, not "yes please"`},
+		{map[string]string{"KEYWARD_API_HOSTS_STRICT": "true"}, nil, "KEYWARD_API_HOSTS_STRICT=true refuses every host not in KEYWARD_API_HOSTS, which lists none"},
+		{map[string]string{"KEYWARD_API_HOSTS_STRICT": "true", "KEYWARD_API_HOSTS": " , "}, nil, "which lists none"},
+		{nil, []string{"--api-hosts-strict"}, "which lists none"},
+	} {
+		for k, v := range c.env {
+			t.Setenv(k, v)
+		}
+		args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir()}, c.flags...)
+		code, _, stderr := keyward(t, "", "", args...)
+		if code != 1 || !strings.Contains(stderr, c.says) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+			t.Errorf("%v %v: exit %d, %q; want one line saying %q", c.env, c.flags, code, stderr, c.says)
+		}
+		for k := range c.env {
+			os.Unsetenv(k)
+		}
+	}
 }

@@ -40,13 +40,10 @@ func openDB(ctx context.Context, cfg *config, log *slog.Logger) (store *db.Store
 			}
 		}
 	}
-	pool, err := pgxpool.New(ctx, url)
-	if err == nil {
-		err = pool.Ping(ctx)
-	}
+	pool, err := newPool(ctx, url, cfg.DBMaxConns)
 	if err != nil {
 		stop()
-		return nil, nil, fmt.Errorf("connecting to postgres: %w", err)
+		return nil, nil, err
 	}
 	applied, err := db.Migrate(ctx, pool)
 	if err != nil {
@@ -57,5 +54,31 @@ func openDB(ctx context.Context, cfg *config, log *slog.Logger) (store *db.Store
 	for _, a := range applied {
 		log.Info("migration applied", "file", a)
 	}
+	if cfg.DBMaxConns > 0 { // serve: say what it was sized to
+		log.Info("database pool", "max_conns", pool.Config().MaxConns)
+	}
 	return db.NewStore(pool), func() { pool.Close(); stop() }, nil
+}
+
+// newPool connects a pool of at most maxConns connections (0: pgx's
+// default), whatever pool_max_conns the URL says, and pings it.
+func newPool(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error) {
+	pcfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to postgres: %w", err) // pgx leaves the password out
+	}
+	if maxConns > 0 {
+		pcfg.MaxConns = maxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err == nil {
+		err = pool.Ping(ctx)
+	}
+	if err != nil {
+		if pool != nil {
+			pool.Close()
+		}
+		return nil, fmt.Errorf("connecting to postgres: %w", err)
+	}
+	return pool, nil
 }

@@ -157,7 +157,7 @@ func TestUserResetPassword(t *testing.T) {
 	}
 	ann, bob := users[0], users[1]
 	// Ann's account is locked for an hour.
-	if _, err := store.RecordThrottleFailure(ctx, "login:email:ann@acme.test"); err != nil {
+	if _, err := store.RecordThrottleFailure(ctx, db.RecordThrottleFailureParams{Key: "login:email:ann@acme.test", Now: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	until := time.Now().Add(time.Hour)

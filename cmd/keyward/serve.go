@@ -53,7 +53,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	hosts, err := apikey.ParseHosts(cfg.APIHosts)
+	hosts, err := cfg.apiHosts()
 	if err != nil {
 		return err
 	}
@@ -78,7 +78,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	app, err := web.Build(web.Config{
 		Production: cfg.production(), TrustedProxies: proxies, Logger: log, Issuer: issuer(cfg), BaseURL: cfg.baseURL(),
-		APIHosts: hosts, Limiter: limiter, QuietSuccess: !cfg.production(), Metrics: m,
+		APIHosts: hosts, APIHostsStrict: cfg.APIHostsStrict, Limiter: limiter, QuietSuccess: !cfg.production(), Metrics: m,
 		Verifier: apikey.VerifierOptions{StaleMax: cfg.KeyStaleMax},
 		Usage:    webusage.Options{LogBuffer: int64(cfg.LogBuffer)},
 	}, store, ring)

@@ -35,6 +35,9 @@ type Handler struct {
 	Metrics  *metrics.Set
 	// Hosts binds host names to environments (KEYWARD_API_HOSTS).
 	Hosts apikey.Hosts
+	// HostsStrict refuses keyed requests to hosts not in Hosts
+	// (KEYWARD_API_HOSTS_STRICT).
+	HostsStrict bool
 	// Now is the application's clock (web.Config.Now), which the verifier
 	// and the events service read too.
 	Now func() time.Time
@@ -61,8 +64,16 @@ func (h *Handler) Register(e *echo.Echo) {
 		for i := len(m) - 1; i >= 0; i-- {
 			hf = m[i](hf)
 		}
-		e.Add(method, Prefix+path, hf)
-		routes = append(routes, [2]string{method, Prefix + path})
+		methods := []string{method}
+		if method == http.MethodGet {
+			// HEAD wherever GET, as HTTP asks; echo adds no HEAD route by
+			// itself. The server drops a HEAD answer's body.
+			methods = append(methods, http.MethodHead)
+		}
+		for _, meth := range methods {
+			e.Add(meth, Prefix+path, hf)
+			routes = append(routes, [2]string{meth, Prefix + path})
+		}
 	}
 	add(http.MethodGet, "/openapi.json", serveOpenAPI)
 	add(http.MethodGet, "/key", h.handleKey, keyed("")...)

@@ -82,10 +82,18 @@ func (h *Handler) check(c echo.Context, next echo.HandlerFunc) error {
 	if tn := r.Header.Get("X-TN"); tn != "" && tn != p.TenantSlug {
 		return unauthorized(errs.CodeTenantMismatch, "This key does not belong to the tenant named in X-TN.")
 	}
-	if env, bound := h.Hosts.For(r.Host); bound && env != p.Environment {
+	env, bound := h.Hosts.For(apikey.RequestHost(r))
+	switch {
+	case bound && env != p.Environment:
 		return unauthorized(errs.CodeEnvironmentMismatch, fmt.Sprintf(
 			"This is a %s key, but this host serves the %s environment: use a %s key here, or the %s host.",
 			p.Environment, env, env, p.Environment))
+	case !bound && h.HostsStrict:
+		msg := fmt.Sprintf("This host serves no environment: no %s host is configured.", p.Environment)
+		if hosts := h.Hosts.Serving(p.Environment); len(hosts) > 0 {
+			msg = fmt.Sprintf("This host serves no environment: send this %s key to %s.", p.Environment, errs.Join(hosts))
+		}
+		return unauthorized(errs.CodeEnvironmentMismatch, msg)
 	}
 	ip, perr := netip.ParseAddr(ipText)
 	if perr != nil || !p.AllowsIP(ip) {

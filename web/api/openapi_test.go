@@ -102,6 +102,9 @@ func registeredRoutes(t *testing.T) map[string]bool {
 		if r.Method == echo.RouteNotFound || !strings.HasPrefix(r.Path, api.Prefix+"/") {
 			continue
 		}
+		if r.Method == http.MethodHead {
+			continue // each GET route's twin, which the document's description names once
+		}
 		routes[r.Method+" "+echoParam.ReplaceAllString(r.Path, "{$1}")] = true
 	}
 	return routes

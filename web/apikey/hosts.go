@@ -3,15 +3,17 @@ package apikey
 import (
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 )
 
 // Hosts binds public-API host names to environments
 // (KEYWARD_API_HOSTS=api.example.com=production,…). A host not in the map
-// serves every environment. Its keys are hosts as For looks them up: names
-// in lower case without a final dot, IPv6 addresses in their canonical
-// form without brackets.
+// serves every environment, or, with KEYWARD_API_HOSTS_STRICT, none. Its
+// keys are hosts as normalHost spells them: names in lower case without a
+// final dot, IPv6 addresses in their canonical form without brackets.
 type Hosts map[string]Environment
 
 // ParseHosts reads "host=environment,…". Environments may be written in
@@ -79,7 +81,7 @@ func hostKey(host string) (key, why string) {
 	if strings.ContainsAny(host, ":[]") {
 		return "", "the host is neither a name (no ':', '[' or ']') nor an IPv6 address"
 	}
-	key = strings.TrimSuffix(strings.ToLower(host), ".")
+	key = normalHost(host)
 	switch {
 	case key == "":
 		return "", "the host is missing"
@@ -105,20 +107,56 @@ func ipv6(s string) (string, bool) {
 	return a.String(), true
 }
 
-// For returns the environment bound to the request host (port ignored),
-// and whether there is one.
-func (h Hosts) For(host string) (Environment, bool) {
-	if len(h) == 0 {
-		return "", false
-	}
+// normalHost is the one spelling of a host that bindings are kept under
+// and requests are looked up by: a port, if any, dropped; an IPv6 address
+// in its canonical form without brackets; anything else, a name, in lower
+// case without one final dot. ParseHosts and For both go through it.
+func normalHost(host string) string {
 	if hn, _, err := net.SplitHostPort(host); err == nil {
 		host = hn
 	}
 	if a, ok := ipv6(host); ok {
-		host = a
-	} else {
-		host = strings.TrimSuffix(strings.ToLower(host), ".")
+		return a
 	}
-	e, ok := h[host]
+	return strings.TrimSuffix(strings.ToLower(host), ".")
+}
+
+// RequestHost is the host r was sent to, as the client wrote it: the
+// authority of an absolute-form request line (GET http://api.example.com/…
+// HTTP/1.1), which wins over the Host header (RFC 9112, section 3.2.2),
+// else Host. Go's server already copies the former into r.Host; a request
+// built in-process may carry it in r.URL alone. For normalises it.
+func RequestHost(r *http.Request) string {
+	if r.URL != nil && r.URL.Host != "" {
+		return r.URL.Host
+	}
+	return r.Host
+}
+
+// For returns the environment bound to a request's host (any port, any
+// letter case, with or without a final dot, an IPv6 address in any
+// spelling), and whether there is one.
+func (h Hosts) For(host string) (Environment, bool) {
+	if len(h) == 0 {
+		return "", false
+	}
+	e, ok := h[normalHost(host)]
 	return e, ok
+}
+
+// Serving lists the hosts bound to env, sorted, as a request would name
+// them (IPv6 addresses in brackets).
+func (h Hosts) Serving(env Environment) []string {
+	var out []string
+	for host, e := range h {
+		if e != env {
+			continue
+		}
+		if strings.Contains(host, ":") {
+			host = "[" + host + "]"
+		}
+		out = append(out, host)
+	}
+	slices.Sort(out)
+	return out
 }

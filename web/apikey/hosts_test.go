@@ -1,6 +1,8 @@
 package apikey_test
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -57,5 +59,45 @@ func TestHostsIPv6(t *testing.T) {
 		if got != want || ok != (want != "") {
 			t.Errorf("For(%q) = %q, %v; want %q", host, got, ok, want)
 		}
+	}
+}
+
+// A request's host is the authority of an absolute-form request line when
+// it has one, else its Host; For matches either in any spelling.
+func TestRequestHost(t *testing.T) {
+	h, err := apikey.ParseHosts("api.example.com=prod, [2001:db8::1]=dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		target, host string
+		want         apikey.Environment
+	}{
+		{"/api/v1/key", "API.example.COM.:8443", apikey.Production},
+		{"http://api.example.com./api/v1/key", "elsewhere.example", apikey.Production},
+		{"http://elsewhere.example/api/v1/key", "api.example.com", ""},
+		{"http://[2001:DB8:0::1]:8080/api/v1/key", "", apikey.Development},
+		{"/api/v1/key", "", ""},
+	} {
+		r := httptest.NewRequest(http.MethodGet, c.target, nil)
+		r.Host = c.host
+		got, ok := h.For(apikey.RequestHost(r))
+		if got != c.want || ok != (c.want != "") {
+			t.Errorf("GET %s, Host %q: %q %v, want %q", c.target, c.host, got, ok, c.want)
+		}
+	}
+}
+
+// Serving names the hosts of one environment as a request would.
+func TestHostsServing(t *testing.T) {
+	h, err := apikey.ParseHosts("b.example=prod, A.example.=prod, ::1=prod, sandbox.example=stag")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(h.Serving(apikey.Production), " "); got != "[::1] a.example b.example" {
+		t.Errorf("production hosts: %q", got)
+	}
+	if got := h.Serving(apikey.Development); len(got) != 0 {
+		t.Errorf("development hosts: %q", got)
 	}
 }

@@ -31,18 +31,31 @@ var Plans = map[string]int{"free": 100, "solo": 500, "team": 2000, "stack": 1000
 
 // Service is the sign-in aggregate: the password step, the TOTP step,
 // enrolment, logout, password changes, and the second-factor check every
-// key operation shares. Each method owns its transaction and writes its
-// audit events in it.
+// key operation shares. Each method owns its transactions and writes its
+// audit events in them.
 type Service struct {
 	Store *db.Store
 	MFA   *mfa.Service
 	Now   func() time.Time
+	// Hashes bounds the argon2id work of password checks and changes;
+	// nil means DefaultHashLimit, the process-wide one.
+	Hashes *HashLimit
 }
 
-// PasswordStep checks email and password. Each attempt holds the account's
-// and the IP's throttle keys for its duration, checks their locks first (so
-// a locked account or IP costs no hashing), and counts and audits a failure
-// in the same transaction. The error never says whether the email exists.
+func (s *Service) hashes() *HashLimit {
+	if s.Hashes != nil {
+		return s.Hashes
+	}
+	return DefaultHashLimit()
+}
+
+// PasswordStep checks email and password. It takes a place in the hash
+// limit's line first (a full line is errs.Unavailable, before any database
+// work), then runs the three steps described in throttle.go: a short
+// transaction that refuses a locked account or IP and counts a failure on
+// both, the hash with no connection held, and a short transaction that
+// audits the failure or, for a right password, clears the account's count
+// and takes back the IP's. The error never says whether the email exists.
 func (s *Service) PasswordStep(ctx context.Context, email, password string, from Origin) (User, error) {
 	var fs errs.Fields
 	if strings.TrimSpace(email) == "" {
@@ -55,38 +68,73 @@ func (s *Service) PasswordStep(ctx context.Context, email, password string, from
 		return User{}, err
 	}
 	email = audit.CleanText(NormalizeEmail(email), 254)
+	turn, err := s.hashes().enter()
+	if err != nil {
+		return User{}, err
+	}
+	defer turn.leave()
+	account := throttleKey{loginEmailKey(email), accountPolicy}
+	ip := throttleKey{loginIPKey(from.IP), ipPolicy}
+	var u db.User
+	found := false
+	err = s.begin(ctx, "Too many failed sign-in attempts", []throttleKey{account, ip}, func(q *db.Queries) error {
+		var err error
+		u, err = q.GetUserByEmail(ctx, email)
+		found = err == nil
+		if errors.Is(err, db.ErrNotFound) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return User{}, err
+	}
+	hash := dummyHash
+	if found {
+		hash = u.PasswordHash
+	}
+	var ok bool
+	if err := turn.hash(ctx, func() { ok = CheckPassword(hash, password) && found }); err != nil {
+		// Never checked (the client left while in line): count nothing.
+		return User{}, errors.Join(err, s.settle(ctx, []throttleKey{account, ip}, func(q *db.Queries, _ time.Time) error {
+			return errors.Join(forgive(ctx, q, account), forgive(ctx, q, ip))
+		}))
+	}
+	reason := ""
+	switch {
+	case !found:
+		reason = "unknown_email"
+	case !ok:
+		reason = "wrong_password"
+	case u.DisabledAt != nil:
+		reason = "user_disabled"
+	}
+	var lock []throttleKey // a right password forgives, under the keys' locks
+	if reason == "" {
+		lock = []throttleKey{account, ip}
+	}
 	var user User
-	var outcome error
-	err := s.attempt(ctx, "Too many failed sign-in attempts", []string{loginEmailKey(email), loginIPKey(from.IP)}, func(q *db.Queries, now time.Time) error {
-		u, err := q.GetUserByEmail(ctx, email)
-		found := err == nil
-		if err != nil && !errors.Is(err, db.ErrNotFound) {
-			return err
-		}
-		hash := dummyHash
-		if found {
-			hash = u.PasswordHash
-		}
-		ok := CheckPassword(hash, password) && found
-		reason := ""
-		switch {
-		case !found:
-			reason = "unknown_email"
-		case !ok:
-			reason = "wrong_password"
-		case u.DisabledAt != nil:
-			reason = "user_disabled"
-		}
+	err = s.settle(ctx, lock, func(q *db.Queries, now time.Time) error {
 		if reason == "" {
-			user = userOf(u)
-			return q.ClearThrottle(ctx, loginEmailKey(email))
-		}
-		outcome = ErrBadCredentials
-		if err := recordFailure(ctx, q, now, loginEmailKey(email), accountPolicy); err != nil {
-			return err
-		}
-		if err := recordFailure(ctx, q, now, loginIPKey(from.IP), ipPolicy); err != nil {
-			return err
+			// The account may have changed while its password was hashed:
+			// a password set meanwhile (a reset) makes this one wrong.
+			cur, err := q.GetUser(ctx, u.ID)
+			switch {
+			case errors.Is(err, db.ErrNotFound) || err == nil && cur.PasswordHash != u.PasswordHash:
+				reason = "wrong_password"
+			case err != nil:
+				return err
+			case cur.DisabledAt != nil:
+				reason = "user_disabled"
+			default:
+				// Right: the account's count starts again, and the IP's
+				// failure is taken back.
+				user = userOf(cur)
+				if err := q.ClearThrottle(ctx, account.key); err != nil {
+					return err
+				}
+				return forgive(ctx, q, ip)
+			}
 		}
 		// The typed email is kept only when it names a real user: people
 		// paste passwords into the email field, and the trail is forever.
@@ -100,7 +148,10 @@ func (s *Service) PasswordStep(ctx context.Context, email, password string, from
 	if err != nil {
 		return User{}, err
 	}
-	return user, outcome
+	if reason != "" {
+		return User{}, ErrBadCredentials
+	}
+	return user, nil
 }
 
 // TOTPStep checks the second factor of a user who passed the password step
@@ -118,8 +169,10 @@ func (s *Service) TOTPStep(ctx context.Context, by Caller, code string) error {
 // Confirm checks a fresh TOTP code or an unused recovery code of the caller
 // and, in the same transaction, runs change. A wrong or replayed code
 // changes nothing, is counted towards the user's MFA throttle and is
-// audited as auth.mfa.failed or auth.mfa.replayed. This is the one place
-// an operation's code is checked.
+// audited as auth.mfa.failed or auth.mfa.replayed; a right one does not
+// reset that count. This is the one place an operation's code is checked.
+// Codes cost no hashing worth the name, so the whole check runs in one
+// transaction under the throttle key's advisory lock (attempt).
 func (s *Service) Confirm(ctx context.Context, by Caller, code string, change func(q *db.Queries, now time.Time) error) error {
 	return s.confirm(ctx, by, code, func(q *db.Queries, now time.Time, _ bool) error { return change(q, now) })
 }
@@ -150,9 +203,10 @@ func (s *Service) confirm(ctx context.Context, by Caller, code string, then func
 		if err != nil {
 			return err
 		}
-		if err := q.ClearThrottle(ctx, mfaKey(u.ID)); err != nil {
-			return err
-		}
+		// A right code leaves the count as it is: it decays with the
+		// throttle's hourly window. Reset here, it would give someone who
+		// knows the password fresh guesses each time the real user signs
+		// in or confirms an operation.
 		return then(q, now, usedRecovery)
 	})
 	if err != nil {
@@ -206,7 +260,11 @@ type PasswordChange struct {
 }
 
 // ChangePassword sets a new password after checking the current one, and
-// ends the user's other sessions.
+// ends the user's other sessions. Guessing the current password from a
+// stolen session counts against the same per-account throttle as
+// sign-in, in the same three steps (throttle.go): no connection is held
+// while the current password is checked and the new one hashed, both under
+// the hash limit.
 func (s *Service) ChangePassword(ctx context.Context, by Caller, in PasswordChange) error {
 	var fs errs.Fields
 	if in.Current == "" {
@@ -226,26 +284,60 @@ func (s *Service) ChangePassword(ctx context.Context, by Caller, in PasswordChan
 		e.Err = ErrPasswordPolicy
 		return e
 	}
-	hash, err := HashPassword(in.New)
+	turn, err := s.hashes().enter()
 	if err != nil {
 		return err
 	}
-	// Guessing the current password from a stolen session counts against
-	// the same per-account throttle as sign-in.
-	var outcome error
-	key := loginEmailKey(by.User.Email)
-	err = s.attempt(ctx, "Too many failed attempts", []string{key}, func(q *db.Queries, now time.Time) error {
-		u, err := q.GetUser(ctx, by.User.ID)
+	defer turn.leave()
+	account := throttleKey{loginEmailKey(by.User.Email), accountPolicy}
+	var u db.User
+	err = s.begin(ctx, "Too many failed attempts", []throttleKey{account}, func(q *db.Queries) error {
+		var err error
+		u, err = q.GetUser(ctx, by.User.ID)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	var ok bool
+	var hash string
+	var hashErr error
+	err = turn.hash(ctx, func() {
+		if ok = CheckPassword(u.PasswordHash, in.Current); ok {
+			hash, hashErr = HashPassword(in.New)
+		}
+	})
+	if err = errors.Join(err, hashErr); err != nil {
+		// Never checked, or nothing to store: count nothing.
+		return errors.Join(err, s.settle(ctx, []throttleKey{account}, func(q *db.Queries, _ time.Time) error {
+			return forgive(ctx, q, account)
+		}))
+	}
+	id := strconv.FormatInt(u.ID, 10)
+	wrong := invalid("current_password", "The current password is incorrect.")
+	if !ok {
+		err := s.settle(ctx, nil, func(q *db.Queries, now time.Time) error {
+			return audit.Record(ctx, q, now, by.Actor().Event("user.password_change.failed", "user", id, nil))
+		})
 		if err != nil {
 			return err
 		}
-		id := strconv.FormatInt(u.ID, 10)
-		if !CheckPassword(u.PasswordHash, in.Current) {
-			outcome = invalid("current_password", "The current password is incorrect.")
-			if err := recordFailure(ctx, q, now, key, accountPolicy); err != nil {
-				return err
-			}
+		return wrong
+	}
+	var outcome error
+	err = s.settle(ctx, []throttleKey{account}, func(q *db.Queries, now time.Time) error {
+		// A password set while this one was hashed (another tab, a reset)
+		// means the one checked is no longer current.
+		cur, err := q.GetUser(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		if cur.PasswordHash != u.PasswordHash {
+			outcome = wrong
 			return audit.Record(ctx, q, now, by.Actor().Event("user.password_change.failed", "user", id, nil))
+		}
+		if err := forgive(ctx, q, account); err != nil {
+			return err
 		}
 		if err := q.SetUserPassword(ctx, db.SetUserPasswordParams{ID: u.ID, PasswordHash: hash, MustChangePassword: false}); err != nil {
 			return err

@@ -26,8 +26,9 @@ func ResetPassword(ctx context.Context, q *db.Queries, tenantSlug, email string,
 	} else if err != nil {
 		return "", err
 	}
-	// Hold the account's throttle key as a sign-in does: one running now
-	// finishes, and counts its failure, before the counter is cleared.
+	// Hold the account's throttle key as a sign-in does: one in its first
+	// step finishes counting before the counter is cleared. One hashing
+	// now finds the password changed when it settles, and fails.
 	key := loginEmailKey(email)
 	if err := q.LockThrottleKey(ctx, key); err != nil {
 		return "", err

@@ -51,29 +51,142 @@ func loginIPKey(ip string) string {
 }
 func mfaKey(userID int64) string { return fmt.Sprintf("mfa:user:%d", userID) }
 
-// attempt runs fn in one transaction that first takes an advisory lock on
-// each throttle key (in a fixed order, so two attempts cannot deadlock) and
-// then refuses with an errs.Throttled error that starts with what if any
-// key is locked. Parallel attempts on one account, IP or user therefore run
+// Two ways to run an attempt under the throttle.
+//
+// attempt is for checks that cost nothing much (a TOTP code, a recovery
+// code's HMAC): one transaction takes an advisory lock on each throttle key
+// (in a fixed order, so two attempts cannot deadlock), refuses with an
+// errs.Throttled error if any key is locked, and runs fn, which counts a
+// failure with recordFailure. Parallel attempts on one user therefore run
 // one after another, and each sees the failures counted before it.
+//
+// A password check runs argon2id, tens of milliseconds of CPU, and must
+// hold no pooled connection meanwhile: a flood of sign-ins would otherwise
+// hold the whole pool while it hashes and starve every other request. So
+// it runs in three steps (PasswordStep and ChangePassword):
+//
+//  1. begin, one short transaction under the same advisory locks: refuse
+//     if a key is locked (a locked account or IP costs no hashing), then
+//     count a failure on every key now, before the outcome is known, and
+//     read what the check needs. Commit.
+//  2. Hash, with no connection, under the HashLimit.
+//  3. settle, a second short transaction: audit a failure (it was counted
+//     already), or, for a right password or one never checked (the client
+//     left while in line), forgive the failure counted in step 1, under
+//     the advisory locks again.
+//
+// Counting first is what keeps the guarantee of the single transaction:
+// the check and the count happen together, under the key's lock, so
+// parallel guesses are each judged against a count that includes every
+// guess that passed before them, finished or not. Of 30 parallel wrong
+// passwords for one account, the sixth to pass step 1 sets the lock and
+// the rest are refused, as they were when the whole attempt held the
+// lock. A process that dies between the steps leaves the failure counted:
+// the throttle fails closed, and the count decays with its hourly window.
+
+// attempt runs fn in one transaction under the advisory locks of keys,
+// after refusing with an errs.Throttled error that starts with what if
+// any key is locked.
 func (s *Service) attempt(ctx context.Context, what string, keys []string, fn func(q *db.Queries, now time.Time) error) error {
-	keys = slices.Clone(keys)
-	slices.Sort(keys)
 	return s.Store.InTx(ctx, func(q *db.Queries) error {
+		now, err := s.lockKeys(ctx, q, what, keys)
+		if err != nil {
+			return err
+		}
+		return fn(q, now)
+	})
+}
+
+// throttleKey is a throttle key and its policy.
+type throttleKey struct {
+	key    string
+	policy lockPolicy
+}
+
+func keyNames(keys []throttleKey) []string {
+	names := make([]string, len(keys))
+	for i, k := range keys {
+		names[i] = k.key
+	}
+	return names
+}
+
+// begin is step 1 of a password attempt (see above): under the advisory
+// locks of keys it refuses a locked key, counts a failure on each key, and
+// runs read. It commits before anything is hashed.
+func (s *Service) begin(ctx context.Context, what string, keys []throttleKey, read func(q *db.Queries) error) error {
+	return s.Store.InTx(ctx, func(q *db.Queries) error {
+		now, err := s.lockKeys(ctx, q, what, keyNames(keys))
+		if err != nil {
+			return err
+		}
 		for _, k := range keys {
+			if err := recordFailure(ctx, q, now, k.key, k.policy); err != nil {
+				return err
+			}
+		}
+		return read(q)
+	})
+}
+
+// settle is step 3 of a password attempt: fn in a short transaction, under
+// the advisory locks of lock (none for an outcome that only audits). It
+// runs even if the client has gone, so that what was checked is recorded.
+func (s *Service) settle(ctx context.Context, lock []throttleKey, fn func(q *db.Queries, now time.Time) error) error {
+	ctx = context.WithoutCancel(ctx)
+	return s.Store.InTx(ctx, func(q *db.Queries) error {
+		names := keyNames(lock)
+		slices.Sort(names)
+		for _, k := range names {
 			if err := q.LockThrottleKey(ctx, k); err != nil {
 				return err
 			}
 		}
-		now := s.Now()
-		if wait, err := lockedFor(ctx, q, now, keys...); err != nil || wait > 0 {
-			if err != nil {
-				return err
-			}
-			return errs.Throttle(what, wait)
-		}
-		return fn(q, now)
+		return fn(q, s.Now())
 	})
+}
+
+// forgive takes back the failure begin counted on k for an attempt that
+// was right, or never checked. A lock that count no longer justifies is
+// lifted: no failure counted before this attempt had locked the key (the
+// attempt passed the check), so such a lock can only come from this
+// attempt's count or from attempts counted after it, which without this
+// one stay under the policy's free failures. Call it under k's advisory
+// lock.
+func forgive(ctx context.Context, q *db.Queries, k throttleKey) error {
+	t, err := q.UndoThrottleFailure(ctx, k.key)
+	if errors.Is(err, db.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if t.LockedUntil != nil && k.policy.lockFor(t.Failures) == 0 {
+		return q.LockThrottle(ctx, db.LockThrottleParams{Key: k.key})
+	}
+	return nil
+}
+
+// lockKeys takes the advisory lock of each key, in a fixed order, and
+// refuses with an errs.Throttled error that starts with what if any key
+// is locked. It returns the attempt's time.
+func (s *Service) lockKeys(ctx context.Context, q *db.Queries, what string, keys []string) (time.Time, error) {
+	keys = slices.Clone(keys)
+	slices.Sort(keys)
+	for _, k := range keys {
+		if err := q.LockThrottleKey(ctx, k); err != nil {
+			return time.Time{}, err
+		}
+	}
+	now := s.Now()
+	wait, err := lockedFor(ctx, q, now, keys...)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if wait > 0 {
+		return time.Time{}, errs.Throttle(what, wait)
+	}
+	return now, nil
 }
 
 // lockedFor says how long the longest lock of keys lasts from now.
@@ -96,7 +209,7 @@ func lockedFor(ctx context.Context, q *db.Queries, now time.Time, keys ...string
 
 // recordFailure counts a failure against key and locks it per p.
 func recordFailure(ctx context.Context, q *db.Queries, now time.Time, key string, p lockPolicy) error {
-	t, err := q.RecordThrottleFailure(ctx, key)
+	t, err := q.RecordThrottleFailure(ctx, db.RecordThrottleFailureParams{Key: key, Now: now})
 	if err != nil {
 		return err
 	}

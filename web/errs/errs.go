@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -211,3 +212,14 @@ func KindOf(err error) Kind {
 
 // Is reports whether err is of kind.
 func Is(err error, kind Kind) bool { return err != nil && KindOf(err) == kind }
+
+// Join lists things in a message: "a", "a and b", "a, b and c".
+func Join(items []string) string {
+	switch len(items) {
+	case 0:
+		return ""
+	case 1:
+		return items[0]
+	}
+	return strings.Join(items[:len(items)-1], ", ") + " and " + items[len(items)-1]
+}

@@ -34,12 +34,15 @@ func (h *Handler) handlePasswordChange(c echo.Context) error {
 	if err != nil {
 		prob, fields, ok := formError(c, err)
 		if !ok {
-			return err
+			if prob, ok = busy(c, err); !ok {
+				return err
+			}
 		}
 		return h.renderAccount(c, prob.Status, views.AccountProps{Error: prob.Message, Errors: fields})
 	}
-	// A new id for the session that survives the change.
-	if err := h.Sessions.Renew(c.Request(), c.Response(), st.sess); err != nil {
+	// A new id for the session that survives the change, ending when the
+	// old one would have: a password change does not extend a session.
+	if err := h.Sessions.Rotate(c.Request(), c.Response(), st.sess); err != nil {
 		return err
 	}
 	return h.done(c, "/account", "Your password was changed. Your other sessions were signed out.")

@@ -134,3 +134,44 @@ func TestOneTimePasswordMustBeChanged(t *testing.T) {
 		t.Errorf("the new password does not work: %s", r.Path)
 	}
 }
+
+// A password change gives the session a new id but not a new lifetime:
+// it still ends 12 hours after sign-in.
+func TestPasswordChangeKeepsTheSessionLifetime(t *testing.T) {
+	e := webtest.New(t)
+	_, secret, _ := e.EnrolledUser(e.Tenant, "ann@acme.test", auth.RoleAdmin)
+	c := e.SignIn("ann@acme.test", secret)
+	var signedIn time.Time
+	e.Store.Pool.QueryRow(context.Background(), `SELECT created_at FROM sessions`).Scan(&signedIn)
+	// Active every 20 minutes for 11 hours, then the password changes.
+	for range 11 * 3 {
+		e.Clock.Advance(20 * time.Minute)
+		if r := c.Get("/account"); r.Path != "/account" {
+			t.Fatalf("an active session ended early, at %s: %s", e.Clock.Now(), r.Path)
+		}
+	}
+	before := c.SessionCookie()
+	r := c.PostForm("/account/password", url.Values{"current_password": {webtest.Password},
+		"new_password": {"a brand new passphrase"}, "confirm_password": {"a brand new passphrase"}})
+	if r.Path != "/account" || !strings.Contains(r.Body, "Your password was changed") {
+		t.Fatalf("password change: %d %s", r.Status, r.Path)
+	}
+	if c.SessionCookie() == before || c.SessionCookie() == "" {
+		t.Fatal("the session id did not change with the password")
+	}
+	var created, expires time.Time
+	e.Store.Pool.QueryRow(context.Background(), `SELECT created_at, expires_at FROM sessions`).Scan(&created, &expires)
+	if !created.Equal(signedIn) || expires.Sub(created) != 12*time.Hour {
+		t.Errorf("after the change the session was created %s and ends %s; want created at sign-in, %s, and 12 h after", created, expires, signedIn)
+	}
+	for range 2 {
+		e.Clock.Advance(20 * time.Minute)
+		if r := c.Get("/account"); r.Path != "/account" {
+			t.Fatalf("the session ended before its 12 hours, at %s: %s", e.Clock.Now(), r.Path)
+		}
+	}
+	e.Clock.Advance(20*time.Minute + time.Second)
+	if r := c.Get("/account"); r.Path != "/login" {
+		t.Fatalf("12 hours after sign-in, with the password changed at 11: %s", r.Path)
+	}
+}

@@ -6,8 +6,23 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"keyward/views"
+	"keyward/web/errs"
+	"keyward/web/problem"
 	"keyward/web/session"
 )
+
+// busy is formError for the one 503 a form shows: too many passwords are
+// being checked (auth.ErrBusy). The form is shown again, with its
+// message saying when to try again, and Retry-After; ok is false for any
+// other error.
+func busy(c echo.Context, err error) (p problem.P, ok bool) {
+	if !errs.Is(err, errs.Unavailable) {
+		return problem.P{}, false
+	}
+	p = problem.Of(err)
+	problem.SetRetryAfter(c.Response().Header(), p.RetryAfter)
+	return p, true
+}
 
 func (h *Handler) handleLoginForm(c echo.Context) error {
 	st := getState(c)
@@ -23,7 +38,9 @@ func (h *Handler) handleLogin(c echo.Context) error {
 	if err != nil {
 		prob, _, ok := formError(c, err)
 		if !ok {
-			return err
+			if prob, ok = busy(c, err); !ok {
+				return err
+			}
 		}
 		return render(c, prob.Status, views.LoginPage(meta(c, "Sign in", ""), views.LoginProps{Email: email, Error: prob.Message}))
 	}

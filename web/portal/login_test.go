@@ -474,3 +474,41 @@ func TestHostileInputIsCountedNotFatal(t *testing.T) {
 		t.Error("an unknown typed email was stored in the audit trail")
 	}
 }
+
+// A right code does not reset the count of wrong ones: someone who knows
+// the password gets no fresh guesses from the real user's sign-ins. The
+// count decays with the throttle's hourly window instead.
+func TestRightCodeKeepsTheMFAFailureCount(t *testing.T) {
+	e := webtest.New(t)
+	_, secret, _ := e.EnrolledUser(e.Tenant, "ann@acme.test", auth.RoleAdmin)
+	guess := func(c *webtest.Client) int {
+		return c.PostForm("/login/totp", url.Values{"code": {wrongCode(e, secret)}}).Status
+	}
+	attacker, _ := e.PasswordStep("ann@acme.test")
+	for i := range 5 {
+		if s := guess(attacker); s != http.StatusUnauthorized {
+			t.Fatalf("free wrong code %d: %d", i+1, s)
+		}
+	}
+	// The real user signs in, with a right code.
+	e.SignIn("ann@acme.test", secret)
+	// The attacker's next guess is still the sixth failure of the hour,
+	// which locks.
+	if s := guess(attacker); s != http.StatusUnauthorized {
+		t.Fatalf("sixth wrong code: %d", s)
+	}
+	if s := guess(attacker); s != http.StatusTooManyRequests {
+		t.Fatalf("a wrong code after the sixth: %d, want 429: the right code reset the count", s)
+	}
+	// An hour on, the window is over and the count starts again.
+	e.Clock.Advance(61 * time.Minute)
+	attacker, _ = e.PasswordStep("ann@acme.test")
+	for i := range 5 {
+		if s := guess(attacker); s != http.StatusUnauthorized {
+			t.Fatalf("wrong code %d of the next hour: %d", i+1, s)
+		}
+	}
+	if n := count(t, e, `SELECT failures FROM auth_throttle WHERE key LIKE 'mfa:user:%'`); n != 5 {
+		t.Errorf("failures counted in the new window = %d, want 5", n)
+	}
+}

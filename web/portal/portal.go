@@ -40,6 +40,11 @@ type Handler struct {
 	BaseURL string
 }
 
+// getAndHead: every page answers HEAD as it answers GET, as HTTP asks of
+// every GET resource; echo adds no HEAD route by itself. The server sends
+// a HEAD answer's status and headers and drops its body.
+var getAndHead = []string{http.MethodGet, http.MethodHead}
+
 // bodyLimit bounds every portal request, forms and console JSON alike.
 const bodyLimit = 64 << 10
 
@@ -69,31 +74,31 @@ func (h *Handler) Register(e *echo.Echo) {
 	console := e.Group("/api/v1/orgs", append([]echo.MiddlewareFunc{rejectAPIKeys}, append(stack, h.requireConsoleManager)...)...)
 	console.POST("/api-key/generate", h.handleConsoleGenerate)
 	console.POST("/api-key/rotate", h.handleConsoleRotate)
-	console.GET("/api-key", h.handleConsoleGet)
+	console.Match(getAndHead, "/api-key", h.handleConsoleGet)
 	console.DELETE("/api-key", h.handleConsoleRevoke)
 
 	g := e.Group("", stack...)
-	g.GET("/", h.handleHome)
-	g.GET("/login", h.handleLoginForm)
+	g.Match(getAndHead, "/", h.handleHome)
+	g.Match(getAndHead, "/login", h.handleLoginForm)
 	g.POST("/login", h.handleLogin)
 	g.POST("/logout", h.handleLogout)
 
 	pw := g.Group("", h.requirePasswordStage)
-	pw.GET("/login/totp", h.handleTOTPForm)
+	pw.Match(getAndHead, "/login/totp", h.handleTOTPForm)
 	pw.POST("/login/totp", h.handleTOTP)
-	pw.GET("/mfa/enroll", h.handleEnrollForm)
+	pw.Match(getAndHead, "/mfa/enroll", h.handleEnrollForm)
 	pw.POST("/mfa/enroll", h.handleEnroll)
 
 	in := g.Group("", h.requireSignedIn)
-	in.GET("/account", h.handleAccount)
+	in.Match(getAndHead, "/account", h.handleAccount)
 	in.POST("/account/password", h.handlePasswordChange)
-	in.GET("/settings/developers/api-keys", h.handleKeysList)
-	in.GET("/settings/developers/api-keys/:id", h.handleKeyDetail)
-	in.GET("/settings/developers/api-logs", h.handleAPILogs)
+	in.Match(getAndHead, "/settings/developers/api-keys", h.handleKeysList)
+	in.Match(getAndHead, "/settings/developers/api-keys/:id", h.handleKeyDetail)
+	in.Match(getAndHead, "/settings/developers/api-logs", h.handleAPILogs)
 	ops := in.Group("", h.requireManager)
-	ops.GET("/settings/developers/api-keys/new", h.handleKeyNew)
+	ops.Match(getAndHead, "/settings/developers/api-keys/new", h.handleKeyNew)
 	ops.POST("/settings/developers/api-keys", h.handleKeyCreate)
-	ops.GET("/settings/developers/api-keys/:id/edit", h.handleKeyEdit)
+	ops.Match(getAndHead, "/settings/developers/api-keys/:id/edit", h.handleKeyEdit)
 	ops.POST("/settings/developers/api-keys/:id", h.handleKeyUpdate)
 	ops.POST("/settings/developers/api-keys/:id/rotate", h.handleKeyRotate)
 	ops.POST("/settings/developers/api-keys/:id/disable", h.handleKeyDisable)

@@ -15,6 +15,7 @@ import (
 	"encoding/gob"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gorilla/securecookie"
@@ -23,7 +24,8 @@ import (
 	"keyward/db"
 )
 
-// CookieName is the portal's session cookie.
+// CookieName is the portal's session cookie, as callers name it. A Store
+// with Secure set sends it as __Host-kw_session (Store.CookieName).
 const CookieName = "kw_session"
 
 // Keys of the values kept in a session.
@@ -61,12 +63,29 @@ func New(q *db.Queries, hashKey []byte, secure bool, now func() time.Time) *Stor
 
 // Get returns the request's session, cached for the rest of the request.
 func (s *Store) Get(r *http.Request, name string) (*sessions.Session, error) {
-	return sessions.GetRegistry(r).Get(s, name)
+	return sessions.GetRegistry(r).Get(s, s.cookieName(name))
+}
+
+// CookieName is the session cookie's name as browsers see it.
+func (s *Store) CookieName() string { return s.cookieName(CookieName) }
+
+// cookieName is the name a cookie called name goes by. With Secure
+// (production) it carries the __Host- prefix, like the CSRF cookie: a
+// browser then takes it only from an HTTPS page, with Path=/ and no
+// Domain, so a sibling subdomain or a plain-HTTP page cannot plant a
+// session id (fixation) or overwrite the cookie. Development keeps the
+// bare name, which plain http://localhost can set.
+func (s *Store) cookieName(name string) string {
+	if s.Secure && !strings.HasPrefix(name, "__Host-") {
+		return "__Host-" + name
+	}
+	return name
 }
 
 // New loads the session named by the request's cookie, or returns a new,
 // empty one when there is none or it has ended.
 func (s *Store) New(r *http.Request, name string) (*sessions.Session, error) {
+	name = s.cookieName(name)
 	sess := sessions.NewSession(s, name)
 	sess.Options = s.options()
 	sess.IsNew = true
@@ -108,6 +127,13 @@ func (s *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 // Save writes the session and its cookie. A session with MaxAge < 0 is
 // deleted, server-side first.
 func (s *Store) Save(r *http.Request, w http.ResponseWriter, sess *sessions.Session) error {
+	return s.save(r, w, sess, time.Time{}, time.Time{})
+}
+
+// save is Save. A session without an id gets a new row, created at
+// created and ending at expires, or, where they are zero, now and after
+// the absolute lifetime.
+func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Session, created, expires time.Time) error {
 	ctx := r.Context()
 	if sess.Options.MaxAge < 0 {
 		if sess.ID != "" {
@@ -128,10 +154,16 @@ func (s *Store) Save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 	}
 	now := s.Now()
 	if sess.ID == "" {
+		if created.IsZero() {
+			created = now
+		}
+		if expires.IsZero() {
+			expires = now.Add(s.Absolute)
+		}
 		sess.ID = newID()
 		if err := s.Queries.InsertSession(ctx, db.InsertSessionParams{
 			IDHash: hashID(sess.ID), UserID: uid, Data: buf.Bytes(),
-			CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(s.Absolute),
+			CreatedAt: created, LastSeenAt: now, ExpiresAt: expires,
 		}); err != nil {
 			return err
 		}
@@ -150,7 +182,7 @@ func (s *Store) Save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 
 // Renew gives the session a new id and a new absolute lifetime, deleting
 // the old row, so an id planted before sign-in is worthless after it
-// (session fixation).
+// (session fixation). Sign-in calls it.
 func (s *Store) Renew(r *http.Request, w http.ResponseWriter, sess *sessions.Session) error {
 	if sess.ID != "" {
 		if err := s.Queries.DeleteSession(r.Context(), hashID(sess.ID)); err != nil {
@@ -159,6 +191,33 @@ func (s *Store) Renew(r *http.Request, w http.ResponseWriter, sess *sessions.Ses
 	}
 	sess.ID = ""
 	return s.Save(r, w, sess)
+}
+
+// Rotate gives the session a new id but keeps its lifetime: the new id
+// ends when the old one would have, the absolute lifetime still counted
+// from sign-in. A password change rotates, so that a copy of the old
+// cookie is worthless, without letting whoever holds the session extend
+// it by changing the password. A session whose row is already gone stays
+// ended.
+func (s *Store) Rotate(r *http.Request, w http.ResponseWriter, sess *sessions.Session) error {
+	ctx := r.Context()
+	now := s.Now()
+	created, expires := now, now
+	if sess.ID != "" {
+		old := hashID(sess.ID)
+		row, err := s.Queries.GetSession(ctx, db.GetSessionParams{IDHash: old, Now: now})
+		switch {
+		case err == nil:
+			created, expires = row.CreatedAt, row.ExpiresAt
+		case !errors.Is(err, db.ErrNotFound):
+			return err
+		}
+		if err := s.Queries.DeleteSession(ctx, old); err != nil {
+			return err
+		}
+	}
+	sess.ID = ""
+	return s.save(r, w, sess, created, expires)
 }
 
 // Destroy ends the session server-side and clears the cookie.
