@@ -6,6 +6,7 @@ package auth
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"net/mail"
 	"regexp"
@@ -216,14 +217,45 @@ func (s *Service) confirm(ctx context.Context, by Caller, code string, then func
 }
 
 // StartEnrolment makes a new TOTP secret for the user.
-func (s *Service) StartEnrolment(by Caller) (mfa.Enrolment, error) {
-	return s.MFA.NewEnrolment(by.User.Email)
+// PendingEnrolment returns the enrolment to show the user and the secret
+// to keep in their session until they confirm it, sealed (AES-GCM, bound to
+// the user) and base64-encoded. Given the sealed secret kept before, it
+// returns the same enrolment, so a reload shows the same QR code; given
+// nothing, or something that does not open, it starts a new one.
+func (s *Service) PendingEnrolment(by Caller, sealed string) (mfa.Enrolment, string, error) {
+	if secret, ok := s.openPending(by, sealed); ok {
+		en, err := s.MFA.EnrolmentFor(by.User.Email, secret)
+		return en, sealed, err
+	}
+	en, err := s.MFA.NewEnrolment(by.User.Email)
+	if err != nil {
+		return mfa.Enrolment{}, "", err
+	}
+	b, err := s.MFA.Encrypt(by.User.ID, en.Secret)
+	if err != nil {
+		return mfa.Enrolment{}, "", err
+	}
+	return en, base64.StdEncoding.EncodeToString(b), nil
 }
 
-// Enrol confirms a pending TOTP secret with a code from the app, stores it,
-// signs the user in and returns the recovery codes, to be shown once.
-// ErrAlreadyEnrolled means another tab won: its codes stand.
-func (s *Service) Enrol(ctx context.Context, by Caller, secret, code string) ([]string, error) {
+func (s *Service) openPending(by Caller, sealed string) (string, bool) {
+	b, err := base64.StdEncoding.DecodeString(sealed)
+	if err != nil || sealed == "" {
+		return "", false
+	}
+	secret, err := s.MFA.Decrypt(by.User.ID, b)
+	return secret, err == nil
+}
+
+// Enrol confirms the pending TOTP secret (sealed, as PendingEnrolment
+// returned it) with a code from the app, stores it, signs the user in and
+// returns the recovery codes, to be shown once. ErrAlreadyEnrolled means
+// another tab won: its codes stand.
+func (s *Service) Enrol(ctx context.Context, by Caller, sealed, code string) ([]string, error) {
+	secret, ok := s.openPending(by, sealed)
+	if !ok {
+		return nil, errs.New(errs.Invalid, "", "This enrolment has expired: the page shows a new QR code to scan.")
+	}
 	step, err := s.MFA.CheckEnrolmentCode(secret, code)
 	if err != nil {
 		const msg = "That code does not match. Check that your device's clock is right and enter the code your app shows now."

@@ -158,7 +158,7 @@ func (fs Fields) Err() error {
 	}
 	msg := fs[0].Message
 	if len(fs) > 1 {
-		msg = fmt.Sprintf("%d fields need fixing; nothing was changed. First, %s: %s", len(fs), fs[0].Name, fs[0].Message)
+		msg = fmt.Sprintf("%d fields need fixing. First, %s: %s", len(fs), fs[0].Name, fs[0].Message)
 	}
 	return &Error{Kind: Invalid, Message: msg, Fields: fs}
 }

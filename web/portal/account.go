@@ -34,9 +34,7 @@ func (h *Handler) handlePasswordChange(c echo.Context) error {
 	if err != nil {
 		prob, fields, ok := formError(c, err)
 		if !ok {
-			if prob, ok = busy(c, err); !ok {
-				return err
-			}
+			return err
 		}
 		return h.renderAccount(c, prob.Status, views.AccountProps{Error: prob.Message, Errors: fields})
 	}

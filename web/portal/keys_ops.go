@@ -73,7 +73,7 @@ func (h *Handler) keyOp(c echo.Context, form, flash string, err error) error {
 	if err != nil {
 		return err
 	}
-	p.Error, p.ErrorForm, p.CodeError = prob.Message, form, fields["code"]
+	p.Error, p.ErrorForm, p.CodeError, p.GraceError = prob.Message, form, fields["code"], fields["grace"]
 	if form == "rotate" && slices.Contains([]string{"0", "1h", "24h", "168h"}, c.FormValue("grace")) {
 		p.Grace = c.FormValue("grace") // a failed rotation keeps the window the admin chose
 	}

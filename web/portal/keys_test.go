@@ -307,8 +307,8 @@ func TestRotateGrace(t *testing.T) {
 	if n := count(t, e, `SELECT count(*) FROM api_key_secrets WHERE key_id = $1 AND (expires_at IS NULL OR expires_at > $2)`, id, e.Clock.Now()); n != 1 {
 		t.Errorf("after rotating with no grace, live secrets = %d, want 1", n)
 	}
-	if r := a.op(id, "rotate", url.Values{"grace": {"5h"}}); r.Status != http.StatusBadRequest {
-		t.Errorf("grace 5h: %d", r.Status)
+	if r := a.op(id, "rotate", url.Values{"grace": {"5h"}}); r.Status != http.StatusBadRequest || !strings.Contains(r.Body, `aria-describedby="err-grace"`) {
+		t.Errorf("grace 5h: %d, or the grace window is not marked", r.Status)
 	}
 	// A wrong code keeps the chosen window on the form.
 	r = a.op(id, "rotate", url.Values{"grace": {"24h"}, "code": {wrongCode(e, a.secret)}})

@@ -6,23 +6,8 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"keyward/views"
-	"keyward/web/errs"
-	"keyward/web/problem"
 	"keyward/web/session"
 )
-
-// busy is formError for the one 503 a form shows: too many passwords are
-// being checked (auth.ErrBusy). The form is shown again, with its
-// message saying when to try again, and Retry-After; ok is false for any
-// other error.
-func busy(c echo.Context, err error) (p problem.P, ok bool) {
-	if !errs.Is(err, errs.Unavailable) {
-		return problem.P{}, false
-	}
-	p = problem.Of(err)
-	problem.SetRetryAfter(c.Response().Header(), p.RetryAfter)
-	return p, true
-}
 
 func (h *Handler) handleLoginForm(c echo.Context) error {
 	st := getState(c)
@@ -36,13 +21,11 @@ func (h *Handler) handleLogin(c echo.Context) error {
 	email := c.FormValue("email")
 	u, err := h.Auth.PasswordStep(c.Request().Context(), email, c.FormValue("password"), origin(c))
 	if err != nil {
-		prob, _, ok := formError(c, err)
+		prob, fields, ok := formError(c, err)
 		if !ok {
-			if prob, ok = busy(c, err); !ok {
-				return err
-			}
+			return err
 		}
-		return render(c, prob.Status, views.LoginPage(meta(c, "Sign in", ""), views.LoginProps{Email: email, Error: prob.Message}))
+		return render(c, prob.Status, views.LoginPage(meta(c, "Sign in", ""), views.LoginProps{Email: email, Error: prob.Message, Errors: fields}))
 	}
 	sess := getState(c).sess
 	clear(sess.Values)
@@ -70,11 +53,11 @@ func (h *Handler) handleTOTP(c echo.Context) error {
 		return c.Redirect(http.StatusSeeOther, "/mfa/enroll")
 	}
 	if err := h.Auth.TOTPStep(c.Request().Context(), caller(c), c.FormValue("code")); err != nil {
-		prob, _, ok := formError(c, err)
+		prob, fields, ok := formError(c, err)
 		if !ok {
 			return err
 		}
-		return render(c, prob.Status, views.LoginTOTPPage(meta(c, "Two-factor authentication", ""), views.CodeProps{Error: prob.Message}))
+		return render(c, prob.Status, views.LoginTOTPPage(meta(c, "Two-factor authentication", ""), views.CodeProps{Error: prob.Message, Errors: fields}))
 	}
 	if err := h.markSignedIn(c, st); err != nil {
 		return err

@@ -1,7 +1,6 @@
 package portal
 
 import (
-	"encoding/base64"
 	"errors"
 	"net/http"
 
@@ -9,39 +8,25 @@ import (
 
 	"keyward/views"
 	"keyward/web/mfa"
+	"keyward/web/problem"
 	"keyward/web/session"
 )
 
-// pendingSecret returns the enrolment secret kept (encrypted) in the
-// session, making one on the first visit so a reload shows the same QR code.
-func (h *Handler) pendingSecret(c echo.Context, st *state) (string, error) {
-	if enc, ok := st.sess.Values[session.KeyPendingTOTP].(string); ok {
-		sealed, err := base64.StdEncoding.DecodeString(enc)
-		if err == nil {
-			if secret, err := h.Auth.MFA.Decrypt(st.user.ID, sealed); err == nil {
-				return secret, nil
-			}
-		}
+// pending returns the enrolment to show, keeping its secret (sealed by the
+// auth service) in the session, so a reload shows the same QR code.
+func (h *Handler) pending(c echo.Context, st *state) (mfa.Enrolment, string, error) {
+	kept, _ := st.sess.Values[session.KeyPendingTOTP].(string)
+	en, sealed, err := h.Auth.PendingEnrolment(caller(c), kept)
+	if err != nil || sealed == kept {
+		return en, sealed, err
 	}
-	en, err := h.Auth.StartEnrolment(caller(c))
-	if err != nil {
-		return "", err
-	}
-	sealed, err := h.Auth.MFA.Encrypt(st.user.ID, en.Secret)
-	if err != nil {
-		return "", err
-	}
-	st.sess.Values[session.KeyPendingTOTP] = base64.StdEncoding.EncodeToString(sealed)
-	return en.Secret, st.sess.Save(c.Request(), c.Response())
+	st.sess.Values[session.KeyPendingTOTP] = sealed
+	return en, sealed, st.sess.Save(c.Request(), c.Response())
 }
 
-func (h *Handler) renderEnroll(c echo.Context, st *state, status int, secret, msg string) error {
-	en, err := h.Auth.MFA.EnrolmentFor(st.user.Email, secret)
-	if err != nil {
-		return err
-	}
+func (h *Handler) renderEnroll(c echo.Context, status int, en mfa.Enrolment, prob problem.P, fields map[string]string) error {
 	return render(c, status, views.EnrollPage(meta(c, "Set up two-factor authentication", ""),
-		views.EnrollProps{Secret: en.Secret, URL: en.URL, Error: msg}))
+		views.EnrollProps{Secret: en.Secret, URL: en.URL, Error: prob.Message, Errors: fields}))
 }
 
 func (h *Handler) handleEnrollForm(c echo.Context) error {
@@ -49,11 +34,11 @@ func (h *Handler) handleEnrollForm(c echo.Context) error {
 	if st.user.TOTPEnrolled {
 		return c.Redirect(http.StatusSeeOther, "/login/totp")
 	}
-	secret, err := h.pendingSecret(c, st)
+	en, _, err := h.pending(c, st)
 	if err != nil {
 		return err
 	}
-	return h.renderEnroll(c, st, http.StatusOK, secret, "")
+	return h.renderEnroll(c, http.StatusOK, en, problem.P{}, nil)
 }
 
 func (h *Handler) handleEnroll(c echo.Context) error {
@@ -61,20 +46,20 @@ func (h *Handler) handleEnroll(c echo.Context) error {
 	if st.user.TOTPEnrolled {
 		return c.Redirect(http.StatusSeeOther, "/login/totp")
 	}
-	secret, err := h.pendingSecret(c, st)
+	en, sealed, err := h.pending(c, st)
 	if err != nil {
 		return err
 	}
-	codes, err := h.Auth.Enrol(c.Request().Context(), caller(c), secret, c.FormValue("code"))
+	codes, err := h.Auth.Enrol(c.Request().Context(), caller(c), sealed, c.FormValue("code"))
 	if errors.Is(err, mfa.ErrAlreadyEnrolled) {
 		// Another tab won; its codes stand. Sign in with the app instead.
 		return c.Redirect(http.StatusSeeOther, "/login/totp")
 	} else if err != nil {
-		prob, _, ok := formError(c, err)
+		prob, fields, ok := formError(c, err)
 		if !ok {
 			return err
 		}
-		return h.renderEnroll(c, st, prob.Status, secret, prob.Message)
+		return h.renderEnroll(c, prob.Status, en, prob, fields)
 	}
 	if err := h.markSignedIn(c, st); err != nil {
 		return err

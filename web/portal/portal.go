@@ -227,7 +227,7 @@ func formError(c echo.Context, err error) (p problem.P, fields map[string]string
 		return problem.P{}, nil, false
 	}
 	switch e.Kind {
-	case errs.Invalid, errs.Conflict, errs.Unauthorized, errs.Throttled:
+	case errs.Invalid, errs.Conflict, errs.Unauthorized, errs.Throttled, errs.Unavailable:
 	default:
 		return problem.P{}, nil, false
 	}

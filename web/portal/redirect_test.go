@@ -133,3 +133,33 @@ func TestFlashWaitsForItsPage(t *testing.T) {
 		t.Error("the flash shows a second time")
 	}
 }
+
+// TestSignInFormsMarkTheirFields: the sign-in, TOTP and enrolment forms
+// put each problem next to its field, marked for assistive technology.
+func TestSignInFormsMarkTheirFields(t *testing.T) {
+	e := webtest.New(t)
+	_, secret, _ := e.EnrolledUser(e.Tenant, "ann@acme.test", auth.RoleAdmin)
+	c := e.Client()
+	c.Get("/login")
+	r := c.PostForm("/login", url.Values{"email": {" "}, "password": {""}})
+	if r.Status != http.StatusBadRequest {
+		t.Fatalf("empty sign-in: %d", r.Status)
+	}
+	for _, f := range []string{"email", "password"} {
+		if !strings.Contains(r.Body, `aria-describedby="err-`+f+`"`) || !strings.Contains(r.Body, `id="err-`+f+`"`) {
+			t.Errorf("empty sign-in: no message next to %s", f)
+		}
+	}
+	c, _ = e.PasswordStep("ann@acme.test")
+	r = c.PostForm("/login/totp", url.Values{"code": {wrongCode(e, secret)}})
+	if r.Status != http.StatusUnauthorized || !strings.Contains(r.Body, `aria-describedby="err-code"`) || !strings.Contains(r.Body, `aria-invalid="true"`) {
+		t.Errorf("wrong TOTP code: %d, the code field is not marked", r.Status)
+	}
+	e.User(e.Tenant, "bob@acme.test", auth.RoleAdmin)
+	b, _ := e.PasswordStep("bob@acme.test")
+	b.Get("/mfa/enroll")
+	r = b.PostForm("/mfa/enroll", url.Values{"code": {"000000"}})
+	if r.Status != http.StatusUnauthorized || !strings.Contains(r.Body, `aria-describedby="err-code"`) {
+		t.Errorf("wrong enrolment code: %d, the code field is not marked", r.Status)
+	}
+}
