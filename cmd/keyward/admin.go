@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -51,6 +53,10 @@ func cmdTenantCreate(ctx context.Context, args []string, stdout, stderr io.Write
 		fmt.Fprintln(stderr, "keyward tenant create: --slug and --name are required")
 		return errUsage
 	}
+	keys, err := auditKeys(&cfg, true)
+	if err != nil {
+		return err
+	}
 	store, closeDB, err := openDB(ctx, &cfg, cfg.logger(stderr))
 	if err != nil {
 		return err
@@ -58,7 +64,7 @@ func cmdTenantCreate(ctx context.Context, args []string, stdout, stderr io.Write
 	defer closeDB()
 	var t db.Tenant
 	err = store.InTx(ctx, func(q *db.Queries) error {
-		t, err = auth.CreateTenant(ctx, q, *slug, *name, *plan, time.Now())
+		t, err = auth.CreateTenant(ctx, q, keys, *slug, *name, *plan, time.Now())
 		return err
 	})
 	if err != nil {
@@ -94,6 +100,10 @@ func cmdUserCreate(ctx context.Context, args []string, stdin io.Reader, stdout, 
 		}
 		password, oneTime = strings.TrimRight(line, "\r\n"), false
 	}
+	keys, err := auditKeys(&cfg, true)
+	if err != nil {
+		return err
+	}
 	store, closeDB, err := openDB(ctx, &cfg, cfg.logger(stderr))
 	if err != nil {
 		return err
@@ -107,7 +117,7 @@ func cmdUserCreate(ctx context.Context, args []string, stdin io.Reader, stdout, 
 	}
 	var u db.User
 	err = store.InTx(ctx, func(q *db.Queries) error {
-		u, err = auth.CreateUser(ctx, q, t.ID, *email, *role, password, oneTime, audit.Actor{Type: audit.ActorSystem, ID: "cli"}, time.Now())
+		u, err = auth.CreateUser(ctx, q, keys, t.ID, *email, *role, password, oneTime, audit.Actor{Type: audit.ActorSystem, ID: "cli"}, time.Now())
 		return err
 	})
 	if err != nil {
@@ -139,6 +149,10 @@ func cmdUserResetPassword(ctx context.Context, args []string, stdout, stderr io.
 		fmt.Fprintln(stderr, "keyward user reset-password: --tenant and --email are required")
 		return errUsage
 	}
+	keys, err := auditKeys(&cfg, true)
+	if err != nil {
+		return err
+	}
 	store, closeDB, err := openDB(ctx, &cfg, cfg.logger(stderr))
 	if err != nil {
 		return err
@@ -146,7 +160,7 @@ func cmdUserResetPassword(ctx context.Context, args []string, stdout, stderr io.
 	defer closeDB()
 	var password string
 	err = store.InTx(ctx, func(q *db.Queries) error {
-		password, err = auth.ResetPassword(ctx, q, *tenant, *email, audit.Actor{Type: audit.ActorSystem, ID: "cli"}, time.Now())
+		password, err = auth.ResetPassword(ctx, q, keys, *tenant, *email, audit.Actor{Type: audit.ActorSystem, ID: "cli"}, time.Now())
 		return err
 	})
 	if err != nil {
@@ -162,10 +176,18 @@ func cmdAuditVerify(ctx context.Context, args []string, stdout, stderr io.Writer
 	var cfg config
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
 	cfg.dbFlags(fs)
-	if err := parse(fs, args, stderr, "keyward audit verify [flags]"); err != nil {
+	requireKeyed := fs.Bool("require-keyed", false, "fail when a chain has only SHA-256 events (written before the chain was keyed)")
+	if err := parse(fs, args, stderr, "keyward audit verify [--require-keyed] [flags]\n\n"+
+		"Checks every audit chain's links and head with KEYWARD_SECRET_KEY. Every\n"+
+		"problem is printed on stdout as a BROKEN: line; the exit status is 1 when\n"+
+		"there is one."); err != nil {
 		return err
 	}
 	if err := cfg.validate(); err != nil {
+		return err
+	}
+	keys, err := auditKeys(&cfg, false)
+	if err != nil {
 		return err
 	}
 	store, closeDB, err := openDB(ctx, &cfg, cfg.logger(stderr))
@@ -173,15 +195,43 @@ func cmdAuditVerify(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	defer closeDB()
-	rep, err := audit.Verify(ctx, store.Queries)
+	rep, err := audit.Verify(ctx, store.Queries, keys)
 	if err != nil {
 		return err
 	}
-	if rep.Broken != nil {
-		fmt.Fprintf(stdout, "BROKEN: %s\n", rep.Broken)
-		fmt.Fprintf(stderr, "audit chain broken after checking %d events\n", rep.Events)
+	for _, b := range rep.Breaks {
+		fmt.Fprintf(stdout, "BROKEN: %s\n", b)
+	}
+	for _, chain := range rep.Unkeyed {
+		fmt.Fprintf(stdout, "UNKEYED: %s: only SHA-256 events, written before the chain was keyed; anyone who can write to the database could have rebuilt them. The next event recorded keys the chain.\n", audit.ChainName(chain))
+	}
+	if len(rep.Breaks) > 0 {
+		fmt.Fprintf(stderr, "audit trail broken: %d chains with a problem, after checking %d events\n", len(rep.Breaks), rep.Events)
 		return errFailed
 	}
 	fmt.Fprintf(stdout, "ok: %d events in %d chains, every link intact\n", rep.Events, rep.Chains)
+	if *requireKeyed && len(rep.Unkeyed) > 0 {
+		fmt.Fprintf(stderr, "%d chains are not keyed yet\n", len(rep.Unkeyed))
+		return errFailed
+	}
 	return nil
+}
+
+// auditKeys are the audit trail's keys, from KEYWARD_SECRET_KEY or, in
+// development, from the secret serve generated into the data dir. Only
+// commands that write to the embedded cluster of that same data dir may
+// generate one (mayCreate), as serve would: anywhere else a new secret
+// would key events, or check them, with a key the server does not use.
+func auditKeys(cfg *config, mayCreate bool) (*audit.Keys, error) {
+	if cfg.SecretKey == "" && !cfg.production() && (!mayCreate || cfg.DatabaseURL != "") {
+		path := filepath.Join(cfg.DataDir, "secret.key")
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("KEYWARD_SECRET_KEY is not set and there is no %s: set KEYWARD_SECRET_KEY to the server's secret key", path)
+		}
+	}
+	ring, err := cfg.secretKey()
+	if err != nil {
+		return nil, err
+	}
+	return audit.NewKeys(ring), nil
 }

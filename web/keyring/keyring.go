@@ -18,6 +18,8 @@ const (
 	PurposeTOTP         = "keyward totp-secret aes-gcm v1"
 	PurposeCookie       = "keyward cookie hmac v1"
 	PurposeRecoveryCode = "keyward recovery-code hmac v1"
+	// PurposeAuditChain keys the HMAC-SHA256 of every audit event.
+	PurposeAuditChain = "keyward audit-chain hmac v1"
 )
 
 // Ring holds the master secret.
