@@ -10,6 +10,40 @@ import (
 	"time"
 )
 
+const getAuditEvent = `-- name: GetAuditEvent :one
+SELECT id, chain_id, seq, tenant_id, occurred_at, actor_type, actor_id, action, target_type, target_id, ip, user_agent, diff, prev_hash, hash, hash_alg FROM audit_events WHERE chain_id = $1 AND seq = $2
+`
+
+type GetAuditEventParams struct {
+	ChainID int64
+	Seq     int64
+}
+
+// One event by its place in its chain, as a checkpoint names it.
+func (q *Queries) GetAuditEvent(ctx context.Context, arg GetAuditEventParams) (AuditEvent, error) {
+	row := q.db.QueryRow(ctx, getAuditEvent, arg.ChainID, arg.Seq)
+	var i AuditEvent
+	err := row.Scan(
+		&i.ID,
+		&i.ChainID,
+		&i.Seq,
+		&i.TenantID,
+		&i.OccurredAt,
+		&i.ActorType,
+		&i.ActorID,
+		&i.Action,
+		&i.TargetType,
+		&i.TargetID,
+		&i.Ip,
+		&i.UserAgent,
+		&i.Diff,
+		&i.PrevHash,
+		&i.Hash,
+		&i.HashAlg,
+	)
+	return i, err
+}
+
 const initAuditChainHead = `-- name: InitAuditChainHead :exec
 INSERT INTO audit_chain_heads (chain_id, seq, hash, keyed) VALUES ($1, 0, $2, true)
 ON CONFLICT (chain_id) DO NOTHING
@@ -114,6 +148,36 @@ ORDER BY chain_id
 // head is missing too.
 func (q *Queries) ListAuditChainIDs(ctx context.Context) ([]int64, error) {
 	rows, err := q.db.Query(ctx, listAuditChainIDs)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []int64
+	for rows.Next() {
+		var chain_id int64
+		if err := rows.Scan(&chain_id); err != nil {
+			return nil, err
+		}
+		items = append(items, chain_id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listAuditChainsToCheckpoint = `-- name: ListAuditChainsToCheckpoint :many
+SELECT h.chain_id FROM audit_chain_heads h
+WHERE h.seq > 0 AND NOT EXISTS (
+    SELECT 1 FROM audit_events e
+    WHERE e.chain_id = h.chain_id AND e.seq = h.seq AND e.action = 'audit.checkpoint')
+ORDER BY h.chain_id
+`
+
+// The chains whose last event is not a checkpoint: something happened in
+// them since their last one (or they never had one).
+func (q *Queries) ListAuditChainsToCheckpoint(ctx context.Context) ([]int64, error) {
+	rows, err := q.db.Query(ctx, listAuditChainsToCheckpoint)
 	if err != nil {
 		return nil, err
 	}

@@ -30,3 +30,16 @@ ORDER BY chain_id;
 -- name: ListAuditEventsInChain :many
 -- Used by `keyward audit verify`, a page at a time.
 SELECT * FROM audit_events WHERE chain_id = $1 AND seq > $2 ORDER BY seq LIMIT $3;
+
+-- name: GetAuditEvent :one
+-- One event by its place in its chain, as a checkpoint names it.
+SELECT * FROM audit_events WHERE chain_id = $1 AND seq = $2;
+
+-- name: ListAuditChainsToCheckpoint :many
+-- The chains whose last event is not a checkpoint: something happened in
+-- them since their last one (or they never had one).
+SELECT h.chain_id FROM audit_chain_heads h
+WHERE h.seq > 0 AND NOT EXISTS (
+    SELECT 1 FROM audit_events e
+    WHERE e.chain_id = h.chain_id AND e.seq = h.seq AND e.action = 'audit.checkpoint')
+ORDER BY h.chain_id;

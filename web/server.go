@@ -77,7 +77,8 @@ type App struct {
 	Metrics  *metrics.Set
 	store    *db.Store
 	log      *slog.Logger
-	// Audit keys the audit trail's chain.
+	// Audit keys the audit trail (its chain and checkpoints): the jobs and
+	// the shutdown checkpoint use the same keys as the services.
 	Audit *audit.Keys
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -172,15 +173,17 @@ func cmdUserResetPassword(ctx context.Context, args []string, stdout, stderr io.
 	return nil
 }
 
-func cmdAuditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdAuditVerify(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	var cfg config
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
 	cfg.dbFlags(fs)
+	checkpoints := fs.String("checkpoints", "", "also check the checkpoints in this file (the server's \"audit checkpoint\" log lines, kept outside the database); - reads standard input")
 	requireKeyed := fs.Bool("require-keyed", false, "fail when a chain has only SHA-256 events (written before the chain was keyed)")
-	if err := parse(fs, args, stderr, "keyward audit verify [--require-keyed] [flags]\n\n"+
-		"Checks every audit chain's links and head with KEYWARD_SECRET_KEY. Every\n"+
-		"problem is printed on stdout as a BROKEN: line; the exit status is 1 when\n"+
-		"there is one."); err != nil {
+	if err := parse(fs, args, stderr, "keyward audit verify [--checkpoints FILE] [--require-keyed] [flags]\n\n"+
+		"Checks every audit chain's links and head with KEYWARD_SECRET_KEY, and with\n"+
+		"--checkpoints that each checkpoint is signed by this installation and that\n"+
+		"its chain still holds the event it names. Every problem is printed on\n"+
+		"stdout as a BROKEN: line; the exit status is 1 when there is one."); err != nil {
 		return err
 	}
 	if err := cfg.validate(); err != nil {
@@ -189,6 +192,12 @@ func cmdAuditVerify(ctx context.Context, args []string, stdout, stderr io.Writer
 	keys, err := auditKeys(&cfg, false)
 	if err != nil {
 		return err
+	}
+	var cps []audit.Checkpoint
+	if *checkpoints != "" {
+		if cps, err = readCheckpoints(*checkpoints, stdin); err != nil {
+			return err
+		}
 	}
 	store, closeDB, err := openDB(ctx, &cfg, cfg.logger(stderr))
 	if err != nil {
@@ -199,22 +208,85 @@ func cmdAuditVerify(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
+	var problems []audit.CheckpointProblem
+	if *checkpoints != "" {
+		if problems, err = audit.VerifyCheckpoints(ctx, store.Queries, keys.PublicKey(), cps); err != nil {
+			return err
+		}
+	}
 	for _, b := range rep.Breaks {
 		fmt.Fprintf(stdout, "BROKEN: %s\n", b)
 	}
+	for _, p := range problems {
+		fmt.Fprintf(stdout, "BROKEN: %s\n", p)
+	}
 	for _, chain := range rep.Unkeyed {
-		fmt.Fprintf(stdout, "UNKEYED: %s: only SHA-256 events, written before the chain was keyed; anyone who can write to the database could have rebuilt them. The next event recorded keys the chain.\n", audit.ChainName(chain))
+		fmt.Fprintf(stdout, "UNKEYED: %s: only SHA-256 events, written before the chain was keyed; anyone who can write to the database could have rebuilt them. The next event recorded on it, or serve's next checkpoint, keys the chain.\n", audit.ChainName(chain))
 	}
-	if len(rep.Breaks) > 0 {
-		fmt.Fprintf(stderr, "audit trail broken: %d chains with a problem, after checking %d events\n", len(rep.Breaks), rep.Events)
+	if len(rep.Breaks) == 0 {
+		fmt.Fprintf(stdout, "ok: %d events in %d chains, every link intact\n", rep.Events, rep.Chains)
+	}
+	if *checkpoints != "" && len(problems) == 0 {
+		fmt.Fprintf(stdout, "ok: %d checkpoints signed by this installation, each matching its chain\n", len(cps))
+	}
+	switch {
+	case len(rep.Breaks) > 0 || len(problems) > 0:
+		fmt.Fprintf(stderr, "audit trail broken: %d chains and %d checkpoints with a problem, after checking %d events\n", len(rep.Breaks), len(problems), rep.Events)
 		return errFailed
-	}
-	fmt.Fprintf(stdout, "ok: %d events in %d chains, every link intact\n", rep.Events, rep.Chains)
-	if *requireKeyed && len(rep.Unkeyed) > 0 {
+	case *requireKeyed && len(rep.Unkeyed) > 0:
 		fmt.Fprintf(stderr, "%d chains are not keyed yet\n", len(rep.Unkeyed))
 		return errFailed
 	}
 	return nil
+}
+
+// readCheckpoints reads the checkpoints kept in file, or on stdin for "-".
+// A file with none is an error: checking nothing proves nothing.
+func readCheckpoints(file string, stdin io.Reader) ([]audit.Checkpoint, error) {
+	r := stdin
+	if file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	}
+	cps, err := audit.ParseCheckpoints(r)
+	if err != nil {
+		return nil, fmt.Errorf("reading checkpoints from %s: %w", file, err)
+	}
+	if len(cps) == 0 {
+		return nil, fmt.Errorf("no audit checkpoint in %s (they are the server's %q log lines)", file, audit.CheckpointLogMessage)
+	}
+	return cps, nil
+}
+
+func cmdAuditPublicKey(args []string, stdout, stderr io.Writer) error {
+	var cfg config
+	fs := flag.NewFlagSet("audit public-key", flag.ContinueOnError)
+	fs.StringVar(&cfg.DataDir, "data-dir", env("KEYWARD_DATA_DIR", defaultDataDir), "where the generated dev secret lives (KEYWARD_DATA_DIR)")
+	fs.StringVar(&cfg.Mode, "mode", env("KEYWARD_MODE", "development"), "development or production (KEYWARD_MODE)")
+	raw := fs.Bool("base64", false, "print the raw 32-byte Ed25519 key in standard base64 instead of PEM")
+	if err := parse(fs, args, stderr, "keyward audit public-key [--base64]\n\n"+
+		"Prints the Ed25519 key that verifies audit checkpoints, derived from\n"+
+		"KEYWARD_SECRET_KEY: a PEM \"PUBLIC KEY\" block (SubjectPublicKeyInfo, as\n"+
+		"openssl reads it), or with --base64 the raw key. It is not secret."); err != nil {
+		return err
+	}
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	keys, err := auditKeys(&cfg, false)
+	if err != nil {
+		return err
+	}
+	if *raw {
+		fmt.Fprintln(stdout, base64.StdEncoding.EncodeToString(keys.PublicKey()))
+		return nil
+	}
+	_, err = stdout.Write(keys.PublicKeyPEM())
+	return err
 }
 
 // auditKeys are the audit trail's keys, from KEYWARD_SECRET_KEY or, in

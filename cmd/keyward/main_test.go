@@ -36,7 +36,7 @@ func keyward(t *testing.T, dbURL, stdin string, args ...string) (code int, stdou
 }
 
 func TestEverySubcommandHasHelp(t *testing.T) {
-	for _, args := range [][]string{{"serve"}, {"migrate"}, {"tenant", "create"}, {"user", "create"}, {"user", "reset-password"}, {"audit", "verify"}} {
+	for _, args := range [][]string{{"serve"}, {"migrate"}, {"tenant", "create"}, {"user", "create"}, {"user", "reset-password"}, {"audit", "verify"}, {"audit", "public-key"}} {
 		code, _, stderr := keyward(t, "", "", append(args, "--help")...)
 		if code != 0 || !strings.Contains(stderr, "Usage: keyward "+strings.Join(args, " ")) {
 			t.Errorf("%v --help: exit %d, %q", args, code, stderr)

@@ -100,10 +100,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 
-	// Periodic work (request-log partitions and retention, cleanup) runs
-	// as River jobs, once across every instance. Not under ctx: SIGTERM
-	// stops them gracefully below.
-	runner, err := jobs.New(jobs.Config{Store: store, Sessions: app.Sessions, Retention: cfg.LogRetention, Log: log})
+	// Periodic work (request-log partitions and retention, cleanup, audit
+	// checkpoints) runs as River jobs, once across every instance. Not
+	// under ctx: SIGTERM stops them gracefully below.
+	runner, err := jobs.New(jobs.Config{Store: store, Sessions: app.Sessions, Retention: cfg.LogRetention, Log: log, Audit: app.Audit})
 	if err == nil {
 		err = runner.Start(appCtx)
 	}
@@ -149,6 +149,14 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	flushCtx, cancelFlush := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancelFlush()
 	app.Close(flushCtx)
+	// Last, sign the head of every audit chain that changed since its
+	// last checkpoint, what the flush above wrote included, so that the
+	// log holds the trail as this instance leaves it.
+	cps, err := audit.TakeCheckpoints(flushCtx, store, app.Audit, time.Now())
+	audit.LogCheckpoints(log, cps)
+	if err != nil {
+		log.Error("audit checkpoints at shutdown", "err", err)
+	}
 	if shutErr != nil {
 		return fmt.Errorf("shutdown: %w", shutErr)
 	}

@@ -1,13 +1,14 @@
 // Package audit owns the audit trail: it appends events to a per-tenant
-// chain of HMAC-SHA256 hashes inside the caller's transaction, and
-// verifies chains. Its key (Keys) comes from its callers, derived from
-// KEYWARD_SECRET_KEY; no event
+// chain of HMAC-SHA256 hashes inside the caller's transaction, verifies
+// chains, and signs checkpoints of their heads (checkpoint.go). Its keys
+// (Keys) come from its callers, derived from KEYWARD_SECRET_KEY; no event
 // holds a secret: callers pass diffs of configuration, not keys or codes.
 // It must not import echo.
 package audit
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
@@ -82,23 +83,35 @@ const (
 	// with SHA-256 events: its prev_hash is the last SHA-256 hash, so the
 	// old part is sealed under the key.
 	ActionChainKeyed = "audit.chain_keyed"
+	// ActionCheckpoint records a signed checkpoint of the chain's head
+	// (Checkpoint is its diff).
+	ActionCheckpoint = "audit.checkpoint"
 )
 
-// Keys hold the audit trail's key, derived from KEYWARD_SECRET_KEY
-// (web/keyring): the HMAC key every event's hash is made with. web.Build
-// makes them from the ring main gives it and hands them to the services;
-// the commands make them from the same secret. No package keeps them in a
-// global.
+// Keys are the audit trail's two keys, both derived from
+// KEYWARD_SECRET_KEY (web/keyring): the HMAC key every event's hash is
+// made with, and the Ed25519 key that signs checkpoints. web.Build makes
+// them from the ring main gives it and hands them to the services, the
+// jobs and the shutdown checkpoint; the commands make them from the same
+// secret. No package keeps them in a global.
 type Keys struct {
 	chain []byte
+	sign  ed25519.PrivateKey
 }
 
 // NewKeys derives the trail's keys from the ring: the HMAC key of purpose
-// keyring.PurposeAuditChain. The same secret always gives the same keys,
-// on every instance and after every restart.
+// keyring.PurposeAuditChain, and the Ed25519 key whose seed is the key of
+// purpose keyring.PurposeAuditCheckpoint. The same secret always gives the
+// same keys, on every instance and after every restart.
 func NewKeys(ring *keyring.Ring) *Keys {
-	return &Keys{chain: ring.Key(keyring.PurposeAuditChain)}
+	return &Keys{
+		chain: ring.Key(keyring.PurposeAuditChain),
+		sign:  ed25519.NewKeyFromSeed(ring.Key(keyring.PurposeAuditCheckpoint)),
+	}
 }
+
+// PublicKey is the key that verifies checkpoints. It is not secret.
+func (k *Keys) PublicKey() ed25519.PublicKey { return k.sign.Public().(ed25519.PublicKey) }
 
 // mac is the keyed hash of an event: HMAC-SHA256 over the same bytes as
 // Hash.

@@ -47,7 +47,8 @@ type Report struct {
 	// written before the chain was keyed and not appended to since. Their
 	// SHA-256 links show accidents but not forgery: someone who can write
 	// to the database could have rebuilt them. The next event recorded
-	// on such a chain keys it.
+	// on such a chain keys it, and `keyward serve` keys every such chain
+	// at its next checkpoint.
 	Unkeyed []int64
 }
 
@@ -62,7 +63,8 @@ type Report struct {
 //     event (events removed from the end, or the head moved back).
 //
 // Events cut from the end of a chain whose head was moved back with them
-// leave an intact, shorter chain: the database alone cannot show those.
+// leave an intact, shorter chain: only checkpoints kept outside the
+// database show those (VerifyCheckpoints).
 func Verify(ctx context.Context, q *db.Queries, keys *Keys) (Report, error) {
 	var rep Report
 	if keys == nil {

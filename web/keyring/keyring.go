@@ -20,6 +20,10 @@ const (
 	PurposeRecoveryCode = "keyward recovery-code hmac v1"
 	// PurposeAuditChain keys the HMAC-SHA256 of every audit event.
 	PurposeAuditChain = "keyward audit-chain hmac v1"
+	// PurposeAuditCheckpoint is the seed of the Ed25519 key that signs
+	// audit checkpoints: the same secret always gives the same key pair,
+	// so checkpoints stay verifiable across restarts and instances.
+	PurposeAuditCheckpoint = "keyward audit-checkpoint ed25519 v1"
 )
 
 // Ring holds the master secret.
