@@ -121,9 +121,10 @@ func (k *Keys) mac(e db.AuditEvent) []byte {
 	return h.Sum(nil)
 }
 
-// errNoKeys: a writer was built without the trail's keys. Refusing is
-// the only safe answer; an unkeyed event would be forgeable.
-var errNoKeys = errors.New("audit: no keys to write the chain with")
+// errNoKeys: a writer or a checker was built without the trail's keys.
+// Refusing is the only safe answer: an unkeyed event would be forgeable,
+// and a chain checked without its key proves nothing.
+var errNoKeys = errors.New("audit: no keys for the audit chain")
 
 // Record appends ev to its tenant's chain using q, which should be the
 // transaction that makes the change being recorded. now is the
