@@ -296,7 +296,7 @@ func (q *Queries) ListAPIKeysByTenant(ctx context.Context, arg ListAPIKeysByTena
 }
 
 const listAuditEventsForTarget = `-- name: ListAuditEventsForTarget :many
-SELECT id, chain_id, seq, tenant_id, occurred_at, actor_type, actor_id, action, target_type, target_id, ip, user_agent, diff, prev_hash, hash FROM audit_events WHERE tenant_id = $1 AND target_type = $2 AND target_id = $3
+SELECT id, chain_id, seq, tenant_id, occurred_at, actor_type, actor_id, action, target_type, target_id, ip, user_agent, diff, prev_hash, hash, hash_alg FROM audit_events WHERE tenant_id = $1 AND target_type = $2 AND target_id = $3
 ORDER BY seq DESC LIMIT 100
 `
 
@@ -331,6 +331,7 @@ func (q *Queries) ListAuditEventsForTarget(ctx context.Context, arg ListAuditEve
 			&i.Diff,
 			&i.PrevHash,
 			&i.Hash,
+			&i.HashAlg,
 		); err != nil {
 			return nil, err
 		}

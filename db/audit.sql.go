@@ -10,8 +10,42 @@ import (
 	"time"
 )
 
+const getAuditEvent = `-- name: GetAuditEvent :one
+SELECT id, chain_id, seq, tenant_id, occurred_at, actor_type, actor_id, action, target_type, target_id, ip, user_agent, diff, prev_hash, hash, hash_alg FROM audit_events WHERE chain_id = $1 AND seq = $2
+`
+
+type GetAuditEventParams struct {
+	ChainID int64
+	Seq     int64
+}
+
+// One event by its place in its chain, as a checkpoint names it.
+func (q *Queries) GetAuditEvent(ctx context.Context, arg GetAuditEventParams) (AuditEvent, error) {
+	row := q.db.QueryRow(ctx, getAuditEvent, arg.ChainID, arg.Seq)
+	var i AuditEvent
+	err := row.Scan(
+		&i.ID,
+		&i.ChainID,
+		&i.Seq,
+		&i.TenantID,
+		&i.OccurredAt,
+		&i.ActorType,
+		&i.ActorID,
+		&i.Action,
+		&i.TargetType,
+		&i.TargetID,
+		&i.Ip,
+		&i.UserAgent,
+		&i.Diff,
+		&i.PrevHash,
+		&i.Hash,
+		&i.HashAlg,
+	)
+	return i, err
+}
+
 const initAuditChainHead = `-- name: InitAuditChainHead :exec
-INSERT INTO audit_chain_heads (chain_id, seq, hash) VALUES ($1, 0, $2)
+INSERT INTO audit_chain_heads (chain_id, seq, hash, keyed) VALUES ($1, 0, $2, true)
 ON CONFLICT (chain_id) DO NOTHING
 `
 
@@ -20,6 +54,7 @@ type InitAuditChainHeadParams struct {
 	Hash    []byte
 }
 
+// A chain started now is keyed from its first event.
 func (q *Queries) InitAuditChainHead(ctx context.Context, arg InitAuditChainHeadParams) error {
 	_, err := q.db.Exec(ctx, initAuditChainHead, arg.ChainID, arg.Hash)
 	return err
@@ -27,8 +62,8 @@ func (q *Queries) InitAuditChainHead(ctx context.Context, arg InitAuditChainHead
 
 const insertAuditEvent = `-- name: InsertAuditEvent :one
 INSERT INTO audit_events (chain_id, seq, tenant_id, occurred_at, actor_type, actor_id, action,
-                          target_type, target_id, ip, user_agent, diff, prev_hash, hash)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                          target_type, target_id, ip, user_agent, diff, prev_hash, hash, hash_alg)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 RETURNING id
 `
 
@@ -47,6 +82,7 @@ type InsertAuditEventParams struct {
 	Diff       []byte
 	PrevHash   []byte
 	Hash       []byte
+	HashAlg    string
 }
 
 func (q *Queries) InsertAuditEvent(ctx context.Context, arg InsertAuditEventParams) (int64, error) {
@@ -65,6 +101,7 @@ func (q *Queries) InsertAuditEvent(ctx context.Context, arg InsertAuditEventPara
 		arg.Diff,
 		arg.PrevHash,
 		arg.Hash,
+		arg.HashAlg,
 	)
 	var id int64
 	err := row.Scan(&id)
@@ -72,7 +109,7 @@ func (q *Queries) InsertAuditEvent(ctx context.Context, arg InsertAuditEventPara
 }
 
 const listAuditChainHeads = `-- name: ListAuditChainHeads :many
-SELECT chain_id, seq, hash FROM audit_chain_heads ORDER BY chain_id
+SELECT chain_id, seq, hash, keyed FROM audit_chain_heads ORDER BY chain_id
 `
 
 func (q *Queries) ListAuditChainHeads(ctx context.Context) ([]AuditChainHead, error) {
@@ -84,7 +121,12 @@ func (q *Queries) ListAuditChainHeads(ctx context.Context) ([]AuditChainHead, er
 	var items []AuditChainHead
 	for rows.Next() {
 		var i AuditChainHead
-		if err := rows.Scan(&i.ChainID, &i.Seq, &i.Hash); err != nil {
+		if err := rows.Scan(
+			&i.ChainID,
+			&i.Seq,
+			&i.Hash,
+			&i.Keyed,
+		); err != nil {
 			return nil, err
 		}
 		items = append(items, i)
@@ -95,8 +137,67 @@ func (q *Queries) ListAuditChainHeads(ctx context.Context) ([]AuditChainHead, er
 	return items, nil
 }
 
+const listAuditChainIDs = `-- name: ListAuditChainIDs :many
+SELECT chain_id FROM audit_chain_heads
+UNION
+SELECT DISTINCT chain_id FROM audit_events
+ORDER BY chain_id
+`
+
+// Every chain that has events or a head: verification walks chains whose
+// head is missing too.
+func (q *Queries) ListAuditChainIDs(ctx context.Context) ([]int64, error) {
+	rows, err := q.db.Query(ctx, listAuditChainIDs)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []int64
+	for rows.Next() {
+		var chain_id int64
+		if err := rows.Scan(&chain_id); err != nil {
+			return nil, err
+		}
+		items = append(items, chain_id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listAuditChainsToCheckpoint = `-- name: ListAuditChainsToCheckpoint :many
+SELECT h.chain_id FROM audit_chain_heads h
+WHERE h.seq > 0 AND NOT EXISTS (
+    SELECT 1 FROM audit_events e
+    WHERE e.chain_id = h.chain_id AND e.seq = h.seq AND e.action = 'audit.checkpoint')
+ORDER BY h.chain_id
+`
+
+// The chains whose last event is not a checkpoint: something happened in
+// them since their last one (or they never had one).
+func (q *Queries) ListAuditChainsToCheckpoint(ctx context.Context) ([]int64, error) {
+	rows, err := q.db.Query(ctx, listAuditChainsToCheckpoint)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []int64
+	for rows.Next() {
+		var chain_id int64
+		if err := rows.Scan(&chain_id); err != nil {
+			return nil, err
+		}
+		items = append(items, chain_id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const listAuditEventsInChain = `-- name: ListAuditEventsInChain :many
-SELECT id, chain_id, seq, tenant_id, occurred_at, actor_type, actor_id, action, target_type, target_id, ip, user_agent, diff, prev_hash, hash FROM audit_events WHERE chain_id = $1 AND seq > $2 ORDER BY seq LIMIT $3
+SELECT id, chain_id, seq, tenant_id, occurred_at, actor_type, actor_id, action, target_type, target_id, ip, user_agent, diff, prev_hash, hash, hash_alg FROM audit_events WHERE chain_id = $1 AND seq > $2 ORDER BY seq LIMIT $3
 `
 
 type ListAuditEventsInChainParams struct {
@@ -131,6 +232,7 @@ func (q *Queries) ListAuditEventsInChain(ctx context.Context, arg ListAuditEvent
 			&i.Diff,
 			&i.PrevHash,
 			&i.Hash,
+			&i.HashAlg,
 		); err != nil {
 			return nil, err
 		}
@@ -143,18 +245,23 @@ func (q *Queries) ListAuditEventsInChain(ctx context.Context, arg ListAuditEvent
 }
 
 const lockAuditChainHead = `-- name: LockAuditChainHead :one
-SELECT chain_id, seq, hash FROM audit_chain_heads WHERE chain_id = $1 FOR UPDATE
+SELECT chain_id, seq, hash, keyed FROM audit_chain_heads WHERE chain_id = $1 FOR UPDATE
 `
 
 func (q *Queries) LockAuditChainHead(ctx context.Context, chainID int64) (AuditChainHead, error) {
 	row := q.db.QueryRow(ctx, lockAuditChainHead, chainID)
 	var i AuditChainHead
-	err := row.Scan(&i.ChainID, &i.Seq, &i.Hash)
+	err := row.Scan(
+		&i.ChainID,
+		&i.Seq,
+		&i.Hash,
+		&i.Keyed,
+	)
 	return i, err
 }
 
 const updateAuditChainHead = `-- name: UpdateAuditChainHead :exec
-UPDATE audit_chain_heads SET seq = $2, hash = $3 WHERE chain_id = $1
+UPDATE audit_chain_heads SET seq = $2, hash = $3, keyed = true WHERE chain_id = $1
 `
 
 type UpdateAuditChainHeadParams struct {
@@ -163,6 +270,7 @@ type UpdateAuditChainHeadParams struct {
 	Hash    []byte
 }
 
+// Every event appended is keyed, so the head is too from now on.
 func (q *Queries) UpdateAuditChainHead(ctx context.Context, arg UpdateAuditChainHeadParams) error {
 	_, err := q.db.Exec(ctx, updateAuditChainHead, arg.ChainID, arg.Seq, arg.Hash)
 	return err

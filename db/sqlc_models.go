@@ -80,6 +80,7 @@ type AuditChainHead struct {
 	ChainID int64
 	Seq     int64
 	Hash    []byte
+	Keyed   bool
 }
 
 type AuditEvent struct {
@@ -98,6 +99,7 @@ type AuditEvent struct {
 	Diff       []byte
 	PrevHash   []byte
 	Hash       []byte
+	HashAlg    string
 }
 
 type AuthThrottle struct {

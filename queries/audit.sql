@@ -1,22 +1,45 @@
 -- name: InitAuditChainHead :exec
-INSERT INTO audit_chain_heads (chain_id, seq, hash) VALUES ($1, 0, $2)
+-- A chain started now is keyed from its first event.
+INSERT INTO audit_chain_heads (chain_id, seq, hash, keyed) VALUES ($1, 0, $2, true)
 ON CONFLICT (chain_id) DO NOTHING;
 
 -- name: LockAuditChainHead :one
 SELECT * FROM audit_chain_heads WHERE chain_id = $1 FOR UPDATE;
 
 -- name: UpdateAuditChainHead :exec
-UPDATE audit_chain_heads SET seq = $2, hash = $3 WHERE chain_id = $1;
+-- Every event appended is keyed, so the head is too from now on.
+UPDATE audit_chain_heads SET seq = $2, hash = $3, keyed = true WHERE chain_id = $1;
 
 -- name: InsertAuditEvent :one
 INSERT INTO audit_events (chain_id, seq, tenant_id, occurred_at, actor_type, actor_id, action,
-                          target_type, target_id, ip, user_agent, diff, prev_hash, hash)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                          target_type, target_id, ip, user_agent, diff, prev_hash, hash, hash_alg)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 RETURNING id;
 
 -- name: ListAuditChainHeads :many
 SELECT * FROM audit_chain_heads ORDER BY chain_id;
 
+-- name: ListAuditChainIDs :many
+-- Every chain that has events or a head: verification walks chains whose
+-- head is missing too.
+SELECT chain_id FROM audit_chain_heads
+UNION
+SELECT DISTINCT chain_id FROM audit_events
+ORDER BY chain_id;
+
 -- name: ListAuditEventsInChain :many
 -- Used by `keyward audit verify`, a page at a time.
 SELECT * FROM audit_events WHERE chain_id = $1 AND seq > $2 ORDER BY seq LIMIT $3;
+
+-- name: GetAuditEvent :one
+-- One event by its place in its chain, as a checkpoint names it.
+SELECT * FROM audit_events WHERE chain_id = $1 AND seq = $2;
+
+-- name: ListAuditChainsToCheckpoint :many
+-- The chains whose last event is not a checkpoint: something happened in
+-- them since their last one (or they never had one).
+SELECT h.chain_id FROM audit_chain_heads h
+WHERE h.seq > 0 AND NOT EXISTS (
+    SELECT 1 FROM audit_events e
+    WHERE e.chain_id = h.chain_id AND e.seq = h.seq AND e.action = 'audit.checkpoint')
+ORDER BY h.chain_id;

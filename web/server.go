@@ -18,6 +18,7 @@ import (
 	"keyward/static"
 	"keyward/web/api"
 	"keyward/web/apikey"
+	"keyward/web/audit"
 	"keyward/web/auth"
 	"keyward/web/events"
 	"keyward/web/keyring"
@@ -76,6 +77,9 @@ type App struct {
 	Metrics  *metrics.Set
 	store    *db.Store
 	log      *slog.Logger
+	// Audit keys the audit trail (its chain and checkpoints): the jobs and
+	// the shutdown checkpoint use the same keys as the services.
+	Audit *audit.Keys
 }
 
 // Start subscribes the key cache to key changes and starts the usage
@@ -107,9 +111,10 @@ func Build(cfg Config, store *db.Store, ring *keyring.Ring) (*App, error) {
 		return nil, err
 	}
 	mfaSvc.Now = now
+	auditKeys := audit.NewKeys(ring)
 	sessions := session.New(store.Queries, ring.Key(keyring.PurposeCookie), cfg.Production, now)
-	authSvc := &auth.Service{Store: store, MFA: mfaSvc, Now: now, Hashes: cfg.Hashes}
-	keys := &apikey.Service{Store: store, Auth: authSvc, Now: now}
+	authSvc := &auth.Service{Store: store, MFA: mfaSvc, Now: now, Hashes: cfg.Hashes, Audit: auditKeys}
+	keys := &apikey.Service{Store: store, Auth: authSvc, Now: now, Audit: auditKeys}
 	ph := &portal.Handler{Sessions: sessions, Auth: authSvc, Keys: keys, Logs: &usage.Reader{Store: store}, Now: now,
 		Secure: cfg.Production, BaseURL: cfg.BaseURL}
 	if cfg.Limiter == nil {
@@ -117,11 +122,13 @@ func Build(cfg Config, store *db.Store, ring *keyring.Ring) (*App, error) {
 	}
 	ver := apikey.NewVerifier(store.Queries, cfg.Verifier, cfg.Metrics)
 	ver.Now = now
-	rec := usage.New(store, cfg.Logger, now, cfg.Metrics, cfg.Usage)
+	uo := cfg.Usage
+	uo.Audit = auditKeys
+	rec := usage.New(store, cfg.Logger, now, cfg.Metrics, uo)
 	evs := &events.Service{Store: store, Now: now}
 	pub := &api.Handler{Events: evs, Verifier: ver, Limiter: cfg.Limiter, Usage: rec, Hosts: cfg.APIHosts, HostsStrict: cfg.APIHostsStrict, Now: now, Metrics: cfg.Metrics}
 	return &App{Echo: New(cfg, store, ph, pub), Sessions: sessions, Auth: authSvc, Keys: keys, Events: evs, MFA: mfaSvc,
-		Verifier: ver, Usage: rec, Metrics: cfg.Metrics, store: store, log: cfg.Logger}, nil
+		Verifier: ver, Usage: rec, Metrics: cfg.Metrics, Audit: auditKeys, store: store, log: cfg.Logger}, nil
 }
 
 // New returns the application's router.

@@ -3,10 +3,13 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -51,6 +54,10 @@ func cmdTenantCreate(ctx context.Context, args []string, stdout, stderr io.Write
 		fmt.Fprintln(stderr, "keyward tenant create: --slug and --name are required")
 		return errUsage
 	}
+	keys, err := auditKeys(&cfg, true)
+	if err != nil {
+		return err
+	}
 	store, closeDB, err := openDB(ctx, &cfg, cfg.logger(stderr))
 	if err != nil {
 		return err
@@ -58,7 +65,7 @@ func cmdTenantCreate(ctx context.Context, args []string, stdout, stderr io.Write
 	defer closeDB()
 	var t db.Tenant
 	err = store.InTx(ctx, func(q *db.Queries) error {
-		t, err = auth.CreateTenant(ctx, q, *slug, *name, *plan, time.Now())
+		t, err = auth.CreateTenant(ctx, q, keys, *slug, *name, *plan, time.Now())
 		return err
 	})
 	if err != nil {
@@ -94,6 +101,10 @@ func cmdUserCreate(ctx context.Context, args []string, stdin io.Reader, stdout, 
 		}
 		password, oneTime = strings.TrimRight(line, "\r\n"), false
 	}
+	keys, err := auditKeys(&cfg, true)
+	if err != nil {
+		return err
+	}
 	store, closeDB, err := openDB(ctx, &cfg, cfg.logger(stderr))
 	if err != nil {
 		return err
@@ -107,7 +118,7 @@ func cmdUserCreate(ctx context.Context, args []string, stdin io.Reader, stdout, 
 	}
 	var u db.User
 	err = store.InTx(ctx, func(q *db.Queries) error {
-		u, err = auth.CreateUser(ctx, q, t.ID, *email, *role, password, oneTime, audit.Actor{Type: audit.ActorSystem, ID: "cli"}, time.Now())
+		u, err = auth.CreateUser(ctx, q, keys, t.ID, *email, *role, password, oneTime, audit.Actor{Type: audit.ActorSystem, ID: "cli"}, time.Now())
 		return err
 	})
 	if err != nil {
@@ -139,6 +150,10 @@ func cmdUserResetPassword(ctx context.Context, args []string, stdout, stderr io.
 		fmt.Fprintln(stderr, "keyward user reset-password: --tenant and --email are required")
 		return errUsage
 	}
+	keys, err := auditKeys(&cfg, true)
+	if err != nil {
+		return err
+	}
 	store, closeDB, err := openDB(ctx, &cfg, cfg.logger(stderr))
 	if err != nil {
 		return err
@@ -146,7 +161,7 @@ func cmdUserResetPassword(ctx context.Context, args []string, stdout, stderr io.
 	defer closeDB()
 	var password string
 	err = store.InTx(ctx, func(q *db.Queries) error {
-		password, err = auth.ResetPassword(ctx, q, *tenant, *email, audit.Actor{Type: audit.ActorSystem, ID: "cli"}, time.Now())
+		password, err = auth.ResetPassword(ctx, q, keys, *tenant, *email, audit.Actor{Type: audit.ActorSystem, ID: "cli"}, time.Now())
 		return err
 	})
 	if err != nil {
@@ -158,30 +173,137 @@ func cmdUserResetPassword(ctx context.Context, args []string, stdout, stderr io.
 	return nil
 }
 
-func cmdAuditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdAuditVerify(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	var cfg config
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
 	cfg.dbFlags(fs)
-	if err := parse(fs, args, stderr, "keyward audit verify [flags]"); err != nil {
+	checkpoints := fs.String("checkpoints", "", "also check the checkpoints in this file (the server's \"audit checkpoint\" log lines, kept outside the database); - reads standard input")
+	requireKeyed := fs.Bool("require-keyed", false, "fail when a chain has only SHA-256 events (written before the chain was keyed)")
+	if err := parse(fs, args, stderr, "keyward audit verify [--checkpoints FILE] [--require-keyed] [flags]\n\n"+
+		"Checks every audit chain's links and head with KEYWARD_SECRET_KEY, and with\n"+
+		"--checkpoints that each checkpoint is signed by this installation and that\n"+
+		"its chain still holds the event it names. Every problem is printed on\n"+
+		"stdout as a BROKEN: line; the exit status is 1 when there is one."); err != nil {
 		return err
 	}
 	if err := cfg.validate(); err != nil {
 		return err
+	}
+	keys, err := auditKeys(&cfg, false)
+	if err != nil {
+		return err
+	}
+	var cps []audit.Checkpoint
+	if *checkpoints != "" {
+		if cps, err = readCheckpoints(*checkpoints, stdin); err != nil {
+			return err
+		}
 	}
 	store, closeDB, err := openDB(ctx, &cfg, cfg.logger(stderr))
 	if err != nil {
 		return err
 	}
 	defer closeDB()
-	rep, err := audit.Verify(ctx, store.Queries)
+	rep, err := audit.Verify(ctx, store.Queries, keys)
 	if err != nil {
 		return err
 	}
-	if rep.Broken != nil {
-		fmt.Fprintf(stdout, "BROKEN: %s\n", rep.Broken)
-		fmt.Fprintf(stderr, "audit chain broken after checking %d events\n", rep.Events)
+	var problems []audit.CheckpointProblem
+	if *checkpoints != "" {
+		if problems, err = audit.VerifyCheckpoints(ctx, store.Queries, keys.PublicKey(), cps); err != nil {
+			return err
+		}
+	}
+	for _, b := range rep.Breaks {
+		fmt.Fprintf(stdout, "BROKEN: %s\n", b)
+	}
+	for _, p := range problems {
+		fmt.Fprintf(stdout, "BROKEN: %s\n", p)
+	}
+	for _, chain := range rep.Unkeyed {
+		fmt.Fprintf(stdout, "UNKEYED: %s: only SHA-256 events, written before the chain was keyed; anyone who can write to the database could have rebuilt them. The next event recorded on it, or serve's next checkpoint, keys the chain.\n", audit.ChainName(chain))
+	}
+	if len(rep.Breaks) == 0 {
+		fmt.Fprintf(stdout, "ok: %d events in %d chains, every link intact\n", rep.Events, rep.Chains)
+	}
+	if *checkpoints != "" && len(problems) == 0 {
+		fmt.Fprintf(stdout, "ok: %d checkpoints signed by this installation, each matching its chain\n", len(cps))
+	}
+	switch {
+	case len(rep.Breaks) > 0 || len(problems) > 0:
+		fmt.Fprintf(stderr, "audit trail broken: %d chains and %d checkpoints with a problem, after checking %d events\n", len(rep.Breaks), len(problems), rep.Events)
+		return errFailed
+	case *requireKeyed && len(rep.Unkeyed) > 0:
+		fmt.Fprintf(stderr, "%d chains are not keyed yet\n", len(rep.Unkeyed))
 		return errFailed
 	}
-	fmt.Fprintf(stdout, "ok: %d events in %d chains, every link intact\n", rep.Events, rep.Chains)
 	return nil
+}
+
+// readCheckpoints reads the checkpoints kept in file, or on stdin for "-".
+// A file with none is an error: checking nothing proves nothing.
+func readCheckpoints(file string, stdin io.Reader) ([]audit.Checkpoint, error) {
+	r := stdin
+	if file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	}
+	cps, err := audit.ParseCheckpoints(r)
+	if err != nil {
+		return nil, fmt.Errorf("reading checkpoints from %s: %w", file, err)
+	}
+	if len(cps) == 0 {
+		return nil, fmt.Errorf("no audit checkpoint in %s (they are the server's %q log lines)", file, audit.CheckpointLogMessage)
+	}
+	return cps, nil
+}
+
+func cmdAuditPublicKey(args []string, stdout, stderr io.Writer) error {
+	var cfg config
+	fs := flag.NewFlagSet("audit public-key", flag.ContinueOnError)
+	fs.StringVar(&cfg.DataDir, "data-dir", env("KEYWARD_DATA_DIR", defaultDataDir), "where the generated dev secret lives (KEYWARD_DATA_DIR)")
+	fs.StringVar(&cfg.Mode, "mode", env("KEYWARD_MODE", "development"), "development or production (KEYWARD_MODE)")
+	raw := fs.Bool("base64", false, "print the raw 32-byte Ed25519 key in standard base64 instead of PEM")
+	if err := parse(fs, args, stderr, "keyward audit public-key [--base64]\n\n"+
+		"Prints the Ed25519 key that verifies audit checkpoints, derived from\n"+
+		"KEYWARD_SECRET_KEY: a PEM \"PUBLIC KEY\" block (SubjectPublicKeyInfo, as\n"+
+		"openssl reads it), or with --base64 the raw key. It is not secret."); err != nil {
+		return err
+	}
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	keys, err := auditKeys(&cfg, false)
+	if err != nil {
+		return err
+	}
+	if *raw {
+		fmt.Fprintln(stdout, base64.StdEncoding.EncodeToString(keys.PublicKey()))
+		return nil
+	}
+	_, err = stdout.Write(keys.PublicKeyPEM())
+	return err
+}
+
+// auditKeys are the audit trail's keys, from KEYWARD_SECRET_KEY or, in
+// development, from the secret serve generated into the data dir. Only
+// commands that write to the embedded cluster of that same data dir may
+// generate one (mayCreate), as serve would: anywhere else a new secret
+// would key events, or check them, with a key the server does not use.
+func auditKeys(cfg *config, mayCreate bool) (*audit.Keys, error) {
+	if cfg.SecretKey == "" && !cfg.production() && (!mayCreate || cfg.DatabaseURL != "") {
+		path := filepath.Join(cfg.DataDir, "secret.key")
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("KEYWARD_SECRET_KEY is not set and there is no %s: set KEYWARD_SECRET_KEY to the server's secret key", path)
+		}
+	}
+	ring, err := cfg.secretKey()
+	if err != nil {
+		return nil, err
+	}
+	return audit.NewKeys(ring), nil
 }

@@ -43,6 +43,7 @@ func TestTwoInstancesSeeKeyChangesWithinASecond(t *testing.T) {
 	// A tenant, an owner with TOTP enrolled (under the servers' secret
 	// key), and three keys, made before the servers start: no demo seed.
 	ring, _ := keyring.New([]byte(secret))
+	auditKeys := audit.NewKeys(ring)
 	mfaSvc, err := mfa.New(ring.Key(keyring.PurposeTOTP), ring.Key(keyring.PurposeRecoveryCode), "test")
 	if err != nil {
 		t.Fatal(err)
@@ -55,10 +56,10 @@ func TestTwoInstancesSeeKeyChangesWithinASecond(t *testing.T) {
 	ids := map[string]string{}
 	err = store.InTx(ctx, func(q *db.Queries) error {
 		var err error
-		if tenant, err = auth.CreateTenant(ctx, q, "twin", "Twin Inc.", "team", time.Now()); err != nil {
+		if tenant, err = auth.CreateTenant(ctx, q, auditKeys, "twin", "Twin Inc.", "team", time.Now()); err != nil {
 			return err
 		}
-		if owner, err = auth.CreateUser(ctx, q, tenant.ID, "owner@twin.test", auth.RoleOwner, webtest.Password, false, audit.Actor{Type: audit.ActorSystem}, time.Now()); err != nil {
+		if owner, err = auth.CreateUser(ctx, q, auditKeys, tenant.ID, "owner@twin.test", auth.RoleOwner, webtest.Password, false, audit.Actor{Type: audit.ActorSystem}, time.Now()); err != nil {
 			return err
 		}
 		en, err := mfaSvc.NewEnrolment(owner.Email)
@@ -71,7 +72,7 @@ func TestTwoInstancesSeeKeyChangesWithinASecond(t *testing.T) {
 		}
 		by := audit.Actor{TenantID: &tenant.ID, Type: audit.ActorSystem}
 		for _, op := range []string{"revoke", "disable", "rotate"} {
-			k, full, err := apikey.Create(ctx, q, tenant.ID, apikey.Config{Name: op, Environment: apikey.Production, Scopes: apikey.AllScopes}, by, owner.ID, time.Now())
+			k, full, err := apikey.Create(ctx, q, auditKeys, tenant.ID, apikey.Config{Name: op, Environment: apikey.Production, Scopes: apikey.AllScopes}, by, owner.ID, time.Now())
 			if err != nil {
 				return err
 			}
@@ -180,7 +181,7 @@ func TestTwoInstancesSeeKeyChangesWithinASecond(t *testing.T) {
 	// before it is all in the request log once the process has exited.
 	var live string
 	if err := store.InTx(ctx, func(q *db.Queries) error {
-		_, k, err := apikey.Create(ctx, q, tenant.ID, apikey.Config{Name: "burst", Environment: apikey.Production, Scopes: apikey.AllScopes},
+		_, k, err := apikey.Create(ctx, q, auditKeys, tenant.ID, apikey.Config{Name: "burst", Environment: apikey.Production, Scopes: apikey.AllScopes},
 			audit.Actor{Type: audit.ActorSystem}, owner.ID, time.Now())
 		live = k
 		return err

@@ -24,7 +24,8 @@ Usage:
   keyward tenant create         create a tenant
   keyward user create           create a portal user and print a one-time password
   keyward user reset-password   give a user a new one-time password and end their sessions
-  keyward audit verify          check every tenant's audit hash chain
+  keyward audit verify          check every audit chain, and checkpoints kept outside
+  keyward audit public-key      print the key that verifies audit checkpoints
   keyward version               print the version
 
 Run 'keyward COMMAND --help' for a command's flags. Configuration comes from
@@ -46,7 +47,10 @@ var groups = map[string][][2]string{
 		{"create", "create a portal user and print a one-time password"},
 		{"reset-password", "give a user a new one-time password and end their sessions"},
 	},
-	"audit": {{"verify", "check every tenant's audit hash chain"}},
+	"audit": {
+		{"verify", "check every audit chain, and checkpoints kept outside"},
+		{"public-key", "print the key that verifies audit checkpoints"},
+	},
 }
 
 // run executes one subcommand; results go to stdout, messages to stderr.
@@ -73,7 +77,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case cmd == "user" && sub == "reset-password":
 		err = cmdUserResetPassword(ctx, args[2:], stdout, stderr)
 	case cmd == "audit" && sub == "verify":
-		err = cmdAuditVerify(ctx, args[2:], stdout, stderr)
+		err = cmdAuditVerify(ctx, args[2:], stdin, stdout, stderr)
+	case cmd == "audit" && sub == "public-key":
+		err = cmdAuditPublicKey(args[2:], stdout, stderr)
 	case groups[cmd] != nil && (sub == "-h" || sub == "--help" || sub == "help"):
 		groupUsage(stdout, cmd)
 	case groups[cmd] != nil:

@@ -13,22 +13,30 @@ import (
 
 	"keyward/db"
 	"keyward/db/dbtest"
+	"keyward/web/audit"
 	"keyward/web/auth"
+	"keyward/web/keyring"
 )
 
 func TestMain(m *testing.M) { os.Exit(dbtest.Run(m)) }
+
+// testSecret is the commands' KEYWARD_SECRET_KEY unless a test sets one.
+const testSecret = "main-test-secret-key-0123456789abcdef"
 
 // keyward runs the command in-process against the given database.
 func keyward(t *testing.T, dbURL, stdin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	t.Setenv("KEYWARD_DATABASE_URL", dbURL)
+	if _, ok := os.LookupEnv("KEYWARD_SECRET_KEY"); !ok {
+		t.Setenv("KEYWARD_SECRET_KEY", testSecret)
+	}
 	var out, errb bytes.Buffer
 	code = run(context.Background(), args, strings.NewReader(stdin), &out, &errb)
 	return code, out.String(), errb.String()
 }
 
 func TestEverySubcommandHasHelp(t *testing.T) {
-	for _, args := range [][]string{{"serve"}, {"migrate"}, {"tenant", "create"}, {"user", "create"}, {"user", "reset-password"}, {"audit", "verify"}} {
+	for _, args := range [][]string{{"serve"}, {"migrate"}, {"tenant", "create"}, {"user", "create"}, {"user", "reset-password"}, {"audit", "verify"}, {"audit", "public-key"}} {
 		code, _, stderr := keyward(t, "", "", append(args, "--help")...)
 		if code != 0 || !strings.Contains(stderr, "Usage: keyward "+strings.Join(args, " ")) {
 			t.Errorf("%v --help: exit %d, %q", args, code, stderr)
@@ -170,7 +178,11 @@ func TestUserResetPassword(t *testing.T) {
 	if code != 0 || out != pw+"\n" || len(pw) != 26 || strings.Contains(stderr, pw) || !strings.Contains(stderr, "ann@acme.test") {
 		t.Fatalf("reset-password: %d %q %q", code, out, stderr)
 	}
-	svc := &auth.Service{Store: store, Now: time.Now}
+	ring, err := keyring.New([]byte(testSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := &auth.Service{Store: store, Now: time.Now, Audit: audit.NewKeys(ring)}
 	u, err := svc.PasswordStep(ctx, "ann@acme.test", pw, auth.Origin{IP: "192.0.2.1"})
 	if err != nil || u.ID != ann.ID {
 		t.Fatalf("signing in with the new password: %v", err)

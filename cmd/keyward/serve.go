@@ -94,16 +94,16 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	var welcome *signIn
 	if !cfg.production() {
-		if welcome, err = seedDemo(ctx, store, &cfg); err != nil {
+		if welcome, err = seedDemo(ctx, store, &cfg, app.Audit); err != nil {
 			ln.Close()
 			return err
 		}
 	}
 
-	// Periodic work (request-log partitions and retention, cleanup) runs
-	// as River jobs, once across every instance. Not under ctx: SIGTERM
-	// stops them gracefully below.
-	runner, err := jobs.New(jobs.Config{Store: store, Sessions: app.Sessions, Retention: cfg.LogRetention, Log: log})
+	// Periodic work (request-log partitions and retention, cleanup, audit
+	// checkpoints) runs as River jobs, once across every instance. Not
+	// under ctx: SIGTERM stops them gracefully below.
+	runner, err := jobs.New(jobs.Config{Store: store, Sessions: app.Sessions, Retention: cfg.LogRetention, Log: log, Audit: app.Audit})
 	if err == nil {
 		err = runner.Start(appCtx)
 	}
@@ -149,6 +149,14 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	flushCtx, cancelFlush := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancelFlush()
 	app.Close(flushCtx)
+	// Last, sign the head of every audit chain that changed since its
+	// last checkpoint, what the flush above wrote included, so that the
+	// log holds the trail as this instance leaves it.
+	cps, err := audit.TakeCheckpoints(flushCtx, store, app.Audit, time.Now())
+	audit.LogCheckpoints(log, cps)
+	if err != nil {
+		log.Error("audit checkpoints at shutdown", "err", err)
+	}
 	if shutErr != nil {
 		return fmt.Errorf("shutdown: %w", shutErr)
 	}
@@ -222,7 +230,7 @@ type signIn struct {
 // seedDemo creates a demo tenant and owner on a database with no tenant,
 // with a one-time password. On a later start it only finds the demo owner
 // again, to say how to get a new password.
-func seedDemo(ctx context.Context, store *db.Store, cfg *config) (*signIn, error) {
+func seedDemo(ctx context.Context, store *db.Store, cfg *config, keys *audit.Keys) (*signIn, error) {
 	in := &signIn{URL: cfg.baseURL() + "/login", Email: demoEmail,
 		Reset: resetCommand(cfg, demoTenant, demoEmail)}
 	n, err := store.CountTenants(ctx)
@@ -240,11 +248,11 @@ func seedDemo(ctx context.Context, store *db.Store, cfg *config) (*signIn, error
 	}
 	in.Password = auth.GeneratePassword()
 	err = store.InTx(ctx, func(q *db.Queries) error {
-		t, err := auth.CreateTenant(ctx, q, demoTenant, "Demo Organisation", "team", time.Now())
+		t, err := auth.CreateTenant(ctx, q, keys, demoTenant, "Demo Organisation", "team", time.Now())
 		if err != nil {
 			return err
 		}
-		_, err = auth.CreateUser(ctx, q, t.ID, demoEmail, auth.RoleOwner, in.Password, true, audit.Actor{Type: audit.ActorSystem, ID: "first-run"}, time.Now())
+		_, err = auth.CreateUser(ctx, q, keys, t.ID, demoEmail, auth.RoleOwner, in.Password, true, audit.Actor{Type: audit.ActorSystem, ID: "first-run"}, time.Now())
 		return err
 	})
 	if err != nil {

@@ -23,7 +23,12 @@ import (
 	"keyward/web/apikey"
 	"keyward/web/audit"
 	"keyward/web/auth"
+	"keyward/web/keyring"
 )
+
+// benchSecret is the server's KEYWARD_SECRET_KEY; the seed keys its audit
+// events with the same keys.
+const benchSecret = "kwbench-secret-key-0123456789abcdefghijklmnop"
 
 // benchRateLimit is the key's override: far above anything a run can
 // spend, so the limiter decides every request without ever refusing one.
@@ -61,20 +66,25 @@ func startCluster(ctx context.Context, dir string) (*pglocal.Cluster, string, er
 // with a direct UPDATE, so the limiter never refuses a benchmark request.
 func seed(ctx context.Context, store *db.Store) (fixture, error) {
 	var f fixture
-	err := pgx.BeginFunc(ctx, store.Pool, func(tx pgx.Tx) error {
+	ring, err := keyring.New([]byte(benchSecret))
+	if err != nil {
+		return f, err
+	}
+	keys := audit.NewKeys(ring)
+	err = pgx.BeginFunc(ctx, store.Pool, func(tx pgx.Tx) error {
 		q := store.Queries.WithTx(tx)
-		t, err := auth.CreateTenant(ctx, q, "bench", "Benchmark Inc.", "stack", time.Now())
+		t, err := auth.CreateTenant(ctx, q, keys, "bench", "Benchmark Inc.", "stack", time.Now())
 		if err != nil {
 			return err
 		}
-		owner, err := auth.CreateUser(ctx, q, t.ID, "owner@bench.test", auth.RoleOwner, auth.GeneratePassword(), true, audit.Actor{Type: audit.ActorSystem, ID: "kwbench"}, time.Now())
+		owner, err := auth.CreateUser(ctx, q, keys, t.ID, "owner@bench.test", auth.RoleOwner, auth.GeneratePassword(), true, audit.Actor{Type: audit.ActorSystem, ID: "kwbench"}, time.Now())
 		if err != nil {
 			return err
 		}
 		by := audit.Actor{TenantID: &t.ID, Type: audit.ActorSystem, ID: "kwbench"}
 		cfg := apikey.Config{Name: "bench", Environment: apikey.Production, Scopes: apikey.AllScopes,
 			RateLimit: &apikey.RateLimit{Requests: 1_000_000, Window: time.Hour}}
-		k, full, err := apikey.Create(ctx, q, t.ID, cfg, by, owner.ID, time.Now())
+		k, full, err := apikey.Create(ctx, q, keys, t.ID, cfg, by, owner.ID, time.Now())
 		if err != nil {
 			return err
 		}
@@ -136,7 +146,7 @@ func startServer(bin, dbURL, dataDir string) (*server, error) {
 	cmd := exec.Command(abs, "serve", "--addr", addr)
 	cmd.Env = append(os.Environ(),
 		"KEYWARD_DATABASE_URL="+dbURL,
-		"KEYWARD_SECRET_KEY=kwbench-secret-key-0123456789abcdefghijklmnop",
+		"KEYWARD_SECRET_KEY="+benchSecret,
 		"KEYWARD_MODE=development",
 		"KEYWARD_DATA_DIR="+dataDir,
 		"KEYWARD_REDIS_URL=", "KEYWARD_API_HOSTS=", "KEYWARD_TRUSTED_PROXIES=", "KEYWARD_BASE_URL=",

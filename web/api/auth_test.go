@@ -113,10 +113,10 @@ func TestErrorTable(t *testing.T) {
 	// Per hour, so that no slow machine refills a request mid-test.
 	_, limited := f.key(apikey.Config{RateLimit: &apikey.RateLimit{Requests: 2, Window: time.Hour}})
 	err := f.Store.InTx(ctx, func(q *db.Queries) error {
-		if err := apikey.SetDisabled(ctx, q, f.Tenant.ID, disabledKey.ID, true, actor(f), time.Now()); err != nil {
+		if err := apikey.SetDisabled(ctx, q, f.App.Audit, f.Tenant.ID, disabledKey.ID, true, actor(f), time.Now()); err != nil {
 			return err
 		}
-		return apikey.Revoke(ctx, q, f.Tenant.ID, revokedKey.ID, actor(f), time.Now())
+		return apikey.Revoke(ctx, q, f.App.Audit, f.Tenant.ID, revokedKey.ID, actor(f), time.Now())
 	})
 	// The application's clock moves past that expiry; no row is edited.
 	f.Clock.Advance(2 * time.Minute)

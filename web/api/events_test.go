@@ -344,7 +344,7 @@ func TestRotationGraceAndChanges(t *testing.T) {
 	var fresh string
 	err := f.Store.InTx(ctx, func(q *db.Queries) error {
 		var err error
-		fresh, err = apikey.Rotate(ctx, q, f.Tenant.ID, k.ID, time.Hour, actor(f), f.Clock.Now())
+		fresh, err = apikey.Rotate(ctx, q, f.App.Audit, f.Tenant.ID, k.ID, time.Hour, actor(f), f.Clock.Now())
 		return err
 	})
 	if err != nil {
@@ -361,7 +361,9 @@ func TestRotationGraceAndChanges(t *testing.T) {
 		t.Fatalf("new secret after grace: %d %s", r.Status, r.Body)
 	}
 
-	err = f.Store.InTx(ctx, func(q *db.Queries) error { return apikey.Revoke(ctx, q, f.Tenant.ID, k.ID, actor(f), time.Now()) })
+	err = f.Store.InTx(ctx, func(q *db.Queries) error {
+		return apikey.Revoke(ctx, q, f.App.Audit, f.Tenant.ID, k.ID, actor(f), time.Now())
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

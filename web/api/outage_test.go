@@ -172,7 +172,7 @@ func TestRevokedWhileCutOff(t *testing.T) {
 		t.Fatalf("while cut off, the cached key: %d %s", r.Status, r.Body)
 	}
 	err := admin.Store.InTx(ctx, func(q *db.Queries) error {
-		return apikey.Revoke(ctx, q, admin.Tenant.ID, k.ID, audit.Actor{Type: audit.ActorSystem}, time.Now())
+		return apikey.Revoke(ctx, q, admin.App.Audit, admin.Tenant.ID, k.ID, audit.Actor{Type: audit.ActorSystem}, time.Now())
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,8 @@ type Service struct {
 	Store *db.Store
 	Auth  *auth.Service
 	Now   func() time.Time
+	// Audit keys the audit events of key operations.
+	Audit *audit.Keys
 }
 
 // Key is a key as pages and the console see it. It never holds a secret.
@@ -117,7 +119,7 @@ func (s *Service) Create(ctx context.Context, by auth.Caller, code string, cfg C
 	var k Key
 	var full string
 	err := s.change(ctx, by, code, func(q *db.Queries, now time.Time) error {
-		row, secret, err := Create(ctx, q, by.Tenant.ID, cfg, by.Actor(), by.User.ID, now)
+		row, secret, err := Create(ctx, q, s.Audit, by.Tenant.ID, cfg, by.Actor(), by.User.ID, now)
 		if err != nil {
 			return err
 		}
@@ -146,7 +148,7 @@ func (s *Service) Update(ctx context.Context, by auth.Caller, code, id string, c
 	}
 	var k Key
 	err = s.change(ctx, by, code, func(q *db.Queries, now time.Time) error {
-		if err := Update(ctx, q, by.Tenant.ID, id, cfg, by.Actor(), now); err != nil {
+		if err := Update(ctx, q, s.Audit, by.Tenant.ID, id, cfg, by.Actor(), now); err != nil {
 			return err
 		}
 		var err error
@@ -165,7 +167,7 @@ func (s *Service) Rotate(ctx context.Context, by auth.Caller, code, id string, g
 	var k Key
 	var full string
 	err := s.change(ctx, by, code, func(q *db.Queries, now time.Time) error {
-		secret, err := Rotate(ctx, q, by.Tenant.ID, id, grace, by.Actor(), now)
+		secret, err := Rotate(ctx, q, s.Audit, by.Tenant.ID, id, grace, by.Actor(), now)
 		if err != nil {
 			return err
 		}
@@ -217,7 +219,7 @@ func (s *Service) setDisabled(ctx context.Context, by auth.Caller, code, id stri
 	}
 	var k Key
 	err = s.change(ctx, by, code, func(q *db.Queries, now time.Time) error {
-		if err := SetDisabled(ctx, q, by.Tenant.ID, id, disabled, by.Actor(), now); err != nil {
+		if err := SetDisabled(ctx, q, s.Audit, by.Tenant.ID, id, disabled, by.Actor(), now); err != nil {
 			return err
 		}
 		var err error
@@ -234,7 +236,7 @@ func (s *Service) Revoke(ctx context.Context, by auth.Caller, code, id string) (
 	}
 	var k Key
 	err := s.change(ctx, by, code, func(q *db.Queries, now time.Time) error {
-		if err := Revoke(ctx, q, by.Tenant.ID, id, by.Actor(), now); err != nil {
+		if err := Revoke(ctx, q, s.Audit, by.Tenant.ID, id, by.Actor(), now); err != nil {
 			return err
 		}
 		var err error

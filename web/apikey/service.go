@@ -42,11 +42,12 @@ const (
 var Graces = []time.Duration{0, time.Hour, 24 * time.Hour, 7 * 24 * time.Hour}
 
 // Every operation below takes q, the transaction that also verified the
-// admin's TOTP code, and writes its audit event through it.
+// admin's TOTP code, and writes its audit event through it, keyed with
+// keys.
 
 // Create makes a key with one secret and returns the row and the full key,
 // which the caller shows once and forgets.
-func Create(ctx context.Context, q *db.Queries, tenantID int64, cfg Config, by audit.Actor, userID int64, now time.Time) (db.APIKey, string, error) {
+func Create(ctx context.Context, q *db.Queries, keys *audit.Keys, tenantID int64, cfg Config, by audit.Actor, userID int64, now time.Time) (db.APIKey, string, error) {
 	if err := cfg.Normalize(now); err != nil {
 		return db.APIKey{}, "", err
 	}
@@ -65,12 +66,12 @@ func Create(ctx context.Context, q *db.Queries, tenantID int64, cfg Config, by a
 	}
 	diff := configDiff(db.APIKey{}, k)
 	diff["prefix"] = change{To: prefix}
-	return k, full, record(ctx, q, now, by, "api_key.created", k, diff)
+	return k, full, record(ctx, q, keys, now, by, "api_key.created", k, diff)
 }
 
 // Rotate adds a new secret with the same configuration and retires the
 // current ones at now+grace (grace 0: at once).
-func Rotate(ctx context.Context, q *db.Queries, tenantID int64, id string, grace time.Duration, by audit.Actor, now time.Time) (string, error) {
+func Rotate(ctx context.Context, q *db.Queries, keys *audit.Keys, tenantID int64, id string, grace time.Duration, by audit.Actor, now time.Time) (string, error) {
 	if !slices.Contains(Graces, grace) {
 		return "", errGrace
 	}
@@ -86,14 +87,14 @@ func Rotate(ctx context.Context, q *db.Queries, tenantID int64, id string, grace
 	if err != nil {
 		return "", err
 	}
-	return full, record(ctx, q, now, by, "api_key.rotated", k, map[string]any{
+	return full, record(ctx, q, keys, now, by, "api_key.rotated", k, map[string]any{
 		"prefix": change{To: prefix}, "grace": grace.String(), "old_secrets_expire_at": until.UTC().Format(time.RFC3339),
 	})
 }
 
 // Update changes a key's configuration. The environment is part of the
 // key string, so it cannot change.
-func Update(ctx context.Context, q *db.Queries, tenantID int64, id string, cfg Config, by audit.Actor, now time.Time) error {
+func Update(ctx context.Context, q *db.Queries, keys *audit.Keys, tenantID int64, id string, cfg Config, by audit.Actor, now time.Time) error {
 	k, err := lockKey(ctx, q, tenantID, id)
 	if err != nil {
 		return err
@@ -118,11 +119,11 @@ func Update(ctx context.Context, q *db.Queries, tenantID int64, id string, cfg C
 	if err != nil {
 		return err
 	}
-	return record(ctx, q, now, by, "api_key.updated", k, configDiff(k, after))
+	return record(ctx, q, keys, now, by, "api_key.updated", k, configDiff(k, after))
 }
 
 // SetDisabled disables (temporarily) or enables a key.
-func SetDisabled(ctx context.Context, q *db.Queries, tenantID int64, id string, disabled bool, by audit.Actor, now time.Time) error {
+func SetDisabled(ctx context.Context, q *db.Queries, keys *audit.Keys, tenantID int64, id string, disabled bool, by audit.Actor, now time.Time) error {
 	k, err := lockKey(ctx, q, tenantID, id)
 	if err != nil {
 		return err
@@ -138,12 +139,12 @@ func SetDisabled(ctx context.Context, q *db.Queries, tenantID int64, id string, 
 	if err := q.SetAPIKeyDisabled(ctx, db.SetAPIKeyDisabledParams{TenantID: tenantID, ID: k.ID, DisabledAt: at}); err != nil {
 		return err
 	}
-	return record(ctx, q, now, by, action, k, map[string]any{"disabled": change{From: k.DisabledAt != nil, To: disabled}})
+	return record(ctx, q, keys, now, by, action, k, map[string]any{"disabled": change{From: k.DisabledAt != nil, To: disabled}})
 }
 
 // Revoke ends a key for good; its secrets stop at once and its history
 // stays.
-func Revoke(ctx context.Context, q *db.Queries, tenantID int64, id string, by audit.Actor, now time.Time) error {
+func Revoke(ctx context.Context, q *db.Queries, keys *audit.Keys, tenantID int64, id string, by audit.Actor, now time.Time) error {
 	k, err := lockKey(ctx, q, tenantID, id)
 	if err != nil {
 		return err
@@ -154,7 +155,7 @@ func Revoke(ctx context.Context, q *db.Queries, tenantID int64, id string, by au
 	if err := q.ExpireAPIKeySecrets(ctx, db.ExpireAPIKeySecretsParams{TenantID: tenantID, KeyID: k.ID, At: &now}); err != nil {
 		return err
 	}
-	return record(ctx, q, now, by, "api_key.revoked", k, map[string]any{"status": change{From: keyOf(k).Status(now), To: StatusRevoked}})
+	return record(ctx, q, keys, now, by, "api_key.revoked", k, map[string]any{"status": change{From: keyOf(k).Status(now), To: StatusRevoked}})
 }
 
 // lockKey loads a live key of the tenant FOR UPDATE.
@@ -249,7 +250,7 @@ func configDiff(a, b db.APIKey) map[string]any {
 // to drop the key from its verification cache, and stamps changed_at. All
 // go through q, so the notification is delivered exactly when the change
 // commits.
-func record(ctx context.Context, q *db.Queries, now time.Time, by audit.Actor, action string, k db.APIKey, diff map[string]any) error {
+func record(ctx context.Context, q *db.Queries, keys *audit.Keys, now time.Time, by audit.Actor, action string, k db.APIKey, diff map[string]any) error {
 	if err := q.NotifyAPIKeyChanged(ctx, k.ID); err != nil {
 		return err
 	}
@@ -260,7 +261,7 @@ func record(ctx context.Context, q *db.Queries, now time.Time, by audit.Actor, a
 	}
 	ev := by.Event(action, "api_key", k.ID, diff)
 	ev.TenantID = &k.TenantID
-	return audit.Record(ctx, q, now, ev)
+	return audit.Record(ctx, q, keys, now, ev)
 }
 
 func nonNil(s []string) []string {

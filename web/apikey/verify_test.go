@@ -14,6 +14,7 @@ import (
 	"keyward/db/dbtest"
 	"keyward/web/apikey"
 	"keyward/web/audit"
+	"keyward/web/audit/audittest"
 	"keyward/web/auth"
 	"keyward/web/metrics"
 )
@@ -33,10 +34,10 @@ func newFixture(t testing.TB) *fixture {
 	f.store = db.NewStore(dbtest.New(t, f.tracer.Trace))
 	err := f.store.InTx(context.Background(), func(q *db.Queries) error {
 		var err error
-		if f.tenant, err = auth.CreateTenant(context.Background(), q, "acme", "Acme", "solo", time.Now()); err != nil {
+		if f.tenant, err = auth.CreateTenant(context.Background(), q, audittest.Keys(), "acme", "Acme", "solo", time.Now()); err != nil {
 			return err
 		}
-		f.user, err = auth.CreateUser(context.Background(), q, f.tenant.ID, "o@acme.test", auth.RoleOwner, "correct horse battery staple", false, audit.Actor{Type: audit.ActorSystem}, time.Now())
+		f.user, err = auth.CreateUser(context.Background(), q, audittest.Keys(), f.tenant.ID, "o@acme.test", auth.RoleOwner, "correct horse battery staple", false, audit.Actor{Type: audit.ActorSystem}, time.Now())
 		return err
 	})
 	if err != nil {
@@ -55,7 +56,7 @@ func (f *fixture) key(t testing.TB, cfg apikey.Config) (db.APIKey, string) {
 	var full string
 	err := f.store.InTx(context.Background(), func(q *db.Queries) error {
 		var err error
-		k, full, err = apikey.Create(context.Background(), q, f.tenant.ID, cfg, audit.Actor{Type: audit.ActorSystem}, f.user.ID, time.Now())
+		k, full, err = apikey.Create(context.Background(), q, audittest.Keys(), f.tenant.ID, cfg, audit.Actor{Type: audit.ActorSystem}, f.user.ID, time.Now())
 		return err
 	})
 	if err != nil {
@@ -154,7 +155,7 @@ func TestVerifierListens(t *testing.T) {
 	before := invalidations()
 	rollback := errors.New("rolled back")
 	err := f.store.InTx(ctx, func(q *db.Queries) error {
-		if err := apikey.SetDisabled(ctx, q, f.tenant.ID, k.ID, true, by, time.Now()); err != nil {
+		if err := apikey.SetDisabled(ctx, q, audittest.Keys(), f.tenant.ID, k.ID, true, by, time.Now()); err != nil {
 			return err
 		}
 		return rollback
@@ -166,7 +167,9 @@ func TestVerifierListens(t *testing.T) {
 	if n := invalidations() - before; n != 0 {
 		t.Fatalf("a rolled-back disable sent %v notifications", n)
 	}
-	err = f.store.InTx(ctx, func(q *db.Queries) error { return apikey.SetDisabled(ctx, q, f.tenant.ID, k.ID, true, by, time.Now()) })
+	err = f.store.InTx(ctx, func(q *db.Queries) error {
+		return apikey.SetDisabled(ctx, q, audittest.Keys(), f.tenant.ID, k.ID, true, by, time.Now())
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +218,7 @@ func TestVerifierReconnects(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := f.store.InTx(ctx, func(q *db.Queries) error {
-		return apikey.Revoke(ctx, q, f.tenant.ID, k.ID, audit.Actor{Type: audit.ActorSystem}, time.Now())
+		return apikey.Revoke(ctx, q, audittest.Keys(), f.tenant.ID, k.ID, audit.Actor{Type: audit.ActorSystem}, time.Now())
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,21 +1,28 @@
-// Package audit owns the audit trail: it appends events to a per-tenant hash
-// chain inside the caller's transaction and verifies chains. It never
-// receives a secret: callers pass diffs of configuration, not keys or codes.
+// Package audit owns the audit trail: it appends events to a per-tenant
+// chain of HMAC-SHA256 hashes inside the caller's transaction, verifies
+// chains, and signs checkpoints of their heads (checkpoint.go). Its keys
+// (Keys) come from its callers, derived from KEYWARD_SECRET_KEY; no event
+// holds a secret: callers pass diffs of configuration, not keys or codes.
 // It must not import echo.
 package audit
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"hash"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"keyward/db"
+	"keyward/web/keyring"
 )
 
 // Actor types.
@@ -60,10 +67,74 @@ func (a Actor) Event(action, targetType, targetID string, diff any) Event {
 
 var genesis = make([]byte, sha256.Size)
 
+// Hash algorithms, as audit_events.hash_alg names them.
+const (
+	// AlgSHA256 is the plain SHA-256 of events written before the chain
+	// was keyed. Anyone can compute it: it shows accidents, not forgery.
+	AlgSHA256 = "sha256"
+	// AlgHMAC is HMAC-SHA256 under the chain key: only a holder of
+	// KEYWARD_SECRET_KEY can compute it.
+	AlgHMAC = "hmac-sha256"
+)
+
+// Actions the trail writes about itself.
+const (
+	// ActionChainKeyed is the first keyed event of a chain that began
+	// with SHA-256 events: its prev_hash is the last SHA-256 hash, so the
+	// old part is sealed under the key.
+	ActionChainKeyed = "audit.chain_keyed"
+	// ActionCheckpoint records a signed checkpoint of the chain's head
+	// (Checkpoint is its diff).
+	ActionCheckpoint = "audit.checkpoint"
+)
+
+// Keys are the audit trail's two keys, both derived from
+// KEYWARD_SECRET_KEY (web/keyring): the HMAC key every event's hash is
+// made with, and the Ed25519 key that signs checkpoints. web.Build makes
+// them from the ring main gives it and hands them to the services, the
+// jobs and the shutdown checkpoint; the commands make them from the same
+// secret. No package keeps them in a global.
+type Keys struct {
+	chain []byte
+	sign  ed25519.PrivateKey
+}
+
+// NewKeys derives the trail's keys from the ring: the HMAC key of purpose
+// keyring.PurposeAuditChain, and the Ed25519 key whose seed is the key of
+// purpose keyring.PurposeAuditCheckpoint. The same secret always gives the
+// same keys, on every instance and after every restart.
+func NewKeys(ring *keyring.Ring) *Keys {
+	return &Keys{
+		chain: ring.Key(keyring.PurposeAuditChain),
+		sign:  ed25519.NewKeyFromSeed(ring.Key(keyring.PurposeAuditCheckpoint)),
+	}
+}
+
+// PublicKey is the key that verifies checkpoints. It is not secret.
+func (k *Keys) PublicKey() ed25519.PublicKey { return k.sign.Public().(ed25519.PublicKey) }
+
+// mac is the keyed hash of an event: HMAC-SHA256 over the same bytes as
+// Hash.
+func (k *Keys) mac(e db.AuditEvent) []byte {
+	h := hmac.New(sha256.New, k.chain)
+	encode(h, e)
+	return h.Sum(nil)
+}
+
+// errNoKeys: a writer or a checker was built without the trail's keys.
+// Refusing is the only safe answer: an unkeyed event would be forgeable,
+// and a chain checked without its key proves nothing.
+var errNoKeys = errors.New("audit: no keys for the audit chain")
+
 // Record appends ev to its tenant's chain using q, which should be the
 // transaction that makes the change being recorded. now is the
-// application's clock at the change.
-func Record(ctx context.Context, q *db.Queries, now time.Time, ev Event) error {
+// application's clock at the change. The event is keyed with keys; on a
+// chain that still ends with SHA-256 events (written before the chain was
+// keyed), an audit.chain_keyed marker is appended first.
+func Record(ctx context.Context, q *db.Queries, keys *Keys, now time.Time, ev Event) error {
+	if keys == nil {
+		return errNoKeys
+	}
 	chain := int64(0)
 	if ev.TenantID != nil {
 		chain = *ev.TenantID
@@ -86,32 +157,60 @@ func Record(ctx context.Context, q *db.Queries, now time.Time, ev Event) error {
 	if err != nil {
 		return err
 	}
+	// Postgres keeps microseconds; truncating first keeps the hash of
+	// what is stored equal to the hash of what was written.
+	at := now.UTC().Truncate(time.Microsecond)
+	seq, prev := head.Seq, head.Hash
+	if !head.Keyed && head.Seq > 0 {
+		marker := db.AuditEvent{
+			ChainID: chain, TenantID: ev.TenantID, OccurredAt: at, ActorType: ActorSystem,
+			Action: ActionChainKeyed, TargetType: "audit_chain", TargetID: strconv.FormatInt(chain, 10),
+			Diff: fmt.Appendf(nil, `{"sha256_events":%d}`, head.Seq),
+		}
+		if seq, prev, err = appendEvent(ctx, q, keys, marker, seq, prev); err != nil {
+			return err
+		}
+	}
 	row := db.AuditEvent{
-		ChainID: chain, Seq: head.Seq + 1, TenantID: ev.TenantID,
-		// Postgres keeps microseconds; truncating first keeps the hash of
-		// what is stored equal to the hash of what was written.
-		OccurredAt: now.UTC().Truncate(time.Microsecond),
-		ActorType:  ev.ActorType, ActorID: CleanText(ev.ActorID, 200), Action: ev.Action,
+		ChainID: chain, TenantID: ev.TenantID, OccurredAt: at,
+		ActorType: ev.ActorType, ActorID: CleanText(ev.ActorID, 200), Action: ev.Action,
 		TargetType: ev.TargetType, TargetID: CleanText(ev.TargetID, 200),
 		Ip: CleanText(ev.IP, 64), UserAgent: CleanText(ev.UserAgent, 512), Diff: diff,
-		PrevHash: head.Hash,
 	}
-	row.Hash = Hash(row)
-	if _, err := q.InsertAuditEvent(ctx, db.InsertAuditEventParams{
+	if seq, prev, err = appendEvent(ctx, q, keys, row, seq, prev); err != nil {
+		return err
+	}
+	return q.UpdateAuditChainHead(ctx, db.UpdateAuditChainHeadParams{ChainID: chain, Seq: seq, Hash: prev})
+}
+
+// appendEvent stores row as the event after (seq, prev), keyed, and
+// returns its place and hash.
+func appendEvent(ctx context.Context, q *db.Queries, keys *Keys, row db.AuditEvent, seq int64, prev []byte) (int64, []byte, error) {
+	row.Seq, row.PrevHash, row.HashAlg = seq+1, prev, AlgHMAC
+	row.Hash = keys.mac(row)
+	_, err := q.InsertAuditEvent(ctx, db.InsertAuditEventParams{
 		ChainID: row.ChainID, Seq: row.Seq, TenantID: row.TenantID, OccurredAt: row.OccurredAt,
 		ActorType: row.ActorType, ActorID: row.ActorID, Action: row.Action,
 		TargetType: row.TargetType, TargetID: row.TargetID, Ip: row.Ip, UserAgent: row.UserAgent,
-		Diff: row.Diff, PrevHash: row.PrevHash, Hash: row.Hash,
-	}); err != nil {
-		return err
-	}
-	return q.UpdateAuditChainHead(ctx, db.UpdateAuditChainHeadParams{ChainID: chain, Seq: row.Seq, Hash: row.Hash})
+		Diff: row.Diff, PrevHash: row.PrevHash, Hash: row.Hash, HashAlg: row.HashAlg,
+	})
+	return row.Seq, row.Hash, err
 }
 
-// Hash is SHA-256 over the previous hash and every stored field, each
-// length-prefixed so no two different events encode the same.
+// Hash is the plain SHA-256 of an event (AlgSHA256): over the previous
+// hash and every stored field, each length-prefixed so no two different
+// events encode the same. Keyed events are HMAC-SHA256 over the same
+// bytes.
 func Hash(e db.AuditEvent) []byte {
 	h := sha256.New()
+	encode(h, e)
+	return h.Sum(nil)
+}
+
+// encode writes what an event's hash covers. hash_alg is not part of it:
+// whichever algorithm an event claims, it is checked with that one, and
+// a SHA-256 event after a keyed one is refused by Verify.
+func encode(h hash.Hash, e db.AuditEvent) {
 	var n [8]byte
 	put := func(b []byte) {
 		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
@@ -131,7 +230,6 @@ func Hash(e db.AuditEvent) []byte {
 		put([]byte(s))
 	}
 	put(e.Diff)
-	return h.Sum(nil)
 }
 
 // CleanText makes client-supplied text storable: invalid UTF-8 and NUL

@@ -41,6 +41,8 @@ type Service struct {
 	// Hashes bounds the argon2id work of password checks and changes;
 	// nil means DefaultHashLimit, the process-wide one.
 	Hashes *HashLimit
+	// Audit keys the audit events the service writes.
+	Audit *audit.Keys
 }
 
 func (s *Service) hashes() *HashLimit {
@@ -144,7 +146,7 @@ func (s *Service) PasswordStep(ctx context.Context, email, password string, from
 			ev.TenantID, ev.TargetID = &u.TenantID, strconv.FormatInt(u.ID, 10)
 			ev.Diff = map[string]string{"reason": reason, "email": u.Email}
 		}
-		return audit.Record(ctx, q, now, ev)
+		return audit.Record(ctx, q, s.Audit, now, ev)
 	})
 	if err != nil {
 		return User{}, err
@@ -163,7 +165,7 @@ func (s *Service) TOTPStep(ctx context.Context, by Caller, code string) error {
 		if usedRecovery {
 			method = "recovery_code"
 		}
-		return audit.Record(ctx, q, now, by.Actor().Event("auth.login.succeeded", "user", by.Actor().ID, map[string]string{"method": method}))
+		return audit.Record(ctx, q, s.Audit, now, by.Actor().Event("auth.login.succeeded", "user", by.Actor().ID, map[string]string{"method": method}))
 	})
 }
 
@@ -199,7 +201,7 @@ func (s *Service) confirm(ctx context.Context, by Caller, code string, then func
 			if err := recordFailure(ctx, q, now, mfaKey(u.ID), mfaPolicy); err != nil {
 				return err
 			}
-			return audit.Record(ctx, q, now, by.Actor().Event(action, "user", strconv.FormatInt(u.ID, 10), nil))
+			return audit.Record(ctx, q, s.Audit, now, by.Actor().Event(action, "user", strconv.FormatInt(u.ID, 10), nil))
 		}
 		if err != nil {
 			return err
@@ -269,10 +271,10 @@ func (s *Service) Enrol(ctx context.Context, by Caller, sealed, code string) ([]
 			return err
 		}
 		from := by.Actor()
-		if err := audit.Record(ctx, q, now, from.Event("auth.mfa.enrolled", "user", from.ID, map[string]int{"recovery_codes": len(codes)})); err != nil {
+		if err := audit.Record(ctx, q, s.Audit, now, from.Event("auth.mfa.enrolled", "user", from.ID, map[string]int{"recovery_codes": len(codes)})); err != nil {
 			return err
 		}
-		return audit.Record(ctx, q, now, from.Event("auth.login.succeeded", "user", from.ID, map[string]string{"method": "totp_enrolment"}))
+		return audit.Record(ctx, q, s.Audit, now, from.Event("auth.login.succeeded", "user", from.ID, map[string]string{"method": "totp_enrolment"}))
 	})
 	return codes, err
 }
@@ -280,7 +282,7 @@ func (s *Service) Enrol(ctx context.Context, by Caller, sealed, code string) ([]
 // Logout audits the end of a session; the caller deletes the session.
 func (s *Service) Logout(ctx context.Context, by Caller) error {
 	return s.Store.InTx(ctx, func(q *db.Queries) error {
-		return audit.Record(ctx, q, s.Now(), by.Actor().Event("auth.logout", "user", by.Actor().ID, nil))
+		return audit.Record(ctx, q, s.Audit, s.Now(), by.Actor().Event("auth.logout", "user", by.Actor().ID, nil))
 	})
 }
 
@@ -349,7 +351,7 @@ func (s *Service) ChangePassword(ctx context.Context, by Caller, in PasswordChan
 	wrong := invalid("current_password", "The current password is incorrect.")
 	if !ok {
 		err := s.settle(ctx, nil, func(q *db.Queries, now time.Time) error {
-			return audit.Record(ctx, q, now, by.Actor().Event("user.password_change.failed", "user", id, nil))
+			return audit.Record(ctx, q, s.Audit, now, by.Actor().Event("user.password_change.failed", "user", id, nil))
 		})
 		if err != nil {
 			return err
@@ -366,7 +368,7 @@ func (s *Service) ChangePassword(ctx context.Context, by Caller, in PasswordChan
 		}
 		if cur.PasswordHash != u.PasswordHash {
 			outcome = wrong
-			return audit.Record(ctx, q, now, by.Actor().Event("user.password_change.failed", "user", id, nil))
+			return audit.Record(ctx, q, s.Audit, now, by.Actor().Event("user.password_change.failed", "user", id, nil))
 		}
 		if err := forgive(ctx, q, account); err != nil {
 			return err
@@ -377,7 +379,7 @@ func (s *Service) ChangePassword(ctx context.Context, by Caller, in PasswordChan
 		if err := q.DeleteUserSessionsExcept(ctx, db.DeleteUserSessionsExceptParams{UserID: &u.ID, IDHash: in.KeepSession}); err != nil {
 			return err
 		}
-		return audit.Record(ctx, q, now, by.Actor().Event("user.password_changed", "user", id, nil))
+		return audit.Record(ctx, q, s.Audit, now, by.Actor().Event("user.password_changed", "user", id, nil))
 	})
 	if err != nil {
 		return err
@@ -424,7 +426,7 @@ func (s *Service) Users(ctx context.Context, tenantID int64) (map[int64]string, 
 var slugRe = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,62}$`)
 
 // CreateTenant makes a tenant after validating its fields.
-func CreateTenant(ctx context.Context, q *db.Queries, slug, name, plan string, now time.Time) (db.Tenant, error) {
+func CreateTenant(ctx context.Context, q *db.Queries, keys *audit.Keys, slug, name, plan string, now time.Time) (db.Tenant, error) {
 	switch {
 	case !slugRe.MatchString(slug):
 		return db.Tenant{}, invalid("slug", "The slug must be 2-63 lower-case letters, digits or dashes, starting with a letter or digit")
@@ -441,16 +443,17 @@ func CreateTenant(ctx context.Context, q *db.Queries, slug, name, plan string, n
 	if err != nil {
 		return db.Tenant{}, err
 	}
-	return t, audit.Record(ctx, q, now, audit.Event{
+	return t, audit.Record(ctx, q, keys, now, audit.Event{
 		TenantID: &t.ID, ActorType: audit.ActorSystem, Action: "tenant.created",
 		TargetType: "tenant", TargetID: strconv.FormatInt(t.ID, 10),
 		Diff: map[string]string{"slug": t.Slug, "name": t.Name, "plan": t.Plan},
 	})
 }
 
-// CreateUser adds a user to a tenant. With mustChange the password is a
-// one-time password: the user must replace it after signing in.
-func CreateUser(ctx context.Context, q *db.Queries, tenantID int64, email, role, password string, mustChange bool, by audit.Actor, now time.Time) (db.User, error) {
+// CreateUser adds a user to a tenant and records user.created with keys.
+// With mustChange the password is a one-time password: the user must
+// replace it after signing in.
+func CreateUser(ctx context.Context, q *db.Queries, keys *audit.Keys, tenantID int64, email, role, password string, mustChange bool, by audit.Actor, now time.Time) (db.User, error) {
 	email = NormalizeEmail(email)
 	if _, err := mail.ParseAddress(email); err != nil || !strings.Contains(email, "@") || len(email) > 254 {
 		return db.User{}, invalid("email", "%q is not an email address", email)
@@ -473,7 +476,7 @@ func CreateUser(ctx context.Context, q *db.Queries, tenantID int64, email, role,
 		return db.User{}, err
 	}
 	by.TenantID = &tenantID
-	return u, audit.Record(ctx, q, now, by.Event("user.created", "user", strconv.FormatInt(u.ID, 10),
+	return u, audit.Record(ctx, q, keys, now, by.Event("user.created", "user", strconv.FormatInt(u.ID, 10),
 		map[string]string{"email": email, "role": role}))
 }
 

@@ -14,11 +14,12 @@ import (
 // one-time password and returns it; the user must choose their own after
 // signing in. In q's transaction it also ends every session of the user,
 // clears the account's sign-in throttle so the new password works at once,
-// and records user.password_reset by by. The second factor is unchanged.
+// and records user.password_reset by by, keyed with keys. The second
+// factor is unchanged.
 //
 // An unknown tenant, or an email with no user in that tenant, is an
 // ErrInvalidInput that says which.
-func ResetPassword(ctx context.Context, q *db.Queries, tenantSlug, email string, by audit.Actor, now time.Time) (string, error) {
+func ResetPassword(ctx context.Context, q *db.Queries, keys *audit.Keys, tenantSlug, email string, by audit.Actor, now time.Time) (string, error) {
 	email = NormalizeEmail(email)
 	t, err := q.GetTenantBySlug(ctx, tenantSlug)
 	if errors.Is(err, db.ErrNotFound) {
@@ -55,7 +56,7 @@ func ResetPassword(ctx context.Context, q *db.Queries, tenantSlug, email string,
 		return "", err
 	}
 	by.TenantID = &t.ID
-	if err := audit.Record(ctx, q, now, by.Event("user.password_reset", "user", strconv.FormatInt(u.ID, 10),
+	if err := audit.Record(ctx, q, keys, now, by.Event("user.password_reset", "user", strconv.FormatInt(u.ID, 10),
 		map[string]any{"email": u.Email, "sessions_ended": ended})); err != nil {
 		return "", err
 	}

@@ -14,6 +14,7 @@ import (
 	"keyward/db"
 	"keyward/db/dbtest"
 	"keyward/web/audit"
+	"keyward/web/audit/audittest"
 	"keyward/web/errs"
 )
 
@@ -29,13 +30,13 @@ func TestResetPassword(t *testing.T) {
 	var acme db.Tenant
 	err := store.InTx(ctx, func(q *db.Queries) error {
 		var err error
-		if acme, err = CreateTenant(ctx, q, "acme", "Acme", "team", time.Now()); err != nil {
+		if acme, err = CreateTenant(ctx, q, audittest.Keys(), "acme", "Acme", "team", time.Now()); err != nil {
 			return err
 		}
-		if ann, err = CreateUser(ctx, q, acme.ID, "ann@acme.test", RoleOwner, "ann's first password", false, audit.Actor{}, time.Now()); err != nil {
+		if ann, err = CreateUser(ctx, q, audittest.Keys(), acme.ID, "ann@acme.test", RoleOwner, "ann's first password", false, audit.Actor{}, time.Now()); err != nil {
 			return err
 		}
-		bob, err = CreateUser(ctx, q, acme.ID, "bob@acme.test", RoleAdmin, "bob's own password", false, audit.Actor{}, time.Now())
+		bob, err = CreateUser(ctx, q, audittest.Keys(), acme.ID, "bob@acme.test", RoleAdmin, "bob's own password", false, audit.Actor{}, time.Now())
 		return err
 	})
 	if err != nil {
@@ -64,7 +65,7 @@ func TestResetPassword(t *testing.T) {
 	var pw string
 	err = store.InTx(ctx, func(q *db.Queries) error {
 		var err error
-		pw, err = ResetPassword(ctx, q, "acme", " Ann@Acme.test ", audit.Actor{Type: audit.ActorSystem, ID: "cli"}, time.Now())
+		pw, err = ResetPassword(ctx, q, audittest.Keys(), "acme", " Ann@Acme.test ", audit.Actor{Type: audit.ActorSystem, ID: "cli"}, time.Now())
 		return err
 	})
 	if err != nil {
@@ -110,7 +111,7 @@ func TestResetPassword(t *testing.T) {
 	if !found {
 		t.Error("no user.password_reset event in the tenant's chain")
 	}
-	if rep, err := audit.Verify(ctx, store.Queries); err != nil || rep.Broken != nil {
+	if rep, err := audit.Verify(ctx, store.Queries, audittest.Keys()); err != nil || rep.Broken != nil {
 		t.Errorf("audit chain: %v %v", rep.Broken, err)
 	}
 }
@@ -121,14 +122,14 @@ func TestResetPasswordRefusesUnknownAccounts(t *testing.T) {
 	ctx := context.Background()
 	store := db.NewStore(dbtest.New(t))
 	err := store.InTx(ctx, func(q *db.Queries) error {
-		a, err := CreateTenant(ctx, q, "acme", "Acme", "team", time.Now())
+		a, err := CreateTenant(ctx, q, audittest.Keys(), "acme", "Acme", "team", time.Now())
 		if err != nil {
 			return err
 		}
-		if _, err := CreateTenant(ctx, q, "other", "Other", "team", time.Now()); err != nil {
+		if _, err := CreateTenant(ctx, q, audittest.Keys(), "other", "Other", "team", time.Now()); err != nil {
 			return err
 		}
-		_, err = CreateUser(ctx, q, a.ID, "ann@acme.test", RoleOwner, "ann's first password", false, audit.Actor{}, time.Now())
+		_, err = CreateUser(ctx, q, audittest.Keys(), a.ID, "ann@acme.test", RoleOwner, "ann's first password", false, audit.Actor{}, time.Now())
 		return err
 	})
 	if err != nil {
@@ -140,7 +141,7 @@ func TestResetPasswordRefusesUnknownAccounts(t *testing.T) {
 		{"other", "ann@acme.test", `no user with email "ann@acme.test" in tenant other`},
 	} {
 		err := store.InTx(ctx, func(q *db.Queries) error {
-			_, err := ResetPassword(ctx, q, c.tenant, c.email, audit.Actor{Type: audit.ActorSystem}, time.Now())
+			_, err := ResetPassword(ctx, q, audittest.Keys(), c.tenant, c.email, audit.Actor{Type: audit.ActorSystem}, time.Now())
 			return err
 		})
 		if !errors.Is(err, ErrInvalidInput) || err.Error() != c.says {

@@ -15,6 +15,7 @@ import (
 	"keyward/db/dbtest"
 	"keyward/web/apikey"
 	"keyward/web/audit"
+	"keyward/web/audit/audittest"
 	"keyward/web/auth"
 	"keyward/web/events"
 )
@@ -26,15 +27,15 @@ func setup(b testing.TB, configure ...func(*pgxpool.Config)) (*db.Store, events.
 	ctx := context.Background()
 	var p events.Partition
 	err := store.InTx(ctx, func(q *db.Queries) error {
-		t, err := auth.CreateTenant(ctx, q, "bench", "Bench", "stack", time.Now())
+		t, err := auth.CreateTenant(ctx, q, audittest.Keys(), "bench", "Bench", "stack", time.Now())
 		if err != nil {
 			return err
 		}
-		u, err := auth.CreateUser(ctx, q, t.ID, "b@bench.test", auth.RoleOwner, "correct horse battery staple", false, audit.Actor{Type: audit.ActorSystem}, time.Now())
+		u, err := auth.CreateUser(ctx, q, audittest.Keys(), t.ID, "b@bench.test", auth.RoleOwner, "correct horse battery staple", false, audit.Actor{Type: audit.ActorSystem}, time.Now())
 		if err != nil {
 			return err
 		}
-		k, _, err := apikey.Create(ctx, q, t.ID, apikey.Config{Name: "b", Environment: apikey.Production, Scopes: apikey.AllScopes}, audit.Actor{Type: audit.ActorSystem}, u.ID, time.Now())
+		k, _, err := apikey.Create(ctx, q, audittest.Keys(), t.ID, apikey.Config{Name: "b", Environment: apikey.Production, Scopes: apikey.AllScopes}, audit.Actor{Type: audit.ActorSystem}, u.ID, time.Now())
 		p = events.Partition{TenantID: t.ID, Environment: "production", KeyID: k.ID}
 		return err
 	})

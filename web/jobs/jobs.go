@@ -13,7 +13,11 @@
 //   - request_log_retention (hourly, and at start): drops the request
 //     log's days past the retention (usage.DropOldPartitions);
 //   - cleanup (every ten minutes): ended sessions, stale sign-in throttle
-//     counters, expired idempotency keys.
+//     counters, expired idempotency keys;
+//   - audit_checkpoint (every five minutes): signs the head
+//     of every audit chain that changed since its last checkpoint, logs
+//     each checkpoint and records it in its chain
+//     (audit.TakeCheckpoints).
 //
 // It must not import echo.
 package jobs
@@ -30,6 +34,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"keyward/db"
+	"keyward/web/audit"
 	"keyward/web/events"
 	"keyward/web/session"
 	"keyward/web/usage"
@@ -44,6 +49,13 @@ type Config struct {
 	Log       *slog.Logger
 	// Now is the application's clock; nil means time.Now.
 	Now func() time.Time
+	// Audit keys and signs the audit checkpoints.
+	Audit *audit.Keys
+	// CheckpointAtStart runs the checkpoint job when the leader starts
+	// too, as tests want. serve leaves it off: each instance checkpoints
+	// at its shutdown, and the job's first run comes CheckpointEvery
+	// after the start.
+	CheckpointAtStart bool
 }
 
 // How often each job runs.
@@ -51,6 +63,7 @@ const (
 	PartitionsEvery = time.Hour
 	RetentionEvery  = time.Hour
 	CleanupEvery    = 10 * time.Minute
+	CheckpointEvery = 5 * time.Minute
 )
 
 // Runner is the application's River client.
@@ -67,10 +80,14 @@ func New(cfg Config) (*Runner, error) {
 	if cfg.Retention <= 0 {
 		return nil, errors.New("jobs: the request-log retention must be positive")
 	}
+	if cfg.Audit == nil {
+		return nil, errors.New("jobs: the audit keys are missing")
+	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &partitionsWorker{cfg: cfg})
 	river.AddWorker(workers, &retentionWorker{cfg: cfg})
 	river.AddWorker(workers, &cleanupWorker{cfg: cfg})
+	river.AddWorker(workers, &checkpointWorker{cfg: cfg})
 	periodic := func(every time.Duration, args river.JobArgs, atStart bool) *river.PeriodicJob {
 		return river.NewPeriodicJob(river.PeriodicInterval(every), func() (river.JobArgs, *river.InsertOpts) {
 			// Unique in its period: a second leader (after a failover)
@@ -92,6 +109,7 @@ func New(cfg Config) (*Runner, error) {
 			periodic(PartitionsEvery, PartitionsArgs{}, true),
 			periodic(RetentionEvery, RetentionArgs{}, true),
 			periodic(CleanupEvery, CleanupArgs{}, false),
+			periodic(CheckpointEvery, CheckpointArgs{}, cfg.CheckpointAtStart),
 		},
 		JobTimeout: time.Minute,
 	})
@@ -200,6 +218,30 @@ func (w *cleanupWorker) Work(ctx context.Context, _ *river.Job[CleanupArgs]) err
 	}
 	if len(errs) > 0 {
 		return failed(w.cfg.Log, errors.Join(errs...))
+	}
+	return nil
+}
+
+// CheckpointArgs is the job that signs the heads of the audit chains
+// that changed since their last checkpoint.
+type CheckpointArgs struct{}
+
+// Kind names the job in River's tables.
+func (CheckpointArgs) Kind() string { return "audit_checkpoint" }
+
+type checkpointWorker struct {
+	river.WorkerDefaults[CheckpointArgs]
+	cfg Config
+}
+
+// Work logs every checkpoint it took, those of chains done before an
+// error included, and fails with the error for River to retry: chains
+// already checkpointed are then skipped, as unchanged.
+func (w *checkpointWorker) Work(ctx context.Context, _ *river.Job[CheckpointArgs]) error {
+	cps, err := audit.TakeCheckpoints(ctx, w.cfg.Store, w.cfg.Audit, w.cfg.Now())
+	audit.LogCheckpoints(w.cfg.Log, cps)
+	if err != nil {
+		return failed(w.cfg.Log, err)
 	}
 	return nil
 }

@@ -1,15 +1,21 @@
 package jobs_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"keyward/db"
 	"keyward/db/dbtest"
+	"keyward/web/audit"
+	"keyward/web/audit/audittest"
 	"keyward/web/jobs"
 	"keyward/web/session"
 	"keyward/web/usage"
@@ -39,7 +45,7 @@ func TestJobsRunOnceAcrossInstances(t *testing.T) {
 	later := time.Now().AddDate(0, 0, 30)
 	now := func() time.Time { return later }
 	cfg := jobs.Config{Store: store, Sessions: session.New(store.Queries, make([]byte, 32), false, now), Retention: 24 * time.Hour,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: now}
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: now, Audit: audittest.Keys()}
 	var runners []*jobs.Runner
 	for range 2 {
 		r, err := jobs.New(cfg)
@@ -77,5 +83,114 @@ func TestJobsRunOnceAcrossInstances(t *testing.T) {
 		if err := store.Pool.QueryRow(ctx, "SELECT count(*) FROM river_job WHERE kind = $1", kind).Scan(&n); err != nil || n != 1 {
 			t.Errorf("%s: %d jobs (%v); want one for both instances", kind, n, err)
 		}
+	}
+}
+
+// syncBuffer is a log both runners write to.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestCheckpointJob: two runners on one database run the checkpoint job
+// at start once between them, which checkpoints both chains; run again,
+// it skips them, unchanged; after an event in one chain, it checkpoints
+// that chain alone. Every checkpoint is logged, and the logged lines
+// verify against the chains.
+func TestCheckpointJob(t *testing.T) {
+	store := db.NewStore(dbtest.New(t))
+	ctx := context.Background()
+	tn, err := store.CreateTenant(ctx, db.CreateTenantParams{Slug: "acme", Name: "Acme", Plan: "free"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := audittest.Keys()
+	record := func(tenant *int64) {
+		t.Helper()
+		if err := store.InTx(ctx, func(q *db.Queries) error {
+			return audit.Record(ctx, q, keys, time.Now(), audit.Event{TenantID: tenant, Action: "api_key.updated"})
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	record(&tn.ID)
+	record(&tn.ID)
+	record(nil)
+
+	var logs syncBuffer
+	cfg := jobs.Config{Store: store, Sessions: session.New(store.Queries, make([]byte, 32), false, time.Now), Retention: 24 * time.Hour,
+		Log: slog.New(slog.NewJSONHandler(&logs, nil)), Audit: keys, CheckpointAtStart: true}
+	var runners []*jobs.Runner
+	for range 2 {
+		r, err := jobs.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer r.Stop(ctx)
+		runners = append(runners, r)
+	}
+	kind := jobs.CheckpointArgs{}.Kind()
+	jobsDone := func(want int) {
+		t.Helper()
+		waitFor(t, fmt.Sprintf("%d checkpoint jobs completed", want), func() bool {
+			var n int
+			store.Pool.QueryRow(ctx, "SELECT count(*) FROM river_job WHERE kind = $1 AND state = 'completed'", kind).Scan(&n)
+			return n >= want
+		})
+		var all int
+		if err := store.Pool.QueryRow(ctx, "SELECT count(*) FROM river_job WHERE kind = $1", kind).Scan(&all); err != nil || all != want {
+			t.Fatalf("%d checkpoint jobs (%v), want %d", all, err, want)
+		}
+	}
+	checkpointsIn := func(chain int64) int {
+		var n int
+		if err := store.Pool.QueryRow(ctx, "SELECT count(*) FROM audit_events WHERE chain_id = $1 AND action = $2", chain, audit.ActionCheckpoint).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	jobsDone(1) // at start, once for both runners
+	if a, z := checkpointsIn(tn.ID), checkpointsIn(0); a != 1 || z != 1 {
+		t.Fatalf("after the start job: %d and %d checkpoints, want one in each chain", a, z)
+	}
+	if _, err := runners[1].Client().Insert(ctx, jobs.CheckpointArgs{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	jobsDone(2)
+	if a, z := checkpointsIn(tn.ID), checkpointsIn(0); a != 1 || z != 1 {
+		t.Fatalf("unchanged chains checkpointed again: %d and %d", a, z)
+	}
+	record(&tn.ID)
+	if _, err := runners[0].Client().Insert(ctx, jobs.CheckpointArgs{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	jobsDone(3)
+	if a, z := checkpointsIn(tn.ID), checkpointsIn(0); a != 2 || z != 1 {
+		t.Fatalf("after an event in one chain: %d and %d checkpoints, want 2 and 1", a, z)
+	}
+
+	cps, err := audit.ParseCheckpoints(strings.NewReader(logs.String()))
+	if err != nil || len(cps) != 3 {
+		t.Fatalf("logged checkpoints: %d (%v)\n%s", len(cps), err, logs.String())
+	}
+	problems, err := audit.VerifyCheckpoints(ctx, store.Queries, keys.PublicKey(), cps)
+	if err != nil || len(problems) != 0 {
+		t.Fatalf("logged checkpoints do not verify: %v %v", problems, err)
 	}
 }

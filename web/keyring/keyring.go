@@ -18,6 +18,12 @@ const (
 	PurposeTOTP         = "keyward totp-secret aes-gcm v1"
 	PurposeCookie       = "keyward cookie hmac v1"
 	PurposeRecoveryCode = "keyward recovery-code hmac v1"
+	// PurposeAuditChain keys the HMAC-SHA256 of every audit event.
+	PurposeAuditChain = "keyward audit-chain hmac v1"
+	// PurposeAuditCheckpoint is the seed of the Ed25519 key that signs
+	// audit checkpoints: the same secret always gives the same key pair,
+	// so checkpoints stay verifiable across restarts and instances.
+	PurposeAuditCheckpoint = "keyward audit-checkpoint ed25519 v1"
 )
 
 // Ring holds the master secret.

@@ -83,7 +83,7 @@ func TestOneTimePasswordMustBeChanged(t *testing.T) {
 	var u db.User
 	e.Store.InTx(context.Background(), func(q *db.Queries) error {
 		var err error
-		u, err = auth.CreateUser(context.Background(), q, e.Tenant.ID, "ann@acme.test", auth.RoleOwner, webtest.Password, true, audit.Actor{}, time.Now())
+		u, err = auth.CreateUser(context.Background(), q, e.App.Audit, e.Tenant.ID, "ann@acme.test", auth.RoleOwner, webtest.Password, true, audit.Actor{}, time.Now())
 		return err
 	})
 	en, _ := e.App.MFA.NewEnrolment(u.Email)

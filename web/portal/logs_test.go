@@ -155,7 +155,7 @@ func TestRevokedKeyFloodIsCounted(t *testing.T) {
 	k, full := e.Key(e.Tenant, owner, apikey.Config{Name: "Old", Environment: apikey.Production, Scopes: apikey.AllScopes})
 	ctx := context.Background()
 	err := e.Store.InTx(ctx, func(q *db.Queries) error {
-		return apikey.Revoke(ctx, q, e.Tenant.ID, k.ID, audit.Actor{TenantID: &e.Tenant.ID, Type: audit.ActorSystem}, e.Clock.Now())
+		return apikey.Revoke(ctx, q, e.App.Audit, e.Tenant.ID, k.ID, audit.Actor{TenantID: &e.Tenant.ID, Type: audit.ActorSystem}, e.Clock.Now())
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -81,6 +81,9 @@ type Options struct {
 	// write, failed writes included (default DefaultLogBuffer). Past it,
 	// rows are dropped and counted.
 	LogBuffer int64
+	// Audit keys the api_key.used_from_new_ip events; without it they
+	// cannot be written.
+	Audit *audit.Keys
 }
 
 type lastUse struct {
@@ -101,6 +104,7 @@ type Recorder struct {
 	store    *db.Store
 	log      *slog.Logger
 	interval time.Duration
+	keys     *audit.Keys
 
 	mu       sync.Mutex
 	pending  map[string]lastUse   // key id → newest use not yet written
@@ -140,7 +144,7 @@ func New(store *db.Store, log *slog.Logger, now func() time.Time, m *metrics.Set
 	loops, stopLoops := context.WithCancel(context.Background())
 	return &Recorder{
 		loops: loops, stopLoops: stopLoops, now: now, m: m, dropped: m.Dropped.WithLabelValues("request_log"),
-		store: store, log: log, interval: o.Interval,
+		store: store, log: log, interval: o.Interval, keys: o.Audit,
 		pending: map[string]lastUse{}, written: map[string]time.Time{}, seen: map[string]map[string]struct{}{},
 		logs: newLogBuffer(o.LogBuffer), stop: make(chan struct{}),
 	}
@@ -333,7 +337,7 @@ func (r *Recorder) recordNewIPs(ctx context.Context, ips []keyIP) (int, []keyIP,
 			tid := k.tenantID
 			ev := audit.Actor{TenantID: &tid, Type: audit.ActorAPIKey, ID: k.keyID, IP: k.ip}.
 				Event("api_key.used_from_new_ip", "api_key", k.keyID, map[string]any{"ip": k.ip})
-			return audit.Record(ctx, q, k.at, ev)
+			return audit.Record(ctx, q, r.keys, k.at, ev)
 		})
 		if err != nil {
 			errs = append(errs, err)

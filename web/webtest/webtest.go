@@ -133,7 +133,7 @@ func (e *Env) NewTenant(slug string) db.Tenant {
 	var tn db.Tenant
 	err := e.Store.InTx(context.Background(), func(q *db.Queries) error {
 		var err error
-		tn, err = auth.CreateTenant(context.Background(), q, slug, strings.ToUpper(slug[:1])+slug[1:]+" Inc.", "team", e.Clock.Now())
+		tn, err = auth.CreateTenant(context.Background(), q, e.App.Audit, slug, strings.ToUpper(slug[:1])+slug[1:]+" Inc.", "team", e.Clock.Now())
 		return err
 	})
 	if err != nil {
@@ -148,7 +148,7 @@ func (e *Env) User(tenant db.Tenant, email, role string) db.User {
 	var u db.User
 	err := e.Store.InTx(context.Background(), func(q *db.Queries) error {
 		var err error
-		u, err = auth.CreateUser(context.Background(), q, tenant.ID, email, role, Password, false, audit.Actor{Type: audit.ActorSystem}, e.Clock.Now())
+		u, err = auth.CreateUser(context.Background(), q, e.App.Audit, tenant.ID, email, role, Password, false, audit.Actor{Type: audit.ActorSystem}, e.Clock.Now())
 		return err
 	})
 	if err != nil {
@@ -187,7 +187,7 @@ func (e *Env) Key(tenant db.Tenant, user db.User, cfg apikey.Config) (db.APIKey,
 	before := e.invalidations()
 	err := e.Store.InTx(context.Background(), func(q *db.Queries) error {
 		var err error
-		k, full, err = apikey.Create(context.Background(), q, tenant.ID, cfg, audit.Actor{TenantID: &tenant.ID, Type: audit.ActorUser, ID: strconv.FormatInt(user.ID, 10)}, user.ID, e.Clock.Now())
+		k, full, err = apikey.Create(context.Background(), q, e.App.Audit, tenant.ID, cfg, audit.Actor{TenantID: &tenant.ID, Type: audit.ActorUser, ID: strconv.FormatInt(user.ID, 10)}, user.ID, e.Clock.Now())
 		return err
 	})
 	if err != nil {
