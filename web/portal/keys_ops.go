@@ -26,6 +26,7 @@ func (h *Handler) handleKeyCreate(c echo.Context) error {
 	}
 	return render(c, http.StatusOK, views.KeyRevealPage(meta(c, "API key created", "api-keys"), views.RevealProps{
 		KeyID: k.ID, Name: k.Name, Environment: string(k.Environment), Secret: full, BaseURL: h.baseURL(c),
+		Scopes: k.Scopes, Sources: k.Sources, IPAllowlist: k.IPAllowlist, ExpiresAt: k.ExpiresAt, RateLimit: rateLimitText(k, getState(c).tenant),
 	}))
 }
 
@@ -111,6 +112,7 @@ func (h *Handler) handleKeyRotate(c echo.Context) error {
 	}
 	return render(c, http.StatusOK, views.KeyRevealPage(meta(c, "New secret", "api-keys"), views.RevealProps{
 		KeyID: k.ID, Name: k.Name, Environment: string(k.Environment), Secret: full, BaseURL: h.baseURL(c), Rotated: true,
+		Scopes: k.Scopes, Sources: k.Sources, IPAllowlist: k.IPAllowlist, ExpiresAt: k.ExpiresAt, RateLimit: rateLimitText(k, getState(c).tenant),
 	}))
 }
 
