@@ -18,7 +18,7 @@ func (h *Handler) handleKeyNew(c echo.Context) error {
 // only in this response, which is why it is not a redirect.
 func (h *Handler) handleKeyCreate(c echo.Context) error {
 	p := newKeyForm()
-	form, cfg := parseKeyForm(formValues(c))
+	form, cfg := parseKeyForm(formValues(c), h.Now())
 	p.Form = form
 	k, full, err := h.Keys.Create(c.Request().Context(), caller(c), c.FormValue("code"), cfg)
 	if err != nil {
@@ -46,7 +46,7 @@ func (h *Handler) handleKeyEdit(c echo.Context) error {
 }
 
 func (h *Handler) handleKeyUpdate(c echo.Context) error {
-	form, cfg := parseKeyForm(formValues(c))
+	form, cfg := parseKeyForm(formValues(c), h.Now())
 	id := c.Param("id")
 	_, err := h.Keys.Update(c.Request().Context(), caller(c), c.FormValue("code"), id, cfg)
 	if err == nil {
