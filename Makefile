@@ -21,18 +21,30 @@ endef
 POSTGRES_CHECK := ls /usr/lib/postgresql/*/bin/initdb || command -v initdb
 CHROMIUM_CHECK := command -v chromium
 REDIS_CHECK := command -v redis-server || test -x /usr/bin/redis-server
+NPM_CHECK := command -v npm
+
+# axe-core, the accessibility rules the browser tests run on every page. npm
+# installs this pinned version under tmp/ (ignored by git); the tests read
+# its axe.min.js from there.
+AXE_VERSION := 4.14.1
+AXE_DIR := tmp/axe
 
 .PHONY: help
 help: ## show this help
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-.PHONY: deps-postgres deps-chromium deps-redis
+.PHONY: deps-postgres deps-chromium deps-redis deps-axe
 deps-postgres:
 	$(call need,$(POSTGRES_CHECK),postgresql)
 deps-chromium:
 	$(call need,$(CHROMIUM_CHECK),chromium)
 deps-redis:
 	$(call need,$(REDIS_CHECK),redis-server)
+deps-axe:
+	$(call need,$(NPM_CHECK),npm)
+	@grep -qs '"version": "$(AXE_VERSION)"' $(AXE_DIR)/node_modules/axe-core/package.json \
+	  || npm install --prefix $(AXE_DIR) --no-save --no-package-lock --no-audit --no-fund --loglevel=error axe-core@$(AXE_VERSION) >/dev/null \
+	  || { echo "keyward: could not install axe-core $(AXE_VERSION) with npm" >&2; exit 1; }
 
 .PHONY: build
 build: ## build bin/keyward
@@ -67,14 +79,14 @@ lint: ## go vet and gofmt
 	@if git grep -nE '^(<<<<<<<|>>>>>>>)( |$$)|^=======$$' -- . ':!*.sum' >&2; then echo "merge conflict markers left in the files above" >&2; exit 1; fi
 
 .PHONY: test
-test: deps-postgres deps-chromium deps-redis check-generated lint ## run the whole suite (real Postgres, Redis, headless Chromium)
+test: deps-postgres deps-chromium deps-redis deps-axe check-generated lint ## run the whole suite (real Postgres, Redis, headless Chromium)
 	@# -v, minus the chatter: what passing tests measured (t.Log) stays visible,
 	@# such as how soon a revoke reaches a second instance.
 	set -o pipefail; $(GO) test -count=1 -timeout 15m -v ./... \
 	  | grep --line-buffered -vE '^(=== (RUN|PAUSE|CONT|NAME)|\s*--- PASS|PASS$$)'
 
 .PHONY: e2e
-e2e: deps-postgres deps-chromium ## run only the browser tests
+e2e: deps-postgres deps-chromium deps-axe ## run only the browser tests
 	$(GO) test -count=1 -run Browser -v ./web/...
 
 .PHONY: bench

@@ -149,10 +149,11 @@ func TestBrowserSignInWithMFA(t *testing.T) {
 	}
 
 	signInWithPassword()
-	p.do("enrolment page", chromedp.WaitVisible(chromedp.CSS(`[data-testid=totp-secret]`)))
+	p.do("enrolment page", chromedp.WaitVisible(chromedp.CSS(`.secret.grouped`)))
 	p.expectPath("/mfa/enroll")
 	p.shot("02-enroll")
-	secret := p.text(`[data-testid=totp-secret]`)
+	// Typed by hand as shown, in groups of four.
+	secret := strings.ReplaceAll(p.text(`.secret.grouped`), " ", "")
 	if len(secret) < 32 {
 		t.Fatalf("TOTP secret on the page: %q", secret)
 	}

@@ -31,14 +31,20 @@ func canManage(st *state) bool { return st.user != nil && st.user.CanManageKeys(
 // again) and the Config they mean. What cannot even be read (a number that
 // is not one) goes into Config.Unreadable, so validation reports it with
 // everything else.
-func parseKeyForm(vals url.Values) (views.KeyForm, apikey.Config) {
+//
+// The expiry comes as expires_in: a preset number of days (see
+// expiryPresets), "custom" for the date in expires_at, or "none". A form
+// without expires_in (a script's, or an older page's) means the date in
+// expires_at when there is one, and no expiry otherwise. now is when a
+// preset counts from.
+func parseKeyForm(vals url.Values, now time.Time) (views.KeyForm, apikey.Config) {
 	get := func(k string) string { return vals.Get(k) }
 	f := views.KeyForm{
 		Name: get("name"), Description: get("description"),
 		Environment: get("environment"), Preset: get("preset"), Scopes: vals["scopes"],
 		Sources: get("sources"), IPAllowlist: get("ip_allowlist"),
 		RateRequests: strings.TrimSpace(get("rate_limit_requests")), RateWindow: get("rate_limit_window"),
-		ExpiresAt: strings.TrimSpace(get("expires_at")),
+		ExpiresIn: strings.TrimSpace(get("expires_in")), ExpiresAt: strings.TrimSpace(get("expires_at")),
 	}
 	cfg := apikey.Config{
 		Name: f.Name, Description: f.Description, Environment: apikey.Environment(f.Environment),
@@ -62,7 +68,22 @@ func parseKeyForm(vals url.Values) (views.KeyForm, apikey.Config) {
 			cfg.RateLimit = &apikey.RateLimit{Requests: n, Window: w}
 		}
 	}
-	if f.ExpiresAt != "" {
+	if f.ExpiresIn == "" {
+		f.ExpiresIn = "none"
+		if f.ExpiresAt != "" {
+			f.ExpiresIn = "custom"
+		}
+	}
+	switch days, preset := presetDays(f.ExpiresIn); {
+	case preset:
+		t := presetExpiry(now, days)
+		cfg.ExpiresAt = &t
+	case f.ExpiresIn == "none":
+	case f.ExpiresIn != "custom":
+		cfg.Unreadable.Add("expires_at", "Choose one of the expiry options.")
+	case f.ExpiresAt == "":
+		cfg.Unreadable.Add("expires_at", "Choose the date the key expires on, or another expiry option.")
+	default:
 		d, err := time.Parse(time.DateOnly, f.ExpiresAt)
 		if err != nil {
 			cfg.Unreadable.Add("expires_at", "The expiry must be a date such as 2027-01-31.")
@@ -71,6 +92,41 @@ func parseKeyForm(vals url.Values) (views.KeyForm, apikey.Config) {
 		}
 	}
 	return f, cfg
+}
+
+// expiryPresets are the key form's expiry choices, in days.
+var expiryPresets = []int{7, 30, 60, 90}
+
+// defaultExpiry is the choice a new key's form starts with.
+const defaultExpiry = "90"
+
+// presetDays reads an expires_in value that names a preset.
+func presetDays(s string) (int, bool) {
+	for _, d := range expiryPresets {
+		if s == strconv.Itoa(d) {
+			return d, true
+		}
+	}
+	return 0, false
+}
+
+// presetExpiry is when a key given a preset of days at now expires: at the
+// end of the UTC day that is days from now, i.e. at 00:00 UTC the day
+// after. The key so works for at least days whole days, and its expiry
+// reads as a date, like one chosen by hand (a date means 00:00 UTC).
+func presetExpiry(now time.Time, days int) time.Time {
+	d := now.UTC().AddDate(0, 0, days)
+	return time.Date(d.Year(), d.Month(), d.Day()+1, 0, 0, 0, 0, time.UTC)
+}
+
+// expiryChoices are the presets as the form shows them, each with the
+// moment it would give at now.
+func expiryChoices(now time.Time) []views.ExpiryChoice {
+	var out []views.ExpiryChoice
+	for _, d := range expiryPresets {
+		out = append(out, views.ExpiryChoice{Value: strconv.Itoa(d), Days: d, Until: presetExpiry(now, d)})
+	}
+	return out
 }
 
 // formOf fills a form from a key, for editing.
@@ -87,8 +143,9 @@ func formOf(k apikey.Key) views.KeyForm {
 	if r := k.RateLimit; r != nil {
 		f.RateRequests, f.RateWindow = strconv.Itoa(r.Requests), shortDuration(r.Window)
 	}
+	f.ExpiresIn = "none"
 	if k.ExpiresAt != nil {
-		f.ExpiresAt = k.ExpiresAt.UTC().Format(time.DateOnly)
+		f.ExpiresIn, f.ExpiresAt = "custom", k.ExpiresAt.UTC().Format(time.DateOnly)
 	}
 	return f
 }
@@ -123,12 +180,13 @@ func formatInt(n int) string {
 
 func (h *Handler) renderKeyForm(c echo.Context, status int, title string, p views.KeyFormProps) error {
 	p.PlanDefault = planDefault(getState(c).tenant)
+	p.ExpiryChoices = expiryChoices(h.Now())
 	return render(c, status, views.KeyFormPage(meta(c, title, "api-keys"), title, p))
 }
 
 func newKeyForm() views.KeyFormProps {
 	return views.KeyFormProps{Action: "/settings/developers/api-keys", Submit: "Create API key",
-		Form: views.KeyForm{Environment: "development", Preset: "read_only", RateWindow: "1h"}}
+		Form: views.KeyForm{Environment: "development", Preset: "read_only", RateWindow: "1h", ExpiresIn: defaultExpiry}}
 }
 
 // failedForm re-renders a key form with every problem of err, or passes

@@ -23,6 +23,12 @@ func FuzzParseKeyForm(f *testing.F) {
 		"name=x&environment=development&preset=read_only&rate_limit_requests=-5&rate_limit_window=24h&expires_at=2030-01-31",
 		"name=x&environment=development&preset=read_only&ip_allowlist=10.0.0.1%2F8%2Cfe80%3A%3A1%25eth0%2C%3A%3A1&sources=a%2C%2C%21bad",
 		"name=%00&description=%FF%FE&environment=production&preset=ingest_only&rate_limit_requests=99999999999999999999",
+		"name=x&environment=production&preset=read_only&expires_in=30",
+		"name=x&environment=staging&preset=full_access&expires_in=custom&expires_at=2027-02-28",
+		"name=x&environment=staging&preset=full_access&expires_in=custom",
+		"name=x&environment=development&preset=read_only&expires_in=none&expires_at=2020-01-01",
+		"name=x&environment=development&preset=read_only&expires_in=365&expires_at=tomorrow",
+		"name=x&environment=production&preset=ingest_only&expires_in=7&expires_in=none",
 		"%zz=1&name=a;b",
 		"",
 	} {
@@ -35,7 +41,13 @@ func FuzzParseKeyForm(f *testing.F) {
 		if err != nil {
 			vals = url.Values{}
 		}
-		form, cfg := parseKeyForm(vals)
+		form, cfg := parseKeyForm(vals, now)
+		switch days, preset := presetDays(vals.Get("expires_in")); {
+		case preset && (cfg.ExpiresAt == nil || cfg.ExpiresAt.Sub(now) < time.Duration(days)*24*time.Hour || cfg.ExpiresAt.Sub(now) > time.Duration(days+1)*24*time.Hour):
+			t.Fatalf("a %d-day preset gave expiry %v", days, cfg.ExpiresAt)
+		case vals.Get("expires_in") == "none" && cfg.ExpiresAt != nil:
+			t.Fatalf("no expiry was chosen, yet the key expires at %s", cfg.ExpiresAt)
+		}
 		if form.Name != vals.Get("name") || form.Description != vals.Get("description") || form.IPAllowlist != vals.Get("ip_allowlist") {
 			t.Fatalf("the form did not keep what was typed: %+v", form)
 		}
@@ -79,4 +91,40 @@ func FuzzParseKeyForm(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestParseKeyFormExpiry pins what each expiry choice means: a preset ends
+// with the UTC day that is its number of days away, a date means 00:00 UTC
+// on it, "none" ignores any date, and a form without expires_in (a script)
+// means its date, or no expiry.
+func TestParseKeyFormExpiry(t *testing.T) {
+	now := time.Date(2026, 11, 30, 23, 59, 59, 0, time.UTC)
+	day := func(s string) *time.Time { d, _ := time.Parse(time.DateOnly, s); return &d }
+	for _, tc := range []struct {
+		in, at  string
+		want    *time.Time
+		problem bool
+	}{
+		{in: "7", want: day("2026-12-08")},
+		{in: "30", at: "2030-01-01", want: day("2026-12-31")},
+		{in: "60", want: day("2027-01-30")},
+		{in: "90", want: day("2027-03-01")},
+		{in: "custom", at: "2027-01-31", want: day("2027-01-31")},
+		{in: "", at: "2027-01-31", want: day("2027-01-31")},
+		{in: "", at: ""},
+		{in: "none", at: "2027-01-31"},
+		{in: "custom", at: "", problem: true},
+		{in: "custom", at: "31/01/2027", problem: true},
+		{in: "365", problem: true},
+	} {
+		vals := url.Values{"expires_in": {tc.in}, "expires_at": {tc.at}}
+		form, cfg := parseKeyForm(vals, now)
+		got := cfg.ExpiresAt
+		if (got == nil) != (tc.want == nil) || got != nil && !got.Equal(*tc.want) || cfg.Unreadable.Has("expires_at") != tc.problem {
+			t.Errorf("expires_in=%q expires_at=%q: expiry %v, problem %v; want %v, %v", tc.in, tc.at, got, cfg.Unreadable, tc.want, tc.problem)
+		}
+		if form.ExpiresAt != tc.at || tc.in != "" && form.ExpiresIn != tc.in {
+			t.Errorf("expires_in=%q expires_at=%q: the form shows %q %q again", tc.in, tc.at, form.ExpiresIn, form.ExpiresAt)
+		}
+	}
 }

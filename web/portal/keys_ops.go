@@ -18,7 +18,7 @@ func (h *Handler) handleKeyNew(c echo.Context) error {
 // only in this response, which is why it is not a redirect.
 func (h *Handler) handleKeyCreate(c echo.Context) error {
 	p := newKeyForm()
-	form, cfg := parseKeyForm(formValues(c))
+	form, cfg := parseKeyForm(formValues(c), h.Now())
 	p.Form = form
 	k, full, err := h.Keys.Create(c.Request().Context(), caller(c), c.FormValue("code"), cfg)
 	if err != nil {
@@ -26,6 +26,7 @@ func (h *Handler) handleKeyCreate(c echo.Context) error {
 	}
 	return render(c, http.StatusOK, views.KeyRevealPage(meta(c, "API key created", "api-keys"), views.RevealProps{
 		KeyID: k.ID, Name: k.Name, Environment: string(k.Environment), Secret: full, BaseURL: h.baseURL(c),
+		Scopes: k.Scopes, Sources: k.Sources, IPAllowlist: k.IPAllowlist, ExpiresAt: k.ExpiresAt, RateLimit: rateLimitText(k, getState(c).tenant),
 	}))
 }
 
@@ -45,7 +46,7 @@ func (h *Handler) handleKeyEdit(c echo.Context) error {
 }
 
 func (h *Handler) handleKeyUpdate(c echo.Context) error {
-	form, cfg := parseKeyForm(formValues(c))
+	form, cfg := parseKeyForm(formValues(c), h.Now())
 	id := c.Param("id")
 	_, err := h.Keys.Update(c.Request().Context(), caller(c), c.FormValue("code"), id, cfg)
 	if err == nil {
@@ -111,6 +112,7 @@ func (h *Handler) handleKeyRotate(c echo.Context) error {
 	}
 	return render(c, http.StatusOK, views.KeyRevealPage(meta(c, "New secret", "api-keys"), views.RevealProps{
 		KeyID: k.ID, Name: k.Name, Environment: string(k.Environment), Secret: full, BaseURL: h.baseURL(c), Rotated: true,
+		Scopes: k.Scopes, Sources: k.Sources, IPAllowlist: k.IPAllowlist, ExpiresAt: k.ExpiresAt, RateLimit: rateLimitText(k, getState(c).tenant),
 	}))
 }
 
