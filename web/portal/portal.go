@@ -240,6 +240,9 @@ func formError(c echo.Context, err error) (p problem.P, fields map[string]string
 	if e.Kind == errs.Throttled {
 		fields["code"] = p.Message
 	}
+	if len(p.Fields) > 1 { // each message stands next to its field
+		p.Message = fmt.Sprintf("%d fields need fixing: each says what is wrong next to it.", len(p.Fields))
+	}
 	return p, fields, true
 }
 
