@@ -13,7 +13,10 @@
 //   - request_log_retention (hourly, and at start): drops the request
 //     log's days past the retention (usage.DropOldPartitions);
 //   - cleanup (every ten minutes): ended sessions, stale sign-in throttle
-//     counters, expired idempotency keys.
+//     counters, expired idempotency keys;
+//   - idle_keys (hourly, and at start): disables the keys that the
+//     idle-key policy of their organisation says are idle
+//     (apikey.DisableIdleKeys), each audited as done by the system.
 //
 // It must not import echo.
 package jobs
@@ -30,6 +33,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"keyward/db"
+	"keyward/web/apikey"
 	"keyward/web/events"
 	"keyward/web/session"
 	"keyward/web/usage"
@@ -51,6 +55,7 @@ const (
 	PartitionsEvery = time.Hour
 	RetentionEvery  = time.Hour
 	CleanupEvery    = 10 * time.Minute
+	IdleKeysEvery   = time.Hour
 )
 
 // Runner is the application's River client.
@@ -71,6 +76,7 @@ func New(cfg Config) (*Runner, error) {
 	river.AddWorker(workers, &partitionsWorker{cfg: cfg})
 	river.AddWorker(workers, &retentionWorker{cfg: cfg})
 	river.AddWorker(workers, &cleanupWorker{cfg: cfg})
+	river.AddWorker(workers, &idleKeysWorker{cfg: cfg})
 	periodic := func(every time.Duration, args river.JobArgs, atStart bool) *river.PeriodicJob {
 		return river.NewPeriodicJob(river.PeriodicInterval(every), func() (river.JobArgs, *river.InsertOpts) {
 			// Unique in its period: a second leader (after a failover)
@@ -92,6 +98,7 @@ func New(cfg Config) (*Runner, error) {
 			periodic(PartitionsEvery, PartitionsArgs{}, true),
 			periodic(RetentionEvery, RetentionArgs{}, true),
 			periodic(CleanupEvery, CleanupArgs{}, false),
+			periodic(IdleKeysEvery, IdleKeysArgs{}, true),
 		},
 		JobTimeout: time.Minute,
 	})
@@ -200,6 +207,29 @@ func (w *cleanupWorker) Work(ctx context.Context, _ *river.Job[CleanupArgs]) err
 	}
 	if len(errs) > 0 {
 		return failed(w.cfg.Log, errors.Join(errs...))
+	}
+	return nil
+}
+
+// IdleKeysArgs is the job that disables idle keys per their
+// organisation's policy.
+type IdleKeysArgs struct{}
+
+// Kind names the job in River's tables.
+func (IdleKeysArgs) Kind() string { return "idle_keys" }
+
+type idleKeysWorker struct {
+	river.WorkerDefaults[IdleKeysArgs]
+	cfg Config
+}
+
+func (w *idleKeysWorker) Work(ctx context.Context, _ *river.Job[IdleKeysArgs]) error {
+	n, err := apikey.DisableIdleKeys(ctx, w.cfg.Store, w.cfg.Now())
+	if n > 0 {
+		w.cfg.Log.Info("idle keys disabled per their organisation's policy", "count", n)
+	}
+	if err != nil {
+		return failed(w.cfg.Log, fmt.Errorf("disabling idle keys: %w", err))
 	}
 	return nil
 }
