@@ -152,4 +152,3 @@ func (h *Handler) handleReplaceConfirm(c echo.Context) error {
 	delete(st.sess.Values, keyReplaceUntil)
 	return h.done(c, "/account", "Your authenticator was replaced: use the new app from now on. Your recovery codes are unchanged.")
 }
-

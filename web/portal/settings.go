@@ -66,7 +66,9 @@ func (h *Handler) handleDevelopers(c echo.Context) error {
 	}
 	p := views.DevelopersProps{
 		Requests: formatInt(int(o.Requests)), Refusals: formatInt(int(o.Refusals)),
-		ExpiringSoon: rows(o.ExpiringSoon, func(k apikey.Key) string { return "expires " + fmtTime(k.ExpiresAt) + " (" + inDays(k.ExpiresAt.Sub(now)) + ")" }),
+		ExpiringSoon: rows(o.ExpiringSoon, func(k apikey.Key) string {
+			return "expires " + fmtTime(k.ExpiresAt) + " (" + inDays(k.ExpiresAt.Sub(now)) + ")"
+		}),
 		Idle: rows(o.Idle, func(k apikey.Key) string {
 			if k.LastUsedAt == nil {
 				return "never used; made " + fmtTime(&k.CreatedAt)
