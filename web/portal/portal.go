@@ -47,6 +47,10 @@ type Handler struct {
 // a HEAD answer's status and headers and drops its body.
 var getAndHead = []string{http.MethodGet, http.MethodHead}
 
+// InviteRoute is where an invitation link points. Its path holds the
+// invitation's secret, so the request log writes it without the token.
+const InviteRoute = "/invite/:token"
+
 // bodyLimit bounds every portal request, forms and console JSON alike.
 const bodyLimit = 64 << 10
 
@@ -84,8 +88,8 @@ func (h *Handler) Register(e *echo.Echo) {
 	g.Match(getAndHead, "/login", h.handleLoginForm)
 	g.POST("/login", h.handleLogin)
 	g.POST("/logout", h.handleLogout)
-	g.Match(getAndHead, "/invite/:token", h.handleInviteForm)
-	g.POST("/invite/:token", h.handleInviteAccept)
+	g.Match(getAndHead, InviteRoute, h.handleInviteForm)
+	g.POST(InviteRoute, h.handleInviteAccept)
 
 	pw := g.Group("", h.requirePasswordStage)
 	pw.Match(getAndHead, "/login/totp", h.handleTOTPForm)

@@ -149,6 +149,9 @@ func TestInviteAcceptChangeDisable(t *testing.T) {
 			t.Errorf("no %s event in %v", want, acts)
 		}
 	}
+	if strings.Contains(e.Logs.String(), token) {
+		t.Error("the invitation's token is in the server's log")
+	}
 	// The member created themselves by accepting; the owner made the rest.
 	var actor string
 	e.Store.Pool.QueryRow(context.Background(), `SELECT actor_id FROM audit_events WHERE action = 'user.created' AND target_id = $1`, id).Scan(&actor)
