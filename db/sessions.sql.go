@@ -65,7 +65,7 @@ func (q *Queries) DeleteUserSessionsExcept(ctx context.Context, arg DeleteUserSe
 }
 
 const getSession = `-- name: GetSession :one
-SELECT id_hash, user_id, data, created_at, last_seen_at, expires_at FROM sessions WHERE id_hash = $1 AND expires_at > $2
+SELECT id_hash, user_id, data, created_at, last_seen_at, expires_at, ip, user_agent FROM sessions WHERE id_hash = $1 AND expires_at > $2
 `
 
 type GetSessionParams struct {
@@ -83,13 +83,15 @@ func (q *Queries) GetSession(ctx context.Context, arg GetSessionParams) (Session
 		&i.CreatedAt,
 		&i.LastSeenAt,
 		&i.ExpiresAt,
+		&i.Ip,
+		&i.UserAgent,
 	)
 	return i, err
 }
 
 const insertSession = `-- name: InsertSession :exec
-INSERT INTO sessions (id_hash, user_id, data, created_at, last_seen_at, expires_at)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO sessions (id_hash, user_id, data, created_at, last_seen_at, expires_at, ip, user_agent)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 `
 
 type InsertSessionParams struct {
@@ -99,6 +101,8 @@ type InsertSessionParams struct {
 	CreatedAt  time.Time
 	LastSeenAt time.Time
 	ExpiresAt  time.Time
+	Ip         string
+	UserAgent  string
 }
 
 func (q *Queries) InsertSession(ctx context.Context, arg InsertSessionParams) error {
@@ -109,6 +113,8 @@ func (q *Queries) InsertSession(ctx context.Context, arg InsertSessionParams) er
 		arg.CreatedAt,
 		arg.LastSeenAt,
 		arg.ExpiresAt,
+		arg.Ip,
+		arg.UserAgent,
 	)
 	return err
 }

@@ -131,6 +131,29 @@ type IdempotencyKey struct {
 	CreatedAt   time.Time
 }
 
+type Invitation struct {
+	ID         int64
+	TenantID   int64
+	Email      string
+	Role       string
+	TokenHash  []byte
+	CreatedBy  int64
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+	AcceptedAt *time.Time
+	AcceptedBy *int64
+	RevokedAt  *time.Time
+}
+
+type KeyPolicy struct {
+	TenantID             int64
+	MaxLifetimeDays      *int32
+	RequireProdAllowlist bool
+	IdleDisableDays      *int32
+	DefaultExpiryDays    *int32
+	UpdatedAt            time.Time
+}
+
 type RecoveryCode struct {
 	ID       int64
 	UserID   int64
@@ -145,6 +168,8 @@ type Session struct {
 	CreatedAt  time.Time
 	LastSeenAt time.Time
 	ExpiresAt  time.Time
+	Ip         string
+	UserAgent  string
 }
 
 type Tenant struct {
@@ -167,4 +192,5 @@ type User struct {
 	TotpLastStep       int64
 	DisabledAt         *time.Time
 	CreatedAt          time.Time
+	LastSignInAt       *time.Time
 }

@@ -31,7 +31,7 @@ func (q *Queries) AdvanceUserTOTPStep(ctx context.Context, arg AdvanceUserTOTPSt
 const createUser = `-- name: CreateUser :one
 INSERT INTO users (tenant_id, email, role, password_hash, must_change_password)
 VALUES ($1, $2, $3, $4, $5)
-RETURNING id, tenant_id, email, role, password_hash, must_change_password, totp_secret_enc, totp_enrolled_at, totp_last_step, disabled_at, created_at
+RETURNING id, tenant_id, email, role, password_hash, must_change_password, totp_secret_enc, totp_enrolled_at, totp_last_step, disabled_at, created_at, last_sign_in_at
 `
 
 type CreateUserParams struct {
@@ -63,6 +63,7 @@ func (q *Queries) CreateUser(ctx context.Context, arg CreateUserParams) (User, e
 		&i.TotpLastStep,
 		&i.DisabledAt,
 		&i.CreatedAt,
+		&i.LastSignInAt,
 	)
 	return i, err
 }
@@ -89,7 +90,7 @@ func (q *Queries) EnrollUserTOTP(ctx context.Context, arg EnrollUserTOTPParams) 
 }
 
 const getUser = `-- name: GetUser :one
-SELECT id, tenant_id, email, role, password_hash, must_change_password, totp_secret_enc, totp_enrolled_at, totp_last_step, disabled_at, created_at FROM users WHERE id = $1
+SELECT id, tenant_id, email, role, password_hash, must_change_password, totp_secret_enc, totp_enrolled_at, totp_last_step, disabled_at, created_at, last_sign_in_at FROM users WHERE id = $1
 `
 
 func (q *Queries) GetUser(ctx context.Context, id int64) (User, error) {
@@ -107,12 +108,13 @@ func (q *Queries) GetUser(ctx context.Context, id int64) (User, error) {
 		&i.TotpLastStep,
 		&i.DisabledAt,
 		&i.CreatedAt,
+		&i.LastSignInAt,
 	)
 	return i, err
 }
 
 const getUserByEmail = `-- name: GetUserByEmail :one
-SELECT id, tenant_id, email, role, password_hash, must_change_password, totp_secret_enc, totp_enrolled_at, totp_last_step, disabled_at, created_at FROM users WHERE email = $1
+SELECT id, tenant_id, email, role, password_hash, must_change_password, totp_secret_enc, totp_enrolled_at, totp_last_step, disabled_at, created_at, last_sign_in_at FROM users WHERE email = $1
 `
 
 func (q *Queries) GetUserByEmail(ctx context.Context, email string) (User, error) {
@@ -130,6 +132,7 @@ func (q *Queries) GetUserByEmail(ctx context.Context, email string) (User, error
 		&i.TotpLastStep,
 		&i.DisabledAt,
 		&i.CreatedAt,
+		&i.LastSignInAt,
 	)
 	return i, err
 }

@@ -2,8 +2,8 @@
 SELECT * FROM sessions WHERE id_hash = @id_hash AND expires_at > @now;
 
 -- name: InsertSession :exec
-INSERT INTO sessions (id_hash, user_id, data, created_at, last_seen_at, expires_at)
-VALUES ($1, $2, $3, $4, $5, $6);
+INSERT INTO sessions (id_hash, user_id, data, created_at, last_seen_at, expires_at, ip, user_agent)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8);
 
 -- name: UpdateSession :exec
 UPDATE sessions SET user_id = $2, data = $3, last_seen_at = $4 WHERE id_hash = $1;

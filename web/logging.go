@@ -9,6 +9,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"keyward/web/metrics"
+	"keyward/web/portal"
 )
 
 // requestLogger writes one line per request and counts it by route pattern
@@ -21,10 +22,14 @@ func requestLogger(log *slog.Logger, quietSuccess bool, m *metrics.Set) echo.Mid
 		LogRequestID: true, LogRemoteIP: true, LogRoutePath: true, HandleError: true,
 		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
 			if !quietSuccess || v.Status >= http.StatusBadRequest {
+				path := v.URIPath
+				if v.RoutePath == portal.InviteRoute {
+					path = "/invite/…" // the path is the invitation's secret
+				}
 				log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
 					slog.String("request_id", v.RequestID),
 					slog.String("method", v.Method),
-					slog.String("path", v.URIPath),
+					slog.String("path", path),
 					slog.String("route", v.RoutePath),
 					slog.Int("status", v.Status),
 					slog.Duration("latency", v.Latency),

@@ -22,8 +22,10 @@ import (
 	"keyward/web/auth"
 	"keyward/web/events"
 	"keyward/web/keyring"
+	"keyward/web/mail"
 	"keyward/web/metrics"
 	"keyward/web/mfa"
+	"keyward/web/org"
 	"keyward/web/portal"
 	"keyward/web/ratelimit"
 	"keyward/web/session"
@@ -62,6 +64,8 @@ type Config struct {
 	// Usage sizes the usage buffers (the request log's, in bytes) and
 	// sets how often they are flushed; zero values take the defaults.
 	Usage usage.Options
+	// Mail, when set, also mails invitation links (KEYWARD_SMTP_URL).
+	Mail mail.Sender
 }
 
 // App is the built application.
@@ -113,9 +117,10 @@ func Build(cfg Config, store *db.Store, ring *keyring.Ring) (*App, error) {
 	mfaSvc.Now = now
 	auditKeys := audit.NewKeys(ring)
 	sessions := session.New(store.Queries, ring.Key(keyring.PurposeCookie), cfg.Production, now)
-	authSvc := &auth.Service{Store: store, MFA: mfaSvc, Now: now, Hashes: cfg.Hashes, Audit: auditKeys}
+	authSvc := &auth.Service{Store: store, MFA: mfaSvc, Now: now, Hashes: cfg.Hashes, Audit: auditKeys, Mail: cfg.Mail}
 	keys := &apikey.Service{Store: store, Auth: authSvc, Now: now, Audit: auditKeys}
-	ph := &portal.Handler{Sessions: sessions, Auth: authSvc, Keys: keys, Logs: &usage.Reader{Store: store}, Now: now,
+	orgs := &org.Service{Store: store, Auth: authSvc, Keys: keys, Audit: auditKeys, Now: now}
+	ph := &portal.Handler{Sessions: sessions, Auth: authSvc, Keys: keys, Org: orgs, Logs: &usage.Reader{Store: store}, Now: now,
 		Secure: cfg.Production, BaseURL: cfg.BaseURL}
 	if cfg.Limiter == nil {
 		cfg.Limiter = ratelimit.NewMemory()
@@ -127,7 +132,11 @@ func Build(cfg Config, store *db.Store, ring *keyring.Ring) (*App, error) {
 	rec := usage.New(store, cfg.Logger, now, cfg.Metrics, uo)
 	evs := &events.Service{Store: store, Now: now}
 	pub := &api.Handler{Events: evs, Verifier: ver, Limiter: cfg.Limiter, Usage: rec, Hosts: cfg.APIHosts, HostsStrict: cfg.APIHostsStrict, Now: now, Metrics: cfg.Metrics}
-	return &App{Echo: New(cfg, store, ph, pub), Sessions: sessions, Auth: authSvc, Keys: keys, Events: evs, MFA: mfaSvc,
+	e := New(cfg, store, ph, pub)
+	// A new session row keeps where it was opened from, as the router
+	// reads the client address (trusted proxies included).
+	sessions.Origin = func(r *http.Request) (string, string) { return e.IPExtractor(r), r.UserAgent() }
+	return &App{Echo: e, Sessions: sessions, Auth: authSvc, Keys: keys, Events: evs, MFA: mfaSvc,
 		Verifier: ver, Usage: rec, Metrics: cfg.Metrics, Audit: auditKeys, store: store, log: cfg.Logger}, nil
 }
 

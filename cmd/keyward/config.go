@@ -36,9 +36,11 @@ type config struct {
 	// APIHostsStrict refuses public-API requests to hosts not in APIHosts.
 	APIHostsStrict bool
 	RedisURL       string
-	LogRetention   time.Duration
-	KeyStaleMax    time.Duration
-	LogBuffer      byteSize
+	// SMTPURL is the mail server for invitations (KEYWARD_SMTP_URL).
+	SMTPURL      string
+	LogRetention time.Duration
+	KeyStaleMax  time.Duration
+	LogBuffer    byteSize
 	// DBMaxConns is the pool's size, read from DBMaxConnsText by
 	// validateServe; 0 leaves pgx's default (commands other than serve).
 	DBMaxConns     int32
@@ -127,6 +129,7 @@ func (c *config) serveFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.APIHostsStrict, "api-hosts-strict", strict, "refuse public-API requests to hosts not in KEYWARD_API_HOSTS (KEYWARD_API_HOSTS_STRICT)")
 	fs.StringVar(&c.DBMaxConnsText, "db-max-conns", env("KEYWARD_DB_MAX_CONNS", strconv.Itoa(defaultDBMaxConns())), "most database connections this instance's pool opens; default 4 per CPU, at least 4 (KEYWARD_DB_MAX_CONNS)")
 	fs.StringVar(&c.RedisURL, "redis-url", "", "Redis URL for rate limits shared across instances; unset keeps them in memory (KEYWARD_REDIS_URL)")
+	fs.StringVar(&c.SMTPURL, "smtp-url", "", "mail server for invitation links, such as smtp://user:password@mail.example.com:587?from=keyward@example.com; unset: links are only shown (KEYWARD_SMTP_URL)")
 	retention, err := time.ParseDuration(env("KEYWARD_REQUEST_LOG_RETENTION", "720h"))
 	if err != nil {
 		retention = -1 // reported by validate
@@ -189,8 +192,9 @@ func (b *byteSize) String() string {
 
 func (c *config) production() bool { return c.Mode == "production" }
 
-// validate checks the settings and fills the two secret ones from the
-// environment. Those are not flag defaults, so --help never prints them.
+// validate checks the settings and fills the secret ones (the database,
+// Redis and SMTP URLs and the secret key) from the environment. Those are
+// not flag defaults, so --help never prints them.
 func (c *config) validate() error {
 	if c.DatabaseURL == "" {
 		c.DatabaseURL = os.Getenv("KEYWARD_DATABASE_URL")
@@ -200,6 +204,9 @@ func (c *config) validate() error {
 	}
 	if c.RedisURL == "" {
 		c.RedisURL = os.Getenv("KEYWARD_REDIS_URL")
+	}
+	if c.SMTPURL == "" {
+		c.SMTPURL = os.Getenv("KEYWARD_SMTP_URL")
 	}
 	if c.Mode != "development" && c.Mode != "production" {
 		return fmt.Errorf("KEYWARD_MODE must be development or production, not %q", c.Mode)

@@ -24,6 +24,9 @@ Usage:
   keyward tenant create         create a tenant
   keyward user create           create a portal user and print a one-time password
   keyward user reset-password   give a user a new one-time password and end their sessions
+  keyward user disable          disable a user and end their sessions
+  keyward user enable           let a disabled user sign in again
+  keyward user reset-mfa        remove a user's authenticator; their next sign-in enrols a new one
   keyward audit verify          check every audit chain, and checkpoints kept outside
   keyward audit public-key      print the key that verifies audit checkpoints
   keyward version               print the version
@@ -46,6 +49,9 @@ var groups = map[string][][2]string{
 	"user": {
 		{"create", "create a portal user and print a one-time password"},
 		{"reset-password", "give a user a new one-time password and end their sessions"},
+		{"disable", memberCommands["disable"].synopsis},
+		{"enable", memberCommands["enable"].synopsis},
+		{"reset-mfa", memberCommands["reset-mfa"].synopsis},
 	},
 	"audit": {
 		{"verify", "check every audit chain, and checkpoints kept outside"},
@@ -76,6 +82,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cmdUserCreate(ctx, args[2:], stdin, stdout, stderr)
 	case cmd == "user" && sub == "reset-password":
 		err = cmdUserResetPassword(ctx, args[2:], stdout, stderr)
+	case cmd == "user" && (sub == "disable" || sub == "enable" || sub == "reset-mfa"):
+		err = cmdUserMember(ctx, sub, args[2:], stderr)
 	case cmd == "audit" && sub == "verify":
 		err = cmdAuditVerify(ctx, args[2:], stdin, stdout, stderr)
 	case cmd == "audit" && sub == "public-key":

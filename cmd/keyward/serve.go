@@ -25,6 +25,7 @@ import (
 	"keyward/web/audit"
 	"keyward/web/auth"
 	"keyward/web/jobs"
+	"keyward/web/mail"
 	"keyward/web/metrics"
 	"keyward/web/ratelimit"
 	webusage "keyward/web/usage"
@@ -64,6 +65,15 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer closeRedis()
+	var mailer mail.Sender
+	if cfg.SMTPURL != "" {
+		s, err := mail.ParseSMTP(cfg.SMTPURL)
+		if err != nil {
+			return err
+		}
+		log.Info("invitation links are mailed too", "smtp", s.String())
+		mailer = s
+	}
 	// Bind first: a taken port should fail before a database is started.
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -81,6 +91,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		APIHosts: hosts, APIHostsStrict: cfg.APIHostsStrict, Limiter: limiter, QuietSuccess: !cfg.production(), Metrics: m,
 		Verifier: apikey.VerifierOptions{StaleMax: cfg.KeyStaleMax},
 		Usage:    webusage.Options{LogBuffer: int64(cfg.LogBuffer)},
+		Mail:     mailer,
 	}, store, ring)
 	if err != nil {
 		ln.Close()

@@ -143,6 +143,19 @@ func (c *Config) Normalize(now time.Time) error { return c.NormalizeEdit(now, ni
 // keeping that expiry is accepted even once it has passed, so an expired
 // key can still be renamed or described.
 func (c *Config) NormalizeEdit(now time.Time, current *time.Time) error {
+	return c.normalize(now, current).Err()
+}
+
+// Validate is NormalizeEdit under the organisation's key policy p: a key
+// that breaks a policy gets a field error naming it, with every other
+// problem of the form.
+func (c *Config) Validate(now time.Time, current *time.Time, p Policy) error {
+	fs := c.normalize(now, current)
+	p.check(c, now, current, &fs)
+	return fs.Err()
+}
+
+func (c *Config) normalize(now time.Time, current *time.Time) errs.Fields {
 	fs := slices.Clone(c.Unreadable)
 	c.Name = strings.TrimSpace(c.Name)
 	c.Description = strings.TrimSpace(c.Description)
@@ -206,5 +219,5 @@ func (c *Config) NormalizeEdit(now time.Time, current *time.Time) error {
 	if c.ExpiresAt != nil && !c.ExpiresAt.After(now) && !unchanged {
 		fs.Add("expires_at", "The expiry must be in the future.")
 	}
-	return fs.Err()
+	return fs
 }

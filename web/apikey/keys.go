@@ -113,7 +113,7 @@ func (s *Service) Create(ctx context.Context, by auth.Caller, code string, cfg C
 	if !by.User.CanManageKeys() {
 		return Key{}, "", auth.ErrCannotManageKeys
 	}
-	if err := cfg.Normalize(s.Now()); err != nil {
+	if err := validate(ctx, s.Store.Queries, by.Tenant.ID, &cfg, s.Now(), nil); err != nil {
 		return Key{}, "", err
 	}
 	var k Key
@@ -143,7 +143,7 @@ func (s *Service) Update(ctx context.Context, by auth.Caller, code, id string, c
 		cfg.ExpiresAt.UTC().Format(time.DateOnly) == cur.ExpiresAt.UTC().Format(time.DateOnly) {
 		cfg.ExpiresAt = cur.ExpiresAt
 	}
-	if err := cfg.NormalizeEdit(s.Now(), cur.ExpiresAt); err != nil {
+	if err := validate(ctx, s.Store.Queries, by.Tenant.ID, &cfg, s.Now(), cur.ExpiresAt); err != nil {
 		return Key{}, err
 	}
 	var k Key

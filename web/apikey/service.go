@@ -48,7 +48,7 @@ var Graces = []time.Duration{0, time.Hour, 24 * time.Hour, 7 * 24 * time.Hour}
 // Create makes a key with one secret and returns the row and the full key,
 // which the caller shows once and forgets.
 func Create(ctx context.Context, q *db.Queries, keys *audit.Keys, tenantID int64, cfg Config, by audit.Actor, userID int64, now time.Time) (db.APIKey, string, error) {
-	if err := cfg.Normalize(now); err != nil {
+	if err := validate(ctx, q, tenantID, &cfg, now, nil); err != nil {
 		return db.APIKey{}, "", err
 	}
 	p := createParams(tenantID, cfg)
@@ -100,7 +100,7 @@ func Update(ctx context.Context, q *db.Queries, keys *audit.Keys, tenantID int64
 		return err
 	}
 	cfg.Environment = Environment(k.Environment)
-	if err := cfg.NormalizeEdit(now, k.ExpiresAt); err != nil {
+	if err := validate(ctx, q, tenantID, &cfg, now, k.ExpiresAt); err != nil {
 		return err
 	}
 	p := createParams(tenantID, cfg)

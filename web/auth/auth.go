@@ -17,6 +17,7 @@ import (
 	"keyward/db"
 	"keyward/web/audit"
 	"keyward/web/errs"
+	kwmail "keyward/web/mail"
 	"keyward/web/mfa"
 )
 
@@ -43,6 +44,8 @@ type Service struct {
 	Hashes *HashLimit
 	// Audit keys the audit events the service writes.
 	Audit *audit.Keys
+	// Mail, when set, also sends invitation links by mail.
+	Mail kwmail.Sender
 }
 
 func (s *Service) hashes() *HashLimit {
@@ -165,6 +168,9 @@ func (s *Service) TOTPStep(ctx context.Context, by Caller, code string) error {
 		if usedRecovery {
 			method = "recovery_code"
 		}
+		if err := q.MarkUserSignedIn(ctx, db.MarkUserSignedInParams{ID: by.User.ID, Now: &now}); err != nil {
+			return err
+		}
 		return audit.Record(ctx, q, s.Audit, now, by.Actor().Event("auth.login.succeeded", "user", by.Actor().ID, map[string]string{"method": method}))
 	})
 }
@@ -268,6 +274,9 @@ func (s *Service) Enrol(ctx context.Context, by Caller, sealed, code string) ([]
 		now := s.Now()
 		var err error
 		if codes, err = s.MFA.Confirm(ctx, q, by.User.ID, secret, step); err != nil {
+			return err
+		}
+		if err := q.MarkUserSignedIn(ctx, db.MarkUserSignedInParams{ID: by.User.ID, Now: &now}); err != nil {
 			return err
 		}
 		from := by.Actor()
@@ -455,7 +464,7 @@ func CreateTenant(ctx context.Context, q *db.Queries, keys *audit.Keys, slug, na
 // replace it after signing in.
 func CreateUser(ctx context.Context, q *db.Queries, keys *audit.Keys, tenantID int64, email, role, password string, mustChange bool, by audit.Actor, now time.Time) (db.User, error) {
 	email = NormalizeEmail(email)
-	if _, err := mail.ParseAddress(email); err != nil || !strings.Contains(email, "@") || len(email) > 254 {
+	if !validEmail(email) {
 		return db.User{}, invalid("email", "%q is not an email address", email)
 	}
 	if role != RoleOwner && role != RoleAdmin && role != RoleViewer {
@@ -478,6 +487,12 @@ func CreateUser(ctx context.Context, q *db.Queries, keys *audit.Keys, tenantID i
 	by.TenantID = &tenantID
 	return u, audit.Record(ctx, q, keys, now, by.Event("user.created", "user", strconv.FormatInt(u.ID, 10),
 		map[string]string{"email": email, "role": role}))
+}
+
+// validEmail reports whether a normalised email is one a user can have.
+func validEmail(email string) bool {
+	_, err := mail.ParseAddress(email)
+	return err == nil && strings.Contains(email, "@") && len(email) <= 254
 }
 
 // NormalizeEmail trims and lower-cases an email address.

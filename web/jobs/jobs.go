@@ -18,6 +18,9 @@
 //     of every audit chain that changed since its last checkpoint, logs
 //     each checkpoint and records it in its chain
 //     (audit.TakeCheckpoints).
+//   - idle_keys (hourly, and at start): disables the keys that the
+//     idle-key policy of their organisation says are idle
+//     (apikey.DisableIdleKeys), each audited as done by the system.
 //
 // It must not import echo.
 package jobs
@@ -34,6 +37,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"keyward/db"
+	"keyward/web/apikey"
 	"keyward/web/audit"
 	"keyward/web/events"
 	"keyward/web/session"
@@ -64,6 +68,7 @@ const (
 	RetentionEvery  = time.Hour
 	CleanupEvery    = 10 * time.Minute
 	CheckpointEvery = 5 * time.Minute
+	IdleKeysEvery   = time.Hour
 )
 
 // Runner is the application's River client.
@@ -88,6 +93,7 @@ func New(cfg Config) (*Runner, error) {
 	river.AddWorker(workers, &retentionWorker{cfg: cfg})
 	river.AddWorker(workers, &cleanupWorker{cfg: cfg})
 	river.AddWorker(workers, &checkpointWorker{cfg: cfg})
+	river.AddWorker(workers, &idleKeysWorker{cfg: cfg})
 	periodic := func(every time.Duration, args river.JobArgs, atStart bool) *river.PeriodicJob {
 		return river.NewPeriodicJob(river.PeriodicInterval(every), func() (river.JobArgs, *river.InsertOpts) {
 			// Unique in its period: a second leader (after a failover)
@@ -110,6 +116,7 @@ func New(cfg Config) (*Runner, error) {
 			periodic(RetentionEvery, RetentionArgs{}, true),
 			periodic(CleanupEvery, CleanupArgs{}, false),
 			periodic(CheckpointEvery, CheckpointArgs{}, cfg.CheckpointAtStart),
+			periodic(IdleKeysEvery, IdleKeysArgs{}, true),
 		},
 		JobTimeout: time.Minute,
 	})
@@ -242,6 +249,29 @@ func (w *checkpointWorker) Work(ctx context.Context, _ *river.Job[CheckpointArgs
 	audit.LogCheckpoints(w.cfg.Log, cps)
 	if err != nil {
 		return failed(w.cfg.Log, err)
+	}
+	return nil
+}
+
+// IdleKeysArgs is the job that disables idle keys per their
+// organisation's policy.
+type IdleKeysArgs struct{}
+
+// Kind names the job in River's tables.
+func (IdleKeysArgs) Kind() string { return "idle_keys" }
+
+type idleKeysWorker struct {
+	river.WorkerDefaults[IdleKeysArgs]
+	cfg Config
+}
+
+func (w *idleKeysWorker) Work(ctx context.Context, _ *river.Job[IdleKeysArgs]) error {
+	n, err := apikey.DisableIdleKeys(ctx, w.cfg.Store, w.cfg.Audit, w.cfg.Now())
+	if n > 0 {
+		w.cfg.Log.Info("idle keys disabled per their organisation's policy", "count", n)
+	}
+	if err != nil {
+		return failed(w.cfg.Log, fmt.Errorf("disabling idle keys: %w", err))
 	}
 	return nil
 }

@@ -18,6 +18,11 @@ func (h *Handler) renderAccount(c echo.Context, status int, p views.AccountProps
 	}
 	p.RecoveryCodesLeft = n
 	p.MustChange = st.user.MustChangePassword
+	if !p.MustChange {
+		if p.Security, err = h.security(c, p.Security); err != nil {
+			return err
+		}
+	}
 	return render(c, status, views.AccountPage(meta(c, "Account", "account"), p))
 }
 

@@ -2,6 +2,7 @@ package portal
 
 import (
 	"fmt"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -181,6 +182,16 @@ func formatInt(n int) string {
 func (h *Handler) renderKeyForm(c echo.Context, status int, title string, p views.KeyFormProps) error {
 	p.PlanDefault = planDefault(getState(c).tenant)
 	p.ExpiryChoices = expiryChoices(h.Now())
+	if !p.Editing && c.Request().Method != http.MethodPost && p.Form.ExpiresAt == "" {
+		// A fresh create form offers the organisation's default expiry.
+		d, err := h.Org.DefaultExpiry(c.Request().Context(), getState(c).tenant.ID)
+		if err != nil {
+			return err
+		}
+		if d != nil {
+			p.Form.ExpiresAt = d.Format(time.DateOnly)
+		}
+	}
 	return render(c, status, views.KeyFormPage(meta(c, title, "api-keys"), title, p))
 }
 

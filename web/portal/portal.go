@@ -22,6 +22,7 @@ import (
 	"keyward/web/apikey"
 	"keyward/web/auth"
 	"keyward/web/errs"
+	"keyward/web/org"
 	"keyward/web/problem"
 	"keyward/web/session"
 	"keyward/web/usage"
@@ -32,6 +33,7 @@ type Handler struct {
 	Sessions *session.Store
 	Auth     *auth.Service
 	Keys     *apikey.Service
+	Org      *org.Service
 	Logs     *usage.Reader
 	Now      func() time.Time
 	// Secure marks cookies Secure (production, behind TLS).
@@ -44,6 +46,10 @@ type Handler struct {
 // every GET resource; echo adds no HEAD route by itself. The server sends
 // a HEAD answer's status and headers and drops its body.
 var getAndHead = []string{http.MethodGet, http.MethodHead}
+
+// InviteRoute is where an invitation link points. Its path holds the
+// invitation's secret, so the request log writes it without the token.
+const InviteRoute = "/invite/:token"
 
 // bodyLimit bounds every portal request, forms and console JSON alike.
 const bodyLimit = 64 << 10
@@ -82,6 +88,8 @@ func (h *Handler) Register(e *echo.Echo) {
 	g.Match(getAndHead, "/login", h.handleLoginForm)
 	g.POST("/login", h.handleLogin)
 	g.POST("/logout", h.handleLogout)
+	g.Match(getAndHead, InviteRoute, h.handleInviteForm)
+	g.POST(InviteRoute, h.handleInviteAccept)
 
 	pw := g.Group("", h.requirePasswordStage)
 	pw.Match(getAndHead, "/login/totp", h.handleTOTPForm)
@@ -95,6 +103,24 @@ func (h *Handler) Register(e *echo.Echo) {
 	in.Match(getAndHead, "/settings/developers/api-keys", h.handleKeysList)
 	in.Match(getAndHead, "/settings/developers/api-keys/:id", h.handleKeyDetail)
 	in.Match(getAndHead, "/settings/developers/api-logs", h.handleAPILogs)
+	in.Match(getAndHead, "/settings", h.handleSettings)
+	in.Match(getAndHead, "/settings/developers", h.handleDevelopers)
+	in.Match(getAndHead, "/settings/team", h.handleTeam)
+	in.POST("/account/sessions/others", h.handleEndOtherSessions)
+	in.POST("/account/recovery-codes", h.handleRecoveryCodes)
+	in.Match(getAndHead, "/account/authenticator", h.handleReplaceForm)
+	in.POST("/account/authenticator", h.handleReplaceStart)
+	in.POST("/account/authenticator/confirm", h.handleReplaceConfirm)
+	owner := in.Group("", h.requireOwner)
+	owner.POST("/settings/team/invitations", h.handleInvite)
+	owner.POST("/settings/team/invitations/:id/revoke", h.handleRevokeInvitation)
+	owner.Match(getAndHead, "/settings/team/members/:id", h.handleMember)
+	owner.POST("/settings/team/members/:id/role", h.handleMemberRole)
+	owner.POST("/settings/team/members/:id/disable", h.handleMemberDisable)
+	owner.POST("/settings/team/members/:id/enable", h.handleMemberEnable)
+	owner.POST("/settings/team/members/:id/reset-mfa", h.handleMemberResetMFA)
+	owner.Match(getAndHead, "/settings/organization", h.handleOrg)
+	owner.POST("/settings/organization", h.handleOrgSave)
 	ops := in.Group("", h.requireManager)
 	ops.Match(getAndHead, "/settings/developers/api-keys/new", h.handleKeyNew)
 	ops.POST("/settings/developers/api-keys", h.handleKeyCreate)

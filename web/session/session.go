@@ -22,6 +22,7 @@ import (
 	"github.com/gorilla/sessions"
 
 	"keyward/db"
+	"keyward/web/audit"
 )
 
 // CookieName is the portal's session cookie, as callers name it. A Store
@@ -47,8 +48,11 @@ type Store struct {
 	Idle, Absolute time.Duration
 	Secure         bool
 	// Now is the application's clock.
-	Now   func() time.Time
-	codec *securecookie.SecureCookie
+	Now func() time.Time
+	// Origin, when set, says where a request comes from (client address
+	// and user agent); a new session row keeps it, for the account page.
+	Origin func(r *http.Request) (ip, userAgent string)
+	codec  *securecookie.SecureCookie
 }
 
 // New returns a store whose cookies are signed with hashKey.
@@ -161,9 +165,14 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 			expires = now.Add(s.Absolute)
 		}
 		sess.ID = newID()
+		var ip, ua string
+		if s.Origin != nil {
+			ip, ua = s.Origin(r)
+		}
 		if err := s.Queries.InsertSession(ctx, db.InsertSessionParams{
 			IDHash: hashID(sess.ID), UserID: uid, Data: buf.Bytes(),
 			CreatedAt: created, LastSeenAt: now, ExpiresAt: expires,
+			Ip: audit.CleanText(ip, 64), UserAgent: audit.CleanText(ua, 512),
 		}); err != nil {
 			return err
 		}
