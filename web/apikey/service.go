@@ -87,8 +87,22 @@ func Rotate(ctx context.Context, q *db.Queries, tenantID int64, id string, grace
 		return "", err
 	}
 	return full, record(ctx, q, now, by, "api_key.rotated", k, map[string]any{
-		"prefix": change{To: prefix}, "grace": grace.String(), "old_secrets_expire_at": until.UTC().Format(time.RFC3339),
+		"prefix": change{To: prefix}, "grace": DurationText(grace), "old_secrets_expire_at": until.UTC().Format(time.RFC3339),
 	})
+}
+
+// DurationText writes a grace window or a rate-limit window as forms and
+// audit diffs spell it: "0", "1m", "1h", "24h", "168h".
+func DurationText(d time.Duration) string {
+	switch {
+	case d == 0:
+		return "0"
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	}
+	return d.String()
 }
 
 // Update changes a key's configuration. The environment is part of the
@@ -208,6 +222,11 @@ func KeyRateLimit(k db.APIKey) *RateLimit {
 	return &RateLimit{Requests: int(*k.RateLimitRequests), Window: time.Duration(*k.RateLimitWindowS) * time.Second}
 }
 
+type rateLimitDiff struct {
+	Requests int    `json:"requests"`
+	Window   string `json:"window"`
+}
+
 type change struct {
 	From any `json:"from,omitempty"`
 	To   any `json:"to"`
@@ -222,11 +241,14 @@ func configDiff(a, b db.APIKey) map[string]any {
 			d[name] = change{From: x, To: y}
 		}
 	}
-	rl := func(k db.APIKey) string {
+	// A rate limit reads {"requests":1000,"window":"1h"}, and the plan's
+	// default null. (Events before this form wrote "1000/1h0m0s" and
+	// "plan default".)
+	rl := func(k db.APIKey) any {
 		if r := KeyRateLimit(k); r != nil {
-			return fmt.Sprintf("%d/%s", r.Requests, r.Window)
+			return rateLimitDiff{Requests: r.Requests, Window: DurationText(r.Window)}
 		}
-		return "plan default"
+		return nil
 	}
 	exp := func(k db.APIKey) string {
 		if k.ExpiresAt == nil {
