@@ -243,7 +243,7 @@ func configDiff(a, b db.APIKey) map[string]any {
 	}
 	// A rate limit reads {"requests":1000,"window":"1h"}, and the plan's
 	// default null. (Events before this form wrote "1000/1h0m0s" and
-	// "plan default".)
+	// "plan default"; audit.Describe reads both.)
 	rl := func(k db.APIKey) any {
 		if r := KeyRateLimit(k); r != nil {
 			return rateLimitDiff{Requests: r.Requests, Window: DurationText(r.Window)}
