@@ -24,6 +24,8 @@ type CopyRequestLogsParams struct {
 	RequestID string
 	At        time.Time
 	Count     int32
+	Code      pgtype.Text
+	UserAgent pgtype.Text
 }
 
 const countKeyIPs = `-- name: CountKeyIPs :one
@@ -449,7 +451,7 @@ func (q *Queries) ListEvents(ctx context.Context, arg ListEventsParams) ([]Event
 }
 
 const listRequestLogs = `-- name: ListRequestLogs :many
-SELECT tenant_id, key_id, key_prefix, method, path, status, ip, latency_us, request_id, at, count FROM api_request_logs
+SELECT tenant_id, key_id, key_prefix, method, path, status, ip, latency_us, request_id, at, count, code, user_agent FROM api_request_logs
 WHERE tenant_id = $1
   AND ($2::text = '' OR key_id = CAST(nullif($2::text, '') AS uuid))
   AND status BETWEEN $3::int AND $4::int
@@ -504,6 +506,8 @@ func (q *Queries) ListRequestLogs(ctx context.Context, arg ListRequestLogsParams
 			&i.RequestID,
 			&i.At,
 			&i.Count,
+			&i.Code,
+			&i.UserAgent,
 		); err != nil {
 			return nil, err
 		}

@@ -53,6 +53,8 @@ type APIRequestLog struct {
 	RequestID string
 	At        time.Time
 	Count     int32
+	Code      pgtype.Text
+	UserAgent pgtype.Text
 }
 
 type ApiKeyIp struct {

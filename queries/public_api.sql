@@ -27,8 +27,8 @@ INSERT INTO api_key_ips (key_id, tenant_id, ip, first_seen_at) VALUES (@key_id, 
 ON CONFLICT DO NOTHING;
 
 -- name: CopyRequestLogs :copyfrom
-INSERT INTO api_request_logs (tenant_id, key_id, key_prefix, method, path, status, ip, latency_us, request_id, at, count)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11);
+INSERT INTO api_request_logs (tenant_id, key_id, key_prefix, method, path, status, ip, latency_us, request_id, at, count, code, user_agent)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13);
 
 -- name: EnsureRequestLogPartitions :one
 -- Creates the request log's partitions of every UTC day from from_day

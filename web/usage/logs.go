@@ -44,7 +44,7 @@ const rowOverhead = int64(unsafe.Sizeof(Request{}))
 
 // rowBytes is what a buffered row holds in memory, about.
 func rowBytes(q *Request) int64 {
-	return rowOverhead + int64(len(q.KeyID)+len(q.KeyPrefix)+len(q.Method)+len(q.Path)+len(q.Code)+len(q.IP)+len(q.RequestID))
+	return rowOverhead + int64(len(q.KeyID)+len(q.KeyPrefix)+len(q.Method)+len(q.Path)+len(q.Code)+len(q.UserAgent)+len(q.IP)+len(q.RequestID))
 }
 
 // budget is a key's refusals in one minute.
@@ -307,7 +307,7 @@ func (r *Recorder) copyRows(ctx context.Context, rows []Request) (int, error) {
 		params[i] = db.CopyRequestLogsParams{
 			TenantID: q.TenantID, KeyID: pgtype.UUID{Bytes: id, Valid: err == nil}, KeyPrefix: q.KeyPrefix, Method: q.Method,
 			Path: q.Path, Status: int32(q.Status), Ip: q.IP, LatencyUs: q.Latency.Microseconds(), RequestID: q.RequestID,
-			At: q.At, Count: int32(max(q.Count, 1)),
+			At: q.At, Count: int32(max(q.Count, 1)), Code: nullText(q.Code), UserAgent: nullText(q.UserAgent),
 		}
 	}
 	return r.copyParams(ctx, params)

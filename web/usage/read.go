@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"keyward/db"
 )
@@ -40,8 +41,18 @@ func (r *Reader) List(ctx context.Context, tenantID int64, f LogFilter) ([]Reque
 	out := make([]Request, len(rows))
 	for i, r := range rows {
 		out[i] = Request{TenantID: r.TenantID, At: r.At, KeyID: uuid.UUID(r.KeyID.Bytes).String(), KeyPrefix: r.KeyPrefix, Method: r.Method,
-			Path: r.Path, Status: int(r.Status), IP: r.Ip, Latency: time.Duration(r.LatencyUs) * time.Microsecond, RequestID: r.RequestID,
-			Count: int(r.Count)}
+			Path: r.Path, Status: int(r.Status), Code: text(r.Code), UserAgent: text(r.UserAgent), IP: r.Ip,
+			Latency: time.Duration(r.LatencyUs) * time.Microsecond, RequestID: r.RequestID, Count: int(r.Count)}
 	}
 	return out, more, nil
 }
+
+func text(t pgtype.Text) string {
+	if !t.Valid {
+		return ""
+	}
+	return t.String
+}
+
+// nullText stores "" as NULL.
+func nullText(s string) pgtype.Text { return pgtype.Text{String: s, Valid: s != ""} }

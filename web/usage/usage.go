@@ -58,9 +58,12 @@ type Request struct {
 	Method    string
 	Path      string
 	Status    int
-	// Code is the envelope's error code of a refused request. Refusals
-	// are counted by key, status and code; it is not stored.
-	Code      string
+	// Code is the envelope's error code of a refused or failed request,
+	// "" when the answer carried none. Refusals past the budget are
+	// counted by key, status and code.
+	Code string
+	// UserAgent is the client's, cleaned and cut like Path.
+	UserAgent string
 	IP        string
 	Latency   time.Duration
 	RequestID string
