@@ -10,6 +10,52 @@ import (
 	"time"
 )
 
+const countAPIKeysByTenant = `-- name: CountAPIKeysByTenant :one
+SELECT count(*) FILTER (WHERE
+         ($1::text = '' OR k.environment = $1)
+         AND ($2::text = ''
+              OR ($2 = 'revoked' AND k.revoked_at IS NOT NULL)
+              OR ($2 = 'disabled' AND k.revoked_at IS NULL AND k.disabled_at IS NOT NULL)
+              OR ($2 = 'expired' AND k.revoked_at IS NULL AND k.disabled_at IS NULL AND k.expires_at <= $3::timestamptz)
+              OR ($2 = 'active' AND k.revoked_at IS NULL AND k.disabled_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $3::timestamptz)))
+         AND ($4::text = ''
+              OR strpos(lower(k.name), lower($4::text)) > 0
+              OR EXISTS (SELECT 1 FROM api_key_secrets s
+                         WHERE s.tenant_id = k.tenant_id AND s.key_id = k.id AND strpos(lower(s.prefix), lower($4::text)) > 0))
+       ) AS matching,
+       count(*) AS total
+FROM api_keys k
+WHERE k.tenant_id = $5
+`
+
+type CountAPIKeysByTenantParams struct {
+	Environment string
+	Status      string
+	Now         time.Time
+	Search      string
+	TenantID    int64
+}
+
+type CountAPIKeysByTenantRow struct {
+	Matching int64
+	Total    int64
+}
+
+// How many of the tenant's keys ListAPIKeysByTenant's filter matches, and
+// how many keys the tenant has at all.
+func (q *Queries) CountAPIKeysByTenant(ctx context.Context, arg CountAPIKeysByTenantParams) (CountAPIKeysByTenantRow, error) {
+	row := q.db.QueryRow(ctx, countAPIKeysByTenant,
+		arg.Environment,
+		arg.Status,
+		arg.Now,
+		arg.Search,
+		arg.TenantID,
+	)
+	var i CountAPIKeysByTenantRow
+	err := row.Scan(&i.Matching, &i.Total)
+	return i, err
+}
+
 const createAPIKey = `-- name: CreateAPIKey :one
 
 INSERT INTO api_keys (tenant_id, name, description, environment, scopes, sources, ip_allowlist,
@@ -227,16 +273,26 @@ func (q *Queries) ListAPIKeySecrets(ctx context.Context, arg ListAPIKeySecretsPa
 }
 
 const listAPIKeysByTenant = `-- name: ListAPIKeysByTenant :many
-SELECT id, tenant_id, name, description, environment, scopes, sources, ip_allowlist, rate_limit_requests, rate_limit_window_s, expires_at, disabled_at, revoked_at, created_by, created_at, last_used_at, last_used_ip, changed_at FROM api_keys
-WHERE tenant_id = $1
-  AND ($2::text = '' OR environment = $2)
+SELECT k.id, k.tenant_id, k.name, k.description, k.environment, k.scopes, k.sources, k.ip_allowlist, k.rate_limit_requests, k.rate_limit_window_s, k.expires_at, k.disabled_at, k.revoked_at, k.created_by, k.created_at, k.last_used_at, k.last_used_ip, k.changed_at FROM api_keys k
+WHERE k.tenant_id = $1
+  AND ($2::text = '' OR k.environment = $2)
   AND ($3::text = ''
-       OR ($3 = 'revoked' AND revoked_at IS NOT NULL)
-       OR ($3 = 'disabled' AND revoked_at IS NULL AND disabled_at IS NOT NULL)
-       OR ($3 = 'expired' AND revoked_at IS NULL AND disabled_at IS NULL AND expires_at <= $4::timestamptz)
-       OR ($3 = 'active' AND revoked_at IS NULL AND disabled_at IS NULL AND (expires_at IS NULL OR expires_at > $4::timestamptz)))
-ORDER BY created_at DESC, id
-LIMIT $6 OFFSET $5
+       OR ($3 = 'revoked' AND k.revoked_at IS NOT NULL)
+       OR ($3 = 'disabled' AND k.revoked_at IS NULL AND k.disabled_at IS NOT NULL)
+       OR ($3 = 'expired' AND k.revoked_at IS NULL AND k.disabled_at IS NULL AND k.expires_at <= $4::timestamptz)
+       OR ($3 = 'active' AND k.revoked_at IS NULL AND k.disabled_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $4::timestamptz)))
+  AND ($5::text = ''
+       OR strpos(lower(k.name), lower($5::text)) > 0
+       OR EXISTS (SELECT 1 FROM api_key_secrets s
+                  WHERE s.tenant_id = k.tenant_id AND s.key_id = k.id AND strpos(lower(s.prefix), lower($5::text)) > 0))
+ORDER BY
+  CASE WHEN $6::text = 'created_asc' THEN k.created_at END ASC,
+  CASE WHEN $6::text = 'last_used_desc' THEN k.last_used_at END DESC NULLS LAST,
+  CASE WHEN $6::text = 'last_used_asc' THEN k.last_used_at END ASC NULLS FIRST,
+  CASE WHEN $6::text = 'expires_asc' THEN k.expires_at END ASC NULLS LAST,
+  CASE WHEN $6::text = 'expires_desc' THEN k.expires_at END DESC NULLS FIRST,
+  k.created_at DESC, k.id
+LIMIT $8 OFFSET $7
 `
 
 type ListAPIKeysByTenantParams struct {
@@ -244,17 +300,27 @@ type ListAPIKeysByTenantParams struct {
 	Environment string
 	Status      string
 	Now         time.Time
+	Search      string
+	Sort        string
 	Off         int32
 	Lim         int32
 }
 
-// status: ” (any), active, disabled, expired, revoked.
+// status: ” (any), active, disabled, expired, revoked. search: ” (any),
+// or text that the key's name or one of its secrets' display prefixes
+// contains, case ignored. sort: ” (newest first), created_asc,
+// last_used_desc, last_used_asc, expires_asc, expires_desc; a key never
+// used counts as used longest ago, a key that never expires as expiring
+// last; ties go newest first. CountAPIKeysByTenant must filter the same
+// way.
 func (q *Queries) ListAPIKeysByTenant(ctx context.Context, arg ListAPIKeysByTenantParams) ([]APIKey, error) {
 	rows, err := q.db.Query(ctx, listAPIKeysByTenant,
 		arg.TenantID,
 		arg.Environment,
 		arg.Status,
 		arg.Now,
+		arg.Search,
+		arg.Sort,
 		arg.Off,
 		arg.Lim,
 	)

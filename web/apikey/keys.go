@@ -3,6 +3,8 @@ package apikey
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 
 	"keyward/db"
@@ -319,24 +321,58 @@ func (s *Service) Detail(ctx context.Context, tenantID int64, id string) (Detail
 type Filter struct {
 	Environment string // "" or an Environment
 	Status      string // "" or a Status*
-	Page        int    // from 1
-	PerPage     int
+	// Search is text the key's name or one of its secrets' display
+	// prefixes contains, case ignored; "" for every key.
+	Search  string
+	Sort    string // one of Sorts; "" is SortNewest
+	Page    int    // from 1
+	PerPage int
 }
+
+// The orders of the key list.
+const (
+	SortNewest        = "created_desc"
+	SortOldest        = "created_asc"
+	SortLastUsed      = "last_used_desc" // most recently used first; never used last
+	SortLastUsedAsc   = "last_used_asc"  // never used first
+	SortExpiresSoon   = "expires_asc"    // soonest expiry first; never expiring last
+	SortExpiresLatest = "expires_desc"
+)
+
+// Sorts lists the orders the key list offers.
+var Sorts = []string{SortNewest, SortOldest, SortLastUsed, SortLastUsedAsc, SortExpiresSoon, SortExpiresLatest}
+
+// maxSearch bounds the search text.
+const maxSearch = 100
 
 // Page is one page of the key list.
 type Page struct {
-	// Filter is the filter applied: unknown values dropped, the page
-	// number bounded.
+	// Filter is the filter applied: unknown values dropped, the search
+	// trimmed (a full key becomes its display prefix), the page number
+	// bounded.
 	Filter Filter
 	Keys   []Key
 	More   bool
+	// Matching is how many keys the filter matches, on every page.
+	Matching int
 	// Any says whether the tenant has any key at all, so an empty page
 	// can tell "no keys yet" from "none match".
 	Any bool
 }
 
-// List returns one page of the tenant's keys, newest first, each with its
-// newest prefix, in two queries (three when the page is empty).
+// CleanSearch trims a search and bounds its length. A full key pasted
+// into the search becomes its display prefix, which finds it, so the
+// page never shows the key back.
+func CleanSearch(q string) string {
+	q = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(q), "…"))
+	if p, err := Parse(q); err == nil {
+		return DisplayPrefix(p)
+	}
+	return audit.CleanText(q, maxSearch)
+}
+
+// List returns one page of the tenant's keys in the filter's order, each
+// with its newest prefix, and how many match, in three queries.
 func (s *Service) List(ctx context.Context, tenantID int64, f Filter) (Page, error) {
 	now := s.Now()
 	if f.Environment != "" && !Environment(f.Environment).Valid() {
@@ -347,19 +383,24 @@ func (s *Service) List(ctx context.Context, tenantID int64, f Filter) (Page, err
 	default:
 		f.Status = ""
 	}
+	if !slices.Contains(Sorts, f.Sort) {
+		f.Sort = SortNewest
+	}
+	f.Search = CleanSearch(f.Search)
 	f.Page = min(max(f.Page, 1), 100_000) // keeps the offset far from int32 overflow
-	rows, err := s.Store.ListAPIKeysByTenant(ctx, db.ListAPIKeysByTenantParams{TenantID: tenantID, Environment: f.Environment,
-		Status: f.Status, Now: now, Lim: int32(f.PerPage + 1), Off: int32((f.Page - 1) * f.PerPage)})
+	n, err := s.Store.CountAPIKeysByTenant(ctx, db.CountAPIKeysByTenantParams{TenantID: tenantID, Environment: f.Environment,
+		Status: f.Status, Search: f.Search, Now: now})
 	if err != nil {
 		return Page{}, err
 	}
-	p := Page{Filter: f, Any: len(rows) > 0}
-	if !p.Any && (f.Environment != "" || f.Status != "" || f.Page > 1) {
-		all, err := s.Store.ListAPIKeysByTenant(ctx, db.ListAPIKeysByTenantParams{TenantID: tenantID, Now: now, Lim: 1})
-		if err != nil {
-			return Page{}, err
-		}
-		p.Any = len(all) > 0
+	p := Page{Filter: f, Matching: int(n.Matching), Any: n.Total > 0}
+	if p.Matching == 0 {
+		return p, nil
+	}
+	rows, err := s.Store.ListAPIKeysByTenant(ctx, db.ListAPIKeysByTenantParams{TenantID: tenantID, Environment: f.Environment,
+		Status: f.Status, Search: f.Search, Sort: f.Sort, Now: now, Lim: int32(f.PerPage + 1), Off: int32((f.Page - 1) * f.PerPage)})
+	if err != nil {
+		return Page{}, err
 	}
 	if len(rows) > f.PerPage {
 		rows, p.More = rows[:f.PerPage], true

@@ -30,12 +30,39 @@ func rateLimitText(k apikey.Key, t *auth.Tenant) string {
 	return "plan default (" + formatInt(t.PlanLimit()) + " / hour)"
 }
 
+// sortChoices are the key list's orders, as its form offers them.
+var sortChoices = []views.Choice{
+	{Value: apikey.SortNewest, Label: "Newest first"},
+	{Value: apikey.SortOldest, Label: "Oldest first"},
+	{Value: apikey.SortLastUsed, Label: "Recently used first"},
+	{Value: apikey.SortLastUsedAsc, Label: "Least recently used first"},
+	{Value: apikey.SortExpiresSoon, Label: "Expiring soonest first"},
+	{Value: apikey.SortExpiresLatest, Label: "Expiring latest first"},
+}
+
+// sortColumns are the sortable columns: each one's two orders, the first
+// being the one a click on it starts with.
+var sortColumns = []struct {
+	label       string
+	first, then string
+}{
+	{"Created", apikey.SortNewest, apikey.SortOldest},
+	{"Last used", apikey.SortLastUsed, apikey.SortLastUsedAsc},
+	{"Expires", apikey.SortExpiresSoon, apikey.SortExpiresLatest},
+}
+
+// ascending says which orders go from small to large, for aria-sort.
+var ascending = map[string]bool{apikey.SortOldest: true, apikey.SortLastUsedAsc: true, apikey.SortExpiresSoon: true}
+
+// handleKeysList shows a page of the tenant's keys: searched by name or
+// prefix (q), filtered by environment and status, sorted (sort), with how
+// many match.
 func (h *Handler) handleKeysList(c echo.Context) error {
 	st := getState(c)
 	ctx := c.Request().Context()
 	page, _ := strconv.Atoi(c.QueryParam("page"))
 	res, err := h.Keys.List(ctx, st.tenant.ID, apikey.Filter{Environment: c.QueryParam("environment"), Status: c.QueryParam("status"),
-		Page: page, PerPage: keysPerPage})
+		Search: c.QueryParam("q"), Sort: c.QueryParam("sort"), Page: page, PerPage: keysPerPage})
 	if err != nil {
 		return err
 	}
@@ -43,13 +70,26 @@ func (h *Handler) handleKeysList(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	env, status, page := res.Filter.Environment, res.Filter.Status, res.Filter.Page
-	p := views.KeysListProps{Environment: env, Status: status, Page: page, CanManage: canManage(st), AnyKeys: res.Any}
+	f := res.Filter
+	p := views.KeysListProps{Environment: f.Environment, Status: f.Status, Search: f.Search, Sort: f.Sort, Sorts: sortChoices,
+		Page: f.Page, Matching: res.Matching, Filtered: f.Environment != "" || f.Status != "" || f.Search != "",
+		CanManage: canManage(st), AnyKeys: res.Any, ClearURL: "/settings/developers/api-keys"}
 	if res.More {
-		p.NextURL = listURL(env, status, page+1)
+		p.NextURL = listURL(f, f.Sort, f.Page+1)
 	}
-	if page > 1 {
-		p.PrevURL = listURL(env, status, page-1)
+	if f.Page > 1 {
+		p.PrevURL = listURL(f, f.Sort, f.Page-1)
+	}
+	headers := []*views.SortHeader{&p.Created, &p.LastUsed, &p.Expiry}
+	for i, col := range sortColumns {
+		hd := views.SortHeader{Label: col.label, URL: listURL(f, col.first, 1)}
+		if f.Sort == col.first || f.Sort == col.then {
+			hd.Order = map[bool]string{true: "ascending", false: "descending"}[ascending[f.Sort]]
+			if f.Sort == col.first {
+				hd.URL = listURL(f, col.then, 1)
+			}
+		}
+		*headers[i] = hd
 	}
 	now := h.Now()
 	for _, k := range res.Keys {
@@ -57,18 +97,52 @@ func (h *Handler) handleKeysList(c echo.Context) error {
 		if k.CreatedBy != nil {
 			by = emails[*k.CreatedBy]
 		}
-		last := fmtTime(k.LastUsedAt)
-		if k.LastUsedIP != "" {
-			last += " from " + k.LastUsedIP
-		}
-		p.Rows = append(p.Rows, views.KeyRow{
+		row := views.KeyRow{
 			ID: k.ID, Name: k.Name, Prefix: k.Prefix, Environment: string(k.Environment),
 			Permissions: apikey.Summary(k.Scopes), Status: k.Status(now),
-			Created: fmtTime(&k.CreatedAt), CreatedBy: by, LastUsed: last,
-			Expiry: fmtTime(k.ExpiresAt), RateLimit: rateLimitText(k, st.tenant),
-		})
+			Created: views.At(k.CreatedAt, now), CreatedBy: by, LastUsed: views.AtPtr(k.LastUsedAt, now), LastUsedIP: k.LastUsedIP,
+			RateLimit: rateLimitText(k, st.tenant),
+		}
+		row.Expiry, row.ExpiryNote = expiry(k, now)
+		p.Rows = append(p.Rows, row)
 	}
 	return render(c, http.StatusOK, views.KeysListPage(meta(c, "API keys", "api-keys"), p))
+}
+
+// expiry is when the key expires, or, with nil, why it shows no time: it
+// never expires, or it is revoked, which ended it before any expiry.
+func expiry(k apikey.Key, now time.Time) (*views.When, string) {
+	switch {
+	case k.RevokedAt != nil:
+		return nil, "— (revoked)"
+	case k.ExpiresAt == nil:
+		return nil, "never"
+	}
+	return views.AtPtr(k.ExpiresAt, now), ""
+}
+
+// listURL is the key list with filter f, in order sort, at page.
+func listURL(f apikey.Filter, sort string, page int) string {
+	q := url.Values{}
+	if f.Search != "" {
+		q.Set("q", f.Search)
+	}
+	if f.Environment != "" {
+		q.Set("environment", f.Environment)
+	}
+	if f.Status != "" {
+		q.Set("status", f.Status)
+	}
+	if sort != apikey.SortNewest {
+		q.Set("sort", sort)
+	}
+	if page > 1 {
+		q.Set("page", strconv.Itoa(page))
+	}
+	if len(q) == 0 {
+		return "/settings/developers/api-keys"
+	}
+	return "/settings/developers/api-keys?" + q.Encode()
 }
 
 // usageSeries turns a week of hourly counts into the page's two charts:
@@ -81,18 +155,6 @@ func usageSeries(hours []int64, lastHour time.Time) []views.UsageSeries {
 		{Caption: "Last 24 hours", Hours: hours[week-24:], FirstLabel: label(lastHour.Add(-23 * time.Hour)), LastLabel: label(lastHour)},
 		{Caption: "Last 7 days", Hours: hours, FirstLabel: label(start), LastLabel: label(lastHour)},
 	}
-}
-
-func listURL(env, status string, page int) string {
-	q := url.Values{}
-	if env != "" {
-		q.Set("environment", env)
-	}
-	if status != "" {
-		q.Set("status", status)
-	}
-	q.Set("page", strconv.Itoa(page))
-	return "/settings/developers/api-keys?" + q.Encode()
 }
 
 func (h *Handler) handleKeyDetail(c echo.Context) error {
