@@ -44,38 +44,52 @@ func (q *Queries) CountKeyIPs(ctx context.Context, arg CountKeyIPsParams) (int64
 	return count, err
 }
 
-const countKeyRequestsByHour = `-- name: CountKeyRequestsByHour :many
-SELECT date_trunc('hour', at, 'UTC')::timestamptz AS hour, sum(count)::bigint AS requests
+const countKeyOutcomesByHour = `-- name: CountKeyOutcomesByHour :many
+SELECT date_trunc('hour', at, 'UTC')::timestamptz AS hour,
+       coalesce(sum(count) FILTER (WHERE status < 400), 0)::bigint AS success,
+       coalesce(sum(count) FILTER (WHERE status BETWEEN 400 AND 499 AND status <> 429), 0)::bigint AS client_error,
+       coalesce(sum(count) FILTER (WHERE status = 429), 0)::bigint AS rate_limited,
+       coalesce(sum(count) FILTER (WHERE status >= 500), 0)::bigint AS server_error
 FROM api_request_logs
 WHERE tenant_id = $1 AND key_id = CAST($2::text AS uuid) AND at >= $3
 GROUP BY 1
 ORDER BY 1
 `
 
-type CountKeyRequestsByHourParams struct {
+type CountKeyOutcomesByHourParams struct {
 	TenantID int64
 	KeyID    string
 	Since    time.Time
 }
 
-type CountKeyRequestsByHourRow struct {
-	Hour     time.Time
-	Requests int64
+type CountKeyOutcomesByHourRow struct {
+	Hour        time.Time
+	Success     int64
+	ClientError int64
+	RateLimited int64
+	ServerError int64
 }
 
-// Requests per hour of one key since a time, for its usage chart: a row
-// stands for count requests. Hours are UTC hours whatever the session's
-// time zone (which a half-hour zone would shift).
-func (q *Queries) CountKeyRequestsByHour(ctx context.Context, arg CountKeyRequestsByHourParams) ([]CountKeyRequestsByHourRow, error) {
-	rows, err := q.db.Query(ctx, countKeyRequestsByHour, arg.TenantID, arg.KeyID, arg.Since)
+// Requests per hour of one key since a time, by outcome, for its usage
+// charts: a row stands for count requests. Hours are UTC hours whatever
+// the session's time zone (which a half-hour zone would shift). Success
+// is any status below 400; client errors are 4xx but 429.
+func (q *Queries) CountKeyOutcomesByHour(ctx context.Context, arg CountKeyOutcomesByHourParams) ([]CountKeyOutcomesByHourRow, error) {
+	rows, err := q.db.Query(ctx, countKeyOutcomesByHour, arg.TenantID, arg.KeyID, arg.Since)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []CountKeyRequestsByHourRow
+	var items []CountKeyOutcomesByHourRow
 	for rows.Next() {
-		var i CountKeyRequestsByHourRow
-		if err := rows.Scan(&i.Hour, &i.Requests); err != nil {
+		var i CountKeyOutcomesByHourRow
+		if err := rows.Scan(
+			&i.Hour,
+			&i.Success,
+			&i.ClientError,
+			&i.RateLimited,
+			&i.ServerError,
+		); err != nil {
 			return nil, err
 		}
 		items = append(items, i)

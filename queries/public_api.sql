@@ -117,11 +117,16 @@ WHERE tenant_id = @tenant_id
 ORDER BY at DESC, request_id DESC
 LIMIT @lim;
 
--- name: CountKeyRequestsByHour :many
--- Requests per hour of one key since a time, for its usage chart: a row
--- stands for count requests. Hours are UTC hours whatever the session's
--- time zone (which a half-hour zone would shift).
-SELECT date_trunc('hour', at, 'UTC')::timestamptz AS hour, sum(count)::bigint AS requests
+-- name: CountKeyOutcomesByHour :many
+-- Requests per hour of one key since a time, by outcome, for its usage
+-- charts: a row stands for count requests. Hours are UTC hours whatever
+-- the session's time zone (which a half-hour zone would shift). Success
+-- is any status below 400; client errors are 4xx but 429.
+SELECT date_trunc('hour', at, 'UTC')::timestamptz AS hour,
+       coalesce(sum(count) FILTER (WHERE status < 400), 0)::bigint AS success,
+       coalesce(sum(count) FILTER (WHERE status BETWEEN 400 AND 499 AND status <> 429), 0)::bigint AS client_error,
+       coalesce(sum(count) FILTER (WHERE status = 429), 0)::bigint AS rate_limited,
+       coalesce(sum(count) FILTER (WHERE status >= 500), 0)::bigint AS server_error
 FROM api_request_logs
 WHERE tenant_id = @tenant_id AND key_id = CAST(@key_id::text AS uuid) AND at >= @since
 GROUP BY 1

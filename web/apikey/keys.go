@@ -68,15 +68,35 @@ type Secret struct {
 	ExpiresAt *time.Time
 }
 
+// Outcomes counts requests by how they ended.
+type Outcomes struct {
+	Success     int64 // any status below 400
+	ClientError int64 // 4xx but 429
+	RateLimited int64 // 429
+	ServerError int64 // 5xx
+}
+
+// Total is every request counted.
+func (o Outcomes) Total() int64 { return o.Success + o.ClientError + o.RateLimited + o.ServerError }
+
+// Add returns o and p added up.
+func (o Outcomes) Add(p Outcomes) Outcomes {
+	return Outcomes{o.Success + p.Success, o.ClientError + p.ClientError, o.RateLimited + p.RateLimited, o.ServerError + p.ServerError}
+}
+
+// UsageDays is how many UTC days of usage a key's page reads.
+const UsageDays = 30
+
 // Detail is everything a key's page shows.
 type Detail struct {
 	Key     Key
 	Secrets []Secret
 	History []audit.Entry
-	// Hours counts requests per UTC hour over the last 7 days, oldest
-	// first; the last is the current hour, which starts at LastHour.
-	Hours    []int64
-	LastHour time.Time
+	// Hours counts requests per UTC hour by outcome, oldest first, from
+	// the start of the UTC day UsageDays-1 days ago (First) to the current
+	// hour, which starts at LastHour.
+	Hours           []Outcomes
+	First, LastHour time.Time
 }
 
 func keyOf(k db.APIKey) Key {
@@ -290,7 +310,7 @@ func (s *Service) readWithSecrets(ctx context.Context, q *db.Queries, tenantID i
 }
 
 // Detail reads what a key's page shows: the key, its secrets, its audit
-// history and its requests per hour over 7 days.
+// history and its requests per hour by outcome over UsageDays days.
 func (s *Service) Detail(ctx context.Context, tenantID int64, id string) (Detail, error) {
 	now := s.Now()
 	k, secrets, err := s.readWithSecrets(ctx, s.Store.Queries, tenantID, id, now)
@@ -302,16 +322,17 @@ func (s *Service) Detail(ctx context.Context, tenantID int64, id string) (Detail
 		return Detail{}, err
 	}
 	d.LastHour = now.UTC().Truncate(time.Hour)
-	const week = 7 * 24
-	start := d.LastHour.Add(-(week - 1) * time.Hour)
-	rows, err := s.Store.CountKeyRequestsByHour(ctx, db.CountKeyRequestsByHourParams{TenantID: tenantID, KeyID: id, Since: start})
+	y, m, day := now.UTC().Date()
+	d.First = time.Date(y, m, day-(UsageDays-1), 0, 0, 0, 0, time.UTC)
+	n := int(d.LastHour.Sub(d.First)/time.Hour) + 1
+	rows, err := s.Store.CountKeyOutcomesByHour(ctx, db.CountKeyOutcomesByHourParams{TenantID: tenantID, KeyID: id, Since: d.First})
 	if err != nil {
 		return Detail{}, err
 	}
-	d.Hours = make([]int64, week)
+	d.Hours = make([]Outcomes, n)
 	for _, r := range rows {
-		if i := int(r.Hour.UTC().Sub(start) / time.Hour); i >= 0 && i < week {
-			d.Hours[i] = r.Requests
+		if i := int(r.Hour.UTC().Sub(d.First) / time.Hour); i >= 0 && i < n {
+			d.Hours[i] = Outcomes{Success: r.Success, ClientError: r.ClientError, RateLimited: r.RateLimited, ServerError: r.ServerError}
 		}
 	}
 	return d, nil

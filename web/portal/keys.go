@@ -145,16 +145,49 @@ func listURL(f apikey.Filter, sort string, page int) string {
 	return "/settings/developers/api-keys?" + q.Encode()
 }
 
-// usageSeries turns a week of hourly counts into the page's two charts:
-// the last 24 hours and the last 7 days.
-func usageSeries(hours []int64, lastHour time.Time) []views.UsageSeries {
-	week := len(hours)
-	label := func(t time.Time) string { return t.Format("Jan 2 15:00") }
-	start := lastHour.Add(-time.Duration(week-1) * time.Hour)
-	return []views.UsageSeries{
-		{Caption: "Last 24 hours", Hours: hours[week-24:], FirstLabel: label(lastHour.Add(-23 * time.Hour)), LastLabel: label(lastHour)},
-		{Caption: "Last 7 days", Hours: hours, FirstLabel: label(start), LastLabel: label(lastHour)},
+// usageCharts turns the key's requests per hour by outcome into the
+// page's charts: the last 24 hours by hour, and the last 7 and 30 days by
+// UTC day. hours start at first, a UTC midnight.
+func usageCharts(hours []apikey.Outcomes, first time.Time) []views.Chart {
+	counts := func(o apikey.Outcomes) views.Counts {
+		return views.Counts{o.Success, o.ClientError, o.RateLimited, o.ServerError}
 	}
+	day := views.Chart{ID: "usage-24h", Caption: "Last 24 hours", Span: "Hour (UTC)"}
+	for i := max(len(hours)-24, 0); i < len(hours); i++ {
+		start := first.Add(time.Duration(i) * time.Hour)
+		b := views.Bar{Label: start.Format("Jan 2, 15:00") + "–" + start.Add(time.Hour).Format("15:00") + " UTC", Counts: counts(hours[i])}
+		if start.Hour()%3 == 0 {
+			b.Tick, b.Minor = start.Format("15:00"), start.Hour()%6 != 0
+		}
+		day.Bars = append(day.Bars, b)
+	}
+	var days []views.Bar
+	for d := 0; d*24 < len(hours); d++ {
+		var sum apikey.Outcomes
+		for _, o := range hours[d*24 : min((d+1)*24, len(hours))] {
+			sum = sum.Add(o)
+		}
+		start := first.AddDate(0, 0, d)
+		days = append(days, views.Bar{Label: start.Format("Mon Jan 2") + " (UTC)", Tick: start.Format("Jan 2"), Counts: counts(sum)})
+	}
+	// Ticks count back from today, so that today is always named: every
+	// day of the week (every other one on narrow screens), every fifth day
+	// of the month (every tenth).
+	week := views.Chart{ID: "usage-7d", Caption: "Last 7 days", Span: "Day (UTC)"}
+	for i, b := range days[max(len(days)-7, 0):] {
+		b.Minor = (6-i)%2 != 0
+		week.Bars = append(week.Bars, b)
+	}
+	month := views.Chart{ID: "usage-30d", Caption: "Last 30 days", Span: "Day (UTC)"}
+	for i, b := range days {
+		ago := len(days) - 1 - i
+		if ago%5 != 0 {
+			b.Tick = ""
+		}
+		b.Minor = ago%10 != 0
+		month.Bars = append(month.Bars, b)
+	}
+	return []views.Chart{day, week, month}
 }
 
 func (h *Handler) handleKeyDetail(c echo.Context) error {
@@ -194,7 +227,7 @@ func (h *Handler) keyDetail(c echo.Context, id string) (views.KeyDetailProps, er
 		Sources: join(k.Sources, "any source"), IPAllowlist: join(k.IPAllowlist, "any address"),
 		RateLimit: rateLimitText(k, st.tenant), Expiry: fmtTime(k.ExpiresAt),
 		Created: fmtTime(&k.CreatedAt), CreatedBy: by, LastUsed: fmtTime(k.LastUsedAt), LastUsedIP: k.LastUsedIP,
-		CanManage: canManage(st), Grace: "1h", Usage: usageSeries(d.Hours, d.LastHour),
+		CanManage: canManage(st), Grace: "1h", Charts: usageCharts(d.Hours, d.First),
 	}
 	if k.ExpiresAt == nil {
 		p.Expiry = "never"
