@@ -227,7 +227,7 @@ func (q *Queries) GetAPIKeyForUpdate(ctx context.Context, arg GetAPIKeyForUpdate
 }
 
 const listAPIKeySecrets = `-- name: ListAPIKeySecrets :many
-SELECT id, key_id, tenant_id, prefix, created_at, expires_at FROM api_key_secrets
+SELECT id, key_id, tenant_id, prefix, created_at, expires_at, last_request_at FROM api_key_secrets
 WHERE tenant_id = $1 AND key_id = $2 ORDER BY created_at DESC, id DESC
 `
 
@@ -237,12 +237,13 @@ type ListAPIKeySecretsParams struct {
 }
 
 type ListAPIKeySecretsRow struct {
-	ID        int64
-	KeyID     string
-	TenantID  int64
-	Prefix    string
-	CreatedAt time.Time
-	ExpiresAt *time.Time
+	ID            int64
+	KeyID         string
+	TenantID      int64
+	Prefix        string
+	CreatedAt     time.Time
+	ExpiresAt     *time.Time
+	LastRequestAt *time.Time
 }
 
 func (q *Queries) ListAPIKeySecrets(ctx context.Context, arg ListAPIKeySecretsParams) ([]ListAPIKeySecretsRow, error) {
@@ -261,6 +262,7 @@ func (q *Queries) ListAPIKeySecrets(ctx context.Context, arg ListAPIKeySecretsPa
 			&i.Prefix,
 			&i.CreatedAt,
 			&i.ExpiresAt,
+			&i.LastRequestAt,
 		); err != nil {
 			return nil, err
 		}

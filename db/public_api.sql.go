@@ -173,6 +173,38 @@ func (q *Queries) FlushLastUsed(ctx context.Context, arg FlushLastUsedParams) (i
 	return result.RowsAffected(), nil
 }
 
+const flushSecretLastRequest = `-- name: FlushSecretLastRequest :execrows
+UPDATE api_key_secrets s SET last_request_at = u.at
+FROM (SELECT unnest($1::bigint[]) AS tenant_id, unnest($2::uuid[]) AS key_id,
+             unnest($3::text[]) AS prefix, unnest($4::timestamptz[]) AS at) AS u
+WHERE s.tenant_id = u.tenant_id AND s.key_id = u.key_id AND s.prefix = u.prefix
+  AND (s.last_request_at IS NULL OR s.last_request_at < u.at)
+`
+
+type FlushSecretLastRequestParams struct {
+	TenantIds []int64
+	KeyIds    []string
+	Prefixes  []string
+	Ats       []time.Time
+}
+
+// When a request last presented each secret, for the key page during a
+// rotation's grace: one write per secret per flush; never moves backwards.
+// A secret is named by its key and display prefix, as the request log
+// names it.
+func (q *Queries) FlushSecretLastRequest(ctx context.Context, arg FlushSecretLastRequestParams) (int64, error) {
+	result, err := q.db.Exec(ctx, flushSecretLastRequest,
+		arg.TenantIds,
+		arg.KeyIds,
+		arg.Prefixes,
+		arg.Ats,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const getEvent = `-- name: GetEvent :one
 SELECT id, tenant_id, environment, source, type, occurred_at, received_at, data, key_id FROM events WHERE tenant_id = $1 AND environment = $2 AND id = $3
 `

@@ -77,7 +77,7 @@ UPDATE api_keys SET revoked_at = @now WHERE tenant_id = @tenant_id AND id = @id 
 INSERT INTO api_key_secrets (key_id, tenant_id, hash, prefix) VALUES (@key_id, @tenant_id, @hash, @prefix);
 
 -- name: ListAPIKeySecrets :many
-SELECT id, key_id, tenant_id, prefix, created_at, expires_at FROM api_key_secrets
+SELECT id, key_id, tenant_id, prefix, created_at, expires_at, last_request_at FROM api_key_secrets
 WHERE tenant_id = @tenant_id AND key_id = @key_id ORDER BY created_at DESC, id DESC;
 
 -- name: ListSecretPrefixes :many

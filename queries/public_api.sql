@@ -30,6 +30,17 @@ ON CONFLICT DO NOTHING;
 INSERT INTO api_request_logs (tenant_id, key_id, key_prefix, method, path, status, ip, latency_us, request_id, at, count, code, user_agent)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13);
 
+-- name: FlushSecretLastRequest :execrows
+-- When a request last presented each secret, for the key page during a
+-- rotation's grace: one write per secret per flush; never moves backwards.
+-- A secret is named by its key and display prefix, as the request log
+-- names it.
+UPDATE api_key_secrets s SET last_request_at = u.at
+FROM (SELECT unnest(@tenant_ids::bigint[]) AS tenant_id, unnest(@key_ids::uuid[]) AS key_id,
+             unnest(@prefixes::text[]) AS prefix, unnest(@ats::timestamptz[]) AS at) AS u
+WHERE s.tenant_id = u.tenant_id AND s.key_id = u.key_id AND s.prefix = u.prefix
+  AND (s.last_request_at IS NULL OR s.last_request_at < u.at);
+
 -- name: EnsureRequestLogPartitions :one
 -- Creates the request log's partitions of every UTC day from from_day
 -- through to_day, and of every day its default partition holds rows of;

@@ -66,7 +66,15 @@ type Secret struct {
 	CreatedAt time.Time
 	// ExpiresAt is set once the secret was rotated out (or the key revoked).
 	ExpiresAt *time.Time
+	// LastRequestAt is when a request last presented the secret, accepted
+	// or refused, to within a minute; nil if none did (since this was
+	// recorded).
+	LastRequestAt *time.Time
 }
+
+// InGrace reports whether the secret was rotated out but still works at
+// now: its rotation's grace window is running.
+func (s Secret) InGrace(now time.Time) bool { return s.ExpiresAt != nil && s.ExpiresAt.After(now) }
 
 // Outcomes counts requests by how they ended.
 type Outcomes struct {
@@ -304,7 +312,7 @@ func (s *Service) readWithSecrets(ctx context.Context, q *db.Queries, tenantID i
 		if sec.ExpiresAt == nil || sec.ExpiresAt.After(now) {
 			k.Live = append(k.Live, sec.Prefix)
 		}
-		secrets = append(secrets, Secret{Prefix: sec.Prefix, CreatedAt: sec.CreatedAt, ExpiresAt: sec.ExpiresAt})
+		secrets = append(secrets, Secret{Prefix: sec.Prefix, CreatedAt: sec.CreatedAt, ExpiresAt: sec.ExpiresAt, LastRequestAt: sec.LastRequestAt})
 	}
 	return k, secrets, nil
 }

@@ -93,7 +93,8 @@ func newLogBuffer(limit int64) logBuffer {
 }
 
 // Log queues a request-log row, or counts it with others if it is a
-// refusal past its key's budget. It drops and counts the row if the buffer
+// refusal past its key's budget, and notes the request as the last one
+// to present its secret. It drops and counts the row if the buffer
 // is full, or if the recorder is closed (a request that outlived
 // shutdown). It never blocks on I/O.
 func (r *Recorder) Log(req Request) {
@@ -106,6 +107,7 @@ func (r *Recorder) Log(req Request) {
 	b := &r.logs
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	r.presented(&req)
 	if req.Status >= 400 && req.Status < 500 && r.countRefusal(req) {
 		return
 	}
