@@ -226,6 +226,50 @@ func (q *Queries) GetAPIKeyForUpdate(ctx context.Context, arg GetAPIKeyForUpdate
 	return i, err
 }
 
+const getLatestAuditEventForTarget = `-- name: GetLatestAuditEventForTarget :one
+SELECT id, chain_id, seq, tenant_id, occurred_at, actor_type, actor_id, action, target_type, target_id, ip, user_agent, diff, prev_hash, hash FROM audit_events
+WHERE tenant_id = $1 AND target_type = $2 AND target_id = $3 AND action = $4
+ORDER BY seq DESC
+LIMIT 1
+`
+
+type GetLatestAuditEventForTargetParams struct {
+	TenantID   *int64
+	TargetType string
+	TargetID   string
+	Action     string
+}
+
+// The newest event of one action about one target, such as the
+// revocation of a key, for its page.
+func (q *Queries) GetLatestAuditEventForTarget(ctx context.Context, arg GetLatestAuditEventForTargetParams) (AuditEvent, error) {
+	row := q.db.QueryRow(ctx, getLatestAuditEventForTarget,
+		arg.TenantID,
+		arg.TargetType,
+		arg.TargetID,
+		arg.Action,
+	)
+	var i AuditEvent
+	err := row.Scan(
+		&i.ID,
+		&i.ChainID,
+		&i.Seq,
+		&i.TenantID,
+		&i.OccurredAt,
+		&i.ActorType,
+		&i.ActorID,
+		&i.Action,
+		&i.TargetType,
+		&i.TargetID,
+		&i.Ip,
+		&i.UserAgent,
+		&i.Diff,
+		&i.PrevHash,
+		&i.Hash,
+	)
+	return i, err
+}
+
 const listAPIKeySecrets = `-- name: ListAPIKeySecrets :many
 SELECT id, key_id, tenant_id, prefix, created_at, expires_at, last_request_at FROM api_key_secrets
 WHERE tenant_id = $1 AND key_id = $2 ORDER BY created_at DESC, id DESC

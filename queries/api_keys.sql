@@ -96,6 +96,14 @@ WHERE tenant_id = @tenant_id AND key_id = @key_id AND (expires_at IS NULL OR exp
 SELECT * FROM audit_events WHERE tenant_id = @tenant_id AND target_type = @target_type AND target_id = @target_id
 ORDER BY seq DESC LIMIT 100;
 
+-- name: GetLatestAuditEventForTarget :one
+-- The newest event of one action about one target, such as the
+-- revocation of a key, for its page.
+SELECT * FROM audit_events
+WHERE tenant_id = @tenant_id AND target_type = @target_type AND target_id = @target_id AND action = @action
+ORDER BY seq DESC
+LIMIT 1;
+
 -- name: ListLiveSecretsByTenant :many
 -- Every live secret's prefix of the tenant, newest first, for the console's
 -- key list in one query.

@@ -100,6 +100,9 @@ type Detail struct {
 	Key     Key
 	Secrets []Secret
 	History []audit.Entry
+	// Revocation is the audit event that revoked the key; nil unless it
+	// is revoked (or if the event cannot be found).
+	Revocation *audit.Entry
 	// Hours counts requests per UTC hour by outcome, oldest first, from
 	// the start of the UTC day UsageDays-1 days ago (First) to the current
 	// hour, which starts at LastHour.
@@ -318,7 +321,8 @@ func (s *Service) readWithSecrets(ctx context.Context, q *db.Queries, tenantID i
 }
 
 // Detail reads what a key's page shows: the key, its secrets, its audit
-// history and its requests per hour by outcome over UsageDays days.
+// history, who revoked it, and its requests per hour by outcome over
+// UsageDays days.
 func (s *Service) Detail(ctx context.Context, tenantID int64, id string) (Detail, error) {
 	now := s.Now()
 	k, secrets, err := s.readWithSecrets(ctx, s.Store.Queries, tenantID, id, now)
@@ -328,6 +332,11 @@ func (s *Service) Detail(ctx context.Context, tenantID int64, id string) (Detail
 	d := Detail{Key: k, Secrets: secrets}
 	if d.History, err = audit.ListForTarget(ctx, s.Store.Queries, tenantID, "api_key", id); err != nil {
 		return Detail{}, err
+	}
+	if k.RevokedAt != nil {
+		if d.Revocation, err = s.revocation(ctx, tenantID, id, d.History); err != nil {
+			return Detail{}, err
+		}
 	}
 	d.LastHour = now.UTC().Truncate(time.Hour)
 	y, m, day := now.UTC().Date()
@@ -344,6 +353,26 @@ func (s *Service) Detail(ctx context.Context, tenantID int64, id string) (Detail
 		}
 	}
 	return d, nil
+}
+
+// revocation finds the event that revoked the key: among the newest
+// events the page shows, or else asked for by itself (a key used from
+// many new addresses just before its revocation can have more events
+// after it than the page shows).
+func (s *Service) revocation(ctx context.Context, tenantID int64, id string, history []audit.Entry) (*audit.Entry, error) {
+	for i := range history {
+		if history[i].Action == "api_key.revoked" {
+			return &history[i], nil
+		}
+	}
+	e, err := audit.LatestForTarget(ctx, s.Store.Queries, tenantID, "api_key", id, "api_key.revoked")
+	if errors.Is(err, db.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &e, nil
 }
 
 // Filter narrows a list of keys.

@@ -11,17 +11,11 @@ import (
 
 	"keyward/views"
 	"keyward/web/apikey"
+	"keyward/web/audit"
 	"keyward/web/auth"
 )
 
 const keysPerPage = 25
-
-func fmtTime(t *time.Time) string {
-	if t == nil {
-		return "—"
-	}
-	return t.UTC().Format("2006-01-02 15:04 UTC")
-}
 
 func rateLimitText(k apikey.Key, t *auth.Tenant) string {
 	if r := k.RateLimit; r != nil {
@@ -198,6 +192,20 @@ func (h *Handler) handleKeyDetail(c echo.Context) error {
 	return render(c, http.StatusOK, views.KeyDetailPage(meta(c, p.Name, "api-keys"), p))
 }
 
+// actorName says who an audit event's actor is: a user's email, or the
+// kind of actor.
+func actorName(e audit.Entry, emails map[int64]string) string {
+	if e.ActorType == audit.ActorUser {
+		if id, err := strconv.ParseInt(e.ActorID, 10, 64); err == nil && emails[id] != "" {
+			return emails[id]
+		}
+	}
+	if e.ActorType == audit.ActorAPIKey {
+		return "the key itself"
+	}
+	return e.ActorType
+}
+
 // keyDetail builds the detail page's props from the key service.
 func (h *Handler) keyDetail(c echo.Context, id string) (views.KeyDetailProps, error) {
 	st := getState(c)
@@ -221,35 +229,50 @@ func (h *Handler) keyDetail(c echo.Context, id string) (views.KeyDetailProps, er
 	if k.CreatedBy != nil {
 		by = emails[*k.CreatedBy]
 	}
+	status := k.Status(now)
 	p := views.KeyDetailProps{
 		ID: k.ID, Name: k.Name, Description: k.Description, Environment: string(k.Environment),
-		Status: k.Status(now), Permissions: apikey.Summary(k.Scopes), Scopes: strings.Join(k.Scopes, ", "),
+		Status: status, Permissions: apikey.Summary(k.Scopes), Scopes: strings.Join(k.Scopes, ", "),
 		Sources: join(k.Sources, "any source"), IPAllowlist: join(k.IPAllowlist, "any address"),
-		RateLimit: rateLimitText(k, st.tenant), Expiry: fmtTime(k.ExpiresAt),
-		Created: fmtTime(&k.CreatedAt), CreatedBy: by, LastUsed: fmtTime(k.LastUsedAt), LastUsedIP: k.LastUsedIP,
+		RateLimit: rateLimitText(k, st.tenant), Created: views.At(k.CreatedAt, now), CreatedBy: by,
+		LastUsed: views.AtPtr(k.LastUsedAt, now), LastUsedIP: k.LastUsedIP,
 		CanManage: canManage(st), Grace: "1h", Charts: usageCharts(d.Hours, d.First),
 	}
-	if k.ExpiresAt == nil {
-		p.Expiry = "never"
+	p.Expiry, p.ExpiryNote = expiry(k, now)
+	if k.RevokedAt != nil {
+		p.Revoked = &views.Revocation{At: views.At(*k.RevokedAt, now), By: "unknown"}
+		if d.Revocation != nil {
+			p.Revoked.By = actorName(*d.Revocation, emails)
+		}
 	}
 	for _, s := range d.Secrets {
-		state := "active"
-		switch {
-		case s.ExpiresAt != nil && !s.ExpiresAt.After(now):
-			state = "expired " + fmtTime(s.ExpiresAt)
-		case s.ExpiresAt != nil:
-			state = "expiring at " + fmtTime(s.ExpiresAt) + " (rotation grace)"
-		}
-		p.Secrets = append(p.Secrets, views.SecretRow{Prefix: s.Prefix, Created: fmtTime(&s.CreatedAt), State: state})
+		row := views.SecretRow{Prefix: s.Prefix, Created: views.At(s.CreatedAt, now), LastRequest: views.AtPtr(s.LastRequestAt, now)}
+		row.State, row.Class, row.Until = secretState(k, status, s, now)
+		p.Secrets = append(p.Secrets, row)
 	}
 	for _, e := range d.History {
-		actor := e.ActorType
-		if e.ActorType == "user" {
-			if id, err := strconv.ParseInt(e.ActorID, 10, 64); err == nil && emails[id] != "" {
-				actor = emails[id]
-			}
-		}
-		p.History = append(p.History, views.AuditRow{When: fmtTime(&e.At), Action: e.Action, Actor: actor, IP: e.IP, Diff: string(e.Diff)})
+		p.History = append(p.History, views.AuditRow{When: views.At(e.At, now), Action: e.Action, Name: audit.ActionName(e.Action),
+			Actor: actorName(e, emails), IP: e.IP, Lines: audit.Describe(e.Action, e.Diff), Diff: string(e.Diff)})
 	}
 	return p, nil
+}
+
+// secretState says whether a secret works, consistently with its key: a
+// key's revocation, disablement or expiry speaks for all its secrets.
+func secretState(k apikey.Key, status string, s apikey.Secret, now time.Time) (state, class string, until *views.When) {
+	switch {
+	case status == apikey.StatusRevoked:
+		return "revoked with the key", "revoked", nil
+	case s.ExpiresAt != nil && !s.ExpiresAt.After(now):
+		return "expired", "expired", views.AtPtr(s.ExpiresAt, now)
+	case status == apikey.StatusDisabled && s.InGrace(now):
+		return "disabled with the key; its rotation grace ends", "disabled", views.AtPtr(s.ExpiresAt, now)
+	case status == apikey.StatusDisabled:
+		return "disabled with the key", "disabled", nil
+	case status == apikey.StatusExpired:
+		return "expired with the key", "expired", views.AtPtr(k.ExpiresAt, now)
+	case s.InGrace(now):
+		return "in rotation grace, stops working", "grace", views.AtPtr(s.ExpiresAt, now)
+	}
+	return "active", "active", nil
 }
