@@ -139,6 +139,33 @@ func (q *Queries) CreateAPIKeySecret(ctx context.Context, arg CreateAPIKeySecret
 	return err
 }
 
+const endAPIKeySecretGrace = `-- name: EndAPIKeySecretGrace :execrows
+UPDATE api_key_secrets SET expires_at = $1
+WHERE tenant_id = $2 AND key_id = $3 AND prefix = $4 AND expires_at > $1
+`
+
+type EndAPIKeySecretGraceParams struct {
+	Now      *time.Time
+	TenantID int64
+	KeyID    string
+	Prefix   string
+}
+
+// Ends now the rotation grace of a key's secret: only one whose grace is
+// still running (a current secret has no expiry; a retired one's is past).
+func (q *Queries) EndAPIKeySecretGrace(ctx context.Context, arg EndAPIKeySecretGraceParams) (int64, error) {
+	result, err := q.db.Exec(ctx, endAPIKeySecretGrace,
+		arg.Now,
+		arg.TenantID,
+		arg.KeyID,
+		arg.Prefix,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const expireAPIKeySecrets = `-- name: ExpireAPIKeySecrets :exec
 UPDATE api_key_secrets SET expires_at = $1
 WHERE tenant_id = $2 AND key_id = $3 AND (expires_at IS NULL OR expires_at > $1)

@@ -92,6 +92,12 @@ ORDER BY key_id, created_at DESC, id DESC;
 UPDATE api_key_secrets SET expires_at = @at
 WHERE tenant_id = @tenant_id AND key_id = @key_id AND (expires_at IS NULL OR expires_at > @at);
 
+-- name: EndAPIKeySecretGrace :execrows
+-- Ends now the rotation grace of a key's secret: only one whose grace is
+-- still running (a current secret has no expiry; a retired one's is past).
+UPDATE api_key_secrets SET expires_at = @now
+WHERE tenant_id = @tenant_id AND key_id = @key_id AND prefix = @prefix AND expires_at > @now;
+
 -- name: ListAuditEventsForTarget :many
 SELECT * FROM audit_events WHERE tenant_id = @tenant_id AND target_type = @target_type AND target_id = @target_id
 ORDER BY seq DESC LIMIT 100;

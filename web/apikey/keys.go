@@ -10,6 +10,7 @@ import (
 	"keyward/db"
 	"keyward/web/audit"
 	"keyward/web/auth"
+	"keyward/web/errs"
 )
 
 // Service is the keys aggregate. Each change checks the caller's role and
@@ -268,6 +269,83 @@ func (s *Service) Revoke(ctx context.Context, by auth.Caller, code, id string) (
 	var k Key
 	err := s.change(ctx, by, code, func(q *db.Queries, now time.Time) error {
 		if err := Revoke(ctx, q, by.Tenant.ID, id, by.Actor(), now); err != nil {
+			return err
+		}
+		var err error
+		k, err = s.read(ctx, q, by.Tenant.ID, id, now)
+		return err
+	})
+	return k, err
+}
+
+// RevokeConfirmed is Revoke for people: it also asks for the key's name,
+// typed again (confirmName, compared without surrounding spaces and
+// ignoring case), and refuses a wrong one as a field error before the code
+// is looked at, so a slip costs no code. The console's DELETE, which
+// scripts call with the key's id, uses Revoke.
+func (s *Service) RevokeConfirmed(ctx context.Context, by auth.Caller, code, id, confirmName string) (Key, error) {
+	cur, err := s.precheck(ctx, by, id)
+	if err != nil {
+		return Key{}, err
+	}
+	if err := checkName(cur.Name, confirmName, code); err != nil {
+		return Key{}, err
+	}
+	var k Key
+	err = s.change(ctx, by, code, func(q *db.Queries, now time.Time) error {
+		locked, err := lockKey(ctx, q, by.Tenant.ID, id)
+		if err != nil {
+			return err
+		}
+		if err := checkName(locked.Name, confirmName, code); err != nil {
+			return err // renamed meanwhile: rolled back, the code unspent
+		}
+		if err := Revoke(ctx, q, by.Tenant.ID, id, by.Actor(), now); err != nil {
+			return err
+		}
+		k, err = s.read(ctx, q, by.Tenant.ID, id, now)
+		return err
+	})
+	return k, err
+}
+
+// checkName refuses a confirmation that does not name the key, with the
+// code's own problem too if it is missing: every problem at once.
+func checkName(name, typed, code string) error {
+	if strings.EqualFold(strings.TrimSpace(typed), strings.TrimSpace(name)) {
+		return nil
+	}
+	var fs errs.Fields
+	if strings.TrimSpace(typed) == "" {
+		fs.Add("confirm_name", "Type the key's name, "+name+", to confirm that you mean to revoke it.")
+	} else {
+		fs.Add("confirm_name", "That is not this key's name: type "+name+" to confirm.")
+	}
+	if strings.TrimSpace(code) == "" {
+		fs.Add("code", "Enter the 6-digit code from your authenticator app, or a recovery code.")
+	}
+	return fs.Err()
+}
+
+// EndGrace ends now the rotation grace of the key's secret with prefix,
+// instead of at the end of the window chosen when it was rotated out.
+// Requests with that secret get KEY_EXPIRED from then on.
+func (s *Service) EndGrace(ctx context.Context, by auth.Caller, code, id, prefix string) (Key, error) {
+	prefix = audit.CleanText(prefix, 64) // the form's; a real one is 16 bytes
+	if _, err := s.precheck(ctx, by, id); err != nil {
+		return Key{}, err
+	}
+	_, secrets, err := s.readWithSecrets(ctx, s.Store.Queries, by.Tenant.ID, id, s.Now())
+	if err != nil {
+		return Key{}, err
+	}
+	now := s.Now()
+	if !slices.ContainsFunc(secrets, func(sec Secret) bool { return sec.Prefix == prefix && sec.InGrace(now) }) {
+		return Key{}, errNoGrace(prefix) // checked again under lock
+	}
+	var k Key
+	err = s.change(ctx, by, code, func(q *db.Queries, now time.Time) error {
+		if err := EndGrace(ctx, q, by.Tenant.ID, id, prefix, by.Actor(), now); err != nil {
 			return err
 		}
 		var err error

@@ -91,6 +91,40 @@ func Rotate(ctx context.Context, q *db.Queries, tenantID int64, id string, grace
 	})
 }
 
+// EndGrace ends now the rotation grace of the key's secret with prefix:
+// that secret stops working at once, the key's current one goes on.
+func EndGrace(ctx context.Context, q *db.Queries, tenantID int64, id, prefix string, by audit.Actor, now time.Time) error {
+	k, err := lockKey(ctx, q, tenantID, id)
+	if err != nil {
+		return err
+	}
+	secrets, err := q.ListAPIKeySecrets(ctx, db.ListAPIKeySecretsParams{TenantID: tenantID, KeyID: k.ID})
+	if err != nil {
+		return err
+	}
+	var until *time.Time
+	for _, sec := range secrets {
+		if sec.Prefix == prefix && sec.ExpiresAt != nil && sec.ExpiresAt.After(now) {
+			until = sec.ExpiresAt
+		}
+	}
+	if until == nil {
+		return errNoGrace(prefix)
+	}
+	if _, err := q.EndAPIKeySecretGrace(ctx, db.EndAPIKeySecretGraceParams{TenantID: tenantID, KeyID: k.ID, Prefix: prefix, Now: &now}); err != nil {
+		return err
+	}
+	return record(ctx, q, now, by, "api_key.grace_ended", k, map[string]any{
+		"prefix": prefix, "expires_at": change{From: until.UTC().Format(time.RFC3339), To: now.UTC().Format(time.RFC3339)},
+	})
+}
+
+// errNoGrace refuses to end a grace that is not running: the secret is
+// the current one, or its grace is over.
+func errNoGrace(prefix string) error {
+	return errs.New(errs.Conflict, "", "The secret "+prefix+"… is not in a rotation grace window: it is the current secret, or it stopped working already.")
+}
+
 // DurationText writes a grace window or a rate-limit window as forms and
 // audit diffs spell it: "0", "1m", "1h", "24h", "168h".
 func DurationText(d time.Duration) string {

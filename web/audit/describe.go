@@ -22,6 +22,7 @@ var actionNames = map[string]string{
 	"api_key.created":             "Key created",
 	"api_key.updated":             "Settings changed",
 	"api_key.rotated":             "Secret rotated",
+	"api_key.grace_ended":         "Rotation grace ended",
 	"api_key.disabled":            "Key disabled",
 	"api_key.enabled":             "Key enabled",
 	"api_key.revoked":             "Key revoked",
@@ -106,6 +107,7 @@ var fields = []struct {
 // mislead.
 var labels = map[string]map[string]string{
 	"api_key.rotated":          {"prefix": "New secret"},
+	"api_key.grace_ended":      {"expires_at": "Stops working"},
 	"api_key.used_from_new_ip": {"ip": "New address"},
 }
 

@@ -44,6 +44,8 @@ var describeCases = []struct {
 		[]string{"New secret: kw_prod_C…", "Grace: none", "Previous secrets stop working: 2026-01-02 15:04 UTC"}},
 	{"api_key.rotated", `{"grace":"24h","old_secrets_expire_at":"2026-01-03T15:04:00Z","prefix":{"to":"kw_prod_D"}}`,
 		[]string{"New secret: kw_prod_D…", "Grace: 24 hours", "Previous secrets stop working: 2026-01-03 15:04 UTC"}},
+	{"api_key.grace_ended", `{"prefix":"kw_prod_Old12345","expires_at":{"from":"2026-01-02T16:04:05Z","to":"2026-01-02T15:10:00Z"}}`,
+		[]string{"Stops working: 2026-01-02 16:04:05 UTC → 2026-01-02 15:10 UTC", "Secret: kw_prod_Old12345…"}},
 	{"api_key.disabled", `{"disabled":{"from":false,"to":true}}`, []string{"Status: enabled → disabled"}},
 	{"api_key.enabled", `{"disabled":{"from":true,"to":false}}`, []string{"Status: disabled → enabled"}},
 	{"api_key.revoked", `{"status":{"from":"active","to":"revoked"}}`, []string{"Status: active → revoked"}},
@@ -104,7 +106,7 @@ func TestEveryActionIsNamedAndDescribed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, want := range []string{"api_key.created", "auth.mfa.failed", "user.password_reset", "tenant.created"} {
+	for _, want := range []string{"api_key.created", "api_key.grace_ended", "auth.mfa.failed", "user.password_reset", "tenant.created"} {
 		if !written[want] {
 			t.Fatalf("the scan missed %s: it no longer finds the actions", want)
 		}

@@ -248,6 +248,7 @@ func (h *Handler) keyDetail(c echo.Context, id string) (views.KeyDetailProps, er
 	for _, s := range d.Secrets {
 		row := views.SecretRow{Prefix: s.Prefix, Created: views.At(s.CreatedAt, now), LastRequest: views.AtPtr(s.LastRequestAt, now)}
 		row.State, row.Class, row.Until = secretState(k, status, s, now)
+		row.EndGrace = p.CanManage && status != apikey.StatusRevoked && s.InGrace(now)
 		p.Secrets = append(p.Secrets, row)
 	}
 	for _, e := range d.History {

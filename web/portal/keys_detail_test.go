@@ -2,6 +2,7 @@ package portal_test
 
 import (
 	"context"
+	"errors"
 	"html"
 	"net/http"
 	"net/url"
@@ -14,6 +15,17 @@ import (
 	"keyward/web/auth"
 	"keyward/web/webtest"
 )
+
+// focused reports whether the page's form with id takes the focus when
+// the page opens.
+func focused(body, id string) bool {
+	for _, tag := range regexp.MustCompile(`<form [^>]*>`).FindAllString(body, -1) {
+		if strings.Contains(tag, ` id="`+id+`"`) {
+			return strings.Contains(tag, " autofocus") && strings.Contains(tag, ` tabindex="-1"`)
+		}
+	}
+	return false
+}
 
 // secretRow is the detail page's row of the secret with prefix.
 func secretRow(t *testing.T, body, prefix string) string {
@@ -80,6 +92,129 @@ func TestSecretsShowTheirLastRequest(t *testing.T) {
 	}
 }
 
+// TestEndGrace: an admin can end a rotation's grace at once: confirmed by
+// a code, audited, refused to a viewer and to another tenant, and the old
+// secret is refused from then on.
+func TestEndGrace(t *testing.T) {
+	e := webtest.New(t)
+	a := newAdmin(t, e, "ann@acme.test", auth.RoleAdmin)
+	form := keyForm("Worker")
+	form.Del("ip_allowlist")
+	id, oldKey := a.create(t, form)
+	r := a.op(id, "rotate", url.Values{"grace": {"24h"}})
+	newKey := revealRe.FindStringSubmatch(r.Body)[1]
+	oldPrefix, newPrefix := prefixOf(t, oldKey), prefixOf(t, newKey)
+	page := "/settings/developers/api-keys/" + id
+	r = a.c.Get(page)
+	if !strings.Contains(r.Body, `data-testid="end-grace-`+oldPrefix+`-form"`) || strings.Contains(r.Body, `end-grace-`+newPrefix) {
+		t.Fatal("the page offers to end the grace of the wrong secrets")
+	}
+
+	// A viewer sees the grace but cannot end it.
+	v := newAdmin(t, e, "vic@acme.test", auth.RoleViewer)
+	if r := v.c.Get(page); r.Status != 200 || !strings.Contains(r.Body, "in rotation grace") || strings.Contains(r.Body, "end-grace-form") || strings.Contains(r.Body, "End grace now") {
+		t.Error("a viewer's page offers to end the grace")
+	}
+	if r := v.op(id, "end-grace", url.Values{"prefix": {oldPrefix}}); r.Status != http.StatusForbidden {
+		t.Errorf("a viewer ending the grace: %d", r.Status)
+	}
+	// Another tenant's admin gets 404.
+	other := e.NewTenant("globex")
+	_, gs, _ := e.EnrolledUser(other, "gus@globex.test", auth.RoleOwner)
+	g := &admin{e: e, c: e.SignIn("gus@globex.test", gs), secret: gs}
+	if r := g.op(id, "end-grace", url.Values{"prefix": {oldPrefix}}); r.Status != http.StatusNotFound {
+		t.Errorf("another tenant ending the grace: %d", r.Status)
+	}
+	// A wrong code changes nothing; the failed form takes the focus.
+	r = a.op(id, "end-grace", url.Values{"prefix": {oldPrefix}, "code": {wrongCode(e, a.secret)}})
+	if r.Status != http.StatusUnauthorized || !focused(r.Body, "op-end-grace-"+oldPrefix) {
+		t.Errorf("a wrong code: %d, or the failed form does not take the focus", r.Status)
+	}
+	// The current secret has no grace to end: refused before the code.
+	code := e.NextCode(a.secret)
+	if r := a.op(id, "end-grace", url.Values{"prefix": {newPrefix}, "code": {code}}); r.Status != http.StatusConflict || !strings.Contains(r.Body, "not in a rotation grace window") {
+		t.Errorf("ending the current secret's grace: %d", r.Status)
+	}
+	if _, err := e.App.Verifier.Verify(context.Background(), oldKey); err != nil {
+		t.Fatalf("refused attempts ended the grace: %v", err)
+	}
+
+	// The same code, unspent, ends the old secret's grace.
+	r = a.op(id, "end-grace", url.Values{"prefix": {oldPrefix}, "code": {code}})
+	if len(r.Redirects) != 1 || r.Redirects[0] != http.StatusSeeOther || r.Path != page || !strings.Contains(r.Body, "no longer works") {
+		t.Fatalf("end grace: redirects %v to %s (%d)", r.Redirects, r.Path, r.Status)
+	}
+	// The change reaches the verifier's cache by NOTIFY, within
+	// milliseconds; until then the cache may still hold the old secret.
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if _, err = e.App.Verifier.Verify(context.Background(), oldKey); errors.Is(err, apikey.ErrRotated) {
+			break
+		}
+	}
+	if !errors.Is(err, apikey.ErrRotated) {
+		t.Errorf("the old secret after its grace was ended: %v, want ErrRotated", err)
+	}
+	if r := e.API("GET", "/api/v1/key", oldKey, ""); r.Status != http.StatusUnauthorized || !strings.Contains(r.Body, "KEY_EXPIRED") {
+		t.Errorf("a request with the old secret: %d %s", r.Status, r.Body)
+	}
+	if _, err := e.App.Verifier.Verify(context.Background(), newKey); err != nil {
+		t.Errorf("the new secret stopped too: %v", err)
+	}
+	if n := count(t, e, `SELECT count(*) FROM audit_events WHERE action = 'api_key.grace_ended' AND target_id = $1 AND diff::text LIKE '%'||$2||'%'`, id, oldPrefix); n != 1 {
+		t.Errorf("api_key.grace_ended events naming the secret = %d", n)
+	}
+	r = a.c.Get(page)
+	if !strings.Contains(secretRow(t, r.Body, oldPrefix), ">expired<") || strings.Contains(r.Body, "End grace now") {
+		t.Error("after the grace ended the old secret is not shown expired, or still offers to end it")
+	}
+	if !strings.Contains(r.Body, "Rotation grace ended") || !strings.Contains(r.Body, "<li>Secret: "+oldPrefix+"…</li>") {
+		t.Error("the history does not describe the ended grace")
+	}
+	// Ending it again is refused: nothing left to end.
+	if r := a.op(id, "end-grace", url.Values{"prefix": {oldPrefix}}); r.Status != http.StatusConflict {
+		t.Errorf("ending an ended grace: %d", r.Status)
+	}
+}
+
+// TestRevokeAsksForTheName: revoking in the portal needs the key's name
+// typed again; a wrong or missing name is a field error that changes
+// nothing and spends no code, so the same code then works with the name.
+// The page comes back with the revoke form taking the focus.
+func TestRevokeAsksForTheName(t *testing.T) {
+	e := webtest.New(t)
+	a := newAdmin(t, e, "ann@acme.test", auth.RoleAdmin)
+	id, _ := a.create(t, keyForm("Billing worker"))
+	page := "/settings/developers/api-keys/" + id
+	a.c.Get(page)
+	code := e.NextCode(a.secret)
+	for _, name := range []string{"", "Billing", "billing worker 2"} {
+		before := keyState(t, e)
+		r := a.c.PostForm(page+"/revoke", url.Values{"confirm_name": {name}, "code": {code}})
+		if r.Status != http.StatusBadRequest || !strings.Contains(r.Body, `aria-describedby="err-revoke-confirm_name"`) || !strings.Contains(r.Body, `id="err-revoke-confirm_name"`) {
+			t.Fatalf("revoke with the name %q: %d, or the name field is not marked", name, r.Status)
+		}
+		if !focused(r.Body, "op-revoke") {
+			t.Errorf("name %q: the failed revoke form does not take the focus", name)
+		}
+		if name != "" && !strings.Contains(r.Body, `value="`+name+`"`) {
+			t.Errorf("name %q: the typed name is not kept", name)
+		}
+		if keyState(t, e) != before {
+			t.Fatalf("a revoke with the name %q changed the key", name)
+		}
+	}
+	if r := a.c.PostForm(page+"/revoke", url.Values{"confirm_name": {"x"}}); r.Status != http.StatusBadRequest || !strings.Contains(r.Body, `id="err-revoke-code"`) {
+		t.Error("a wrong name and no code: the code's problem is not shown too")
+	}
+	// The same code, never spent, revokes with the name (case and spaces
+	// aside).
+	r := a.c.PostForm(page+"/revoke", url.Values{"confirm_name": {"  BILLING worker "}, "code": {code}})
+	if len(r.Redirects) != 1 || r.Redirects[0] != http.StatusSeeOther || !strings.Contains(r.Body, "The key is revoked") {
+		t.Fatalf("revoke with the name: redirects %v (%d)", r.Redirects, r.Status)
+	}
+}
+
 // TestRevokedKeySaysWhoAndWhen: a revoked key's page says when and by
 // whom, has no expiry to speak of, and no secret of it reads as active.
 func TestRevokedKeySaysWhoAndWhen(t *testing.T) {
@@ -123,6 +258,27 @@ func TestDisabledKeysSecretsAreNotActive(t *testing.T) {
 		if !strings.HasPrefix(s[1], "disabled with the key") {
 			t.Errorf("a disabled key's secret reads %q", s[1])
 		}
+	}
+}
+
+// TestFailedOperationOpensAtItsForm: the form that failed takes the focus;
+// an error about the key as a whole, which no form shows, is at the top.
+func TestFailedOperationOpensAtItsForm(t *testing.T) {
+	e := webtest.New(t)
+	a := newAdmin(t, e, "ann@acme.test", auth.RoleAdmin)
+	id, _ := a.create(t, keyForm("Worker"))
+	r := a.op(id, "disable", url.Values{"code": {wrongCode(e, a.secret)}})
+	if r.Status != http.StatusUnauthorized || strings.Count(r.Body, "autofocus") != 1 ||
+		!focused(r.Body, "op-disable") {
+		t.Errorf("wrong code on disable: %d, or the disable form is not the one focused", r.Status)
+	}
+	a.op(id, "disable", url.Values{})
+	// Disabling again: the page now shows the enable form, so the error is
+	// at the top, and takes the focus there.
+	r = a.op(id, "disable", url.Values{})
+	if r.Status != http.StatusBadRequest || strings.Count(r.Body, "autofocus") != 1 ||
+		!strings.Contains(r.Body, `<p class="alert" role="alert" tabindex="-1" autofocus data-testid="page-error">The key is already disabled.</p>`) {
+		t.Errorf("disable twice: %d, or the error is not at the top", r.Status)
 	}
 }
 

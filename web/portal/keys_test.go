@@ -234,7 +234,7 @@ func TestDisableEnableRevoke(t *testing.T) {
 	if r := a.op(id, "enable", url.Values{}); r.Status != http.StatusOK {
 		t.Fatalf("enable: %d", r.Status)
 	}
-	if r := a.op(id, "revoke", url.Values{}); r.Status != http.StatusOK || !strings.Contains(r.Body, "revoked") {
+	if r := a.op(id, "revoke", url.Values{"confirm_name": {"Worker"}}); r.Status != http.StatusOK || !strings.Contains(r.Body, "revoked") {
 		t.Fatalf("revoke: %d", r.Status)
 	}
 	if r := a.op(id, "enable", url.Values{}); r.Status != http.StatusConflict {

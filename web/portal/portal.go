@@ -104,6 +104,7 @@ func (h *Handler) Register(e *echo.Echo) {
 	ops.POST("/settings/developers/api-keys/:id/disable", h.handleKeyDisable)
 	ops.POST("/settings/developers/api-keys/:id/enable", h.handleKeyEnable)
 	ops.POST("/settings/developers/api-keys/:id/revoke", h.handleKeyRevoke)
+	ops.POST("/settings/developers/api-keys/:id/end-grace", h.handleKeyEndGrace)
 }
 
 // csrfCookie names the CSRF cookie. In production it is a __Host- cookie,
