@@ -113,20 +113,58 @@ ORDER BY id DESC
 LIMIT @lim;
 
 -- name: ListRequestLogs :many
--- The tenant's API request log, newest first, a page at a time: (before,
--- before_request_id) is the last row of the previous page (request ids
--- break ties between rows of the same microsecond). key_id '' is every
--- key; status_min..status_max filters the status (0..999 for all).
+-- The tenant's API request log, newest first, a page at a time, between
+-- two bounds: rows after (lo, lo_request_id) and before (hi,
+-- hi_request_id). A bound is a row of a page already shown (request ids
+-- break ties between rows of the same microsecond) or a time with
+-- request id '' (so lo is "at or after" and hi is "before"). key_id '' is
+-- every key; status_min..status_max filters the status (0..999 for all);
+-- path_prefix '' is every path; ips, when not empty, the addresses to
+-- match. ListRequestLogsAfter must filter the same way.
 SELECT * FROM api_request_logs
 WHERE tenant_id = @tenant_id
   AND (@key_id::text = '' OR key_id = CAST(nullif(@key_id::text, '') AS uuid))
   AND status BETWEEN @status_min::int AND @status_max::int
-  -- Implied by the next line, but only this one lets Postgres skip the
-  -- partitions of later days.
-  AND at <= @before::timestamptz
-  AND (at, request_id) < (@before::timestamptz, @before_request_id::text)
+  AND (@path_prefix::text = '' OR starts_with(path, @path_prefix::text))
+  AND (cardinality(@ips::text[]) = 0 OR ip = ANY(@ips::text[]))
+  -- Implied by the row comparisons, but only these let Postgres skip the
+  -- partitions of other days.
+  AND at >= @lo::timestamptz AND at <= @hi::timestamptz
+  AND (at, request_id) > (@lo::timestamptz, @lo_request_id::text)
+  AND (at, request_id) < (@hi::timestamptz, @hi_request_id::text)
 ORDER BY at DESC, request_id DESC
 LIMIT @lim;
+
+-- name: ListRequestLogsAfter :many
+-- ListRequestLogs oldest first: the rows just after lo, for a "newer" page,
+-- which the caller shows newest first.
+SELECT * FROM api_request_logs
+WHERE tenant_id = @tenant_id
+  AND (@key_id::text = '' OR key_id = CAST(nullif(@key_id::text, '') AS uuid))
+  AND status BETWEEN @status_min::int AND @status_max::int
+  AND (@path_prefix::text = '' OR starts_with(path, @path_prefix::text))
+  AND (cardinality(@ips::text[]) = 0 OR ip = ANY(@ips::text[]))
+  AND at >= @lo::timestamptz AND at <= @hi::timestamptz
+  AND (at, request_id) > (@lo::timestamptz, @lo_request_id::text)
+  AND (at, request_id) < (@hi::timestamptz, @hi_request_id::text)
+ORDER BY at, request_id
+LIMIT @lim;
+
+-- name: GetRequestLogAt :one
+-- One request of the tenant by its request id and its time, which the log
+-- page's links carry so that Postgres reads one day's partition.
+SELECT * FROM api_request_logs
+WHERE tenant_id = @tenant_id AND request_id = @request_id AND at = @at
+LIMIT 1;
+
+-- name: GetRequestLog :one
+-- One request of the tenant by its request id alone (pasted from an error
+-- envelope): the tenant's rows are read newest first until it is found, so
+-- a recent request is found at once and an unknown id reads them all.
+SELECT * FROM api_request_logs
+WHERE tenant_id = @tenant_id AND request_id = @request_id
+ORDER BY at DESC
+LIMIT 1;
 
 -- name: CountKeyOutcomesByHour :many
 -- Requests per hour of one key since a time, by outcome, for its usage

@@ -95,6 +95,7 @@ func (h *Handler) Register(e *echo.Echo) {
 	in.Match(getAndHead, "/settings/developers/api-keys", h.handleKeysList)
 	in.Match(getAndHead, "/settings/developers/api-keys/:id", h.handleKeyDetail)
 	in.Match(getAndHead, "/settings/developers/api-logs", h.handleAPILogs)
+	in.Match(getAndHead, "/settings/developers/api-logs/:rid", h.handleAPILog)
 	ops := in.Group("", h.requireManager)
 	ops.Match(getAndHead, "/settings/developers/api-keys/new", h.handleKeyNew)
 	ops.POST("/settings/developers/api-keys", h.handleKeyCreate)
