@@ -10,6 +10,52 @@ import (
 	"time"
 )
 
+const countAPIKeysByTenant = `-- name: CountAPIKeysByTenant :one
+SELECT count(*) FILTER (WHERE
+         ($1::text = '' OR k.environment = $1)
+         AND ($2::text = ''
+              OR ($2 = 'revoked' AND k.revoked_at IS NOT NULL)
+              OR ($2 = 'disabled' AND k.revoked_at IS NULL AND k.disabled_at IS NOT NULL)
+              OR ($2 = 'expired' AND k.revoked_at IS NULL AND k.disabled_at IS NULL AND k.expires_at <= $3::timestamptz)
+              OR ($2 = 'active' AND k.revoked_at IS NULL AND k.disabled_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $3::timestamptz)))
+         AND ($4::text = ''
+              OR strpos(lower(k.name), lower($4::text)) > 0
+              OR EXISTS (SELECT 1 FROM api_key_secrets s
+                         WHERE s.tenant_id = k.tenant_id AND s.key_id = k.id AND strpos(lower(s.prefix), lower($4::text)) > 0))
+       ) AS matching,
+       count(*) AS total
+FROM api_keys k
+WHERE k.tenant_id = $5
+`
+
+type CountAPIKeysByTenantParams struct {
+	Environment string
+	Status      string
+	Now         time.Time
+	Search      string
+	TenantID    int64
+}
+
+type CountAPIKeysByTenantRow struct {
+	Matching int64
+	Total    int64
+}
+
+// How many of the tenant's keys ListAPIKeysByTenant's filter matches, and
+// how many keys the tenant has at all.
+func (q *Queries) CountAPIKeysByTenant(ctx context.Context, arg CountAPIKeysByTenantParams) (CountAPIKeysByTenantRow, error) {
+	row := q.db.QueryRow(ctx, countAPIKeysByTenant,
+		arg.Environment,
+		arg.Status,
+		arg.Now,
+		arg.Search,
+		arg.TenantID,
+	)
+	var i CountAPIKeysByTenantRow
+	err := row.Scan(&i.Matching, &i.Total)
+	return i, err
+}
+
 const createAPIKey = `-- name: CreateAPIKey :one
 
 INSERT INTO api_keys (tenant_id, name, description, environment, scopes, sources, ip_allowlist,
@@ -91,6 +137,33 @@ func (q *Queries) CreateAPIKeySecret(ctx context.Context, arg CreateAPIKeySecret
 		arg.Prefix,
 	)
 	return err
+}
+
+const endAPIKeySecretGrace = `-- name: EndAPIKeySecretGrace :execrows
+UPDATE api_key_secrets SET expires_at = $1
+WHERE tenant_id = $2 AND key_id = $3 AND prefix = $4 AND expires_at > $1
+`
+
+type EndAPIKeySecretGraceParams struct {
+	Now      *time.Time
+	TenantID int64
+	KeyID    string
+	Prefix   string
+}
+
+// Ends now the rotation grace of a key's secret: only one whose grace is
+// still running (a current secret has no expiry; a retired one's is past).
+func (q *Queries) EndAPIKeySecretGrace(ctx context.Context, arg EndAPIKeySecretGraceParams) (int64, error) {
+	result, err := q.db.Exec(ctx, endAPIKeySecretGrace,
+		arg.Now,
+		arg.TenantID,
+		arg.KeyID,
+		arg.Prefix,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const expireAPIKeySecrets = `-- name: ExpireAPIKeySecrets :exec
@@ -180,8 +253,52 @@ func (q *Queries) GetAPIKeyForUpdate(ctx context.Context, arg GetAPIKeyForUpdate
 	return i, err
 }
 
+const getLatestAuditEventForTarget = `-- name: GetLatestAuditEventForTarget :one
+SELECT id, chain_id, seq, tenant_id, occurred_at, actor_type, actor_id, action, target_type, target_id, ip, user_agent, diff, prev_hash, hash FROM audit_events
+WHERE tenant_id = $1 AND target_type = $2 AND target_id = $3 AND action = $4
+ORDER BY seq DESC
+LIMIT 1
+`
+
+type GetLatestAuditEventForTargetParams struct {
+	TenantID   *int64
+	TargetType string
+	TargetID   string
+	Action     string
+}
+
+// The newest event of one action about one target, such as the
+// revocation of a key, for its page.
+func (q *Queries) GetLatestAuditEventForTarget(ctx context.Context, arg GetLatestAuditEventForTargetParams) (AuditEvent, error) {
+	row := q.db.QueryRow(ctx, getLatestAuditEventForTarget,
+		arg.TenantID,
+		arg.TargetType,
+		arg.TargetID,
+		arg.Action,
+	)
+	var i AuditEvent
+	err := row.Scan(
+		&i.ID,
+		&i.ChainID,
+		&i.Seq,
+		&i.TenantID,
+		&i.OccurredAt,
+		&i.ActorType,
+		&i.ActorID,
+		&i.Action,
+		&i.TargetType,
+		&i.TargetID,
+		&i.Ip,
+		&i.UserAgent,
+		&i.Diff,
+		&i.PrevHash,
+		&i.Hash,
+	)
+	return i, err
+}
+
 const listAPIKeySecrets = `-- name: ListAPIKeySecrets :many
-SELECT id, key_id, tenant_id, prefix, created_at, expires_at FROM api_key_secrets
+SELECT id, key_id, tenant_id, prefix, created_at, expires_at, last_request_at FROM api_key_secrets
 WHERE tenant_id = $1 AND key_id = $2 ORDER BY created_at DESC, id DESC
 `
 
@@ -191,12 +308,13 @@ type ListAPIKeySecretsParams struct {
 }
 
 type ListAPIKeySecretsRow struct {
-	ID        int64
-	KeyID     string
-	TenantID  int64
-	Prefix    string
-	CreatedAt time.Time
-	ExpiresAt *time.Time
+	ID            int64
+	KeyID         string
+	TenantID      int64
+	Prefix        string
+	CreatedAt     time.Time
+	ExpiresAt     *time.Time
+	LastRequestAt *time.Time
 }
 
 func (q *Queries) ListAPIKeySecrets(ctx context.Context, arg ListAPIKeySecretsParams) ([]ListAPIKeySecretsRow, error) {
@@ -215,6 +333,7 @@ func (q *Queries) ListAPIKeySecrets(ctx context.Context, arg ListAPIKeySecretsPa
 			&i.Prefix,
 			&i.CreatedAt,
 			&i.ExpiresAt,
+			&i.LastRequestAt,
 		); err != nil {
 			return nil, err
 		}
@@ -227,16 +346,26 @@ func (q *Queries) ListAPIKeySecrets(ctx context.Context, arg ListAPIKeySecretsPa
 }
 
 const listAPIKeysByTenant = `-- name: ListAPIKeysByTenant :many
-SELECT id, tenant_id, name, description, environment, scopes, sources, ip_allowlist, rate_limit_requests, rate_limit_window_s, expires_at, disabled_at, revoked_at, created_by, created_at, last_used_at, last_used_ip, changed_at FROM api_keys
-WHERE tenant_id = $1
-  AND ($2::text = '' OR environment = $2)
+SELECT k.id, k.tenant_id, k.name, k.description, k.environment, k.scopes, k.sources, k.ip_allowlist, k.rate_limit_requests, k.rate_limit_window_s, k.expires_at, k.disabled_at, k.revoked_at, k.created_by, k.created_at, k.last_used_at, k.last_used_ip, k.changed_at FROM api_keys k
+WHERE k.tenant_id = $1
+  AND ($2::text = '' OR k.environment = $2)
   AND ($3::text = ''
-       OR ($3 = 'revoked' AND revoked_at IS NOT NULL)
-       OR ($3 = 'disabled' AND revoked_at IS NULL AND disabled_at IS NOT NULL)
-       OR ($3 = 'expired' AND revoked_at IS NULL AND disabled_at IS NULL AND expires_at <= $4::timestamptz)
-       OR ($3 = 'active' AND revoked_at IS NULL AND disabled_at IS NULL AND (expires_at IS NULL OR expires_at > $4::timestamptz)))
-ORDER BY created_at DESC, id
-LIMIT $6 OFFSET $5
+       OR ($3 = 'revoked' AND k.revoked_at IS NOT NULL)
+       OR ($3 = 'disabled' AND k.revoked_at IS NULL AND k.disabled_at IS NOT NULL)
+       OR ($3 = 'expired' AND k.revoked_at IS NULL AND k.disabled_at IS NULL AND k.expires_at <= $4::timestamptz)
+       OR ($3 = 'active' AND k.revoked_at IS NULL AND k.disabled_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $4::timestamptz)))
+  AND ($5::text = ''
+       OR strpos(lower(k.name), lower($5::text)) > 0
+       OR EXISTS (SELECT 1 FROM api_key_secrets s
+                  WHERE s.tenant_id = k.tenant_id AND s.key_id = k.id AND strpos(lower(s.prefix), lower($5::text)) > 0))
+ORDER BY
+  CASE WHEN $6::text = 'created_asc' THEN k.created_at END ASC,
+  CASE WHEN $6::text = 'last_used_desc' THEN k.last_used_at END DESC NULLS LAST,
+  CASE WHEN $6::text = 'last_used_asc' THEN k.last_used_at END ASC NULLS FIRST,
+  CASE WHEN $6::text = 'expires_asc' THEN k.expires_at END ASC NULLS LAST,
+  CASE WHEN $6::text = 'expires_desc' THEN k.expires_at END DESC NULLS FIRST,
+  k.created_at DESC, k.id
+LIMIT $8 OFFSET $7
 `
 
 type ListAPIKeysByTenantParams struct {
@@ -244,17 +373,27 @@ type ListAPIKeysByTenantParams struct {
 	Environment string
 	Status      string
 	Now         time.Time
+	Search      string
+	Sort        string
 	Off         int32
 	Lim         int32
 }
 
-// status: ” (any), active, disabled, expired, revoked.
+// status: ” (any), active, disabled, expired, revoked. search: ” (any),
+// or text that the key's name or one of its secrets' display prefixes
+// contains, case ignored. sort: ” (newest first), created_asc,
+// last_used_desc, last_used_asc, expires_asc, expires_desc; a key never
+// used counts as used longest ago, a key that never expires as expiring
+// last; ties go newest first. CountAPIKeysByTenant must filter the same
+// way.
 func (q *Queries) ListAPIKeysByTenant(ctx context.Context, arg ListAPIKeysByTenantParams) ([]APIKey, error) {
 	rows, err := q.db.Query(ctx, listAPIKeysByTenant,
 		arg.TenantID,
 		arg.Environment,
 		arg.Status,
 		arg.Now,
+		arg.Search,
+		arg.Sort,
 		arg.Off,
 		arg.Lim,
 	)

@@ -40,6 +40,8 @@ func (r iteratorForCopyRequestLogs) Values() ([]interface{}, error) {
 		r.rows[0].RequestID,
 		r.rows[0].At,
 		r.rows[0].Count,
+		r.rows[0].Code,
+		r.rows[0].UserAgent,
 	}, nil
 }
 
@@ -48,5 +50,5 @@ func (r iteratorForCopyRequestLogs) Err() error {
 }
 
 func (q *Queries) CopyRequestLogs(ctx context.Context, arg []CopyRequestLogsParams) (int64, error) {
-	return q.db.CopyFrom(ctx, []string{"api_request_logs"}, []string{"tenant_id", "key_id", "key_prefix", "method", "path", "status", "ip", "latency_us", "request_id", "at", "count"}, &iteratorForCopyRequestLogs{rows: arg})
+	return q.db.CopyFrom(ctx, []string{"api_request_logs"}, []string{"tenant_id", "key_id", "key_prefix", "method", "path", "status", "ip", "latency_us", "request_id", "at", "count", "code", "user_agent"}, &iteratorForCopyRequestLogs{rows: arg})
 }

@@ -24,6 +24,8 @@ type CopyRequestLogsParams struct {
 	RequestID string
 	At        time.Time
 	Count     int32
+	Code      pgtype.Text
+	UserAgent pgtype.Text
 }
 
 const countKeyIPs = `-- name: CountKeyIPs :one
@@ -42,38 +44,52 @@ func (q *Queries) CountKeyIPs(ctx context.Context, arg CountKeyIPsParams) (int64
 	return count, err
 }
 
-const countKeyRequestsByHour = `-- name: CountKeyRequestsByHour :many
-SELECT date_trunc('hour', at, 'UTC')::timestamptz AS hour, sum(count)::bigint AS requests
+const countKeyOutcomesByHour = `-- name: CountKeyOutcomesByHour :many
+SELECT date_trunc('hour', at, 'UTC')::timestamptz AS hour,
+       coalesce(sum(count) FILTER (WHERE status < 400), 0)::bigint AS success,
+       coalesce(sum(count) FILTER (WHERE status BETWEEN 400 AND 499 AND status <> 429), 0)::bigint AS client_error,
+       coalesce(sum(count) FILTER (WHERE status = 429), 0)::bigint AS rate_limited,
+       coalesce(sum(count) FILTER (WHERE status >= 500), 0)::bigint AS server_error
 FROM api_request_logs
 WHERE tenant_id = $1 AND key_id = CAST($2::text AS uuid) AND at >= $3
 GROUP BY 1
 ORDER BY 1
 `
 
-type CountKeyRequestsByHourParams struct {
+type CountKeyOutcomesByHourParams struct {
 	TenantID int64
 	KeyID    string
 	Since    time.Time
 }
 
-type CountKeyRequestsByHourRow struct {
-	Hour     time.Time
-	Requests int64
+type CountKeyOutcomesByHourRow struct {
+	Hour        time.Time
+	Success     int64
+	ClientError int64
+	RateLimited int64
+	ServerError int64
 }
 
-// Requests per hour of one key since a time, for its usage chart: a row
-// stands for count requests. Hours are UTC hours whatever the session's
-// time zone (which a half-hour zone would shift).
-func (q *Queries) CountKeyRequestsByHour(ctx context.Context, arg CountKeyRequestsByHourParams) ([]CountKeyRequestsByHourRow, error) {
-	rows, err := q.db.Query(ctx, countKeyRequestsByHour, arg.TenantID, arg.KeyID, arg.Since)
+// Requests per hour of one key since a time, by outcome, for its usage
+// charts: a row stands for count requests. Hours are UTC hours whatever
+// the session's time zone (which a half-hour zone would shift). Success
+// is any status below 400; client errors are 4xx but 429.
+func (q *Queries) CountKeyOutcomesByHour(ctx context.Context, arg CountKeyOutcomesByHourParams) ([]CountKeyOutcomesByHourRow, error) {
+	rows, err := q.db.Query(ctx, countKeyOutcomesByHour, arg.TenantID, arg.KeyID, arg.Since)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []CountKeyRequestsByHourRow
+	var items []CountKeyOutcomesByHourRow
 	for rows.Next() {
-		var i CountKeyRequestsByHourRow
-		if err := rows.Scan(&i.Hour, &i.Requests); err != nil {
+		var i CountKeyOutcomesByHourRow
+		if err := rows.Scan(
+			&i.Hour,
+			&i.Success,
+			&i.ClientError,
+			&i.RateLimited,
+			&i.ServerError,
+		); err != nil {
 			return nil, err
 		}
 		items = append(items, i)
@@ -157,6 +173,38 @@ func (q *Queries) FlushLastUsed(ctx context.Context, arg FlushLastUsedParams) (i
 	return result.RowsAffected(), nil
 }
 
+const flushSecretLastRequest = `-- name: FlushSecretLastRequest :execrows
+UPDATE api_key_secrets s SET last_request_at = u.at
+FROM (SELECT unnest($1::bigint[]) AS tenant_id, unnest($2::uuid[]) AS key_id,
+             unnest($3::text[]) AS prefix, unnest($4::timestamptz[]) AS at) AS u
+WHERE s.tenant_id = u.tenant_id AND s.key_id = u.key_id AND s.prefix = u.prefix
+  AND (s.last_request_at IS NULL OR s.last_request_at < u.at)
+`
+
+type FlushSecretLastRequestParams struct {
+	TenantIds []int64
+	KeyIds    []string
+	Prefixes  []string
+	Ats       []time.Time
+}
+
+// When a request last presented each secret, for the key page during a
+// rotation's grace: one write per secret per flush; never moves backwards.
+// A secret is named by its key and display prefix, as the request log
+// names it.
+func (q *Queries) FlushSecretLastRequest(ctx context.Context, arg FlushSecretLastRequestParams) (int64, error) {
+	result, err := q.db.Exec(ctx, flushSecretLastRequest,
+		arg.TenantIds,
+		arg.KeyIds,
+		arg.Prefixes,
+		arg.Ats,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const getEvent = `-- name: GetEvent :one
 SELECT id, tenant_id, environment, source, type, occurred_at, received_at, data, key_id FROM events WHERE tenant_id = $1 AND environment = $2 AND id = $3
 `
@@ -229,6 +277,77 @@ func (q *Queries) GetKeyForVerify(ctx context.Context, hash []byte) (GetKeyForVe
 		&i.Prefix,
 		&i.TenantSlug,
 		&i.TenantPlan,
+	)
+	return i, err
+}
+
+const getRequestLog = `-- name: GetRequestLog :one
+SELECT tenant_id, key_id, key_prefix, method, path, status, ip, latency_us, request_id, at, count, code, user_agent FROM api_request_logs
+WHERE tenant_id = $1 AND request_id = $2
+ORDER BY at DESC
+LIMIT 1
+`
+
+type GetRequestLogParams struct {
+	TenantID  int64
+	RequestID string
+}
+
+// One request of the tenant by its request id alone (pasted from an error
+// envelope): the tenant's rows are read newest first until it is found, so
+// a recent request is found at once and an unknown id reads them all.
+func (q *Queries) GetRequestLog(ctx context.Context, arg GetRequestLogParams) (APIRequestLog, error) {
+	row := q.db.QueryRow(ctx, getRequestLog, arg.TenantID, arg.RequestID)
+	var i APIRequestLog
+	err := row.Scan(
+		&i.TenantID,
+		&i.KeyID,
+		&i.KeyPrefix,
+		&i.Method,
+		&i.Path,
+		&i.Status,
+		&i.Ip,
+		&i.LatencyUs,
+		&i.RequestID,
+		&i.At,
+		&i.Count,
+		&i.Code,
+		&i.UserAgent,
+	)
+	return i, err
+}
+
+const getRequestLogAt = `-- name: GetRequestLogAt :one
+SELECT tenant_id, key_id, key_prefix, method, path, status, ip, latency_us, request_id, at, count, code, user_agent FROM api_request_logs
+WHERE tenant_id = $1 AND request_id = $2 AND at = $3
+LIMIT 1
+`
+
+type GetRequestLogAtParams struct {
+	TenantID  int64
+	RequestID string
+	At        time.Time
+}
+
+// One request of the tenant by its request id and its time, which the log
+// page's links carry so that Postgres reads one day's partition.
+func (q *Queries) GetRequestLogAt(ctx context.Context, arg GetRequestLogAtParams) (APIRequestLog, error) {
+	row := q.db.QueryRow(ctx, getRequestLogAt, arg.TenantID, arg.RequestID, arg.At)
+	var i APIRequestLog
+	err := row.Scan(
+		&i.TenantID,
+		&i.KeyID,
+		&i.KeyPrefix,
+		&i.Method,
+		&i.Path,
+		&i.Status,
+		&i.Ip,
+		&i.LatencyUs,
+		&i.RequestID,
+		&i.At,
+		&i.Count,
+		&i.Code,
+		&i.UserAgent,
 	)
 	return i, err
 }
@@ -449,40 +568,55 @@ func (q *Queries) ListEvents(ctx context.Context, arg ListEventsParams) ([]Event
 }
 
 const listRequestLogs = `-- name: ListRequestLogs :many
-SELECT tenant_id, key_id, key_prefix, method, path, status, ip, latency_us, request_id, at, count FROM api_request_logs
+SELECT tenant_id, key_id, key_prefix, method, path, status, ip, latency_us, request_id, at, count, code, user_agent FROM api_request_logs
 WHERE tenant_id = $1
   AND ($2::text = '' OR key_id = CAST(nullif($2::text, '') AS uuid))
   AND status BETWEEN $3::int AND $4::int
-  -- Implied by the next line, but only this one lets Postgres skip the
-  -- partitions of later days.
-  AND at <= $5::timestamptz
-  AND (at, request_id) < ($5::timestamptz, $6::text)
+  AND ($5::text = '' OR starts_with(path, $5::text))
+  AND (cardinality($6::text[]) = 0 OR ip = ANY($6::text[]))
+  -- Implied by the row comparisons, but only these let Postgres skip the
+  -- partitions of other days.
+  AND at >= $7::timestamptz AND at <= $8::timestamptz
+  AND (at, request_id) > ($7::timestamptz, $9::text)
+  AND (at, request_id) < ($8::timestamptz, $10::text)
 ORDER BY at DESC, request_id DESC
-LIMIT $7
+LIMIT $11
 `
 
 type ListRequestLogsParams struct {
-	TenantID        int64
-	KeyID           string
-	StatusMin       int32
-	StatusMax       int32
-	Before          time.Time
-	BeforeRequestID string
-	Lim             int32
+	TenantID    int64
+	KeyID       string
+	StatusMin   int32
+	StatusMax   int32
+	PathPrefix  string
+	Ips         []string
+	Lo          time.Time
+	Hi          time.Time
+	LoRequestID string
+	HiRequestID string
+	Lim         int32
 }
 
-// The tenant's API request log, newest first, a page at a time: (before,
-// before_request_id) is the last row of the previous page (request ids
-// break ties between rows of the same microsecond). key_id ” is every
-// key; status_min..status_max filters the status (0..999 for all).
+// The tenant's API request log, newest first, a page at a time, between
+// two bounds: rows after (lo, lo_request_id) and before (hi,
+// hi_request_id). A bound is a row of a page already shown (request ids
+// break ties between rows of the same microsecond) or a time with
+// request id ” (so lo is "at or after" and hi is "before"). key_id ” is
+// every key; status_min..status_max filters the status (0..999 for all);
+// path_prefix ” is every path; ips, when not empty, the addresses to
+// match. ListRequestLogsAfter must filter the same way.
 func (q *Queries) ListRequestLogs(ctx context.Context, arg ListRequestLogsParams) ([]APIRequestLog, error) {
 	rows, err := q.db.Query(ctx, listRequestLogs,
 		arg.TenantID,
 		arg.KeyID,
 		arg.StatusMin,
 		arg.StatusMax,
-		arg.Before,
-		arg.BeforeRequestID,
+		arg.PathPrefix,
+		arg.Ips,
+		arg.Lo,
+		arg.Hi,
+		arg.LoRequestID,
+		arg.HiRequestID,
 		arg.Lim,
 	)
 	if err != nil {
@@ -504,6 +638,84 @@ func (q *Queries) ListRequestLogs(ctx context.Context, arg ListRequestLogsParams
 			&i.RequestID,
 			&i.At,
 			&i.Count,
+			&i.Code,
+			&i.UserAgent,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listRequestLogsAfter = `-- name: ListRequestLogsAfter :many
+SELECT tenant_id, key_id, key_prefix, method, path, status, ip, latency_us, request_id, at, count, code, user_agent FROM api_request_logs
+WHERE tenant_id = $1
+  AND ($2::text = '' OR key_id = CAST(nullif($2::text, '') AS uuid))
+  AND status BETWEEN $3::int AND $4::int
+  AND ($5::text = '' OR starts_with(path, $5::text))
+  AND (cardinality($6::text[]) = 0 OR ip = ANY($6::text[]))
+  AND at >= $7::timestamptz AND at <= $8::timestamptz
+  AND (at, request_id) > ($7::timestamptz, $9::text)
+  AND (at, request_id) < ($8::timestamptz, $10::text)
+ORDER BY at, request_id
+LIMIT $11
+`
+
+type ListRequestLogsAfterParams struct {
+	TenantID    int64
+	KeyID       string
+	StatusMin   int32
+	StatusMax   int32
+	PathPrefix  string
+	Ips         []string
+	Lo          time.Time
+	Hi          time.Time
+	LoRequestID string
+	HiRequestID string
+	Lim         int32
+}
+
+// ListRequestLogs oldest first: the rows just after lo, for a "newer" page,
+// which the caller shows newest first.
+func (q *Queries) ListRequestLogsAfter(ctx context.Context, arg ListRequestLogsAfterParams) ([]APIRequestLog, error) {
+	rows, err := q.db.Query(ctx, listRequestLogsAfter,
+		arg.TenantID,
+		arg.KeyID,
+		arg.StatusMin,
+		arg.StatusMax,
+		arg.PathPrefix,
+		arg.Ips,
+		arg.Lo,
+		arg.Hi,
+		arg.LoRequestID,
+		arg.HiRequestID,
+		arg.Lim,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []APIRequestLog
+	for rows.Next() {
+		var i APIRequestLog
+		if err := rows.Scan(
+			&i.TenantID,
+			&i.KeyID,
+			&i.KeyPrefix,
+			&i.Method,
+			&i.Path,
+			&i.Status,
+			&i.Ip,
+			&i.LatencyUs,
+			&i.RequestID,
+			&i.At,
+			&i.Count,
+			&i.Code,
+			&i.UserAgent,
 		); err != nil {
 			return nil, err
 		}

@@ -32,13 +32,14 @@ type APIKey struct {
 }
 
 type APIKeySecret struct {
-	ID        int64
-	KeyID     string
-	TenantID  int64
-	Hash      []byte
-	Prefix    string
-	CreatedAt time.Time
-	ExpiresAt *time.Time
+	ID            int64
+	KeyID         string
+	TenantID      int64
+	Hash          []byte
+	Prefix        string
+	CreatedAt     time.Time
+	ExpiresAt     *time.Time
+	LastRequestAt *time.Time
 }
 
 type APIRequestLog struct {
@@ -53,6 +54,8 @@ type APIRequestLog struct {
 	RequestID string
 	At        time.Time
 	Count     int32
+	Code      pgtype.Text
+	UserAgent pgtype.Text
 }
 
 type ApiKeyIp struct {

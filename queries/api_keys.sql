@@ -14,17 +14,52 @@ SELECT * FROM api_keys WHERE tenant_id = @tenant_id AND id = @id;
 SELECT * FROM api_keys WHERE tenant_id = @tenant_id AND id = @id FOR UPDATE;
 
 -- name: ListAPIKeysByTenant :many
--- status: '' (any), active, disabled, expired, revoked.
-SELECT * FROM api_keys
-WHERE tenant_id = @tenant_id
-  AND (@environment::text = '' OR environment = @environment)
+-- status: '' (any), active, disabled, expired, revoked. search: '' (any),
+-- or text that the key's name or one of its secrets' display prefixes
+-- contains, case ignored. sort: '' (newest first), created_asc,
+-- last_used_desc, last_used_asc, expires_asc, expires_desc; a key never
+-- used counts as used longest ago, a key that never expires as expiring
+-- last; ties go newest first. CountAPIKeysByTenant must filter the same
+-- way.
+SELECT k.* FROM api_keys k
+WHERE k.tenant_id = @tenant_id
+  AND (@environment::text = '' OR k.environment = @environment)
   AND (@status::text = ''
-       OR (@status = 'revoked' AND revoked_at IS NOT NULL)
-       OR (@status = 'disabled' AND revoked_at IS NULL AND disabled_at IS NOT NULL)
-       OR (@status = 'expired' AND revoked_at IS NULL AND disabled_at IS NULL AND expires_at <= @now::timestamptz)
-       OR (@status = 'active' AND revoked_at IS NULL AND disabled_at IS NULL AND (expires_at IS NULL OR expires_at > @now::timestamptz)))
-ORDER BY created_at DESC, id
+       OR (@status = 'revoked' AND k.revoked_at IS NOT NULL)
+       OR (@status = 'disabled' AND k.revoked_at IS NULL AND k.disabled_at IS NOT NULL)
+       OR (@status = 'expired' AND k.revoked_at IS NULL AND k.disabled_at IS NULL AND k.expires_at <= @now::timestamptz)
+       OR (@status = 'active' AND k.revoked_at IS NULL AND k.disabled_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > @now::timestamptz)))
+  AND (@search::text = ''
+       OR strpos(lower(k.name), lower(@search::text)) > 0
+       OR EXISTS (SELECT 1 FROM api_key_secrets s
+                  WHERE s.tenant_id = k.tenant_id AND s.key_id = k.id AND strpos(lower(s.prefix), lower(@search::text)) > 0))
+ORDER BY
+  CASE WHEN @sort::text = 'created_asc' THEN k.created_at END ASC,
+  CASE WHEN @sort::text = 'last_used_desc' THEN k.last_used_at END DESC NULLS LAST,
+  CASE WHEN @sort::text = 'last_used_asc' THEN k.last_used_at END ASC NULLS FIRST,
+  CASE WHEN @sort::text = 'expires_asc' THEN k.expires_at END ASC NULLS LAST,
+  CASE WHEN @sort::text = 'expires_desc' THEN k.expires_at END DESC NULLS FIRST,
+  k.created_at DESC, k.id
 LIMIT @lim OFFSET @off;
+
+-- name: CountAPIKeysByTenant :one
+-- How many of the tenant's keys ListAPIKeysByTenant's filter matches, and
+-- how many keys the tenant has at all.
+SELECT count(*) FILTER (WHERE
+         (@environment::text = '' OR k.environment = @environment)
+         AND (@status::text = ''
+              OR (@status = 'revoked' AND k.revoked_at IS NOT NULL)
+              OR (@status = 'disabled' AND k.revoked_at IS NULL AND k.disabled_at IS NOT NULL)
+              OR (@status = 'expired' AND k.revoked_at IS NULL AND k.disabled_at IS NULL AND k.expires_at <= @now::timestamptz)
+              OR (@status = 'active' AND k.revoked_at IS NULL AND k.disabled_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > @now::timestamptz)))
+         AND (@search::text = ''
+              OR strpos(lower(k.name), lower(@search::text)) > 0
+              OR EXISTS (SELECT 1 FROM api_key_secrets s
+                         WHERE s.tenant_id = k.tenant_id AND s.key_id = k.id AND strpos(lower(s.prefix), lower(@search::text)) > 0))
+       ) AS matching,
+       count(*) AS total
+FROM api_keys k
+WHERE k.tenant_id = @tenant_id;
 
 -- name: UpdateAPIKey :exec
 UPDATE api_keys SET name = @name, description = @description, scopes = @scopes, sources = @sources,
@@ -42,7 +77,7 @@ UPDATE api_keys SET revoked_at = @now WHERE tenant_id = @tenant_id AND id = @id 
 INSERT INTO api_key_secrets (key_id, tenant_id, hash, prefix) VALUES (@key_id, @tenant_id, @hash, @prefix);
 
 -- name: ListAPIKeySecrets :many
-SELECT id, key_id, tenant_id, prefix, created_at, expires_at FROM api_key_secrets
+SELECT id, key_id, tenant_id, prefix, created_at, expires_at, last_request_at FROM api_key_secrets
 WHERE tenant_id = @tenant_id AND key_id = @key_id ORDER BY created_at DESC, id DESC;
 
 -- name: ListSecretPrefixes :many
@@ -57,9 +92,23 @@ ORDER BY key_id, created_at DESC, id DESC;
 UPDATE api_key_secrets SET expires_at = @at
 WHERE tenant_id = @tenant_id AND key_id = @key_id AND (expires_at IS NULL OR expires_at > @at);
 
+-- name: EndAPIKeySecretGrace :execrows
+-- Ends now the rotation grace of a key's secret: only one whose grace is
+-- still running (a current secret has no expiry; a retired one's is past).
+UPDATE api_key_secrets SET expires_at = @now
+WHERE tenant_id = @tenant_id AND key_id = @key_id AND prefix = @prefix AND expires_at > @now;
+
 -- name: ListAuditEventsForTarget :many
 SELECT * FROM audit_events WHERE tenant_id = @tenant_id AND target_type = @target_type AND target_id = @target_id
 ORDER BY seq DESC LIMIT 100;
+
+-- name: GetLatestAuditEventForTarget :one
+-- The newest event of one action about one target, such as the
+-- revocation of a key, for its page.
+SELECT * FROM audit_events
+WHERE tenant_id = @tenant_id AND target_type = @target_type AND target_id = @target_id AND action = @action
+ORDER BY seq DESC
+LIMIT 1;
 
 -- name: ListLiveSecretsByTenant :many
 -- Every live secret's prefix of the tenant, newest first, for the console's

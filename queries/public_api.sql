@@ -27,8 +27,19 @@ INSERT INTO api_key_ips (key_id, tenant_id, ip, first_seen_at) VALUES (@key_id, 
 ON CONFLICT DO NOTHING;
 
 -- name: CopyRequestLogs :copyfrom
-INSERT INTO api_request_logs (tenant_id, key_id, key_prefix, method, path, status, ip, latency_us, request_id, at, count)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11);
+INSERT INTO api_request_logs (tenant_id, key_id, key_prefix, method, path, status, ip, latency_us, request_id, at, count, code, user_agent)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13);
+
+-- name: FlushSecretLastRequest :execrows
+-- When a request last presented each secret, for the key page during a
+-- rotation's grace: one write per secret per flush; never moves backwards.
+-- A secret is named by its key and display prefix, as the request log
+-- names it.
+UPDATE api_key_secrets s SET last_request_at = u.at
+FROM (SELECT unnest(@tenant_ids::bigint[]) AS tenant_id, unnest(@key_ids::uuid[]) AS key_id,
+             unnest(@prefixes::text[]) AS prefix, unnest(@ats::timestamptz[]) AS at) AS u
+WHERE s.tenant_id = u.tenant_id AND s.key_id = u.key_id AND s.prefix = u.prefix
+  AND (s.last_request_at IS NULL OR s.last_request_at < u.at);
 
 -- name: EnsureRequestLogPartitions :one
 -- Creates the request log's partitions of every UTC day from from_day
@@ -102,26 +113,69 @@ ORDER BY id DESC
 LIMIT @lim;
 
 -- name: ListRequestLogs :many
--- The tenant's API request log, newest first, a page at a time: (before,
--- before_request_id) is the last row of the previous page (request ids
--- break ties between rows of the same microsecond). key_id '' is every
--- key; status_min..status_max filters the status (0..999 for all).
+-- The tenant's API request log, newest first, a page at a time, between
+-- two bounds: rows after (lo, lo_request_id) and before (hi,
+-- hi_request_id). A bound is a row of a page already shown (request ids
+-- break ties between rows of the same microsecond) or a time with
+-- request id '' (so lo is "at or after" and hi is "before"). key_id '' is
+-- every key; status_min..status_max filters the status (0..999 for all);
+-- path_prefix '' is every path; ips, when not empty, the addresses to
+-- match. ListRequestLogsAfter must filter the same way.
 SELECT * FROM api_request_logs
 WHERE tenant_id = @tenant_id
   AND (@key_id::text = '' OR key_id = CAST(nullif(@key_id::text, '') AS uuid))
   AND status BETWEEN @status_min::int AND @status_max::int
-  -- Implied by the next line, but only this one lets Postgres skip the
-  -- partitions of later days.
-  AND at <= @before::timestamptz
-  AND (at, request_id) < (@before::timestamptz, @before_request_id::text)
+  AND (@path_prefix::text = '' OR starts_with(path, @path_prefix::text))
+  AND (cardinality(@ips::text[]) = 0 OR ip = ANY(@ips::text[]))
+  -- Implied by the row comparisons, but only these let Postgres skip the
+  -- partitions of other days.
+  AND at >= @lo::timestamptz AND at <= @hi::timestamptz
+  AND (at, request_id) > (@lo::timestamptz, @lo_request_id::text)
+  AND (at, request_id) < (@hi::timestamptz, @hi_request_id::text)
 ORDER BY at DESC, request_id DESC
 LIMIT @lim;
 
--- name: CountKeyRequestsByHour :many
--- Requests per hour of one key since a time, for its usage chart: a row
--- stands for count requests. Hours are UTC hours whatever the session's
--- time zone (which a half-hour zone would shift).
-SELECT date_trunc('hour', at, 'UTC')::timestamptz AS hour, sum(count)::bigint AS requests
+-- name: ListRequestLogsAfter :many
+-- ListRequestLogs oldest first: the rows just after lo, for a "newer" page,
+-- which the caller shows newest first.
+SELECT * FROM api_request_logs
+WHERE tenant_id = @tenant_id
+  AND (@key_id::text = '' OR key_id = CAST(nullif(@key_id::text, '') AS uuid))
+  AND status BETWEEN @status_min::int AND @status_max::int
+  AND (@path_prefix::text = '' OR starts_with(path, @path_prefix::text))
+  AND (cardinality(@ips::text[]) = 0 OR ip = ANY(@ips::text[]))
+  AND at >= @lo::timestamptz AND at <= @hi::timestamptz
+  AND (at, request_id) > (@lo::timestamptz, @lo_request_id::text)
+  AND (at, request_id) < (@hi::timestamptz, @hi_request_id::text)
+ORDER BY at, request_id
+LIMIT @lim;
+
+-- name: GetRequestLogAt :one
+-- One request of the tenant by its request id and its time, which the log
+-- page's links carry so that Postgres reads one day's partition.
+SELECT * FROM api_request_logs
+WHERE tenant_id = @tenant_id AND request_id = @request_id AND at = @at
+LIMIT 1;
+
+-- name: GetRequestLog :one
+-- One request of the tenant by its request id alone (pasted from an error
+-- envelope): the tenant's rows are read newest first until it is found, so
+-- a recent request is found at once and an unknown id reads them all.
+SELECT * FROM api_request_logs
+WHERE tenant_id = @tenant_id AND request_id = @request_id
+ORDER BY at DESC
+LIMIT 1;
+
+-- name: CountKeyOutcomesByHour :many
+-- Requests per hour of one key since a time, by outcome, for its usage
+-- charts: a row stands for count requests. Hours are UTC hours whatever
+-- the session's time zone (which a half-hour zone would shift). Success
+-- is any status below 400; client errors are 4xx but 429.
+SELECT date_trunc('hour', at, 'UTC')::timestamptz AS hour,
+       coalesce(sum(count) FILTER (WHERE status < 400), 0)::bigint AS success,
+       coalesce(sum(count) FILTER (WHERE status BETWEEN 400 AND 499 AND status <> 429), 0)::bigint AS client_error,
+       coalesce(sum(count) FILTER (WHERE status = 429), 0)::bigint AS rate_limited,
+       coalesce(sum(count) FILTER (WHERE status >= 500), 0)::bigint AS server_error
 FROM api_request_logs
 WHERE tenant_id = @tenant_id AND key_id = CAST(@key_id::text AS uuid) AND at >= @since
 GROUP BY 1

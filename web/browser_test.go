@@ -273,6 +273,7 @@ func TestBrowserKeyLifecycle(t *testing.T) {
 	}
 
 	p.do("revoke",
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=revoke-form] input[name=confirm_name]`), "Checkout service"),
 		chromedp.SendKeys(chromedp.CSS(`[data-testid=revoke-form] input[name=code]`), e.NextCode(secret)),
 		chromedp.Submit(chromedp.CSS(`[data-testid=revoke-form] input[name=code]`)),
 		// Wait for the new page itself: the old one's form vanishes while

@@ -133,8 +133,11 @@ func TestTwoInstancesSeeKeyChangesWithinASecond(t *testing.T) {
 		}
 		c.Get("/settings/developers/api-keys/" + ids[op.name])
 		form := url.Values{"code": {recovery[i]}}
-		if op.name == "rotate" {
+		switch op.name {
+		case "rotate":
 			form.Set("grace", "0")
+		case "revoke":
+			form.Set("confirm_name", op.name) // the key's name, typed again
 		}
 		// Timed from the moment the change is sent: an upper bound that
 		// includes the first instance's own work.

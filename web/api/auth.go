@@ -158,13 +158,18 @@ func requireScope(scope string) echo.MiddlewareFunc {
 	}
 }
 
-// maxLoggedPath bounds the path a request-log row keeps.
-const maxLoggedPath = 512
+// maxLoggedPath and maxLoggedUserAgent bound the path and the user agent
+// a request-log row keeps.
+const (
+	maxLoggedPath      = 512
+	maxLoggedUserAgent = 512
+)
 
 // logRequest queues a request-log row for every request whose key was
 // identified, refused or not. Unknown keys belong to no tenant and are
-// only counted in metrics. A refusal carries its envelope code, by which
-// usage counts refusals past the key's budget together.
+// only counted in metrics. A refusal carries its envelope code, which the
+// row keeps and by which usage counts refusals past the key's budget
+// together.
 func (h *Handler) logRequest(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start, at := time.Now(), h.Now() // latency on the machine's clock, the row's time on the application's
@@ -178,12 +183,13 @@ func (h *Handler) logRequest(next echo.HandlerFunc) echo.HandlerFunc {
 			code = problem.Of(err).Code // what the error handler answers with
 			c.Error(err)                // write the response now, to log its status
 		}
-		// The path is the client's: clean it, or one odd byte would fail
-		// the whole COPY batch it lands in.
+		// The path and user agent are the client's: clean them, or one odd
+		// byte would fail the whole COPY batch they land in.
 		path := audit.CleanText(c.Request().URL.Path, maxLoggedPath)
+		ua := audit.CleanText(c.Request().UserAgent(), maxLoggedUserAgent)
 		h.Usage.Log(usage.Request{
 			TenantID: p.TenantID, KeyID: p.KeyID, KeyPrefix: p.Prefix, Method: c.Request().Method, Path: path,
-			Status: c.Response().Status, Code: code, IP: c.RealIP(), Latency: time.Since(start),
+			Status: c.Response().Status, Code: code, UserAgent: ua, IP: c.RealIP(), Latency: time.Since(start),
 			RequestID: c.Response().Header().Get(echo.HeaderXRequestID), At: at,
 		})
 		return nil

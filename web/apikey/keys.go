@@ -3,11 +3,14 @@ package apikey
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 
 	"keyward/db"
 	"keyward/web/audit"
 	"keyward/web/auth"
+	"keyward/web/errs"
 )
 
 // Service is the keys aggregate. Each change checks the caller's role and
@@ -66,17 +69,48 @@ type Secret struct {
 	CreatedAt time.Time
 	// ExpiresAt is set once the secret was rotated out (or the key revoked).
 	ExpiresAt *time.Time
+	// LastRequestAt is when a request last presented the secret, accepted
+	// or refused, to within a minute; nil if none did (since this was
+	// recorded).
+	LastRequestAt *time.Time
 }
+
+// InGrace reports whether the secret was rotated out but still works at
+// now: its rotation's grace window is running.
+func (s Secret) InGrace(now time.Time) bool { return s.ExpiresAt != nil && s.ExpiresAt.After(now) }
+
+// Outcomes counts requests by how they ended.
+type Outcomes struct {
+	Success     int64 // any status below 400
+	ClientError int64 // 4xx but 429
+	RateLimited int64 // 429
+	ServerError int64 // 5xx
+}
+
+// Total is every request counted.
+func (o Outcomes) Total() int64 { return o.Success + o.ClientError + o.RateLimited + o.ServerError }
+
+// Add returns o and p added up.
+func (o Outcomes) Add(p Outcomes) Outcomes {
+	return Outcomes{o.Success + p.Success, o.ClientError + p.ClientError, o.RateLimited + p.RateLimited, o.ServerError + p.ServerError}
+}
+
+// UsageDays is how many UTC days of usage a key's page reads.
+const UsageDays = 30
 
 // Detail is everything a key's page shows.
 type Detail struct {
 	Key     Key
 	Secrets []Secret
 	History []audit.Entry
-	// Hours counts requests per UTC hour over the last 7 days, oldest
-	// first; the last is the current hour, which starts at LastHour.
-	Hours    []int64
-	LastHour time.Time
+	// Revocation is the audit event that revoked the key; nil unless it
+	// is revoked (or if the event cannot be found).
+	Revocation *audit.Entry
+	// Hours counts requests per UTC hour by outcome, oldest first, from
+	// the start of the UTC day UsageDays-1 days ago (First) to the current
+	// hour, which starts at LastHour.
+	Hours           []Outcomes
+	First, LastHour time.Time
 }
 
 func keyOf(k db.APIKey) Key {
@@ -246,6 +280,83 @@ func (s *Service) Revoke(ctx context.Context, by auth.Caller, code, id string) (
 	return k, err
 }
 
+// RevokeConfirmed is Revoke for people: it also asks for the key's name,
+// typed again (confirmName, compared without surrounding spaces and
+// ignoring case), and refuses a wrong one as a field error before the code
+// is looked at, so a slip costs no code. The console's DELETE, which
+// scripts call with the key's id, uses Revoke.
+func (s *Service) RevokeConfirmed(ctx context.Context, by auth.Caller, code, id, confirmName string) (Key, error) {
+	cur, err := s.precheck(ctx, by, id)
+	if err != nil {
+		return Key{}, err
+	}
+	if err := checkName(cur.Name, confirmName, code); err != nil {
+		return Key{}, err
+	}
+	var k Key
+	err = s.change(ctx, by, code, func(q *db.Queries, now time.Time) error {
+		locked, err := lockKey(ctx, q, by.Tenant.ID, id)
+		if err != nil {
+			return err
+		}
+		if err := checkName(locked.Name, confirmName, code); err != nil {
+			return err // renamed meanwhile: rolled back, the code unspent
+		}
+		if err := Revoke(ctx, q, s.Audit, by.Tenant.ID, id, by.Actor(), now); err != nil {
+			return err
+		}
+		k, err = s.read(ctx, q, by.Tenant.ID, id, now)
+		return err
+	})
+	return k, err
+}
+
+// checkName refuses a confirmation that does not name the key, with the
+// code's own problem too if it is missing: every problem at once.
+func checkName(name, typed, code string) error {
+	if strings.EqualFold(strings.TrimSpace(typed), strings.TrimSpace(name)) {
+		return nil
+	}
+	var fs errs.Fields
+	if strings.TrimSpace(typed) == "" {
+		fs.Add("confirm_name", "Type the key's name, "+name+", to confirm that you mean to revoke it.")
+	} else {
+		fs.Add("confirm_name", "That is not this key's name: type "+name+" to confirm.")
+	}
+	if strings.TrimSpace(code) == "" {
+		fs.Add("code", "Enter the 6-digit code from your authenticator app, or a recovery code.")
+	}
+	return fs.Err()
+}
+
+// EndGrace ends now the rotation grace of the key's secret with prefix,
+// instead of at the end of the window chosen when it was rotated out.
+// Requests with that secret get KEY_EXPIRED from then on.
+func (s *Service) EndGrace(ctx context.Context, by auth.Caller, code, id, prefix string) (Key, error) {
+	prefix = audit.CleanText(prefix, 64) // the form's; a real one is 16 bytes
+	if _, err := s.precheck(ctx, by, id); err != nil {
+		return Key{}, err
+	}
+	_, secrets, err := s.readWithSecrets(ctx, s.Store.Queries, by.Tenant.ID, id, s.Now())
+	if err != nil {
+		return Key{}, err
+	}
+	now := s.Now()
+	if !slices.ContainsFunc(secrets, func(sec Secret) bool { return sec.Prefix == prefix && sec.InGrace(now) }) {
+		return Key{}, errNoGrace(prefix) // checked again under lock
+	}
+	var k Key
+	err = s.change(ctx, by, code, func(q *db.Queries, now time.Time) error {
+		if err := EndGrace(ctx, q, s.Audit, by.Tenant.ID, id, prefix, by.Actor(), now); err != nil {
+			return err
+		}
+		var err error
+		k, err = s.read(ctx, q, by.Tenant.ID, id, now)
+		return err
+	})
+	return k, err
+}
+
 // Get reads one key of the tenant with its live prefixes.
 func (s *Service) Get(ctx context.Context, tenantID int64, id string) (Key, error) {
 	return s.read(ctx, s.Store.Queries, tenantID, id, s.Now())
@@ -284,13 +395,14 @@ func (s *Service) readWithSecrets(ctx context.Context, q *db.Queries, tenantID i
 		if sec.ExpiresAt == nil || sec.ExpiresAt.After(now) {
 			k.Live = append(k.Live, sec.Prefix)
 		}
-		secrets = append(secrets, Secret{Prefix: sec.Prefix, CreatedAt: sec.CreatedAt, ExpiresAt: sec.ExpiresAt})
+		secrets = append(secrets, Secret{Prefix: sec.Prefix, CreatedAt: sec.CreatedAt, ExpiresAt: sec.ExpiresAt, LastRequestAt: sec.LastRequestAt})
 	}
 	return k, secrets, nil
 }
 
 // Detail reads what a key's page shows: the key, its secrets, its audit
-// history and its requests per hour over 7 days.
+// history, who revoked it, and its requests per hour by outcome over
+// UsageDays days.
 func (s *Service) Detail(ctx context.Context, tenantID int64, id string) (Detail, error) {
 	now := s.Now()
 	k, secrets, err := s.readWithSecrets(ctx, s.Store.Queries, tenantID, id, now)
@@ -301,44 +413,104 @@ func (s *Service) Detail(ctx context.Context, tenantID int64, id string) (Detail
 	if d.History, err = audit.ListForTarget(ctx, s.Store.Queries, tenantID, "api_key", id); err != nil {
 		return Detail{}, err
 	}
+	if k.RevokedAt != nil {
+		if d.Revocation, err = s.revocation(ctx, tenantID, id, d.History); err != nil {
+			return Detail{}, err
+		}
+	}
 	d.LastHour = now.UTC().Truncate(time.Hour)
-	const week = 7 * 24
-	start := d.LastHour.Add(-(week - 1) * time.Hour)
-	rows, err := s.Store.CountKeyRequestsByHour(ctx, db.CountKeyRequestsByHourParams{TenantID: tenantID, KeyID: id, Since: start})
+	y, m, day := now.UTC().Date()
+	d.First = time.Date(y, m, day-(UsageDays-1), 0, 0, 0, 0, time.UTC)
+	n := int(d.LastHour.Sub(d.First)/time.Hour) + 1
+	rows, err := s.Store.CountKeyOutcomesByHour(ctx, db.CountKeyOutcomesByHourParams{TenantID: tenantID, KeyID: id, Since: d.First})
 	if err != nil {
 		return Detail{}, err
 	}
-	d.Hours = make([]int64, week)
+	d.Hours = make([]Outcomes, n)
 	for _, r := range rows {
-		if i := int(r.Hour.UTC().Sub(start) / time.Hour); i >= 0 && i < week {
-			d.Hours[i] = r.Requests
+		if i := int(r.Hour.UTC().Sub(d.First) / time.Hour); i >= 0 && i < n {
+			d.Hours[i] = Outcomes{Success: r.Success, ClientError: r.ClientError, RateLimited: r.RateLimited, ServerError: r.ServerError}
 		}
 	}
 	return d, nil
+}
+
+// revocation finds the event that revoked the key: among the newest
+// events the page shows, or else asked for by itself (a key used from
+// many new addresses just before its revocation can have more events
+// after it than the page shows).
+func (s *Service) revocation(ctx context.Context, tenantID int64, id string, history []audit.Entry) (*audit.Entry, error) {
+	for i := range history {
+		if history[i].Action == "api_key.revoked" {
+			return &history[i], nil
+		}
+	}
+	e, err := audit.LatestForTarget(ctx, s.Store.Queries, tenantID, "api_key", id, "api_key.revoked")
+	if errors.Is(err, db.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &e, nil
 }
 
 // Filter narrows a list of keys.
 type Filter struct {
 	Environment string // "" or an Environment
 	Status      string // "" or a Status*
-	Page        int    // from 1
-	PerPage     int
+	// Search is text the key's name or one of its secrets' display
+	// prefixes contains, case ignored; "" for every key.
+	Search  string
+	Sort    string // one of Sorts; "" is SortNewest
+	Page    int    // from 1
+	PerPage int
 }
+
+// The orders of the key list.
+const (
+	SortNewest        = "created_desc"
+	SortOldest        = "created_asc"
+	SortLastUsed      = "last_used_desc" // most recently used first; never used last
+	SortLastUsedAsc   = "last_used_asc"  // never used first
+	SortExpiresSoon   = "expires_asc"    // soonest expiry first; never expiring last
+	SortExpiresLatest = "expires_desc"
+)
+
+// Sorts lists the orders the key list offers.
+var Sorts = []string{SortNewest, SortOldest, SortLastUsed, SortLastUsedAsc, SortExpiresSoon, SortExpiresLatest}
+
+// maxSearch bounds the search text.
+const maxSearch = 100
 
 // Page is one page of the key list.
 type Page struct {
-	// Filter is the filter applied: unknown values dropped, the page
-	// number bounded.
+	// Filter is the filter applied: unknown values dropped, the search
+	// trimmed (a full key becomes its display prefix), the page number
+	// bounded.
 	Filter Filter
 	Keys   []Key
 	More   bool
+	// Matching is how many keys the filter matches, on every page.
+	Matching int
 	// Any says whether the tenant has any key at all, so an empty page
 	// can tell "no keys yet" from "none match".
 	Any bool
 }
 
-// List returns one page of the tenant's keys, newest first, each with its
-// newest prefix, in two queries (three when the page is empty).
+// CleanSearch trims a search and bounds its length. A full key pasted
+// into the search becomes its display prefix, which finds it, so the
+// page never shows the key back.
+func CleanSearch(q string) string {
+	q = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(q), "…"))
+	if p, err := Parse(q); err == nil {
+		return DisplayPrefix(p)
+	}
+	return audit.CleanText(q, maxSearch)
+}
+
+// List returns one page of the tenant's keys in the filter's order, each
+// with its newest prefix, and how many match, in three queries.
 func (s *Service) List(ctx context.Context, tenantID int64, f Filter) (Page, error) {
 	now := s.Now()
 	if f.Environment != "" && !Environment(f.Environment).Valid() {
@@ -349,19 +521,24 @@ func (s *Service) List(ctx context.Context, tenantID int64, f Filter) (Page, err
 	default:
 		f.Status = ""
 	}
+	if !slices.Contains(Sorts, f.Sort) {
+		f.Sort = SortNewest
+	}
+	f.Search = CleanSearch(f.Search)
 	f.Page = min(max(f.Page, 1), 100_000) // keeps the offset far from int32 overflow
-	rows, err := s.Store.ListAPIKeysByTenant(ctx, db.ListAPIKeysByTenantParams{TenantID: tenantID, Environment: f.Environment,
-		Status: f.Status, Now: now, Lim: int32(f.PerPage + 1), Off: int32((f.Page - 1) * f.PerPage)})
+	n, err := s.Store.CountAPIKeysByTenant(ctx, db.CountAPIKeysByTenantParams{TenantID: tenantID, Environment: f.Environment,
+		Status: f.Status, Search: f.Search, Now: now})
 	if err != nil {
 		return Page{}, err
 	}
-	p := Page{Filter: f, Any: len(rows) > 0}
-	if !p.Any && (f.Environment != "" || f.Status != "" || f.Page > 1) {
-		all, err := s.Store.ListAPIKeysByTenant(ctx, db.ListAPIKeysByTenantParams{TenantID: tenantID, Now: now, Lim: 1})
-		if err != nil {
-			return Page{}, err
-		}
-		p.Any = len(all) > 0
+	p := Page{Filter: f, Matching: int(n.Matching), Any: n.Total > 0}
+	if p.Matching == 0 {
+		return p, nil
+	}
+	rows, err := s.Store.ListAPIKeysByTenant(ctx, db.ListAPIKeysByTenantParams{TenantID: tenantID, Environment: f.Environment,
+		Status: f.Status, Search: f.Search, Sort: f.Sort, Now: now, Lim: int32(f.PerPage + 1), Off: int32((f.Page - 1) * f.PerPage)})
+	if err != nil {
+		return Page{}, err
 	}
 	if len(rows) > f.PerPage {
 		rows, p.More = rows[:f.PerPage], true

@@ -88,8 +88,56 @@ func Rotate(ctx context.Context, q *db.Queries, keys *audit.Keys, tenantID int64
 		return "", err
 	}
 	return full, record(ctx, q, keys, now, by, "api_key.rotated", k, map[string]any{
-		"prefix": change{To: prefix}, "grace": grace.String(), "old_secrets_expire_at": until.UTC().Format(time.RFC3339),
+		"prefix": change{To: prefix}, "grace": DurationText(grace), "old_secrets_expire_at": until.UTC().Format(time.RFC3339),
 	})
+}
+
+// EndGrace ends now the rotation grace of the key's secret with prefix:
+// that secret stops working at once, the key's current one goes on.
+func EndGrace(ctx context.Context, q *db.Queries, keys *audit.Keys, tenantID int64, id, prefix string, by audit.Actor, now time.Time) error {
+	k, err := lockKey(ctx, q, tenantID, id)
+	if err != nil {
+		return err
+	}
+	secrets, err := q.ListAPIKeySecrets(ctx, db.ListAPIKeySecretsParams{TenantID: tenantID, KeyID: k.ID})
+	if err != nil {
+		return err
+	}
+	var until *time.Time
+	for _, sec := range secrets {
+		if sec.Prefix == prefix && sec.ExpiresAt != nil && sec.ExpiresAt.After(now) {
+			until = sec.ExpiresAt
+		}
+	}
+	if until == nil {
+		return errNoGrace(prefix)
+	}
+	if _, err := q.EndAPIKeySecretGrace(ctx, db.EndAPIKeySecretGraceParams{TenantID: tenantID, KeyID: k.ID, Prefix: prefix, Now: &now}); err != nil {
+		return err
+	}
+	return record(ctx, q, keys, now, by, "api_key.grace_ended", k, map[string]any{
+		"prefix": prefix, "expires_at": change{From: until.UTC().Format(time.RFC3339), To: now.UTC().Format(time.RFC3339)},
+	})
+}
+
+// errNoGrace refuses to end a grace that is not running: the secret is
+// the current one, or its grace is over.
+func errNoGrace(prefix string) error {
+	return errs.New(errs.Conflict, "", "The secret "+prefix+"… is not in a rotation grace window: it is the current secret, or it stopped working already.")
+}
+
+// DurationText writes a grace window or a rate-limit window as forms and
+// audit diffs spell it: "0", "1m", "1h", "24h", "168h".
+func DurationText(d time.Duration) string {
+	switch {
+	case d == 0:
+		return "0"
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	}
+	return d.String()
 }
 
 // Update changes a key's configuration. The environment is part of the
@@ -209,6 +257,11 @@ func KeyRateLimit(k db.APIKey) *RateLimit {
 	return &RateLimit{Requests: int(*k.RateLimitRequests), Window: time.Duration(*k.RateLimitWindowS) * time.Second}
 }
 
+type rateLimitDiff struct {
+	Requests int    `json:"requests"`
+	Window   string `json:"window"`
+}
+
 type change struct {
 	From any `json:"from,omitempty"`
 	To   any `json:"to"`
@@ -223,11 +276,14 @@ func configDiff(a, b db.APIKey) map[string]any {
 			d[name] = change{From: x, To: y}
 		}
 	}
-	rl := func(k db.APIKey) string {
+	// A rate limit reads {"requests":1000,"window":"1h"}, and the plan's
+	// default null. (Events before this form wrote "1000/1h0m0s" and
+	// "plan default"; audit.Describe reads both.)
+	rl := func(k db.APIKey) any {
 		if r := KeyRateLimit(k); r != nil {
-			return fmt.Sprintf("%d/%s", r.Requests, r.Window)
+			return rateLimitDiff{Requests: r.Requests, Window: DurationText(r.Window)}
 		}
-		return "plan default"
+		return nil
 	}
 	exp := func(k db.APIKey) string {
 		if k.ExpiresAt == nil {

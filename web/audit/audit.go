@@ -269,7 +269,21 @@ func ListForTarget(ctx context.Context, q *db.Queries, tenantID int64, targetTyp
 	}
 	out := make([]Entry, len(rows))
 	for i, r := range rows {
-		out[i] = Entry{At: r.OccurredAt, Action: r.Action, ActorType: r.ActorType, ActorID: r.ActorID, IP: r.Ip, Diff: r.Diff}
+		out[i] = entry(r)
 	}
 	return out, nil
+}
+
+// LatestForTarget returns the tenant's newest event of action about one
+// target, or db.ErrNotFound.
+func LatestForTarget(ctx context.Context, q *db.Queries, tenantID int64, targetType, targetID, action string) (Entry, error) {
+	r, err := q.GetLatestAuditEventForTarget(ctx, db.GetLatestAuditEventForTargetParams{TenantID: &tenantID, TargetType: targetType, TargetID: targetID, Action: action})
+	if err != nil {
+		return Entry{}, err
+	}
+	return entry(r), nil
+}
+
+func entry(r db.AuditEvent) Entry {
+	return Entry{At: r.OccurredAt, Action: r.Action, ActorType: r.ActorType, ActorID: r.ActorID, IP: r.Ip, Diff: r.Diff}
 }

@@ -11,17 +11,11 @@ import (
 
 	"keyward/views"
 	"keyward/web/apikey"
+	"keyward/web/audit"
 	"keyward/web/auth"
 )
 
 const keysPerPage = 25
-
-func fmtTime(t *time.Time) string {
-	if t == nil {
-		return "—"
-	}
-	return t.UTC().Format("2006-01-02 15:04 UTC")
-}
 
 func rateLimitText(k apikey.Key, t *auth.Tenant) string {
 	if r := k.RateLimit; r != nil {
@@ -30,12 +24,39 @@ func rateLimitText(k apikey.Key, t *auth.Tenant) string {
 	return "plan default (" + formatInt(t.PlanLimit()) + " / hour)"
 }
 
+// sortChoices are the key list's orders, as its form offers them.
+var sortChoices = []views.Choice{
+	{Value: apikey.SortNewest, Label: "Newest first"},
+	{Value: apikey.SortOldest, Label: "Oldest first"},
+	{Value: apikey.SortLastUsed, Label: "Recently used first"},
+	{Value: apikey.SortLastUsedAsc, Label: "Least recently used first"},
+	{Value: apikey.SortExpiresSoon, Label: "Expiring soonest first"},
+	{Value: apikey.SortExpiresLatest, Label: "Expiring latest first"},
+}
+
+// sortColumns are the sortable columns: each one's two orders, the first
+// being the one a click on it starts with.
+var sortColumns = []struct {
+	label       string
+	first, then string
+}{
+	{"Created", apikey.SortNewest, apikey.SortOldest},
+	{"Last used", apikey.SortLastUsed, apikey.SortLastUsedAsc},
+	{"Expires", apikey.SortExpiresSoon, apikey.SortExpiresLatest},
+}
+
+// ascending says which orders go from small to large, for aria-sort.
+var ascending = map[string]bool{apikey.SortOldest: true, apikey.SortLastUsedAsc: true, apikey.SortExpiresSoon: true}
+
+// handleKeysList shows a page of the tenant's keys: searched by name or
+// prefix (q), filtered by environment and status, sorted (sort), with how
+// many match.
 func (h *Handler) handleKeysList(c echo.Context) error {
 	st := getState(c)
 	ctx := c.Request().Context()
 	page, _ := strconv.Atoi(c.QueryParam("page"))
 	res, err := h.Keys.List(ctx, st.tenant.ID, apikey.Filter{Environment: c.QueryParam("environment"), Status: c.QueryParam("status"),
-		Page: page, PerPage: keysPerPage})
+		Search: c.QueryParam("q"), Sort: c.QueryParam("sort"), Page: page, PerPage: keysPerPage})
 	if err != nil {
 		return err
 	}
@@ -43,13 +64,26 @@ func (h *Handler) handleKeysList(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	env, status, page := res.Filter.Environment, res.Filter.Status, res.Filter.Page
-	p := views.KeysListProps{Environment: env, Status: status, Page: page, CanManage: canManage(st), AnyKeys: res.Any}
+	f := res.Filter
+	p := views.KeysListProps{Environment: f.Environment, Status: f.Status, Search: f.Search, Sort: f.Sort, Sorts: sortChoices,
+		Page: f.Page, Matching: res.Matching, Filtered: f.Environment != "" || f.Status != "" || f.Search != "",
+		CanManage: canManage(st), AnyKeys: res.Any, ClearURL: "/settings/developers/api-keys"}
 	if res.More {
-		p.NextURL = listURL(env, status, page+1)
+		p.NextURL = listURL(f, f.Sort, f.Page+1)
 	}
-	if page > 1 {
-		p.PrevURL = listURL(env, status, page-1)
+	if f.Page > 1 {
+		p.PrevURL = listURL(f, f.Sort, f.Page-1)
+	}
+	headers := []*views.SortHeader{&p.Created, &p.LastUsed, &p.Expiry}
+	for i, col := range sortColumns {
+		hd := views.SortHeader{Label: col.label, URL: listURL(f, col.first, 1)}
+		if f.Sort == col.first || f.Sort == col.then {
+			hd.Order = map[bool]string{true: "ascending", false: "descending"}[ascending[f.Sort]]
+			if f.Sort == col.first {
+				hd.URL = listURL(f, col.then, 1)
+			}
+		}
+		*headers[i] = hd
 	}
 	now := h.Now()
 	for _, k := range res.Keys {
@@ -57,42 +91,97 @@ func (h *Handler) handleKeysList(c echo.Context) error {
 		if k.CreatedBy != nil {
 			by = emails[*k.CreatedBy]
 		}
-		last := fmtTime(k.LastUsedAt)
-		if k.LastUsedIP != "" {
-			last += " from " + k.LastUsedIP
-		}
-		p.Rows = append(p.Rows, views.KeyRow{
+		row := views.KeyRow{
 			ID: k.ID, Name: k.Name, Prefix: k.Prefix, Environment: string(k.Environment),
 			Permissions: apikey.Summary(k.Scopes), Status: k.Status(now),
-			Created: fmtTime(&k.CreatedAt), CreatedBy: by, LastUsed: last,
-			Expiry: fmtTime(k.ExpiresAt), RateLimit: rateLimitText(k, st.tenant),
-		})
+			Created: views.At(k.CreatedAt, now), CreatedBy: by, LastUsed: views.AtPtr(k.LastUsedAt, now), LastUsedIP: k.LastUsedIP,
+			RateLimit: rateLimitText(k, st.tenant),
+		}
+		row.Expiry, row.ExpiryNote = expiry(k, now)
+		p.Rows = append(p.Rows, row)
 	}
 	return render(c, http.StatusOK, views.KeysListPage(meta(c, "API keys", "api-keys"), p))
 }
 
-// usageSeries turns a week of hourly counts into the page's two charts:
-// the last 24 hours and the last 7 days.
-func usageSeries(hours []int64, lastHour time.Time) []views.UsageSeries {
-	week := len(hours)
-	label := func(t time.Time) string { return t.Format("Jan 2 15:00") }
-	start := lastHour.Add(-time.Duration(week-1) * time.Hour)
-	return []views.UsageSeries{
-		{Caption: "Last 24 hours", Hours: hours[week-24:], FirstLabel: label(lastHour.Add(-23 * time.Hour)), LastLabel: label(lastHour)},
-		{Caption: "Last 7 days", Hours: hours, FirstLabel: label(start), LastLabel: label(lastHour)},
+// expiry is when the key expires, or, with nil, why it shows no time: it
+// never expires, or it is revoked, which ended it before any expiry.
+func expiry(k apikey.Key, now time.Time) (*views.When, string) {
+	switch {
+	case k.RevokedAt != nil:
+		return nil, "— (revoked)"
+	case k.ExpiresAt == nil:
+		return nil, "never"
 	}
+	return views.AtPtr(k.ExpiresAt, now), ""
 }
 
-func listURL(env, status string, page int) string {
+// listURL is the key list with filter f, in order sort, at page.
+func listURL(f apikey.Filter, sort string, page int) string {
 	q := url.Values{}
-	if env != "" {
-		q.Set("environment", env)
+	if f.Search != "" {
+		q.Set("q", f.Search)
 	}
-	if status != "" {
-		q.Set("status", status)
+	if f.Environment != "" {
+		q.Set("environment", f.Environment)
 	}
-	q.Set("page", strconv.Itoa(page))
+	if f.Status != "" {
+		q.Set("status", f.Status)
+	}
+	if sort != apikey.SortNewest {
+		q.Set("sort", sort)
+	}
+	if page > 1 {
+		q.Set("page", strconv.Itoa(page))
+	}
+	if len(q) == 0 {
+		return "/settings/developers/api-keys"
+	}
 	return "/settings/developers/api-keys?" + q.Encode()
+}
+
+// usageCharts turns the key's requests per hour by outcome into the
+// page's charts: the last 24 hours by hour, and the last 7 and 30 days by
+// UTC day. hours start at first, a UTC midnight.
+func usageCharts(hours []apikey.Outcomes, first time.Time) []views.Chart {
+	counts := func(o apikey.Outcomes) views.Counts {
+		return views.Counts{o.Success, o.ClientError, o.RateLimited, o.ServerError}
+	}
+	day := views.Chart{ID: "usage-24h", Caption: "Last 24 hours", Span: "Hour (UTC)"}
+	for i := max(len(hours)-24, 0); i < len(hours); i++ {
+		start := first.Add(time.Duration(i) * time.Hour)
+		b := views.Bar{Label: start.Format("Jan 2, 15:00") + "–" + start.Add(time.Hour).Format("15:00") + " UTC", Counts: counts(hours[i])}
+		if start.Hour()%3 == 0 {
+			b.Tick, b.Minor = start.Format("15:00"), start.Hour()%6 != 0
+		}
+		day.Bars = append(day.Bars, b)
+	}
+	var days []views.Bar
+	for d := 0; d*24 < len(hours); d++ {
+		var sum apikey.Outcomes
+		for _, o := range hours[d*24 : min((d+1)*24, len(hours))] {
+			sum = sum.Add(o)
+		}
+		start := first.AddDate(0, 0, d)
+		days = append(days, views.Bar{Label: start.Format("Mon Jan 2") + " (UTC)", Tick: start.Format("Jan 2"), Counts: counts(sum)})
+	}
+	// Ticks count back from today, so that today is always named: every
+	// day of the week (every other one on narrow screens), every fifth day
+	// of the month (every tenth).
+	week := views.Chart{ID: "usage-7d", Caption: "Last 7 days", Span: "Day (UTC)"}
+	for i, b := range days[max(len(days)-7, 0):] {
+		b.Minor = (6-i)%2 != 0
+		week.Bars = append(week.Bars, b)
+	}
+	month := views.Chart{ID: "usage-30d", Caption: "Last 30 days", Span: "Day (UTC)"}
+	for i, b := range days {
+		ago := len(days) - 1 - i
+		if ago%5 != 0 {
+			b.Tick = ""
+		}
+		b.Minor = ago%10 != 0
+		month.Bars = append(month.Bars, b)
+	}
+	return []views.Chart{day, week, month}
 }
 
 func (h *Handler) handleKeyDetail(c echo.Context) error {
@@ -101,6 +190,20 @@ func (h *Handler) handleKeyDetail(c echo.Context) error {
 		return err
 	}
 	return render(c, http.StatusOK, views.KeyDetailPage(meta(c, p.Name, "api-keys"), p))
+}
+
+// actorName says who an audit event's actor is: a user's email, or the
+// kind of actor.
+func actorName(e audit.Entry, emails map[int64]string) string {
+	if e.ActorType == audit.ActorUser {
+		if id, err := strconv.ParseInt(e.ActorID, 10, 64); err == nil && emails[id] != "" {
+			return emails[id]
+		}
+	}
+	if e.ActorType == audit.ActorAPIKey {
+		return "the key itself"
+	}
+	return e.ActorType
 }
 
 // keyDetail builds the detail page's props from the key service.
@@ -126,35 +229,51 @@ func (h *Handler) keyDetail(c echo.Context, id string) (views.KeyDetailProps, er
 	if k.CreatedBy != nil {
 		by = emails[*k.CreatedBy]
 	}
+	status := k.Status(now)
 	p := views.KeyDetailProps{
 		ID: k.ID, Name: k.Name, Description: k.Description, Environment: string(k.Environment),
-		Status: k.Status(now), Permissions: apikey.Summary(k.Scopes), Scopes: strings.Join(k.Scopes, ", "),
+		Status: status, Permissions: apikey.Summary(k.Scopes), Scopes: strings.Join(k.Scopes, ", "),
 		Sources: join(k.Sources, "any source"), IPAllowlist: join(k.IPAllowlist, "any address"),
-		RateLimit: rateLimitText(k, st.tenant), Expiry: fmtTime(k.ExpiresAt),
-		Created: fmtTime(&k.CreatedAt), CreatedBy: by, LastUsed: fmtTime(k.LastUsedAt), LastUsedIP: k.LastUsedIP,
-		CanManage: canManage(st), Grace: "1h", Usage: usageSeries(d.Hours, d.LastHour),
+		RateLimit: rateLimitText(k, st.tenant), Created: views.At(k.CreatedAt, now), CreatedBy: by,
+		LastUsed: views.AtPtr(k.LastUsedAt, now), LastUsedIP: k.LastUsedIP,
+		CanManage: canManage(st), Grace: "1h", Charts: usageCharts(d.Hours, d.First),
 	}
-	if k.ExpiresAt == nil {
-		p.Expiry = "never"
+	p.Expiry, p.ExpiryNote = expiry(k, now)
+	if k.RevokedAt != nil {
+		p.Revoked = &views.Revocation{At: views.At(*k.RevokedAt, now), By: "unknown"}
+		if d.Revocation != nil {
+			p.Revoked.By = actorName(*d.Revocation, emails)
+		}
 	}
 	for _, s := range d.Secrets {
-		state := "active"
-		switch {
-		case s.ExpiresAt != nil && !s.ExpiresAt.After(now):
-			state = "expired " + fmtTime(s.ExpiresAt)
-		case s.ExpiresAt != nil:
-			state = "expiring at " + fmtTime(s.ExpiresAt) + " (rotation grace)"
-		}
-		p.Secrets = append(p.Secrets, views.SecretRow{Prefix: s.Prefix, Created: fmtTime(&s.CreatedAt), State: state})
+		row := views.SecretRow{Prefix: s.Prefix, Created: views.At(s.CreatedAt, now), LastRequest: views.AtPtr(s.LastRequestAt, now)}
+		row.State, row.Class, row.Until = secretState(k, status, s, now)
+		row.EndGrace = p.CanManage && status != apikey.StatusRevoked && s.InGrace(now)
+		p.Secrets = append(p.Secrets, row)
 	}
 	for _, e := range d.History {
-		actor := e.ActorType
-		if e.ActorType == "user" {
-			if id, err := strconv.ParseInt(e.ActorID, 10, 64); err == nil && emails[id] != "" {
-				actor = emails[id]
-			}
-		}
-		p.History = append(p.History, views.AuditRow{When: fmtTime(&e.At), Action: e.Action, Actor: actor, IP: e.IP, Diff: string(e.Diff)})
+		p.History = append(p.History, views.AuditRow{When: views.At(e.At, now), Action: e.Action, Name: audit.ActionName(e.Action),
+			Actor: actorName(e, emails), IP: e.IP, Lines: audit.Describe(e.Action, e.Diff), Diff: string(e.Diff)})
 	}
 	return p, nil
+}
+
+// secretState says whether a secret works, consistently with its key: a
+// key's revocation, disablement or expiry speaks for all its secrets.
+func secretState(k apikey.Key, status string, s apikey.Secret, now time.Time) (state, class string, until *views.When) {
+	switch {
+	case status == apikey.StatusRevoked:
+		return "revoked with the key", "revoked", nil
+	case s.ExpiresAt != nil && !s.ExpiresAt.After(now):
+		return "expired", "expired", views.AtPtr(s.ExpiresAt, now)
+	case status == apikey.StatusDisabled && s.InGrace(now):
+		return "disabled with the key; its rotation grace ends", "disabled", views.AtPtr(s.ExpiresAt, now)
+	case status == apikey.StatusDisabled:
+		return "disabled with the key", "disabled", nil
+	case status == apikey.StatusExpired:
+		return "expired with the key", "expired", views.AtPtr(k.ExpiresAt, now)
+	case s.InGrace(now):
+		return "in rotation grace, stops working", "grace", views.AtPtr(s.ExpiresAt, now)
+	}
+	return "active", "active", nil
 }

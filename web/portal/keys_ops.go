@@ -61,7 +61,10 @@ func (h *Handler) handleKeyUpdate(c echo.Context) error {
 }
 
 // keyOp ends one code-confirmed operation of the detail page: a redirect
-// with a flash, or the page again with the error on the operation's form.
+// with a flash, or the page again with the error on the operation's form,
+// which takes the focus so that the page opens at it (views.opAttrs). An
+// error no form on the page can show (the key was revoked meanwhile) is
+// shown at the top instead.
 func (h *Handler) keyOp(c echo.Context, form, flash string, err error) error {
 	if err == nil {
 		return h.done(c, keyURL(c.Param("id")), flash)
@@ -74,12 +77,14 @@ func (h *Handler) keyOp(c echo.Context, form, flash string, err error) error {
 	if err != nil {
 		return err
 	}
-	p.Error, p.ErrorForm, p.CodeError, p.GraceError = prob.Message, form, fields["code"], fields["grace"]
-	if form == "rotate" && slices.Contains([]string{"0", "1h", "24h", "168h"}, c.FormValue("grace")) {
-		p.Grace = c.FormValue("grace") // a failed rotation keeps the window the admin chose
-	}
-	if p.CodeError == "" && prob.Field() != "grace" {
-		p.ErrorForm = "" // not about this form's fields: shown at the top of the page
+	p.Error, p.ErrorForm, p.Fields = prob.Message, form, fields
+	switch form {
+	case "rotate":
+		if slices.Contains([]string{"0", "1h", "24h", "168h"}, c.FormValue("grace")) {
+			p.Grace = c.FormValue("grace") // a failed rotation keeps the window the admin chose
+		}
+	case "revoke":
+		p.ConfirmName = c.FormValue("confirm_name")
 	}
 	return render(c, prob.Status, views.KeyDetailPage(meta(c, p.Name, "api-keys"), p))
 }
@@ -94,9 +99,20 @@ func (h *Handler) handleKeyEnable(c echo.Context) error {
 	return h.keyOp(c, "enable", "The key is enabled.", err)
 }
 
+// handleKeyRevoke revokes once the key's name is typed again
+// (confirm_name), besides the code. The console's DELETE route does not
+// ask for it: scripts name the key by its id.
 func (h *Handler) handleKeyRevoke(c echo.Context) error {
-	_, err := h.Keys.Revoke(c.Request().Context(), caller(c), c.FormValue("code"), c.Param("id"))
+	_, err := h.Keys.RevokeConfirmed(c.Request().Context(), caller(c), c.FormValue("code"), c.Param("id"), c.FormValue("confirm_name"))
 	return h.keyOp(c, "revoke", "The key is revoked. It no longer works anywhere.", err)
+}
+
+// handleKeyEndGrace ends now the rotation grace of the secret with the
+// posted prefix.
+func (h *Handler) handleKeyEndGrace(c echo.Context) error {
+	prefix := c.FormValue("prefix")
+	_, err := h.Keys.EndGrace(c.Request().Context(), caller(c), c.FormValue("code"), c.Param("id"), prefix)
+	return h.keyOp(c, views.EndGraceForm(prefix), "The secret "+prefix+"… no longer works. Requests with it get KEY_EXPIRED.", err)
 }
 
 // handleKeyRotate answers with the reveal-once page of the new secret.

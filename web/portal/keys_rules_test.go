@@ -47,7 +47,7 @@ func TestEveryOperationRefusesAndChangesNothing(t *testing.T) {
 		{"edit", "/settings/developers/api-keys/" + id, url.Values{"name": {"Renamed"}, "preset": {"read_only"}}},
 		{"rotate", "/settings/developers/api-keys/" + id + "/rotate", url.Values{"grace": {"1h"}}},
 		{"disable", "/settings/developers/api-keys/" + id + "/disable", url.Values{}},
-		{"revoke", "/settings/developers/api-keys/" + id + "/revoke", url.Values{}},
+		{"revoke", "/settings/developers/api-keys/" + id + "/revoke", url.Values{"confirm_name": {"Worker"}}},
 	}
 	post := func(c *webtest.Client, path string, form url.Values, code string, csrf bool) webtest.Response {
 		f := url.Values{}

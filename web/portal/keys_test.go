@@ -234,7 +234,7 @@ func TestDisableEnableRevoke(t *testing.T) {
 	if r := a.op(id, "enable", url.Values{}); r.Status != http.StatusOK {
 		t.Fatalf("enable: %d", r.Status)
 	}
-	if r := a.op(id, "revoke", url.Values{}); r.Status != http.StatusOK || !strings.Contains(r.Body, "revoked") {
+	if r := a.op(id, "revoke", url.Values{"confirm_name": {"Worker"}}); r.Status != http.StatusOK || !strings.Contains(r.Body, "revoked") {
 		t.Fatalf("revoke: %d", r.Status)
 	}
 	if r := a.op(id, "enable", url.Values{}); r.Status != http.StatusConflict {
@@ -292,7 +292,7 @@ func TestRotateGrace(t *testing.T) {
 	if _, err := e.App.Verifier.Verify(context.Background(), m[1]); err != nil {
 		t.Fatalf("the new secret: %v", err)
 	}
-	if r := a.c.Get("/settings/developers/api-keys/" + id); !strings.Contains(r.Body, "expired "+until.UTC().Format("2006-01-02 15:04")) {
+	if r := a.c.Get("/settings/developers/api-keys/" + id); !strings.Contains(r.Body, `expired</span> <time datetime="`+until.UTC().Format(time.RFC3339)+`"`) {
 		t.Error("past the grace window, the detail page does not show the old secret as expired")
 	}
 	e.Clock.Advance(-3 * (20*time.Minute + 30*time.Second))

@@ -121,6 +121,7 @@ func (h *Handler) Register(e *echo.Echo) {
 	owner.POST("/settings/team/members/:id/reset-mfa", h.handleMemberResetMFA)
 	owner.Match(getAndHead, "/settings/organization", h.handleOrg)
 	owner.POST("/settings/organization", h.handleOrgSave)
+	in.Match(getAndHead, "/settings/developers/api-logs/:rid", h.handleAPILog)
 	ops := in.Group("", h.requireManager)
 	ops.Match(getAndHead, "/settings/developers/api-keys/new", h.handleKeyNew)
 	ops.POST("/settings/developers/api-keys", h.handleKeyCreate)
@@ -130,6 +131,7 @@ func (h *Handler) Register(e *echo.Echo) {
 	ops.POST("/settings/developers/api-keys/:id/disable", h.handleKeyDisable)
 	ops.POST("/settings/developers/api-keys/:id/enable", h.handleKeyEnable)
 	ops.POST("/settings/developers/api-keys/:id/revoke", h.handleKeyRevoke)
+	ops.POST("/settings/developers/api-keys/:id/end-grace", h.handleKeyEndGrace)
 }
 
 // csrfCookie names the CSRF cookie. In production it is a __Host- cookie,

@@ -28,7 +28,7 @@ func TestChangesRedirectWithAFlashShownOnce(t *testing.T) {
 		{"disable", "The key is disabled", url.Values{}},
 		{"enable", "The key is enabled", url.Values{}},
 		{"", "Changes saved", edit},
-		{"revoke", "The key is revoked", url.Values{}},
+		{"revoke", "The key is revoked", url.Values{"confirm_name": {"Worker renamed"}}},
 	} {
 		var r webtest.Response
 		if c.op == "" {

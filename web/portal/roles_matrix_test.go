@@ -93,7 +93,9 @@ func TestRoleMatrix(t *testing.T) {
 		{"POST", k + "/disable", "", [5]int{400, 400, 403, 303, 303}},
 		{"POST", k + "/enable", "", [5]int{400, 400, 403, 303, 303}},
 		{"POST", k + "/revoke", "", [5]int{400, 400, 403, 303, 303}},
+		{"POST", k + "/end-grace", "", [5]int{409, 409, 403, 303, 303}}, // no secret in a grace window
 		{"GET", "/settings/developers/api-logs", "", [5]int{200, 200, 200, 303, 303}},
+		{"GET", "/settings/developers/api-logs/no-such-request", "", [5]int{404, 404, 404, 303, 303}},
 		{"GET", "/settings/team", "", [5]int{200, 200, 200, 303, 303}},
 		{"POST", "/settings/team/invitations", "", [5]int{400, 403, 403, 303, 303}},
 		{"POST", "/settings/team/invitations/" + invID + "/revoke", "", [5]int{400, 403, 403, 303, 303}},
@@ -148,6 +150,7 @@ func TestRoleMatrix(t *testing.T) {
 		if strings.HasPrefix(p, "/invite/") {
 			p = "/invite/:token"
 		}
+		p = strings.Replace(p, "/api-logs/no-such-request", "/api-logs/:rid", 1)
 		covered[row.method+" "+p] = true
 	}
 	for _, r := range e.App.Echo.Routes() {

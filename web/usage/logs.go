@@ -44,7 +44,7 @@ const rowOverhead = int64(unsafe.Sizeof(Request{}))
 
 // rowBytes is what a buffered row holds in memory, about.
 func rowBytes(q *Request) int64 {
-	return rowOverhead + int64(len(q.KeyID)+len(q.KeyPrefix)+len(q.Method)+len(q.Path)+len(q.Code)+len(q.IP)+len(q.RequestID))
+	return rowOverhead + int64(len(q.KeyID)+len(q.KeyPrefix)+len(q.Method)+len(q.Path)+len(q.Code)+len(q.UserAgent)+len(q.IP)+len(q.RequestID))
 }
 
 // budget is a key's refusals in one minute.
@@ -93,7 +93,8 @@ func newLogBuffer(limit int64) logBuffer {
 }
 
 // Log queues a request-log row, or counts it with others if it is a
-// refusal past its key's budget. It drops and counts the row if the buffer
+// refusal past its key's budget, and notes the request as the last one
+// to present its secret. It drops and counts the row if the buffer
 // is full, or if the recorder is closed (a request that outlived
 // shutdown). It never blocks on I/O.
 func (r *Recorder) Log(req Request) {
@@ -106,6 +107,7 @@ func (r *Recorder) Log(req Request) {
 	b := &r.logs
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	r.presented(&req)
 	if req.Status >= 400 && req.Status < 500 && r.countRefusal(req) {
 		return
 	}
@@ -307,7 +309,7 @@ func (r *Recorder) copyRows(ctx context.Context, rows []Request) (int, error) {
 		params[i] = db.CopyRequestLogsParams{
 			TenantID: q.TenantID, KeyID: pgtype.UUID{Bytes: id, Valid: err == nil}, KeyPrefix: q.KeyPrefix, Method: q.Method,
 			Path: q.Path, Status: int32(q.Status), Ip: q.IP, LatencyUs: q.Latency.Microseconds(), RequestID: q.RequestID,
-			At: q.At, Count: int32(max(q.Count, 1)),
+			At: q.At, Count: int32(max(q.Count, 1)), Code: nullText(q.Code), UserAgent: nullText(q.UserAgent),
 		}
 	}
 	return r.copyParams(ctx, params)

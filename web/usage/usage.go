@@ -1,6 +1,6 @@
 // Package usage records what API keys do without writing on the request
-// path: last-used time and address, first use from a new address, and the
-// request log. Requests hand their facts to in-memory buffers; background
+// path: last-used time and address, the last request with each secret,
+// first use from a new address, and the request log. Requests hand their facts to in-memory buffers; background
 // loops write them in batches, and Close flushes what is left. A full
 // buffer drops (and counts) rather than slows a request. It must not
 // import echo.
@@ -47,6 +47,11 @@ const (
 	// memory only saves database work: api_key_ips is the authority, so
 	// forgetting everything when full loses nothing.
 	maxSeen = 200_000
+	// maxPendingSecrets bounds the secrets whose last request waits for a
+	// write. Only identified keys' secrets get here, so it is reached only
+	// by that many secrets in use within a minute; past it, a secret not
+	// waiting already is not updated this time.
+	maxPendingSecrets = 100_000
 )
 
 // Request is one keyed public-API request, for the request log: a row
@@ -58,9 +63,12 @@ type Request struct {
 	Method    string
 	Path      string
 	Status    int
-	// Code is the envelope's error code of a refused request. Refusals
-	// are counted by key, status and code; it is not stored.
-	Code      string
+	// Code is the envelope's error code of a refused or failed request,
+	// "" when the answer carried none. Refusals past the budget are
+	// counted by key, status and code.
+	Code string
+	// UserAgent is the client's, cleaned and cut like Path.
+	UserAgent string
 	IP        string
 	Latency   time.Duration
 	RequestID string
@@ -92,6 +100,12 @@ type lastUse struct {
 	ip       string
 }
 
+// secretRef names a secret as the request log does: its key and display
+// prefix.
+type secretRef struct {
+	keyID, prefix string
+}
+
 type keyIP struct {
 	tenantID int64
 	keyID    string
@@ -106,16 +120,21 @@ type Recorder struct {
 	interval time.Duration
 	keys     *audit.Keys
 
-	mu       sync.Mutex
-	pending  map[string]lastUse   // key id → newest use not yet written
-	written  map[string]time.Time // key id → when its last-used was last written
-	seen     map[string]map[string]struct{}
-	nSeen    int
-	newIPs   []keyIP
-	logs     logBuffer
-	stop     chan struct{}
-	done     sync.WaitGroup
-	closeOne sync.Once
+	mu      sync.Mutex
+	pending map[string]lastUse   // key id → newest use not yet written
+	written map[string]time.Time // key id → when its last-used was last written
+	seen    map[string]map[string]struct{}
+	nSeen   int
+	newIPs  []keyIP
+	// secrets: when a request last presented each secret, not yet
+	// written; secretWritten: when each was last written. Guarded by
+	// logs.mu, which Log holds anyway.
+	secrets       map[secretRef]lastUse
+	secretWritten map[secretRef]time.Time
+	logs          logBuffer
+	stop          chan struct{}
+	done          sync.WaitGroup
+	closeOne      sync.Once
 	// loops is the context of the loops' flushes; Close cancels it when
 	// its own deadline passes, so a flush stuck on the database cannot
 	// hold shutdown.
@@ -146,6 +165,7 @@ func New(store *db.Store, log *slog.Logger, now func() time.Time, m *metrics.Set
 		loops: loops, stopLoops: stopLoops, now: now, m: m, dropped: m.Dropped.WithLabelValues("request_log"),
 		store: store, log: log, interval: o.Interval, keys: o.Audit,
 		pending: map[string]lastUse{}, written: map[string]time.Time{}, seen: map[string]map[string]struct{}{},
+		secrets: map[secretRef]lastUse{}, secretWritten: map[secretRef]time.Time{},
 		logs: newLogBuffer(o.LogBuffer), stop: make(chan struct{}),
 	}
 }
@@ -264,6 +284,7 @@ func (r *Recorder) flushUse(ctx context.Context, all bool) {
 		}
 	}
 	r.mu.Unlock()
+	sp := r.dueSecrets(now, all)
 
 	if len(p.KeyIds) > 0 {
 		if _, err := r.store.FlushLastUsed(ctx, p); err != nil {
@@ -272,6 +293,15 @@ func (r *Recorder) flushUse(ctx context.Context, all bool) {
 			r.restore(p)
 		} else {
 			r.m.FlushSize.WithLabelValues("last_used").Observe(float64(len(p.KeyIds)))
+		}
+	}
+	if len(sp.KeyIds) > 0 {
+		if _, err := r.store.FlushSecretLastRequest(ctx, sp); err != nil {
+			r.m.FlushErrors.WithLabelValues("secret_last_request").Inc()
+			r.log.Error("writing secrets' last requests; they are retried at the next flush", "secrets", len(sp.KeyIds), "err", err)
+			r.restoreSecrets(sp)
+		} else {
+			r.m.FlushSize.WithLabelValues("secret_last_request").Observe(float64(len(sp.KeyIds)))
 		}
 	}
 	if len(ips) > 0 {
@@ -295,6 +325,62 @@ func (r *Recorder) restore(p db.FlushLastUsedParams) {
 			r.pending[id] = lastUse{p.TenantIds[i], p.Ats[i], p.Ips[i]}
 		}
 		delete(r.written, id)
+	}
+}
+
+// presented notes that a request presented the secret req names,
+// accepted or refused. logs.mu is held.
+func (r *Recorder) presented(req *Request) {
+	ref := secretRef{req.KeyID, req.KeyPrefix}
+	if p, ok := r.secrets[ref]; ok {
+		if p.at.Before(req.At) {
+			r.secrets[ref] = lastUse{tenantID: req.TenantID, at: req.At}
+		}
+		return
+	}
+	if len(r.secrets) >= maxPendingSecrets {
+		return
+	}
+	r.secrets[ref] = lastUse{tenantID: req.TenantID, at: req.At}
+}
+
+// dueSecrets takes the secrets' last requests due for a write: those not
+// written in the last LastUsedGap, or all of them.
+func (r *Recorder) dueSecrets(now time.Time, all bool) db.FlushSecretLastRequestParams {
+	var p db.FlushSecretLastRequestParams
+	b := &r.logs
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for ref, u := range r.secrets {
+		if !all && now.Sub(r.secretWritten[ref]) < LastUsedGap {
+			continue
+		}
+		p.TenantIds, p.KeyIds, p.Prefixes, p.Ats = append(p.TenantIds, u.tenantID), append(p.KeyIds, ref.keyID), append(p.Prefixes, ref.prefix), append(p.Ats, u.at)
+		r.secretWritten[ref] = now
+		delete(r.secrets, ref)
+	}
+	for ref, t := range r.secretWritten {
+		if now.Sub(t) > 2*LastUsedGap {
+			if _, waiting := r.secrets[ref]; !waiting {
+				delete(r.secretWritten, ref)
+			}
+		}
+	}
+	return p
+}
+
+// restoreSecrets puts secrets' last requests whose write failed back,
+// unless a newer request replaced them meanwhile.
+func (r *Recorder) restoreSecrets(p db.FlushSecretLastRequestParams) {
+	b := &r.logs
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i, id := range p.KeyIds {
+		ref := secretRef{id, p.Prefixes[i]}
+		if cur, ok := r.secrets[ref]; !ok || cur.at.Before(p.Ats[i]) {
+			r.secrets[ref] = lastUse{tenantID: p.TenantIds[i], at: p.Ats[i]}
+		}
+		delete(r.secretWritten, ref)
 	}
 }
 

@@ -169,3 +169,29 @@ func TestRefusalsPastTheBudgetAreCounted(t *testing.T) {
 		t.Fatalf("the next minute's 70 refusals are %d rows, want 61", rowsNow)
 	}
 }
+
+// TestRowsKeepCodeAndUserAgent: a row keeps its refusal's error code and
+// its client's user agent; a success's code, and a missing user agent,
+// are stored as NULL.
+func TestRowsKeepCodeAndUserAgent(t *testing.T) {
+	r, store, _ := recorder(t, usage.Options{})
+	key, now := uuid.NewString(), time.Now()
+	refused := row(key, 1, now)
+	refused.Status, refused.Code, refused.UserAgent = 403, "IP_NOT_ALLOWED", "acme-sync/2.1"
+	r.Log(refused)
+	r.Log(row(key, 2, now))
+	r.Flush(context.Background())
+	var code, ua *string
+	if err := store.Pool.QueryRow(context.Background(), "SELECT code, user_agent FROM api_request_logs WHERE request_id = 'r000001'").Scan(&code, &ua); err != nil {
+		t.Fatal(err)
+	}
+	if code == nil || *code != "IP_NOT_ALLOWED" || ua == nil || *ua != "acme-sync/2.1" {
+		t.Errorf("the refusal's row: code %v, user agent %v", code, ua)
+	}
+	if err := store.Pool.QueryRow(context.Background(), "SELECT code, user_agent FROM api_request_logs WHERE request_id = 'r000002'").Scan(&code, &ua); err != nil {
+		t.Fatal(err)
+	}
+	if code != nil || ua != nil {
+		t.Errorf("the success's row: code %v, user agent %v; want NULLs", code, ua)
+	}
+}
