@@ -254,7 +254,7 @@ func (q *Queries) GetAPIKeyForUpdate(ctx context.Context, arg GetAPIKeyForUpdate
 }
 
 const getLatestAuditEventForTarget = `-- name: GetLatestAuditEventForTarget :one
-SELECT id, chain_id, seq, tenant_id, occurred_at, actor_type, actor_id, action, target_type, target_id, ip, user_agent, diff, prev_hash, hash FROM audit_events
+SELECT id, chain_id, seq, tenant_id, occurred_at, actor_type, actor_id, action, target_type, target_id, ip, user_agent, diff, prev_hash, hash, hash_alg FROM audit_events
 WHERE tenant_id = $1 AND target_type = $2 AND target_id = $3 AND action = $4
 ORDER BY seq DESC
 LIMIT 1
@@ -293,6 +293,7 @@ func (q *Queries) GetLatestAuditEventForTarget(ctx context.Context, arg GetLates
 		&i.Diff,
 		&i.PrevHash,
 		&i.Hash,
+		&i.HashAlg,
 	)
 	return i, err
 }
