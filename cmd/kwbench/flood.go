@@ -13,12 +13,16 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
 
 // floodResult is what the sign-in flood got back.
 type floodResult struct {
+	Name    string
 	Workers int
+	Owner   bool // half the workers guessed the owner's password
+	First   int  // the first worker's address is floodAddr(First)
 	Elapsed time.Duration
 	Codes   map[int]uint64 // status → responses
 	Errors  []string       // transport errors and statuses other than 401, 429 and 503
@@ -33,7 +37,7 @@ func (f floodResult) Attempts() uint64 {
 	return n
 }
 
-// floodAddr is worker i's address, from 198.18.0.0/15 (RFC 2544's range for
+// floodAddr is address number i, from 198.18.0.0/15 (RFC 2544's range for
 // benchmarks), sent as X-Forwarded-For, which the server believes from
 // loopback (KEYWARD_TRUSTED_PROXIES=127.0.0.1/32).
 func floodAddr(i int) string { return fmt.Sprintf("198.18.%d.%d", i/250, i%250+1) }
@@ -41,10 +45,10 @@ func floodAddr(i int) string { return fmt.Sprintf("198.18.%d.%d", i/250, i%250+1
 // flood is a running sign-in flood: workers that each fetch the sign-in
 // form once (for the CSRF cookie and token, as a browser would), then post
 // wrong passwords back to back, each worker from its own address, without
-// waiting out any Retry-After. Even-numbered workers guess the password of
-// the tenant owner's real email, so its account lock engages; odd-numbered
-// ones send a made-up email each time, so only their address's limit
-// applies and every attempt they get admitted is hashed.
+// waiting out any Retry-After. Workers send a made-up email each time, so
+// only their address's limit applies and every attempt admitted is hashed;
+// with owner set, even-numbered workers guess the password of the tenant
+// owner's real email instead, so its account lock engages.
 type flood struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -56,11 +60,17 @@ type flood struct {
 	failed atomic.Int64
 }
 
-func startFlood(ctx context.Context, base, csrfCookie, ownerEmail string, workers int) *flood {
+// startFlood starts workers whose addresses are floodAddr(first) on; with
+// owner set, half of them guess ownerEmail's password.
+func startFlood(ctx context.Context, base, csrfCookie, ownerEmail string, owner bool, workers, first int) *flood {
 	ctx, cancel := context.WithCancel(ctx)
 	f := &flood{cancel: cancel, start: time.Now(), codes: map[int]uint64{}, errs: map[string]bool{}}
 	for i := range workers {
-		f.wg.Go(func() { f.worker(ctx, base, csrfCookie, ownerEmail, i) })
+		email := ""
+		if owner && i%2 == 0 {
+			email = ownerEmail
+		}
+		f.wg.Go(func() { f.worker(ctx, base, csrfCookie, email, i, floodAddr(first+i)) })
 	}
 	return f
 }
@@ -88,12 +98,13 @@ func (f *flood) note(code int, bad string) {
 	}
 }
 
-func (f *flood) worker(ctx context.Context, base, csrfCookie, ownerEmail string, i int) {
+// worker posts wrong passwords for email, or for a made-up email each time
+// when email is empty, from addr until ctx ends.
+func (f *flood) worker(ctx context.Context, base, csrfCookie, email string, i int, addr string) {
 	tr := &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 60 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	addr := floodAddr(i)
 
 	token, err := csrfToken(ctx, client, base, addr, csrfCookie)
 	if err != nil {
@@ -103,11 +114,11 @@ func (f *flood) worker(ctx context.Context, base, csrfCookie, ownerEmail string,
 		return
 	}
 	for n := 0; ctx.Err() == nil; n++ {
-		email := ownerEmail
-		if i%2 == 1 {
-			email = fmt.Sprintf("flood-%02d-%d@example.invalid", i, n)
+		guess := email
+		if guess == "" {
+			guess = fmt.Sprintf("flood-%s-%d@example.invalid", addr, n)
 		}
-		form := url.Values{"email": {email}, "password": {fmt.Sprintf("not the password %d", n)}, "csrf_token": {token}}
+		form := url.Values{"email": {guess}, "password": {fmt.Sprintf("not the password %d", n)}, "csrf_token": {token}}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/login", strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header.Set("Cookie", csrfCookie+"="+token)
@@ -164,6 +175,68 @@ func csrfToken(ctx context.Context, client *http.Client, base, addr, cookie stri
 type missRun struct {
 	Run    runResult
 	Misses float64 // keyward_apikey_cache_lookups_total{result="miss"}, delta
+}
+
+// floodRun is one sign-in flood, the cache-miss run made during it and
+// what the server's connections were doing meanwhile.
+type floodRun struct {
+	Miss  missRun
+	Flood floodResult
+	Conns connSamples
+}
+
+// benchAppName is the application_name of kwbench's own connections.
+const benchAppName = "kwbench"
+
+// connSamples counts, in samples of pg_stat_activity, the server's
+// connections to the bench database that were busy (in a statement or in
+// an open transaction) and those of them waiting for an advisory lock.
+type connSamples struct {
+	Samples              int
+	Busy, Advisory       int // summed over the samples
+	BusyMax, AdvisoryMax int
+	Err                  string
+}
+
+func (c connSamples) BusyMean() float64     { return float64(c.Busy) / float64(max(c.Samples, 1)) }
+func (c connSamples) AdvisoryMean() float64 { return float64(c.Advisory) / float64(max(c.Samples, 1)) }
+
+// sampleConns reads pg_stat_activity every 100 ms until the returned
+// function is called, which returns the counts.
+func sampleConns(ctx context.Context, pool *pgxpool.Pool) func() connSamples {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan connSamples, 1)
+	go func() {
+		var c connSamples
+		defer func() { done <- c }()
+		for ctx.Err() == nil {
+			var busy, advisory int
+			err := pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE state <> 'idle'),
+       count(*) FILTER (WHERE wait_event_type = 'Lock' AND wait_event = 'advisory')
+FROM pg_stat_activity
+WHERE datname = current_database() AND backend_type = 'client backend' AND application_name <> $1`, benchAppName).Scan(&busy, &advisory)
+			if err != nil {
+				if ctx.Err() == nil && c.Err == "" {
+					c.Err = err.Error()
+				}
+				return
+			}
+			c.Samples++
+			c.Busy += busy
+			c.Advisory += advisory
+			c.BusyMax, c.AdvisoryMax = max(c.BusyMax, busy), max(c.AdvisoryMax, advisory)
+			t := time.NewTimer(100 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+		}
+	}()
+	return func() connSamples {
+		cancel()
+		return <-done
+	}
 }
 
 // keysTargeter sends GET url with each key of keys once, in order, and

@@ -62,6 +62,7 @@ type options struct {
 	logDays      int           // days they are spread over
 	floodWorkers int           // concurrent sign-in attempts, each from its own address
 	missRate     int           // cache-miss requests a second, with and without the flood
+	missWorkers  int           // vegeta workers of those runs
 	missDuration time.Duration // length of each of those two runs
 	floodRamp    time.Duration // from the flood's start to the cache-miss run
 }
@@ -85,6 +86,7 @@ func main() {
 	flag.IntVar(&o.logDays, "log-days", 7, "days before the run those rows are spread over")
 	flag.IntVar(&o.floodWorkers, "flood-workers", 48, "concurrent sign-in attempts of the flood, each from its own address")
 	flag.IntVar(&o.missRate, "miss-rate", 100, "requests a second with never-seen keys, with and without the sign-in flood")
+	flag.IntVar(&o.missWorkers, "miss-workers", 64, "vegeta workers of the cache-miss runs (enough that slow answers do not hold the rate back)")
 	flag.DurationVar(&o.missDuration, "miss-duration", 10*time.Second, "length of each cache-miss run over HTTP")
 	flag.DurationVar(&o.floodRamp, "flood-ramp", 2*time.Second, "from the flood's start to the cache-miss run during it")
 	flag.BoolVar(&o.keepPGDir, "keep", false, "keep the temporary cluster directory (its path is printed)")
@@ -95,8 +97,8 @@ func main() {
 	}
 	flag.Parse()
 	if o.workers < 1 || o.rounds < 1 || o.duration <= 0 || o.rateFrac <= 0 || o.batchSize < 1 || o.misses < 1 ||
-		o.highWorkers < 1 || o.logRows < 0 || o.logDays < 1 || o.floodWorkers < 1 || o.missRate < 1 || o.missDuration <= 0 || o.floodRamp < 0 {
-		fmt.Fprintln(os.Stderr, "kwbench: -workers, -rounds, -duration, -rate-fraction, -batch, -misses, -high-workers, -log-days, -flood-workers, -miss-rate and -miss-duration must be positive")
+		o.highWorkers < 1 || o.logRows < 0 || o.logDays < 1 || o.floodWorkers < 1 || o.missRate < 1 || o.missWorkers < 1 || o.missDuration <= 0 || o.floodRamp < 0 {
+		fmt.Fprintln(os.Stderr, "kwbench: -workers, -rounds, -duration, -rate-fraction, -batch, -misses, -high-workers, -log-days, -flood-workers, -miss-rate, -miss-workers and -miss-duration must be positive")
 		os.Exit(2)
 	}
 

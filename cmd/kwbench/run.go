@@ -52,8 +52,8 @@ type bench struct {
 	missKeys               int
 	logChecks              []logCheck // every keyed max-throughput run, in the order run
 	healthzHigh, keyedHigh runResult  // at o.highWorkers connections
-	missQuiet, missFlood   missRun    // never-seen keys, without and during the flood
-	flood                  floodResult
+	missQuiet              missRun    // never-seen keys, no flood
+	floods                 []floodRun // never-seen keys during each sign-in flood
 	serverPool             int
 	hwm                    []memMark // VmHWM after each phase
 	sequence               []anyRun  // every load run, in the order run
@@ -143,7 +143,14 @@ func (b *bench) measure(ctx context.Context) (err error) {
 			b.fail("stopping PostgreSQL: %v", serr)
 		}
 	}()
-	pool, err := pgxpool.New(ctx, url)
+	// kwbench's own connections name themselves, so that the server's can
+	// be told apart in pg_stat_activity.
+	pcfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errSetup, err)
+	}
+	pcfg.ConnConfig.RuntimeParams["application_name"] = benchAppName
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errSetup, err)
 	}
@@ -157,7 +164,7 @@ func (b *bench) measure(ctx context.Context) (err error) {
 	}
 	// Never-seen keys for the cache-miss runs: one per request of each.
 	perRun := int(float64(o.missRate)*o.missDuration.Seconds()) + 1
-	missKeys, err := seedMissKeys(ctx, store, fx, 2*perRun)
+	missKeys, err := seedMissKeys(ctx, store, fx, 3*perRun)
 	if err != nil {
 		return fmt.Errorf("%w: creating the keys of the cache-miss runs: %v", errSetup, err)
 	}
@@ -339,7 +346,7 @@ func (b *bench) measure(ctx context.Context) (err error) {
 	// during, a sign-in flood.
 	missRunOf := func(name string, keys []string) missRun {
 		m0, err0 := promValues(metricsURL)
-		r := missRun{Run: load(name, keysTargeter(srv.base()+"/api/v1/key", keys), o.missRate, o.missDuration, 200, 0)}
+		r := missRun{Run: loadW(name, keysTargeter(srv.base()+"/api/v1/key", keys), o.missRate, o.missWorkers, o.missDuration, 200, 0)}
 		m1, err1 := promValues(metricsURL)
 		if err0 == nil && err1 == nil {
 			r.Misses = m1[mCacheMiss] - m0[mCacheMiss]
@@ -352,22 +359,44 @@ func (b *bench) measure(ctx context.Context) (err error) {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	logf("sign-in flood: %d workers, each from its own address", o.floodWorkers)
-	fl := startFlood(ctx, srv.base(), csrfCookie, fx.Owner, o.floodWorkers)
-	if err := sleep(ctx, o.floodRamp); err != nil {
-		fl.stop()
-		return err
-	}
-	b.missFlood = missRunOf("GET /api/v1/key, never-seen keys, during the sign-in flood", missKeys[perRun:])
-	b.flood = fl.stop()
-	b.flood.Workers = o.floodWorkers
-	logf("sign-in flood: %s attempts in %v: %s", groupDigits(int64(b.flood.Attempts())), b.flood.Elapsed.Round(100*time.Millisecond),
-		runResult{Codes: b.flood.Codes}.CodesString())
-	if len(b.flood.Errors) > 0 {
-		b.fail("sign-in flood: %s", strings.Join(b.flood.Errors, "; "))
-	}
-	if ctx.Err() != nil {
-		return ctx.Err()
+	// Two floods, each from addresses of its own: made-up accounts only,
+	// then half of the workers on the owner's real account.
+	for i, owner := range []bool{false, true} {
+		name := "made-up emails"
+		if owner {
+			name = "half on the owner's account"
+		}
+		// Attempts of the previous flood still in line finish their hashes
+		// first (a second or so).
+		if i > 0 {
+			if err := sleep(ctx, 2*time.Second); err != nil {
+				return err
+			}
+		}
+		first := i * o.floodWorkers
+		logf("sign-in flood (%s): %d workers, each from its own address", name, o.floodWorkers)
+		fl := startFlood(ctx, srv.base(), csrfCookie, fx.Owner, owner, o.floodWorkers, first)
+		if err := sleep(ctx, o.floodRamp); err != nil {
+			fl.stop()
+			return err
+		}
+		keys := missKeys[(i+1)*perRun : (i+2)*perRun]
+		sampling := sampleConns(ctx, pool)
+		m := missRunOf("GET /api/v1/key, never-seen keys, during the sign-in flood ("+name+")", keys)
+		conns := sampling()
+		res := fl.stop()
+		res.Name, res.Workers, res.Owner, res.First = name, o.floodWorkers, owner, first
+		b.floods = append(b.floods, floodRun{Miss: m, Flood: res, Conns: conns})
+		logf("  server's connections meanwhile (%d samples): busy mean %.1f, max %d; waiting on an advisory lock mean %.1f, max %d",
+			conns.Samples, conns.BusyMean(), conns.BusyMax, conns.AdvisoryMean(), conns.AdvisoryMax)
+		logf("sign-in flood (%s): %s attempts in %v: %s", name, groupDigits(int64(res.Attempts())), res.Elapsed.Round(100*time.Millisecond),
+			runResult{Codes: res.Codes}.CodesString())
+		if len(res.Errors) > 0 {
+			b.fail("sign-in flood (%s): %s", name, strings.Join(res.Errors, "; "))
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 	}
 	// Attempts still in line finish their hashes (a second or so).
 	if err := sleep(ctx, 2*time.Second); err != nil {
@@ -375,7 +404,7 @@ func (b *bench) measure(ctx context.Context) (err error) {
 	}
 
 	// Peak memory, after every HTTP run.
-	b.markHWM(pid, "the cache-miss runs and the sign-in flood")
+	b.markHWM(pid, "the cache-miss runs and the sign-in floods")
 	if len(b.hwm) > 0 {
 		b.peakHWM = b.hwm[len(b.hwm)-1].KB
 	}
