@@ -56,7 +56,7 @@ func (b *bench) rows() []row {
 			}
 			rows = append(rows, row{Measure: "What a keyed request costs more than an unkeyed one, CPU per request: server / PostgreSQL / load generator",
 				Value: extra(ku.Server, hu.Server) + " / " + extra(ku.PG, hu.PG) + " / " + extra(ku.Client, hu.Client),
-				Note:  "PostgreSQL's share is the request-log row (COPY into the partitioned table and its two indexes); the load generator's is reading the larger answer (five rate-limit headers and the key's JSON)"})
+				Note:  "PostgreSQL's share is the request-log row (COPY into the partitioned table and its two indexes); the load generator's is sending the key and reading the larger answer (five rate-limit headers and the key's JSON)"})
 			// Were the server's keyed path free, the ratio could not rise above this.
 			rows = append(rows, row{Measure: "Keyed / unkeyed throughput implied by CPU if the server spent no more on a keyed request than on `/healthz`",
 				Value: fmt.Sprintf("%.2f", per(ht, hn)/(per(kt, kn)-(per(ku.Server, kn)-per(hu.Server, hn)))),
