@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -38,6 +39,29 @@ func (b *bench) rows() []row {
 		ratio.Status = statusError
 	}
 	rows = append(rows, ratio)
+	if n := min(len(b.healthzMax), len(b.keyedMax)); n > 1 {
+		// Each round's two runs are next to each other in time, so their
+		// ratio shares more of the machine's state than the two bests do.
+		var rs []float64
+		var parts []string
+		for i := range n {
+			if h := b.healthzMax[i].PerSec(); h > 0 {
+				r := b.keyedMax[i].PerSec() / h
+				rs = append(rs, r)
+				parts = append(parts, fmt.Sprintf("%.2f", r))
+			}
+		}
+		if len(rs) > 0 {
+			slices.Sort(rs)
+			med := rs[len(rs)/2]
+			if len(rs)%2 == 0 {
+				med = (rs[len(rs)/2-1] + rs[len(rs)/2]) / 2
+			}
+			rows = append(rows, row{Measure: "Keyed / unkeyed max throughput of each round (its two runs one after the other), and their median",
+				Value: strings.Join(parts, ", ") + fmt.Sprintf("; median %.2f", med), Status: runStatus(append(b.healthzMax, b.keyedMax...)...),
+				Note: "how far apart the rounds are shows the noise the best-of figures carry"})
+		}
+	}
 	hu, hn := cpuSum(b.healthzMax)
 	ku, kn := cpuSum(b.keyedMax)
 	if hn > 0 && kn > 0 && hu.Server > 0 {
@@ -287,8 +311,8 @@ func (b *bench) markdown(rows []row) string {
 	p("")
 	p("## How these were measured")
 	p("")
-	p("- **Machine:** %s, %d logical CPUs (kwbench's GOMAXPROCS %d), %s MB memory, Linux %s. The machine is shared and noisy: read the ratios, each of which compares two figures taken in the same run, with the same tool, at the same concurrency; the absolute figures are for orientation only.",
-		m.CPU, m.CPUs, m.Procs, groupDigits(m.MemMB), m.Kernel)
+	p("- **Machine:** %s, %d logical CPUs (kwbench's GOMAXPROCS %d), %s MB memory, Linux %s. The machine is shared and noisy (1-minute load average %s when kwbench started, %s when it ended, its own load included): read the ratios, each of which compares two figures taken in the same run, with the same tool, at the same concurrency; the absolute figures are for orientation only.",
+		m.CPU, m.CPUs, m.Procs, groupDigits(m.MemMB), m.Kernel, b.loadStart, b.loadEnd)
 	p("- **Software:** %s; vegeta %s, used as a library; PostgreSQL settings: %s.", m.Go, m.Vegeta, b.pg)
 	p("- **Database:** a private cluster started by `db/pglocal` in a temporary directory on %s, with default durability (fsync, synchronous_commit and full_page_writes on, as `make run` has; not the tests' fast mode), migrated, holding one tenant on the *stack* plan, its owner, one production key with every scope whose rate limit is raised to %s requests an hour so the limiter (in memory) never refuses a request, and %s more production keys for the cache-miss runs, all made by `apikey.Create` as the portal makes them.",
 		m.Storage, groupDigits(benchRateLimit), groupDigits(int64(b.missKeys)))
@@ -303,7 +327,7 @@ func (b *bench) markdown(rows []row) string {
 		o.missRate, o.missDuration, o.missWorkers, o.floodWorkers, o.floodRamp, o.floodWorkers)
 	p("- **Memory:** VmRSS of the keyward process %v after `/readyz` answered (idle), and VmHWM (peak resident set) after each phase and after the last load run (the %d-connection runs and the floods included), from `/proc/<pid>/status`; MB are 10^6 bytes.", o.idleWait, o.highWorkers)
 	p("- **Cache miss in process:** in the kwbench process, an `apikey.NewVerifier` with default options, except the instance-wide budget of lookups of keys not cached (1,000 a second by default, raised above the loop's count: the loop makes nothing but misses), on its own pgx pool to the same database; %d times: `InvalidateAll`, then one timed `Verify` of the key (parse, hash, miss, one query, principal cached).", o.misses)
-	p("- **Total time** of kwbench: %v.", b.finished.Sub(b.started).Round(time.Second))
+	p("- **Total time** of kwbench: %v (the Go benchmarks, which `make bench` runs first, not included); every run has the length and the number of rounds given above.", b.finished.Sub(b.started).Round(time.Second))
 	p("")
 
 	p("## Results")

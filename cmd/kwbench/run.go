@@ -60,6 +60,21 @@ type bench struct {
 
 	exitErr error
 	failed  []string // what did not work (exit status 1)
+
+	loadStart, loadEnd string // the machine's 1-minute load average
+}
+
+// loadAvg is the 1-minute load average of /proc/loadavg, or "?".
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
 }
 
 func (b *bench) fail(format string, args ...any) {
@@ -69,7 +84,7 @@ func (b *bench) fail(format string, args ...any) {
 }
 
 func run(ctx context.Context, o options) int {
-	b := &bench{o: o, started: time.Now(), m: machineInfo()}
+	b := &bench{o: o, started: time.Now(), m: machineInfo(), loadStart: loadAvg()}
 	if o.gobench != "" {
 		b.gb = readGoBench(o.gobench)
 		if b.gb.Err != nil {
@@ -87,7 +102,7 @@ func run(ctx context.Context, o options) int {
 		logf("interrupted: %s is left as it was", o.out)
 		return 1
 	}
-	b.finished = time.Now()
+	b.finished, b.loadEnd = time.Now(), loadAvg()
 	rows := b.rows()
 	if err := os.WriteFile(o.out, []byte(b.markdown(rows)), 0o644); err != nil {
 		logf("writing %s: %v", o.out, err)
