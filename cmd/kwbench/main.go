@@ -10,11 +10,16 @@
 // orientation only.
 //
 // Measured: idle and peak resident memory of the server; keyed
-// (GET /api/v1/key) against unkeyed (GET /healthz) throughput and latency;
-// single-event ingestion against a plain INSERT loop on the same database;
-// batch ingestion against single-event ingestion; the in-process cost of a
-// verification that misses the cache. The figures of the Go benchmarks
-// (run by make beforehand, into the file named by -gobench) are copied in.
+// (GET /api/v1/key) against unkeyed (GET /healthz) throughput and latency,
+// at 32 and at 128 connections, with every keyed request logged into a
+// request log that already holds a million rows, and whether every one of
+// those rows was written; single-event ingestion against a plain INSERT
+// loop on the same database; batch ingestion against single-event
+// ingestion; the latency of requests whose key misses the server's cache,
+// with and without a flood of wrong-password sign-ins from many addresses;
+// the in-process cost of a verification that misses the cache. The
+// figures of the Go benchmarks (run by make beforehand, into the file
+// named by -gobench) are copied in.
 //
 // Usage (from the repository root):
 //
@@ -49,8 +54,17 @@ type options struct {
 	gobench    string
 	bin        string
 	keepPGDir  bool
-	baseConns  int // pool size of the SQL baseline (0: pgxpool's default, like the server's)
+	baseConns  int // pool size of the SQL baseline (0: the server's default pool size)
 	skipIngest bool
+
+	highWorkers  int           // connections of the second keyed max-throughput run
+	logRows      int64         // rows put in the request log before the keyed runs
+	logDays      int           // days they are spread over
+	floodWorkers int           // concurrent sign-in attempts, each from its own address
+	missRate     int           // cache-miss requests a second, with and without the flood
+	missWorkers  int           // vegeta workers of those runs
+	missDuration time.Duration // length of each of those two runs
+	floodRamp    time.Duration // from the flood's start to the cache-miss run
 }
 
 func main() {
@@ -66,7 +80,15 @@ func main() {
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "file to write")
 	flag.StringVar(&o.gobench, "gobench", "tmp/gobench.txt", "output of 'go test -bench' to copy in ('' to skip)")
 	flag.StringVar(&o.bin, "bin", "tmp/keyward", "where to build the keyward binary")
-	flag.IntVar(&o.baseConns, "baseline-conns", 0, "connections of the SQL baseline's pool (0: pgxpool's default, the size keyward serve's pool has)")
+	flag.IntVar(&o.baseConns, "baseline-conns", 0, "connections of the SQL baseline's pool (0: the size keyward serve's pool has by default)")
+	flag.IntVar(&o.highWorkers, "high-workers", 128, "vegeta workers (and connections) of the second keyed max-throughput run")
+	flag.Int64Var(&o.logRows, "log-rows", 1_000_000, "rows written into api_request_logs before the keyed runs")
+	flag.IntVar(&o.logDays, "log-days", 7, "days before the run those rows are spread over")
+	flag.IntVar(&o.floodWorkers, "flood-workers", 48, "concurrent sign-in attempts of the flood, each from its own address")
+	flag.IntVar(&o.missRate, "miss-rate", 100, "requests a second with never-seen keys, with and without the sign-in flood")
+	flag.IntVar(&o.missWorkers, "miss-workers", 64, "vegeta workers of the cache-miss runs (enough that slow answers do not hold the rate back)")
+	flag.DurationVar(&o.missDuration, "miss-duration", 10*time.Second, "length of each cache-miss run over HTTP")
+	flag.DurationVar(&o.floodRamp, "flood-ramp", 2*time.Second, "from the flood's start to the cache-miss run during it")
 	flag.BoolVar(&o.keepPGDir, "keep", false, "keep the temporary cluster directory (its path is printed)")
 	flag.BoolVar(&o.skipIngest, "skip-ingest", false, "skip the ingestion runs")
 	flag.Usage = func() {
@@ -74,8 +96,9 @@ func main() {
 		flag.PrintDefaults()
 	}
 	flag.Parse()
-	if o.workers < 1 || o.rounds < 1 || o.duration <= 0 || o.rateFrac <= 0 || o.batchSize < 1 || o.misses < 1 {
-		fmt.Fprintln(os.Stderr, "kwbench: -workers, -rounds, -duration, -rate-fraction, -batch and -misses must be positive")
+	if o.workers < 1 || o.rounds < 1 || o.duration <= 0 || o.rateFrac <= 0 || o.batchSize < 1 || o.misses < 1 ||
+		o.highWorkers < 1 || o.logRows < 0 || o.logDays < 1 || o.floodWorkers < 1 || o.missRate < 1 || o.missWorkers < 1 || o.missDuration <= 0 || o.floodRamp < 0 {
+		fmt.Fprintln(os.Stderr, "kwbench: -workers, -rounds, -duration, -rate-fraction, -batch, -misses, -high-workers, -log-days, -flood-workers, -miss-rate, -miss-workers and -miss-duration must be positive")
 		os.Exit(2)
 	}
 

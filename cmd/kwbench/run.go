@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -47,8 +48,33 @@ type bench struct {
 	miss     missResult
 	counters []string
 
+	fill                   fillResult
+	missKeys               int
+	logChecks              []logCheck // every keyed max-throughput run, in the order run
+	healthzHigh, keyedHigh runResult  // at o.highWorkers connections
+	missQuiet              missRun    // never-seen keys, no flood
+	floods                 []floodRun // never-seen keys during each sign-in flood
+	serverPool             int
+	hwm                    []memMark // VmHWM after each phase
+	sequence               []anyRun  // every load run, in the order run
+
 	exitErr error
 	failed  []string // what did not work (exit status 1)
+
+	loadStart, loadEnd string // the machine's 1-minute load average
+}
+
+// loadAvg is the 1-minute load average of /proc/loadavg, or "?".
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
 }
 
 func (b *bench) fail(format string, args ...any) {
@@ -58,7 +84,7 @@ func (b *bench) fail(format string, args ...any) {
 }
 
 func run(ctx context.Context, o options) int {
-	b := &bench{o: o, started: time.Now(), m: machineInfo()}
+	b := &bench{o: o, started: time.Now(), m: machineInfo(), loadStart: loadAvg()}
 	if o.gobench != "" {
 		b.gb = readGoBench(o.gobench)
 		if b.gb.Err != nil {
@@ -76,7 +102,7 @@ func run(ctx context.Context, o options) int {
 		logf("interrupted: %s is left as it was", o.out)
 		return 1
 	}
-	b.finished = time.Now()
+	b.finished, b.loadEnd = time.Now(), loadAvg()
 	rows := b.rows()
 	if err := os.WriteFile(o.out, []byte(b.markdown(rows)), 0o644); err != nil {
 		logf("writing %s: %v", o.out, err)
@@ -132,16 +158,40 @@ func (b *bench) measure(ctx context.Context) (err error) {
 			b.fail("stopping PostgreSQL: %v", serr)
 		}
 	}()
-	pool, err := pgxpool.New(ctx, url)
+	// kwbench's own connections name themselves, so that the server's can
+	// be told apart in pg_stat_activity.
+	pcfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errSetup, err)
+	}
+	pcfg.ConnConfig.RuntimeParams["application_name"] = benchAppName
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errSetup, err)
 	}
 	defer pool.Close()
 	store := db.NewStore(pool)
 	b.pg = pgSettings(ctx, pool)
+	b.serverPool = serverPoolSize()
 	fx, err := seed(ctx, store)
 	if err != nil {
 		return fmt.Errorf("%w: creating the tenant, owner and key: %v", errSetup, err)
+	}
+	// Never-seen keys for the cache-miss runs: one per request of each.
+	perRun := int(float64(o.missRate)*o.missDuration.Seconds()) + 1
+	missKeys, err := seedMissKeys(ctx, store, fx, 3*perRun)
+	if err != nil {
+		return fmt.Errorf("%w: creating the keys of the cache-miss runs: %v", errSetup, err)
+	}
+	b.missKeys = len(missKeys)
+	logf("created %d keys for the cache-miss runs", len(missKeys))
+	if o.logRows > 0 {
+		logf("filling the request log with %s rows over %d days", groupDigits(o.logRows), o.logDays)
+		b.fill = fillRequestLog(ctx, pool, fx, o.logRows, o.logDays)
+		if b.fill.Err != nil {
+			return fmt.Errorf("%w: filling the request log: %v", errSetup, b.fill.Err)
+		}
+		logf("request log filled in %v (%s rows)", b.fill.Elapsed.Round(100*time.Millisecond), groupDigits(b.fill.Total))
 	}
 
 	logf("starting keyward serve")
@@ -152,14 +202,45 @@ func (b *bench) measure(ctx context.Context) (err error) {
 	defer srv.kill()
 	pid := srv.cmd.Process.Pid
 	probe := cpuProbe{serverPID: pid, pgData: filepath.Join(cluster.Dir, "pg")}
-	load := func(name string, tr vegeta.Targeter, rate int, dur time.Duration, want, perReq int) runResult {
+	loadW := func(name string, tr vegeta.Targeter, rate, workers int, dur time.Duration, want, perReq int) runResult {
 		before := probe.sample()
-		r := attack(ctx, name, tr, rate, o.workers, dur, want, perReq)
+		r := attack(ctx, name, tr, rate, workers, dur, want, perReq)
 		r.CPU = probe.sample().sub(before)
 		return b.note(r)
 	}
+	load := func(name string, tr vegeta.Targeter, rate int, dur time.Duration, want, perReq int) runResult {
+		return loadW(name, tr, rate, o.workers, dur, want, perReq)
+	}
+	metricsURL := srv.base() + "/metrics"
+	// keyedLogged is a keyed max-throughput run, then the wait for its
+	// request-log rows: every answered request must have its row.
+	keyedLogged := func(name string, tr vegeta.Targeter, workers int) runResult {
+		m0, merr := promValues(metricsURL)
+		since := time.Now()
+		r := loadW(name, tr, 0, workers, o.duration, 200, 0)
+		c := logCheck{Run: r, Answered: answered(r)}
+		n, settle, err := waitLogged(ctx, pool, fx.KeyID, since, c.Answered, 5*time.Second, 90*time.Second)
+		c.Logged, c.Settle, c.Complete = n, settle, n >= int64(c.Answered)
+		m1, merr2 := promValues(metricsURL)
+		switch {
+		case err != nil:
+			c.Err = "counting rows: " + err.Error()
+		case merr != nil || merr2 != nil:
+			c.Err = "reading /metrics: " + errors.Join(merr, merr2).Error()
+		default:
+			c.Written, c.Dropped, c.Errors = m1[mWritten]-m0[mWritten], m1[mDropped]-m0[mDropped], m1[mFlushErrors]-m0[mFlushErrors]
+		}
+		logf("  request log: %s answered, %s rows found after %v, %s written, %s dropped, %s failed writes",
+			groupDigits(int64(c.Answered)), groupDigits(c.Logged), c.Settle.Round(100*time.Millisecond),
+			fmtRate(c.Written), fmtRate(c.Dropped), fmtRate(c.Errors))
+		if c.Err != "" {
+			b.fail("%s: %s", name, c.Err)
+		}
+		b.logChecks = append(b.logChecks, c)
+		return r
+	}
 
-	// 3. Idle memory.
+	// Idle memory.
 	if err := sleep(ctx, o.idleWait); err != nil {
 		return err
 	}
@@ -168,7 +249,7 @@ func (b *bench) measure(ctx context.Context) (err error) {
 	}
 	logf("idle RSS %s", fmtMB(b.idleRSS))
 
-	// 4. Keyed against unkeyed.
+	// Keyed against unkeyed, every keyed request logged.
 	auth := http.Header{"Authorization": {"Bearer " + fx.Key}}
 	if err := warmKey(ctx, srv.base()+"/api/v1/key", auth); err != nil {
 		return err
@@ -185,7 +266,7 @@ func (b *bench) measure(ctx context.Context) (err error) {
 			b.healthzMax = append(b.healthzMax, load("GET /healthz", healthz, 0, o.duration, 200, 0))
 		}
 		k := func() {
-			b.keyedMax = append(b.keyedMax, load("GET /api/v1/key", keyed, 0, o.duration, 200, 0))
+			b.keyedMax = append(b.keyedMax, keyedLogged("GET /api/v1/key", keyed, o.workers))
 		}
 		if i%2 == 0 {
 			b.orders = append(b.orders, "healthz, key")
@@ -200,6 +281,14 @@ func (b *bench) measure(ctx context.Context) (err error) {
 			return ctx.Err()
 		}
 	}
+	b.markHWM(pid, fmt.Sprintf("the runs at %d connections", o.workers))
+	// The same at more connections than workers a core can keep busy.
+	b.keyedHigh = keyedLogged("GET /api/v1/key", keyed, o.highWorkers)
+	b.healthzHigh = loadW("GET /healthz", healthz, 0, o.highWorkers, o.duration, 200, 0)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	b.markHWM(pid, fmt.Sprintf("the runs at %d connections", o.highWorkers))
 	// Both routes must be able to keep up, or the latencies would not be
 	// taken at the same rate: a fraction of the slower route's best.
 	b.constRate = max(int(min(best(b.healthzMax).PerSec(), best(b.keyedMax).PerSec())*o.rateFrac), 1)
@@ -209,15 +298,19 @@ func (b *bench) measure(ctx context.Context) (err error) {
 		return ctx.Err()
 	}
 
-	// 5. Ingestion.
+	// Ingestion.
 	if !o.skipIngest {
 		b.ingestRun = true
+		conns := o.baseConns
+		if conns <= 0 {
+			conns = b.serverPool
+		}
 		// Rounds alternate which goes first, as for the GET routes: the
 		// events table grows during the runs, and the machine is noisy.
 		sqlRun := func() {
 			logf("SQL baseline: single-row INSERT loop, %d goroutines, %v", o.workers, o.duration)
 			before := probe.sample()
-			r, err := insertLoop(ctx, url, fx, o.workers, o.baseConns, o.duration)
+			r, err := insertLoop(ctx, url, fx, o.workers, conns, o.duration)
 			r.CPU = probe.sample().sub(before)
 			switch {
 			case err != nil:
@@ -229,6 +322,7 @@ func (b *bench) measure(ctx context.Context) (err error) {
 				logf("SQL baseline: %s rows/s, cpu/row %s", fmtRate(r.PerSec()), cpuPer(r.CPU, r.Rows))
 			}
 			b.sqlRuns = append(b.sqlRuns, r)
+			b.sequence = append(b.sequence, anyRun{sql: &r})
 			if r.PerSec() >= b.sql.PerSec() {
 				b.sql = r
 			}
@@ -261,21 +355,84 @@ func (b *bench) measure(ctx context.Context) (err error) {
 		}
 	}
 
-	// 7. Peak memory, after every HTTP run.
-	if b.peakHWM, err = procStatusKB(pid, "VmHWM"); err != nil {
-		b.memErr = append(b.memErr, err.Error())
-	}
-	logf("peak RSS (VmHWM) %s", fmtMB(b.peakHWM))
-	b.counters = scrapeCounters(srv.base() + "/metrics")
+	b.markHWM(pid, "the constant-rate and ingestion runs")
 
-	// 6. Cache-miss verification, in this process.
+	// Keys the server has never seen, at a constant rate: without, then
+	// during, a sign-in flood.
+	missRunOf := func(name string, keys []string) missRun {
+		m0, err0 := promValues(metricsURL)
+		r := missRun{Run: loadW(name, keysTargeter(srv.base()+"/api/v1/key", keys), o.missRate, o.missWorkers, o.missDuration, 200, 0)}
+		m1, err1 := promValues(metricsURL)
+		if err0 == nil && err1 == nil {
+			r.Misses = m1[mCacheMiss] - m0[mCacheMiss]
+		} else {
+			r.Misses = -1
+		}
+		return r
+	}
+	b.missQuiet = missRunOf("GET /api/v1/key, never-seen keys, no flood", missKeys[:perRun])
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	// Two floods, each from addresses of its own: made-up accounts only,
+	// then half of the workers on the owner's real account.
+	for i, owner := range []bool{false, true} {
+		name := "made-up emails"
+		if owner {
+			name = "half on the owner's account"
+		}
+		// Attempts of the previous flood still in line finish their hashes
+		// first (a second or so).
+		if i > 0 {
+			if err := sleep(ctx, 2*time.Second); err != nil {
+				return err
+			}
+		}
+		first := i * o.floodWorkers
+		logf("sign-in flood (%s): %d workers, each from its own address", name, o.floodWorkers)
+		fl := startFlood(ctx, srv.base(), csrfCookie, fx.Owner, owner, o.floodWorkers, first)
+		if err := sleep(ctx, o.floodRamp); err != nil {
+			fl.stop()
+			return err
+		}
+		keys := missKeys[(i+1)*perRun : (i+2)*perRun]
+		sampling := sampleConns(ctx, pool)
+		m := missRunOf("GET /api/v1/key, never-seen keys, during the sign-in flood ("+name+")", keys)
+		conns := sampling()
+		res := fl.stop()
+		res.Name, res.Workers, res.Owner, res.First = name, o.floodWorkers, owner, first
+		b.floods = append(b.floods, floodRun{Miss: m, Flood: res, Conns: conns})
+		logf("  server's connections meanwhile (%d samples): busy mean %.1f, max %d; waiting on an advisory lock mean %.1f, max %d",
+			conns.Samples, conns.BusyMean(), conns.BusyMax, conns.AdvisoryMean(), conns.AdvisoryMax)
+		logf("sign-in flood (%s): %s attempts in %v: %s", name, groupDigits(int64(res.Attempts())), res.Elapsed.Round(100*time.Millisecond),
+			runResult{Codes: res.Codes}.CodesString())
+		if len(res.Errors) > 0 {
+			b.fail("sign-in flood (%s): %s", name, strings.Join(res.Errors, "; "))
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	// Attempts still in line finish their hashes (a second or so).
+	if err := sleep(ctx, 2*time.Second); err != nil {
+		return err
+	}
+
+	// Peak memory, after every HTTP run.
+	b.markHWM(pid, "the cache-miss runs and the sign-in floods")
+	if len(b.hwm) > 0 {
+		b.peakHWM = b.hwm[len(b.hwm)-1].KB
+	}
+	b.counters = scrapeCounters(metricsURL)
+
+	// Cache-miss verification, in this process.
 	logf("timing %d cache-miss verifications in process", o.misses)
 	b.miss = timeMisses(ctx, store, fx.Key, o.misses)
 	if b.miss.Failed > 0 {
 		b.fail("cache-miss verification: %d of %d failed, first: %s", b.miss.Failed, b.miss.N, b.miss.FirstErr)
 	}
 
-	// 8. SIGTERM must end the server with status 0.
+	// SIGTERM must end the server with status 0.
 	logf("stopping keyward (SIGTERM)")
 	if b.exitErr = srv.stop(60 * time.Second); b.exitErr != nil {
 		b.fail("keyward serve after SIGTERM: %v", b.exitErr)
@@ -285,6 +442,12 @@ func (b *bench) measure(ctx context.Context) (err error) {
 	}
 	return nil
 }
+
+// serverPoolSize is the size keyward serve gives its pool when
+// KEYWARD_DB_MAX_CONNS is not set: 4 per CPU Go may use, at least 4
+// (cmd/keyward's defaultDBMaxConns). The server runs on this machine with
+// GOMAXPROCS unset, as this process normally does.
+func serverPoolSize() int { return max(4, 4*runtime.GOMAXPROCS(0)) }
 
 // note logs a run and records it as a failure when a response was wrong.
 func (b *bench) note(r runResult) runResult {
@@ -297,7 +460,32 @@ func (b *bench) note(r runResult) runResult {
 	if !r.OK() {
 		b.fail("%s: %d of %d responses were not %d: %s", r.Name, r.Requests-r.Good, r.Requests, r.Want, strings.Join(r.Errors, "; "))
 	}
+	b.sequence = append(b.sequence, anyRun{http: &r})
 	return r
+}
+
+// anyRun is one line of the table of every run: a vegeta run or a SQL
+// baseline run.
+type anyRun struct {
+	http *runResult
+	sql  *sqlResult
+}
+
+// memMark is the server's peak resident set after a phase.
+type memMark struct {
+	After string
+	KB    int64
+}
+
+// markHWM records the server's VmHWM after the phase named after.
+func (b *bench) markHWM(pid int, after string) {
+	kb, err := procStatusKB(pid, "VmHWM")
+	if err != nil {
+		b.memErr = append(b.memErr, err.Error())
+		return
+	}
+	b.hwm = append(b.hwm, memMark{after, kb})
+	logf("VmHWM after %s: %s", after, fmtMB(kb))
 }
 
 // best is the run with the most good responses per second.
@@ -354,7 +542,8 @@ func scrapeCounters(url string) []string {
 	for sc.Scan() {
 		line := sc.Text()
 		for _, p := range []string{"keyward_apikey_cache_lookups_total", "keyward_apikey_verifications_total",
-			"keyward_ratelimit_rejections_total", "keyward_buffer_dropped_total", "keyward_flush_errors_total"} {
+			"keyward_ratelimit_rejections_total", "keyward_buffer_dropped_total", "keyward_flush_errors_total",
+			"keyward_flush_batch_size_sum", "keyward_flush_batch_size_count"} {
 			if strings.HasPrefix(line, p) {
 				out = append(out, line)
 			}

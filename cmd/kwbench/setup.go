@@ -37,6 +37,8 @@ const benchRateLimit = 100_000_000
 // fixture is what the benchmark creates in the database.
 type fixture struct {
 	TenantID int64
+	OwnerID  int64
+	Owner    string // the owner's email
 	KeyID    string
 	Key      string // the full secret
 }
@@ -77,7 +79,7 @@ func seed(ctx context.Context, store *db.Store) (fixture, error) {
 		if err != nil {
 			return err
 		}
-		owner, err := auth.CreateUser(ctx, q, keys, t.ID, "owner@bench.test", auth.RoleOwner, auth.GeneratePassword(), true, audit.Actor{Type: audit.ActorSystem, ID: "kwbench"}, time.Now())
+		owner, err := auth.CreateUser(ctx, q, keys, t.ID, ownerEmail, auth.RoleOwner, auth.GeneratePassword(), true, audit.Actor{Type: audit.ActorSystem, ID: "kwbench"}, time.Now())
 		if err != nil {
 			return err
 		}
@@ -92,10 +94,40 @@ func seed(ctx context.Context, store *db.Store) (fixture, error) {
 			benchRateLimit, k.ID); err != nil {
 			return err
 		}
-		f = fixture{TenantID: t.ID, KeyID: k.ID, Key: full}
+		f = fixture{TenantID: t.ID, OwnerID: owner.ID, Owner: ownerEmail, KeyID: k.ID, Key: full}
 		return nil
 	})
 	return f, err
+}
+
+// ownerEmail is the bench tenant's owner, whose password the sign-in flood
+// guesses.
+const ownerEmail = "owner@bench.test"
+
+// seedMissKeys creates n more production keys of the bench tenant, the
+// same way seed creates its key (apikey.Create, plan rate limit), in one
+// transaction, and returns their secrets. The server has never seen them:
+// each is sent once, so each of those requests misses the server's cache.
+func seedMissKeys(ctx context.Context, store *db.Store, f fixture, n int) ([]string, error) {
+	ring, err := keyring.New([]byte(benchSecret))
+	if err != nil {
+		return nil, err
+	}
+	auditKeys := audit.NewKeys(ring)
+	keys := make([]string, 0, n)
+	err = store.InTx(ctx, func(q *db.Queries) error {
+		by := audit.Actor{TenantID: &f.TenantID, Type: audit.ActorSystem, ID: "kwbench"}
+		for i := range n {
+			cfg := apikey.Config{Name: fmt.Sprintf("miss-%05d", i), Environment: apikey.Production, Scopes: apikey.AllScopes}
+			_, full, err := apikey.Create(ctx, q, auditKeys, f.TenantID, cfg, by, f.OwnerID, time.Now())
+			if err != nil {
+				return err
+			}
+			keys = append(keys, full)
+		}
+		return nil
+	})
+	return keys, err
 }
 
 // pgSettings reads the settings that decide what a commit costs.
@@ -131,6 +163,32 @@ type server struct {
 	err    error         // Wait's result, once exited is closed
 }
 
+// serverEnv is what the bench sets for keyward serve: production mode, as
+// an operator runs it (a JSON log line per request, Secure __Host-
+// cookies, no demo data), X-Forwarded-For believed from loopback
+// only (the sign-in flood speaks for many addresses through it), and
+// every setting that sizes the server left empty so its default holds:
+// the pool (KEYWARD_DB_MAX_CONNS), the request-log buffer, GOGC (serve
+// then sets 200) and GOMEMLIMIT.
+func serverEnv(dbURL, dataDir string) []string {
+	return append(os.Environ(),
+		"KEYWARD_DATABASE_URL="+dbURL,
+		"KEYWARD_SECRET_KEY="+benchSecret,
+		"KEYWARD_MODE=production",
+		"KEYWARD_DATA_DIR="+dataDir,
+		"KEYWARD_TRUSTED_PROXIES="+trustedProxies,
+		"KEYWARD_REDIS_URL=", "KEYWARD_API_HOSTS=", "KEYWARD_API_HOSTS_STRICT=", "KEYWARD_BASE_URL=",
+		"KEYWARD_DB_MAX_CONNS=", "KEYWARD_REQUEST_LOG_BUFFER=", "KEYWARD_LOG_FORMAT=", "KEYWARD_KEY_STALE_MAX=",
+		"KEYWARD_REQUEST_LOG_RETENTION=", "GOGC=", "GOMEMLIMIT=", "GOMAXPROCS=",
+	)
+}
+
+// trustedProxies is the server's KEYWARD_TRUSTED_PROXIES.
+const trustedProxies = "127.0.0.1/32"
+
+// csrfCookie is the portal's CSRF cookie in production mode.
+const csrfCookie = "__Host-kw_csrf"
+
 // startServer starts bin on a free loopback port against dbURL and waits
 // for /readyz. Its stdout and stderr (a JSON line per request) go to
 // /dev/null.
@@ -144,13 +202,7 @@ func startServer(bin, dbURL, dataDir string) (*server, error) {
 		return nil, err
 	}
 	cmd := exec.Command(abs, "serve", "--addr", addr)
-	cmd.Env = append(os.Environ(),
-		"KEYWARD_DATABASE_URL="+dbURL,
-		"KEYWARD_SECRET_KEY="+benchSecret,
-		"KEYWARD_MODE=development",
-		"KEYWARD_DATA_DIR="+dataDir,
-		"KEYWARD_REDIS_URL=", "KEYWARD_API_HOSTS=", "KEYWARD_TRUSTED_PROXIES=", "KEYWARD_BASE_URL=",
-	)
+	cmd.Env = serverEnv(dbURL, dataDir)
 	// nil Stdout/Stderr: the child writes to /dev/null, with no copying
 	// goroutine in this process.
 	if err := cmd.Start(); err != nil {
