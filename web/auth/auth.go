@@ -46,6 +46,8 @@ type Service struct {
 	Audit *audit.Keys
 	// Mail, when set, also sends invitation links by mail.
 	Mail kwmail.Sender
+
+	keys keyLocks
 }
 
 func (s *Service) hashes() *HashLimit {

@@ -88,12 +88,14 @@ func mfaKey(userID int64) string { return fmt.Sprintf("mfa:user:%d", userID) }
 // after refusing with an errs.Throttled error that starts with what if
 // any key is locked.
 func (s *Service) attempt(ctx context.Context, what string, keys []string, fn func(q *db.Queries, now time.Time) error) error {
-	return s.Store.InTx(ctx, func(q *db.Queries) error {
-		now, err := s.lockKeys(ctx, q, what, keys)
-		if err != nil {
-			return err
-		}
-		return fn(q, now)
+	return s.keys.hold(ctx, keys, true, func() error {
+		return s.Store.InTx(ctx, func(q *db.Queries) error {
+			now, err := s.lockKeys(ctx, q, what, keys)
+			if err != nil {
+				return err
+			}
+			return fn(q, now)
+		})
 	})
 }
 
@@ -115,17 +117,19 @@ func keyNames(keys []throttleKey) []string {
 // locks of keys it refuses a locked key, counts a failure on each key, and
 // runs read. It commits before anything is hashed.
 func (s *Service) begin(ctx context.Context, what string, keys []throttleKey, read func(q *db.Queries) error) error {
-	return s.Store.InTx(ctx, func(q *db.Queries) error {
-		now, err := s.lockKeys(ctx, q, what, keyNames(keys))
-		if err != nil {
-			return err
-		}
-		for _, k := range keys {
-			if err := recordFailure(ctx, q, now, k.key, k.policy); err != nil {
+	return s.keys.hold(ctx, keyNames(keys), true, func() error {
+		return s.Store.InTx(ctx, func(q *db.Queries) error {
+			now, err := s.lockKeys(ctx, q, what, keyNames(keys))
+			if err != nil {
 				return err
 			}
-		}
-		return read(q)
+			for _, k := range keys {
+				if err := recordFailure(ctx, q, now, k.key, k.policy); err != nil {
+					return err
+				}
+			}
+			return read(q)
+		})
 	})
 }
 
@@ -134,15 +138,17 @@ func (s *Service) begin(ctx context.Context, what string, keys []throttleKey, re
 // runs even if the client has gone, so that what was checked is recorded.
 func (s *Service) settle(ctx context.Context, lock []throttleKey, fn func(q *db.Queries, now time.Time) error) error {
 	ctx = context.WithoutCancel(ctx)
-	return s.Store.InTx(ctx, func(q *db.Queries) error {
-		names := keyNames(lock)
-		slices.Sort(names)
-		for _, k := range names {
-			if err := q.LockThrottleKey(ctx, k); err != nil {
-				return err
+	names := keyNames(lock)
+	slices.Sort(names)
+	return s.keys.hold(ctx, names, false, func() error {
+		return s.Store.InTx(ctx, func(q *db.Queries) error {
+			for _, k := range names {
+				if err := q.LockThrottleKey(ctx, k); err != nil {
+					return err
+				}
 			}
-		}
-		return fn(q, s.Now())
+			return fn(q, s.Now())
+		})
 	})
 }
 

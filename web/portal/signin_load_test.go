@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"keyward/web"
@@ -272,5 +273,78 @@ func TestSignInRefusedWhenTooManyWaitToHash(t *testing.T) {
 	<-finished
 	if r := c.PostForm("/login", url.Values{"email": {"ann@acme.test"}, "password": {webtest.Password}}); r.Path != "/login/totp" {
 		t.Fatalf("sign-in once the line has room: %d %s", r.Status, r.Path)
+	}
+}
+
+// TestOneAccountFloodWaitsWithoutConnections: sign-ins aimed at one account
+// take their turn on that account in the process, before they borrow a
+// connection. While the account's lock in Postgres is held (here by the
+// test, as a slow attempt of another instance would), at most one of this
+// instance's attempts waits on it holding a connection; the others wait
+// holding none, so the pool stays free for the API. Past the line's bound
+// an attempt is refused at once with 503 and Retry-After.
+func TestOneAccountFloodWaitsWithoutConnections(t *testing.T) {
+	e := webtest.NewWith(t, webtest.Options{Config: behindProxy})
+	e.User(e.Tenant, "ann@acme.test", auth.RoleAdmin)
+	pool := e.Store.Pool
+	c := e.Client()
+	c.Get("/login")
+
+	// The test's own connections, outside the app's pool: a starved pool
+	// must not stall the test itself.
+	ctx := context.Background()
+	own, err := pgx.Connect(ctx, pool.Config().ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer own.Close(ctx)
+	watch, err := pgx.Connect(ctx, pool.Config().ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Close(ctx)
+	tx, err := own.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('login:email:ann@acme.test', 0))`); err != nil {
+		t.Fatal(err)
+	}
+	const threads = 40
+	statuses := make(chan int, threads)
+	for i := range threads {
+		go func() {
+			s, err := postLogin(t, e, c, "ann@acme.test", "not the password", fmt.Sprintf("198.51.100.%d", i+1))
+			if err != nil {
+				t.Error(err)
+			}
+			statuses <- s
+		}()
+	}
+	// Every attempt is either in line in the process, or refused for the
+	// line's length; one has gone on to wait on the lock in Postgres.
+	waitFor(t, "one attempt to wait on the account's lock in Postgres", func() bool {
+		var n int
+		watch.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'`).Scan(&n)
+		return n >= 1
+	})
+	time.Sleep(200 * time.Millisecond) // let any other attempt reach Postgres, as it would without the line
+	var waiting int
+	watch.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'`).Scan(&waiting)
+	if waiting != 1 {
+		t.Errorf("%d of the app's connections wait on one account's lock, want 1", waiting)
+	}
+	if held := pool.Stat().AcquiredConns(); held > 1 {
+		t.Errorf("%d pooled connections are held while one account's attempts wait, want at most 1", held)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := map[int]int{}
+	for range threads {
+		got[<-statuses]++
+	}
+	if got[http.StatusUnauthorized] == 0 || got[http.StatusInternalServerError] > 0 {
+		t.Errorf("statuses %v: want 401s (and 429s once locked, 503s past the line), no 500", got)
 	}
 }
