@@ -353,6 +353,23 @@ func TestBrowserLayoutAndAccessibility(t *testing.T) {
 	if cur := p.text(`nav a[aria-current=page]`); cur != "Account" {
 		t.Errorf("the current navigation entry is %q", cur)
 	}
+	// The settings pages: the hub, the developers overview, the team and
+	// a member, the organisation, and one logged request.
+	for _, pg := range []struct{ name, path, ready string }{
+		{"settings", "/settings", `[data-testid=settings-section]`},
+		{"developers", "/settings/developers", `[data-testid=overview-requests]`},
+		{"team", "/settings/team", `[data-testid=member-row]`},
+		{"organization", "/settings/organization", `[data-testid=org-form]`},
+		{"authenticator", "/account/authenticator", `input[name=code]`},
+	} {
+		p.do(pg.name, chromedp.Navigate(p.base+pg.path), chromedp.WaitVisible(chromedp.CSS(pg.ready)))
+		a.check(pg.name)
+	}
+	p.do("a member", chromedp.Click(`//a[text()="vic@acme.test"]`), chromedp.WaitVisible(chromedp.CSS(`input[name=code]`)))
+	a.check("member")
+	p.do("one request", chromedp.Navigate(p.base+"/settings/developers/api-logs"), chromedp.WaitVisible(chromedp.CSS(`[data-testid=api-log-row]`)),
+		chromedp.Click(chromedp.CSS(`[data-testid=api-log-row] a[href*="/api-logs/"]`)), chromedp.WaitVisible(`//h1`))
+	a.check("api-log-detail")
 	p.do("a key that does not exist", chromedp.Navigate(p.base+"/settings/developers/api-keys/00000000-0000-0000-0000-000000000000"), chromedp.WaitVisible(`//a[text()="Back to Keyward"]`))
 	a.check("error-404")
 

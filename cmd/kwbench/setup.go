@@ -15,7 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"keyward/db"
@@ -73,8 +72,9 @@ func seed(ctx context.Context, store *db.Store) (fixture, error) {
 		return f, err
 	}
 	keys := audit.NewKeys(ring)
-	err = pgx.BeginFunc(ctx, store.Pool, func(tx pgx.Tx) error {
-		q := store.Queries.WithTx(tx)
+	// Through InTx, whose queries map pgx's errors as the application's do
+	// (a tenant without key policies reads as db.ErrNotFound).
+	err = store.InTx(ctx, func(q *db.Queries) error {
 		t, err := auth.CreateTenant(ctx, q, keys, "bench", "Benchmark Inc.", "stack", time.Now())
 		if err != nil {
 			return err
@@ -90,13 +90,13 @@ func seed(ctx context.Context, store *db.Store) (fixture, error) {
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, "UPDATE api_keys SET rate_limit_requests = $1, rate_limit_window_s = 3600 WHERE id = $2",
-			benchRateLimit, k.ID); err != nil {
-			return err
-		}
 		f = fixture{TenantID: t.ID, OwnerID: owner.ID, Owner: ownerEmail, KeyID: k.ID, Key: full}
 		return nil
 	})
+	if err != nil {
+		return f, err
+	}
+	_, err = store.Pool.Exec(ctx, "UPDATE api_keys SET rate_limit_requests = $1, rate_limit_window_s = 3600 WHERE id = $2", benchRateLimit, f.KeyID)
 	return f, err
 }
 
