@@ -77,7 +77,11 @@ func APILogsPage(m Meta, p APILogsProps) templ.Component {
 				}()
 			}
 			ctx = templ.InitializeContext(ctx)
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<p class=\"crumbs\">Settings › Developers</p><div class=\"titlebar\"><h1>API request log</h1></div><p class=\"hint\">Every request made with one of your keys, refused or not, newest first. Requests with a key Keyward could not identify belong to no organisation and are not shown. Past ")
+			templ_7745c5c3_Err = SettingsCrumbs(true).Render(ctx, templ_7745c5c3_Buffer)
+			if templ_7745c5c3_Err != nil {
+				return templ_7745c5c3_Err
+			}
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, " <div class=\"titlebar\"><h1>API request log</h1></div><p class=\"hint\">Every request made with one of your keys, refused or not, newest first. Requests with a key Keyward could not identify belong to no organisation and are not shown. Past ")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

@@ -174,7 +174,7 @@ func KeyDetailPage(m Meta, p KeyDetailProps) templ.Component {
 				}()
 			}
 			ctx = templ.InitializeContext(ctx)
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<p class=\"crumbs\"><a href=\"/settings/developers/api-keys\">API keys</a> ›</p><div class=\"titlebar\"><h1>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<p class=\"crumbs\"><a href=\"/settings\">Settings</a> › <a href=\"/settings/developers\">Developers</a> › <a href=\"/settings/developers/api-keys\">API keys</a> ›</p><div class=\"titlebar\"><h1>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

@@ -74,7 +74,7 @@ func KeyRevealPage(m Meta, p RevealProps) templ.Component {
 				}()
 			}
 			ctx = templ.InitializeContext(ctx)
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<p class=\"crumbs\"><a href=\"/settings/developers/api-keys\">API keys</a> ›</p><h1>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<p class=\"crumbs\"><a href=\"/settings\">Settings</a> › <a href=\"/settings/developers\">Developers</a> › <a href=\"/settings/developers/api-keys\">API keys</a> ›</p><h1>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
