@@ -365,7 +365,8 @@ func TestBrowserLayoutAndAccessibility(t *testing.T) {
 		p.do(pg.name, chromedp.Navigate(p.base+pg.path), chromedp.WaitVisible(chromedp.CSS(pg.ready)))
 		a.check(pg.name)
 	}
-	p.do("a member", chromedp.Click(`//a[text()="vic@acme.test"]`), chromedp.WaitVisible(chromedp.CSS(`input[name=code]`)))
+	p.do("a member", chromedp.Navigate(p.base+"/settings/team"), chromedp.WaitVisible(chromedp.CSS(`[data-testid=member-row]`)),
+		chromedp.Click(`//a[text()="vic@acme.test"]`), chromedp.WaitVisible(chromedp.CSS(`[data-testid=role-member-form]`)))
 	a.check("member")
 	p.do("one request", chromedp.Navigate(p.base+"/settings/developers/api-logs"), chromedp.WaitVisible(chromedp.CSS(`[data-testid=api-log-row]`)),
 		chromedp.Click(chromedp.CSS(`[data-testid=api-log-row] a[href*="/api-logs/"]`)), chromedp.WaitVisible(`//h1`))
