@@ -22,10 +22,11 @@ func errorHandler(log *slog.Logger, p *portal.Handler) echo.HTTPErrorHandler {
 		}
 		prob := problem.Of(err)
 		rid := c.Response().Header().Get(echo.HeaderXRequestID)
+		path := loggedPath(c.Path(), c.Request().URL.Path)
 		if prob.Internal || prob.Status >= 500 {
-			log.Error("request failed", "request_id", rid, "path", c.Request().URL.Path, "err", err)
+			log.Error("request failed", "request_id", rid, "path", path, "err", err)
 		} else {
-			log.Info("request refused", "request_id", rid, "path", c.Request().URL.Path, "status", prob.Status, "code", prob.Code)
+			log.Info("request refused", "request_id", rid, "path", path, "status", prob.Status, "code", prob.Code)
 		}
 		problem.SetRetryAfter(c.Response().Header(), prob.RetryAfter)
 		if strings.HasPrefix(c.Request().URL.Path, "/api/") {

@@ -12,6 +12,15 @@ import (
 	"keyward/web/portal"
 )
 
+// loggedPath is a request's path as log lines show it: an invitation's
+// path is its secret, so only its route is written.
+func loggedPath(route, path string) string {
+	if route == portal.InviteRoute {
+		return "/invite/…"
+	}
+	return path
+}
+
 // requestLogger writes one line per request and counts it by route pattern
 // and status. With quietSuccess it writes lines only for failed requests
 // (status 400 and up) but still counts every one. It logs the path without
@@ -22,10 +31,7 @@ func requestLogger(log *slog.Logger, quietSuccess bool, m *metrics.Set) echo.Mid
 		LogRequestID: true, LogRemoteIP: true, LogRoutePath: true, HandleError: true,
 		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
 			if !quietSuccess || v.Status >= http.StatusBadRequest {
-				path := v.URIPath
-				if v.RoutePath == portal.InviteRoute {
-					path = "/invite/…" // the path is the invitation's secret
-				}
+				path := loggedPath(v.RoutePath, v.URIPath)
 				log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
 					slog.String("request_id", v.RequestID),
 					slog.String("method", v.Method),
