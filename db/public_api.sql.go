@@ -100,6 +100,19 @@ func (q *Queries) CountKeyOutcomesByHour(ctx context.Context, arg CountKeyOutcom
 	return items, nil
 }
 
+const databaseNow = `-- name: DatabaseNow :one
+SELECT clock_timestamp()::timestamptz AS now
+`
+
+// The database's clock, which stamps changed_at: the verifier's catch-up
+// reckons in it, so the app's and the database's clocks need not agree.
+func (q *Queries) DatabaseNow(ctx context.Context) (time.Time, error) {
+	row := q.db.QueryRow(ctx, databaseNow)
+	var now time.Time
+	err := row.Scan(&now)
+	return now, err
+}
+
 const deleteExpiredIdempotencyKeys = `-- name: DeleteExpiredIdempotencyKeys :execrows
 DELETE FROM idempotency_keys WHERE created_at < $1
 `

@@ -186,3 +186,8 @@ ORDER BY 1;
 -- after its listener was cut off: the verifier's cache holds every
 -- tenant's keys, as its lookup by hash does.
 SELECT id, changed_at FROM api_keys WHERE changed_at > @since;
+
+-- name: DatabaseNow :one
+-- The database's clock, which stamps changed_at: the verifier's catch-up
+-- reckons in it, so the app's and the database's clocks need not agree.
+SELECT clock_timestamp()::timestamptz AS now;

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -15,7 +16,7 @@ import (
 // loggedPath is a request's path as log lines show it: an invitation's
 // path is its secret, so only its route is written.
 func loggedPath(route, path string) string {
-	if route == portal.InviteRoute {
+	if route == portal.InviteRoute || strings.HasPrefix(path, "/invite/") {
 		return "/invite/…"
 	}
 	return path

@@ -416,7 +416,14 @@ const catchUpMargin = 2 * time.Minute
 // current (read through q, on the listener's new connection), then trusts
 // the cache again.
 func (v *Verifier) listenerUp(ctx context.Context, q *db.Queries) error {
-	since := time.Unix(0, v.currentWall.Load()).Add(-catchUpMargin)
+	// How long ago the cache was last current, by this machine's clock,
+	// reckoned back from the database's: changed_at is the database's.
+	dbNow, err := q.DatabaseNow(ctx)
+	if err != nil {
+		return err
+	}
+	ago := time.Duration(time.Now().UnixNano() - v.currentWall.Load())
+	since := dbNow.Add(-ago - catchUpMargin)
 	changed, err := q.ListAPIKeysChangedSince(ctx, since)
 	if err != nil {
 		return err

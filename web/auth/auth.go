@@ -491,10 +491,14 @@ func CreateUser(ctx context.Context, q *db.Queries, keys *audit.Keys, tenantID i
 		map[string]string{"email": email, "role": role}))
 }
 
-// validEmail reports whether a normalised email is one a user can have.
+// validEmail reports whether a normalised email is one a user can have:
+// a bare address, nothing around it. mail.ParseAddress alone also takes
+// "Name <a@b>" and "a@b (comment)", which would let one mailbox hold two
+// accounts under two spellings, or show one address while mail goes to
+// another.
 func validEmail(email string) bool {
-	_, err := mail.ParseAddress(email)
-	return err == nil && strings.Contains(email, "@") && len(email) <= 254
+	a, err := mail.ParseAddress(email)
+	return err == nil && a.Name == "" && a.Address == email && strings.Contains(email, "@") && len(email) <= 254
 }
 
 // NormalizeEmail trims and lower-cases an email address.

@@ -122,7 +122,10 @@ func (s *Service) Invite(ctx context.Context, by Caller, code, email, role, link
 	if err := fs.Err(); err != nil {
 		return Invited{}, err
 	}
-	check := func(q *db.Queries, now time.Time) error {
+	// exists is asked only after the code was checked: it says whether an
+	// address has an account in any organisation, which an owner must not
+	// learn by posting wrong codes.
+	exists := func(q *db.Queries) error {
 		if _, err := q.GetUserByEmail(ctx, email); err == nil {
 			// Emails are unique across organisations: sign-in asks for
 			// nothing else.
@@ -130,6 +133,9 @@ func (s *Service) Invite(ctx context.Context, by Caller, code, email, role, link
 		} else if !errors.Is(err, db.ErrNotFound) {
 			return err
 		}
+		return nil
+	}
+	check := func(q *db.Queries, now time.Time) error {
 		n, err := q.CountPendingInvitations(ctx, db.CountPendingInvitationsParams{TenantID: by.Tenant.ID, Email: email, Now: now})
 		if err != nil {
 			return err
@@ -150,6 +156,9 @@ func (s *Service) Invite(ctx context.Context, by Caller, code, email, role, link
 			return err
 		}
 		if err := check(q, now); err != nil {
+			return err
+		}
+		if err := exists(q); err != nil {
 			return err
 		}
 		row, err := q.CreateInvitation(ctx, db.CreateInvitationParams{TenantID: by.Tenant.ID, Email: email, Role: role,
@@ -304,6 +313,15 @@ func (s *Service) AcceptInvitation(ctx context.Context, in Acceptance, from Orig
 		inv, err := usable(q.GetInvitationByTokenForUpdate(ctx, hash))(now)
 		if err != nil {
 			return err
+		}
+		// An invitation speaks for the owner who made it: once they are
+		// no longer an active owner of the organisation, it is dead.
+		by, err := q.GetUser(ctx, inv.CreatedBy)
+		if err != nil && !errors.Is(err, db.ErrNotFound) {
+			return err
+		}
+		if err != nil || by.TenantID != inv.TenantID || by.Role != RoleOwner || by.DisabledAt != nil {
+			return errs.New(errs.NotFound, "", "This invitation no longer works: the owner who sent it can no longer invite. Ask an owner for a new link.")
 		}
 		u, err = q.CreateUser(ctx, db.CreateUserParams{TenantID: inv.TenantID, Email: inv.Email, Role: inv.Role, PasswordHash: pwHash})
 		if errors.Is(err, db.ErrConflict) {

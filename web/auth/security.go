@@ -109,9 +109,11 @@ var errReplacementEnded = errs.New(errs.Invalid, "",
 	"The time to set up the new authenticator has run out: start again with a code from your current one.")
 
 // ConfirmReplacement stores the replacement's secret once a code from it
-// matches, and records auth.mfa.replaced. The old authenticator stops
-// working at once; recovery codes stay as they are.
-func (s *Service) ConfirmReplacement(ctx context.Context, by Caller, r Replacement, code string) error {
+// matches, ends the user's other sessions (keepSession is the current
+// one's hash: an authenticator is replaced when the old one may be in
+// someone else's hands) and records auth.mfa.replaced. The old
+// authenticator stops working at once; recovery codes stay as they are.
+func (s *Service) ConfirmReplacement(ctx context.Context, by Caller, r Replacement, code string, keepSession []byte) error {
 	secret, ok := s.openPending(by, r.Sealed)
 	if !ok || !s.Now().Before(r.Until) {
 		return errReplacementEnded
@@ -123,6 +125,9 @@ func (s *Service) ConfirmReplacement(ctx context.Context, by Caller, r Replaceme
 	}
 	return s.Store.InTx(ctx, func(q *db.Queries) error {
 		if err := s.MFA.Replace(ctx, q, by.User.ID, secret, step); err != nil {
+			return err
+		}
+		if err := q.DeleteUserSessionsExcept(ctx, db.DeleteUserSessionsExceptParams{UserID: &by.User.ID, IDHash: keepSession}); err != nil {
 			return err
 		}
 		return audit.Record(ctx, q, s.Audit, s.Now(), by.Actor().Event("auth.mfa.replaced", "user", by.Actor().ID, nil))

@@ -140,7 +140,7 @@ func (h *Handler) handleReplaceConfirm(c echo.Context) error {
 	if !ok {
 		return c.Redirect(http.StatusSeeOther, "/account/authenticator")
 	}
-	err := h.Auth.ConfirmReplacement(c.Request().Context(), caller(c), r, c.FormValue("code"))
+	err := h.Auth.ConfirmReplacement(c.Request().Context(), caller(c), r, c.FormValue("code"), session.Hash(getState(c).sess))
 	if err != nil {
 		prob, fields, ok := formError(c, err)
 		if !ok {

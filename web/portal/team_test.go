@@ -265,3 +265,40 @@ func TestLastOwnerAndOwnerOnly(t *testing.T) {
 		t.Errorf("disabling another tenant's user: %d", r.Status)
 	}
 }
+
+// TestInvitationsSayNothingWithoutACodeAndDieWithTheirOwner: whether an
+// address has an account anywhere is told only after the code was checked;
+// an invitation whose owner was since disabled no longer works.
+func TestInvitationsSayNothingWithoutACodeAndDieWithTheirOwner(t *testing.T) {
+	e := webtest.New(t)
+	o := newAdmin(t, e, "olga@acme.test", auth.RoleOwner)
+	other := e.NewTenant("globex")
+	e.User(other, "taken@globex.test", auth.RoleViewer)
+	o.c.Get("/settings/team")
+	r := o.c.PostForm("/settings/team/invitations", url.Values{"email": {"taken@globex.test"}, "role": {"viewer"}, "code": {wrongCode(e, o.secret)}})
+	if r.Status != http.StatusUnauthorized || strings.Contains(r.Body, "already has a Keyward account") {
+		t.Errorf("an invitation with a wrong code: %d, and it told whether the address has an account", r.Status)
+	}
+
+	// A second owner invites, then is disabled: the link dies with them.
+	second := newAdmin(t, e, "sam@acme.test", auth.RoleOwner)
+	link := second.invite(t, "ivy@acme.test", auth.RoleOwner)
+	sam, _ := e.Store.GetUserByEmail(context.Background(), "sam@acme.test")
+	err := e.Store.InTx(context.Background(), func(q *db.Queries) error {
+		_, err := auth.SetDisabled(context.Background(), q, e.App.Audit, e.Tenant.ID, sam.ID, true, audit.Actor{Type: audit.ActorSystem, ID: "test"}, e.Clock.Now())
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := e.Client()
+	path := strings.TrimPrefix(link, e.Server.URL)
+	c.Get(path)
+	r = c.PostForm(path, url.Values{"password": {webtest.Password}, "confirm_password": {webtest.Password}})
+	if r.Status != http.StatusNotFound {
+		t.Errorf("an invitation of a disabled owner was accepted: %d at %s", r.Status, r.Path)
+	}
+	if n := count(t, e, `SELECT count(*) FROM users WHERE email = 'ivy@acme.test'`); n != 0 {
+		t.Error("a user was made from a dead owner's invitation")
+	}
+}
