@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"keyward/db"
 	"keyward/web/apikey"
 	"keyward/web/errs"
 	"keyward/web/metrics"
@@ -93,5 +96,33 @@ func TestLookupCeiling(t *testing.T) {
 	}
 	if unavailable == 0 {
 		t.Error("no made-up key was refused at the ceiling")
+	}
+}
+
+// TestStaleAnswersAreBounded: when the database cannot answer, a key known
+// before stands in, but only for StaleMax past its entry's expiry, even
+// while the listener reports nothing wrong.
+func TestStaleAnswersAreBounded(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	_, full := f.key(t, apikey.Config{})
+	pool, err := pgxpool.NewWithConfig(ctx, f.store.Pool.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := apikey.NewVerifier(db.NewStore(pool).Queries, apikey.VerifierOptions{TTL: time.Minute, StaleMax: 10 * time.Minute}, metrics.New())
+	var offset atomic.Int64
+	v.Now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	if _, err := v.Verify(ctx, full); err != nil {
+		t.Fatal(err)
+	}
+	pool.Close() // the database is gone for this verifier
+	offset.Store(int64(5 * time.Minute))
+	if _, err := v.Verify(ctx, full); err != nil {
+		t.Fatalf("4 minutes past its expiry, with the database gone: %v, want the stale answer", err)
+	}
+	offset.Store(int64(12 * time.Minute))
+	if _, err := v.Verify(ctx, full); !errors.Is(err, apikey.ErrUnavailable) {
+		t.Fatalf("11 minutes past its expiry: %v, want ErrUnavailable", err)
 	}
 }

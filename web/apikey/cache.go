@@ -85,10 +85,11 @@ func (c *cache) claimRefresh(h [32]byte, p *Principal) bool {
 // stale returns the known entry for h even past its expiry: what the
 // verifier may serve, within its staleness bound, while the database
 // cannot answer. Entries dropped by an invalidation are gone, never stale.
-func (c *cache) stale(h [32]byte) *Principal {
+func (c *cache) stale(h [32]byte) (p *Principal, expired time.Time) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	return c.known[h].p
+	e := c.known[h]
+	return e.p, e.expires
 }
 
 func (c *cache) generation() uint64 {

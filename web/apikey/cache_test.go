@@ -85,20 +85,20 @@ func TestCacheRefreshAndStale(t *testing.T) {
 	if _, _, hit, _ := c.get(hashOf(1), now.Add(61*time.Second)); hit {
 		t.Fatal("an expired entry was a hit")
 	}
-	if c.stale(hashOf(1)) != a {
-		t.Fatal("an expired entry is not available as a stale answer")
+	if p, expired := c.stale(hashOf(1)); p != a || !expired.Equal(now.Add(time.Minute)) {
+		t.Fatal("an expired entry is not available as a stale answer, with its expiry")
 	}
 	c.put(hashOf(1), a, c.generation(), now.Add(61*time.Second)) // the refresh lands
 	if _, _, hit, refresh := c.get(hashOf(1), now.Add(62*time.Second)); !hit || refresh {
 		t.Fatal("a refreshed entry is not fresh")
 	}
 	c.dropKey("a")
-	if c.stale(hashOf(1)) != nil {
+	if p, _ := c.stale(hashOf(1)); p != nil {
 		t.Fatal("an invalidated key is still available as a stale answer")
 	}
 	c.put(hashOf(2), a, c.generation(), now)
 	c.put(hashOf(2), nil, c.generation(), now)
-	if c.stale(hashOf(2)) != nil {
+	if p, _ := c.stale(hashOf(2)); p != nil {
 		t.Fatal("a key found missing is still available as a stale answer")
 	}
 }

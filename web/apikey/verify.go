@@ -292,9 +292,14 @@ func (v *Verifier) VerifyFrom(ctx context.Context, raw, ip string) (*Principal, 
 // lookup asks the database for h, with the budgets of unknown keys, and
 // falls back on the cache when the database cannot answer.
 func (v *Verifier) lookup(ctx context.Context, h [32]byte, ip string, now time.Time) (*Principal, error) {
-	stale := v.cache.stale(h) // a key known before: it costs no budget
+	stale, expired := v.cache.stale(h) // a key known before: it costs no budget
 	fallback := func() (*Principal, error) {
-		if stale != nil && v.trusted(now) {
+		// A stale answer stands in within the staleness bound: counted
+		// from the last moment the cache was known current while the
+		// listener is cut, and from the entry's own expiry while it is up
+		// (its notifications would have dropped it, but the TTL is the
+		// safety net for one that was missed).
+		if stale != nil && v.trusted(now) && now.Sub(expired) <= v.staleMax {
 			v.m.Verifications.WithLabelValues("stale").Inc()
 			return stale, nil
 		}
