@@ -306,9 +306,10 @@ type GetRequestLogParams struct {
 	RequestID string
 }
 
-// One request of the tenant by its request id alone (pasted from an error
-// envelope): the tenant's rows are read newest first until it is found, so
-// a recent request is found at once and an unknown id reads them all.
+// One request of the tenant by an id that does not carry its time (made
+// before ids did): the tenant's rows are read newest first until it is
+// found, so a recent request is found at once and an unknown id reads them
+// all.
 func (q *Queries) GetRequestLog(ctx context.Context, arg GetRequestLogParams) (APIRequestLog, error) {
 	row := q.db.QueryRow(ctx, getRequestLog, arg.TenantID, arg.RequestID)
 	var i APIRequestLog
@@ -346,6 +347,47 @@ type GetRequestLogAtParams struct {
 // page's links carry so that Postgres reads one day's partition.
 func (q *Queries) GetRequestLogAt(ctx context.Context, arg GetRequestLogAtParams) (APIRequestLog, error) {
 	row := q.db.QueryRow(ctx, getRequestLogAt, arg.TenantID, arg.RequestID, arg.At)
+	var i APIRequestLog
+	err := row.Scan(
+		&i.TenantID,
+		&i.KeyID,
+		&i.KeyPrefix,
+		&i.Method,
+		&i.Path,
+		&i.Status,
+		&i.Ip,
+		&i.LatencyUs,
+		&i.RequestID,
+		&i.At,
+		&i.Count,
+		&i.Code,
+		&i.UserAgent,
+	)
+	return i, err
+}
+
+const getRequestLogBetween = `-- name: GetRequestLogBetween :one
+SELECT tenant_id, key_id, key_prefix, method, path, status, ip, latency_us, request_id, at, count, code, user_agent FROM api_request_logs
+WHERE tenant_id = $1 AND request_id = $2 AND at >= $3 AND at < $4
+LIMIT 1
+`
+
+type GetRequestLogBetweenParams struct {
+	TenantID  int64
+	RequestID string
+	Lo        time.Time
+	Hi        time.Time
+}
+
+// One request of the tenant by its request id, when the id tells roughly
+// when it was made: only the partitions of that stretch are read.
+func (q *Queries) GetRequestLogBetween(ctx context.Context, arg GetRequestLogBetweenParams) (APIRequestLog, error) {
+	row := q.db.QueryRow(ctx, getRequestLogBetween,
+		arg.TenantID,
+		arg.RequestID,
+		arg.Lo,
+		arg.Hi,
+	)
 	var i APIRequestLog
 	err := row.Scan(
 		&i.TenantID,

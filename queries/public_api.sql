@@ -157,10 +157,18 @@ SELECT * FROM api_request_logs
 WHERE tenant_id = @tenant_id AND request_id = @request_id AND at = @at
 LIMIT 1;
 
+-- name: GetRequestLogBetween :one
+-- One request of the tenant by its request id, when the id tells roughly
+-- when it was made: only the partitions of that stretch are read.
+SELECT * FROM api_request_logs
+WHERE tenant_id = @tenant_id AND request_id = @request_id AND at >= @lo AND at < @hi
+LIMIT 1;
+
 -- name: GetRequestLog :one
--- One request of the tenant by its request id alone (pasted from an error
--- envelope): the tenant's rows are read newest first until it is found, so
--- a recent request is found at once and an unknown id reads them all.
+-- One request of the tenant by an id that does not carry its time (made
+-- before ids did): the tenant's rows are read newest first until it is
+-- found, so a recent request is found at once and an unknown id reads them
+-- all.
 SELECT * FROM api_request_logs
 WHERE tenant_id = @tenant_id AND request_id = @request_id
 ORDER BY at DESC

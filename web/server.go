@@ -154,7 +154,15 @@ func New(cfg Config, store *db.Store, p *portal.Handler, pub *api.Handler) *echo
 	e.Server.WriteTimeout = 60 * time.Second
 	e.Server.IdleTimeout = 120 * time.Second
 
-	e.Use(ownRequestID, middleware.RequestID())
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	// Ids carry their time, so a request pasted from an error envelope is
+	// found in the request log without reading all of it.
+	e.Use(ownRequestID, middleware.RequestIDWithConfig(middleware.RequestIDConfig{
+		Generator: func() string { return usage.NewRequestID(now()) },
+	}))
 	e.Use(requestLogger(cfg.Logger, cfg.QuietSuccess, cfg.Metrics))
 	e.Use(middleware.Recover())
 	e.Use(securityHeaders(cfg.Production))

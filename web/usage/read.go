@@ -116,7 +116,8 @@ func params(tenantID int64, f LogFilter, lo, hi bound) db.ListRequestLogsParams 
 
 // Get returns one request of the tenant by its request id. at, when known
 // (the log page's links carry it), finds it in its day's partition; a
-// wrong one is ignored.
+// wrong one is ignored. Without it, the time the id carries
+// (NewRequestID) bounds the search to a stretch of two hours.
 func (r *Reader) Get(ctx context.Context, tenantID int64, requestID string, at *time.Time) (Request, error) {
 	if requestID == "" {
 		return Request{}, ErrNotFound
@@ -130,7 +131,14 @@ func (r *Reader) Get(ctx context.Context, tenantID int64, requestID string, at *
 			return Request{}, err
 		}
 	}
-	row, err := r.Store.GetRequestLog(ctx, db.GetRequestLogParams{TenantID: tenantID, RequestID: requestID})
+	var row db.APIRequestLog
+	var err error
+	if made, ok := requestIDTime(requestID); ok {
+		row, err = r.Store.GetRequestLogBetween(ctx, db.GetRequestLogBetweenParams{
+			TenantID: tenantID, RequestID: requestID, Lo: made.Add(-idWindow), Hi: made.Add(idWindow)})
+	} else {
+		row, err = r.Store.GetRequestLog(ctx, db.GetRequestLogParams{TenantID: tenantID, RequestID: requestID})
+	}
 	if errors.Is(err, db.ErrNotFound) {
 		return Request{}, ErrNotFound
 	}
