@@ -142,8 +142,9 @@ func TestDatabaseOutage(t *testing.T) {
 // (its role may not log in, its backends are ended) keeps serving a
 // cached key. Another instance revokes the key meanwhile. As soon as the
 // first instance can reach the database again, the key is refused there:
-// on the first request (it reads every key again while cut off) and for
-// good once its listener has caught up from changed_at.
+// on the first request that reaches it (while cut off, a key read more
+// than a second ago is read again) and for good once its listener has
+// caught up from changed_at.
 func TestRevokedWhileCutOff(t *testing.T) {
 	_, url := dbtest.OwnCluster(t)
 	ctx := context.Background()
@@ -181,9 +182,9 @@ func TestRevokedWhileCutOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The first request that reaches the database already sees the
-	// revocation: while cut off, keys are read again, never served from
-	// the cache while the database answers. Until one does, the cached
-	// answer stands in.
+	// revocation: while cut off, a key is served from the cache only for a
+	// second after it was last read from the database. Until a request
+	// reaches it, the cached answer stands in.
 	var r webtest.Response
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if r = first.API(http.MethodGet, "/api/v1/key", full, ""); r.Status != http.StatusOK {

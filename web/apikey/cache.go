@@ -92,6 +92,15 @@ func (c *cache) stale(h [32]byte) (p *Principal, expired time.Time) {
 	return e.p, e.expires
 }
 
+// readSince reports whether h is a known key whose entry was read from
+// the database at or after since.
+func (c *cache) readSince(h [32]byte, since time.Time) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	e, ok := c.known[h]
+	return ok && !e.expires.Add(-c.ttl).Before(since)
+}
+
 func (c *cache) generation() uint64 {
 	c.mu.RLock()
 	defer c.mu.RUnlock()

@@ -251,8 +251,10 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Principal, error) {
 //
 // While the database cannot answer, a key cached before is served from
 // the cache, within the staleness bound; any other key is ErrUnavailable.
-// While the listener is cut off, every key is read again when the database
-// answers, so a key changed meanwhile is refused as soon as it can be.
+// While the listener is cut off, a key is read again when the database
+// answers, at most once every cutRecheck, so a key changed meanwhile is
+// refused within that time, and a flood with one key costs the database
+// one read a second, not one a request.
 func (v *Verifier) VerifyFrom(ctx context.Context, raw, ip string) (*Principal, error) {
 	parsed, err := Parse(raw)
 	if err != nil {
@@ -263,7 +265,7 @@ func (v *Verifier) VerifyFrom(ctx context.Context, raw, ip string) (*Principal, 
 	now := v.Now()
 	p, found, hit, refresh := v.cache.get(h, now)
 	switch {
-	case hit && (!found || !v.cut.Load()):
+	case hit && (!found || !v.cut.Load() || v.cache.readSince(h, now.Add(-cutRecheck))):
 		v.hot.cacheHit.Inc()
 		if refresh {
 			go v.refresh(h)
@@ -408,9 +410,14 @@ func (v *Verifier) InvalidateAll() { v.cache.dropAll() }
 
 // listenerDown keeps the cache: nothing can change a key while the
 // database is down, and a change made through another instance is caught
-// up on reconnect. Meanwhile every key is read again whenever the database
-// answers, and cached answers stand in, for staleMax, when it does not.
+// up on reconnect. Meanwhile every key is read again, once a second at
+// most, whenever the database answers, and cached answers stand in, for staleMax, when it does not.
 func (v *Verifier) listenerDown() { v.cut.Store(true) }
+
+// cutRecheck is how long, while the listener is cut off, a key read from
+// the database is served from the cache before it is read again: within
+// the second in which a revocation must reach every instance.
+const cutRecheck = time.Second
 
 // catchUpMargin reaches back before the last moment the cache was known
 // current, for key operations whose transaction stamped changed_at before

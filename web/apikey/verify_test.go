@@ -267,3 +267,41 @@ func BenchmarkVerifyMalformed(b *testing.B) {
 		}
 	}
 }
+
+// TestCutOffReadsEachKeyOnceASecond: while the listener is cut off, a
+// known key is read again from the database, but at most once a second:
+// a hundred requests cost one read, a change made meanwhile is seen once
+// the second has passed.
+func TestCutOffReadsEachKeyOnceASecond(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	k, full := f.key(t, apikey.Config{})
+	now := time.Now()
+	v := apikey.NewVerifier(f.store.Queries, apikey.VerifierOptions{TTL: time.Hour}, metrics.New())
+	v.Now = func() time.Time { return now }
+	if _, err := v.Verify(ctx, full); err != nil {
+		t.Fatal(err)
+	}
+	v.CutOff()
+	now = now.Add(2 * time.Second) // the entry is older than a second: read again once
+	before := f.tracer.Len()
+	for range 100 {
+		if _, err := v.Verify(ctx, full); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := f.tracer.Len() - before; n != 1 {
+		t.Fatalf("100 requests while cut off made %d reads, want 1", n)
+	}
+	if _, err := f.store.Pool.Exec(ctx, "UPDATE api_keys SET revoked_at = now() WHERE id = $1", k.ID); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(500 * time.Millisecond)
+	if _, err := v.Verify(ctx, full); err != nil {
+		t.Fatalf("within the second, the read of half a second ago stands: %v", err)
+	}
+	now = now.Add(600 * time.Millisecond)
+	if _, err := v.Verify(ctx, full); !errors.Is(err, apikey.ErrRevokedKey) {
+		t.Fatalf("a second after the last read, the revocation is seen: %v", err)
+	}
+}
