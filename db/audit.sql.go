@@ -244,6 +244,32 @@ func (q *Queries) ListAuditEventsInChain(ctx context.Context, arg ListAuditEvent
 	return items, nil
 }
 
+const listUnkeyedAuditChains = `-- name: ListUnkeyedAuditChains :many
+SELECT chain_id FROM audit_chain_heads WHERE NOT keyed AND seq > 0 ORDER BY chain_id
+`
+
+// The chains whose events were all written before the chain was keyed:
+// audit.SealChains appends their audit.chain_keyed marker.
+func (q *Queries) ListUnkeyedAuditChains(ctx context.Context) ([]int64, error) {
+	rows, err := q.db.Query(ctx, listUnkeyedAuditChains)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []int64
+	for rows.Next() {
+		var chain_id int64
+		if err := rows.Scan(&chain_id); err != nil {
+			return nil, err
+		}
+		items = append(items, chain_id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const lockAuditChainHead = `-- name: LockAuditChainHead :one
 SELECT chain_id, seq, hash, keyed FROM audit_chain_heads WHERE chain_id = $1 FOR UPDATE
 `

@@ -43,3 +43,8 @@ WHERE h.seq > 0 AND NOT EXISTS (
     SELECT 1 FROM audit_events e
     WHERE e.chain_id = h.chain_id AND e.seq = h.seq AND e.action = 'audit.checkpoint')
 ORDER BY h.chain_id;
+
+-- name: ListUnkeyedAuditChains :many
+-- The chains whose events were all written before the chain was keyed:
+-- audit.SealChains appends their audit.chain_keyed marker.
+SELECT chain_id FROM audit_chain_heads WHERE NOT keyed AND seq > 0 ORDER BY chain_id;
