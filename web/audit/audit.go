@@ -306,11 +306,16 @@ func CleanText(s string, max int) string {
 
 // Entry is a stored event as pages show it.
 type Entry struct {
-	At        time.Time
-	Action    string
-	ActorType string
-	ActorID   string
-	IP        string
+	// Seq is the event's place in its tenant's chain.
+	Seq    int64
+	At     time.Time
+	Action string
+	// TargetType and TargetID name what the event is about (api_key and
+	// the key's id).
+	TargetType, TargetID string
+	ActorType            string
+	ActorID              string
+	IP                   string
 	// Diff is the stored JSON diff, exactly as recorded.
 	Diff json.RawMessage
 }
@@ -340,5 +345,5 @@ func LatestForTarget(ctx context.Context, q *db.Queries, tenantID int64, targetT
 }
 
 func entry(r db.AuditEvent) Entry {
-	return Entry{At: r.OccurredAt, Action: r.Action, ActorType: r.ActorType, ActorID: r.ActorID, IP: r.Ip, Diff: r.Diff}
+	return Entry{Seq: r.Seq, At: r.OccurredAt, Action: r.Action, TargetType: r.TargetType, TargetID: r.TargetID, ActorType: r.ActorType, ActorID: r.ActorID, IP: r.Ip, Diff: r.Diff}
 }
