@@ -39,7 +39,9 @@ func (q auditQuery) values() url.Values {
 }
 
 // url is the audit log with q's filter and extra parameters.
-func (q auditQuery) url(extra ...string) string { return withParams(auditLogPath, q.values(), extra...) }
+func (q auditQuery) url(extra ...string) string {
+	return withParams(auditLogPath, q.values(), extra...)
+}
 
 // auditContext is what the audit log needs to name people and keys.
 type auditContext struct {
