@@ -10,6 +10,19 @@ import (
 	"time"
 )
 
+const getAuditChainLastSeq = `-- name: GetAuditChainLastSeq :one
+SELECT coalesce(max(seq), 0)::bigint FROM audit_events WHERE chain_id = $1::bigint
+`
+
+// Where a tenant's chain ends now: an export stops there, so events
+// appended while it runs are left for the next one.
+func (q *Queries) GetAuditChainLastSeq(ctx context.Context, tenantID int64) (int64, error) {
+	row := q.db.QueryRow(ctx, getAuditChainLastSeq, tenantID)
+	var column_1 int64
+	err := row.Scan(&column_1)
+	return column_1, err
+}
+
 const getAuditEvent = `-- name: GetAuditEvent :one
 SELECT id, chain_id, seq, tenant_id, occurred_at, actor_type, actor_id, action, target_type, target_id, ip, user_agent, diff, prev_hash, hash, hash_alg FROM audit_events WHERE chain_id = $1 AND seq = $2
 `
@@ -237,6 +250,188 @@ func (q *Queries) ListAuditEventsInChain(ctx context.Context, arg ListAuditEvent
 			return nil, err
 		}
 		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listAuditLog = `-- name: ListAuditLog :many
+SELECT id, chain_id, seq, tenant_id, occurred_at, actor_type, actor_id, action, target_type, target_id, ip, user_agent, diff, prev_hash, hash, hash_alg FROM audit_events
+WHERE chain_id = $1::bigint AND tenant_id = $1::bigint
+  AND ($2::text = '' OR action = $2::text)
+  AND ($3::text = '' OR actor_type = $3::text)
+  AND ($4::text = '' OR actor_id = $4::text)
+  AND ($5::text = '' OR (target_type = 'api_key' AND target_id = $5::text))
+  AND occurred_at >= $6::timestamptz AND occurred_at < $7::timestamptz
+  AND seq > $8::bigint AND seq < $9::bigint
+ORDER BY seq DESC
+LIMIT $10
+`
+
+type ListAuditLogParams struct {
+	TenantID  int64
+	Action    string
+	ActorType string
+	ActorID   string
+	KeyID     string
+	FromAt    time.Time
+	ToAt      time.Time
+	AfterSeq  int64
+	BeforeSeq int64
+	Lim       int32
+}
+
+// A tenant's events for the audit log page, newest first: those between
+// after_seq and before_seq (exclusive) that match the filters. action,
+// actor_type, actor_id and key_id ” match anything; key_id is the key an
+// event is about (target_type api_key). occurred_at is in [from_at,
+// to_at). A tenant's events are its chain, so seq orders them.
+// ListAuditLogOldestFirst must filter the same way.
+func (q *Queries) ListAuditLog(ctx context.Context, arg ListAuditLogParams) ([]AuditEvent, error) {
+	rows, err := q.db.Query(ctx, listAuditLog,
+		arg.TenantID,
+		arg.Action,
+		arg.ActorType,
+		arg.ActorID,
+		arg.KeyID,
+		arg.FromAt,
+		arg.ToAt,
+		arg.AfterSeq,
+		arg.BeforeSeq,
+		arg.Lim,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []AuditEvent
+	for rows.Next() {
+		var i AuditEvent
+		if err := rows.Scan(
+			&i.ID,
+			&i.ChainID,
+			&i.Seq,
+			&i.TenantID,
+			&i.OccurredAt,
+			&i.ActorType,
+			&i.ActorID,
+			&i.Action,
+			&i.TargetType,
+			&i.TargetID,
+			&i.Ip,
+			&i.UserAgent,
+			&i.Diff,
+			&i.PrevHash,
+			&i.Hash,
+			&i.HashAlg,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listAuditLogOldestFirst = `-- name: ListAuditLogOldestFirst :many
+SELECT id, chain_id, seq, tenant_id, occurred_at, actor_type, actor_id, action, target_type, target_id, ip, user_agent, diff, prev_hash, hash, hash_alg FROM audit_events
+WHERE chain_id = $1::bigint AND tenant_id = $1::bigint
+  AND ($2::text = '' OR action = $2::text)
+  AND ($3::text = '' OR actor_type = $3::text)
+  AND ($4::text = '' OR actor_id = $4::text)
+  AND ($5::text = '' OR (target_type = 'api_key' AND target_id = $5::text))
+  AND occurred_at >= $6::timestamptz AND occurred_at < $7::timestamptz
+  AND seq > $8::bigint AND seq < $9::bigint
+ORDER BY seq
+LIMIT $10
+`
+
+type ListAuditLogOldestFirstParams struct {
+	TenantID  int64
+	Action    string
+	ActorType string
+	ActorID   string
+	KeyID     string
+	FromAt    time.Time
+	ToAt      time.Time
+	AfterSeq  int64
+	BeforeSeq int64
+	Lim       int32
+}
+
+// ListAuditLog oldest first: a "newer" page (shown newest first by the
+// caller), and the exports, a batch at a time.
+func (q *Queries) ListAuditLogOldestFirst(ctx context.Context, arg ListAuditLogOldestFirstParams) ([]AuditEvent, error) {
+	rows, err := q.db.Query(ctx, listAuditLogOldestFirst,
+		arg.TenantID,
+		arg.Action,
+		arg.ActorType,
+		arg.ActorID,
+		arg.KeyID,
+		arg.FromAt,
+		arg.ToAt,
+		arg.AfterSeq,
+		arg.BeforeSeq,
+		arg.Lim,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []AuditEvent
+	for rows.Next() {
+		var i AuditEvent
+		if err := rows.Scan(
+			&i.ID,
+			&i.ChainID,
+			&i.Seq,
+			&i.TenantID,
+			&i.OccurredAt,
+			&i.ActorType,
+			&i.ActorID,
+			&i.Action,
+			&i.TargetType,
+			&i.TargetID,
+			&i.Ip,
+			&i.UserAgent,
+			&i.Diff,
+			&i.PrevHash,
+			&i.Hash,
+			&i.HashAlg,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listUnkeyedAuditChains = `-- name: ListUnkeyedAuditChains :many
+SELECT chain_id FROM audit_chain_heads WHERE NOT keyed AND seq > 0 ORDER BY chain_id
+`
+
+// The chains whose events were all written before the chain was keyed:
+// audit.SealChains appends their audit.chain_keyed marker.
+func (q *Queries) ListUnkeyedAuditChains(ctx context.Context) ([]int64, error) {
+	rows, err := q.db.Query(ctx, listUnkeyedAuditChains)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []int64
+	for rows.Next() {
+		var chain_id int64
+		if err := rows.Scan(&chain_id); err != nil {
+			return nil, err
+		}
+		items = append(items, chain_id)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err

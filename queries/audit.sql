@@ -43,3 +43,45 @@ WHERE h.seq > 0 AND NOT EXISTS (
     SELECT 1 FROM audit_events e
     WHERE e.chain_id = h.chain_id AND e.seq = h.seq AND e.action = 'audit.checkpoint')
 ORDER BY h.chain_id;
+
+-- name: ListUnkeyedAuditChains :many
+-- The chains whose events were all written before the chain was keyed:
+-- audit.SealChains appends their audit.chain_keyed marker.
+SELECT chain_id FROM audit_chain_heads WHERE NOT keyed AND seq > 0 ORDER BY chain_id;
+
+-- name: ListAuditLog :many
+-- A tenant's events for the audit log page, newest first: those between
+-- after_seq and before_seq (exclusive) that match the filters. action,
+-- actor_type, actor_id and key_id '' match anything; key_id is the key an
+-- event is about (target_type api_key). occurred_at is in [from_at,
+-- to_at). A tenant's events are its chain, so seq orders them.
+-- ListAuditLogOldestFirst must filter the same way.
+SELECT * FROM audit_events
+WHERE chain_id = @tenant_id::bigint AND tenant_id = @tenant_id::bigint
+  AND (@action::text = '' OR action = @action::text)
+  AND (@actor_type::text = '' OR actor_type = @actor_type::text)
+  AND (@actor_id::text = '' OR actor_id = @actor_id::text)
+  AND (@key_id::text = '' OR (target_type = 'api_key' AND target_id = @key_id::text))
+  AND occurred_at >= @from_at::timestamptz AND occurred_at < @to_at::timestamptz
+  AND seq > @after_seq::bigint AND seq < @before_seq::bigint
+ORDER BY seq DESC
+LIMIT @lim;
+
+-- name: ListAuditLogOldestFirst :many
+-- ListAuditLog oldest first: a "newer" page (shown newest first by the
+-- caller), and the exports, a batch at a time.
+SELECT * FROM audit_events
+WHERE chain_id = @tenant_id::bigint AND tenant_id = @tenant_id::bigint
+  AND (@action::text = '' OR action = @action::text)
+  AND (@actor_type::text = '' OR actor_type = @actor_type::text)
+  AND (@actor_id::text = '' OR actor_id = @actor_id::text)
+  AND (@key_id::text = '' OR (target_type = 'api_key' AND target_id = @key_id::text))
+  AND occurred_at >= @from_at::timestamptz AND occurred_at < @to_at::timestamptz
+  AND seq > @after_seq::bigint AND seq < @before_seq::bigint
+ORDER BY seq
+LIMIT @lim;
+
+-- name: GetAuditChainLastSeq :one
+-- Where a tenant's chain ends now: an export stops there, so events
+-- appended while it runs are left for the next one.
+SELECT coalesce(max(seq), 0)::bigint FROM audit_events WHERE chain_id = @tenant_id::bigint;

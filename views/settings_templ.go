@@ -338,7 +338,7 @@ func DevelopersPage(m Meta, p DevelopersProps) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 22, " <h1>Developers</h1><p><a href=\"/settings/developers/api-keys\">API keys</a> · <a href=\"/settings/developers/api-logs\">API logs</a></p><section class=\"card\"><h2>Last 24 hours</h2><dl class=\"props\"><dt>Requests</dt><dd data-testid=\"overview-requests\">")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 22, " <h1>Developers</h1><p><a href=\"/settings/developers/api-keys\">API keys</a> · <a href=\"/settings/developers/api-logs\">API logs</a> · <a href=\"/settings/developers/audit-log\">Audit log</a></p><section class=\"card\"><h2>Last 24 hours</h2><dl class=\"props\"><dt>Requests</dt><dd data-testid=\"overview-requests\">")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

@@ -358,6 +358,8 @@ func TestBrowserLayoutAndAccessibility(t *testing.T) {
 	for _, pg := range []struct{ name, path, ready string }{
 		{"settings", "/settings", `[data-testid=settings-section]`},
 		{"developers", "/settings/developers", `[data-testid=overview-requests]`},
+		{"audit-log", "/settings/developers/audit-log", `[data-testid=audit-log-row]`},
+		{"audit-log-bad-filter", "/settings/developers/audit-log?from=2026-13-45&actor=nobody", `#err-from`},
 		{"team", "/settings/team", `[data-testid=member-row]`},
 		{"organization", "/settings/organization", `[data-testid=org-form]`},
 		{"authenticator", "/account/authenticator", `input[name=code]`},

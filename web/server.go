@@ -121,7 +121,7 @@ func Build(cfg Config, store *db.Store, ring *keyring.Ring) (*App, error) {
 	keys := &apikey.Service{Store: store, Auth: authSvc, Now: now, Audit: auditKeys}
 	orgs := &org.Service{Store: store, Auth: authSvc, Keys: keys, Audit: auditKeys, Now: now}
 	ph := &portal.Handler{Sessions: sessions, Auth: authSvc, Keys: keys, Org: orgs, Logs: &usage.Reader{Store: store}, Now: now,
-		Secure: cfg.Production, BaseURL: cfg.BaseURL}
+		Audit: &audit.Log{Store: store}, Log: cfg.Logger, Secure: cfg.Production, BaseURL: cfg.BaseURL}
 	if cfg.Limiter == nil {
 		cfg.Limiter = ratelimit.NewMemory()
 	}

@@ -178,8 +178,10 @@ func cmdAuditVerify(ctx context.Context, args []string, stdin io.Reader, stdout,
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
 	cfg.dbFlags(fs)
 	checkpoints := fs.String("checkpoints", "", "also check the checkpoints in this file (the server's \"audit checkpoint\" log lines, kept outside the database); - reads standard input")
-	requireKeyed := fs.Bool("require-keyed", false, "fail when a chain has only SHA-256 events (written before the chain was keyed)")
-	if err := parse(fs, args, stderr, "keyward audit verify [--checkpoints FILE] [--require-keyed] [flags]\n\n"+
+	// Kept so scripts that pass it still run: a chain with only SHA-256
+	// events now always fails.
+	fs.Bool("require-keyed", true, "no effect, kept for scripts: a chain with events but none keyed always fails now")
+	if err := parse(fs, args, stderr, "keyward audit verify [--checkpoints FILE] [flags]\n\n"+
 		"Checks every audit chain's links and head with KEYWARD_SECRET_KEY, and with\n"+
 		"--checkpoints that each checkpoint is signed by this installation and that\n"+
 		"its chain still holds the event it names. Every problem is printed on\n"+
@@ -220,21 +222,14 @@ func cmdAuditVerify(ctx context.Context, args []string, stdin io.Reader, stdout,
 	for _, p := range problems {
 		fmt.Fprintf(stdout, "BROKEN: %s\n", p)
 	}
-	for _, chain := range rep.Unkeyed {
-		fmt.Fprintf(stdout, "UNKEYED: %s: only SHA-256 events, written before the chain was keyed; anyone who can write to the database could have rebuilt them. The next event recorded on it, or serve's next checkpoint, keys the chain.\n", audit.ChainName(chain))
-	}
 	if len(rep.Breaks) == 0 {
 		fmt.Fprintf(stdout, "ok: %d events in %d chains, every link intact\n", rep.Events, rep.Chains)
 	}
 	if *checkpoints != "" && len(problems) == 0 {
 		fmt.Fprintf(stdout, "ok: %d checkpoints signed by this installation, each matching its chain\n", len(cps))
 	}
-	switch {
-	case len(rep.Breaks) > 0 || len(problems) > 0:
+	if len(rep.Breaks) > 0 || len(problems) > 0 {
 		fmt.Fprintf(stderr, "audit trail broken: %d chains and %d checkpoints with a problem, after checking %d events\n", len(rep.Breaks), len(problems), rep.Events)
-		return errFailed
-	case *requireKeyed && len(rep.Unkeyed) > 0:
-		fmt.Fprintf(stderr, "%d chains are not keyed yet\n", len(rep.Unkeyed))
 		return errFailed
 	}
 	return nil

@@ -17,13 +17,17 @@
 // loop on the same database; batch ingestion against single-event
 // ingestion; the latency of requests whose key misses the server's cache,
 // with and without a flood of wrong-password sign-ins from many addresses;
-// the in-process cost of a verification that misses the cache. The
+// the in-process cost of a verification that misses the cache; how much
+// the server's memory rises while it exports a million audit events as
+// CSV and as JSON Lines (auditexport.go; -audit-only measures that alone
+// and rewrites only its section). The
 // figures of the Go benchmarks (run by make beforehand, into the file
 // named by -gobench) are copied in.
 //
 // Usage (from the repository root):
 //
 //	go run ./cmd/kwbench [-duration 10s] [-workers 32] [-out BENCHMARKS.md] [-gobench tmp/gobench.txt]
+//	go run ./cmd/kwbench -audit-only [-audit-events 1000000]
 //
 // It exits 1 when something did not work (setup, a response other than the
 // expected status, an unclean server exit), after writing the file if it
@@ -56,6 +60,9 @@ type options struct {
 	keepPGDir  bool
 	baseConns  int // pool size of the SQL baseline (0: the server's default pool size)
 	skipIngest bool
+
+	auditEvents int64 // audit events the export section exports
+	auditOnly   bool  // measure only the audit export, rewriting its section
 
 	highWorkers  int           // connections of the second keyed max-throughput run
 	logRows      int64         // rows put in the request log before the keyed runs
@@ -91,6 +98,8 @@ func main() {
 	flag.DurationVar(&o.floodRamp, "flood-ramp", 2*time.Second, "from the flood's start to the cache-miss run during it")
 	flag.BoolVar(&o.keepPGDir, "keep", false, "keep the temporary cluster directory (its path is printed)")
 	flag.BoolVar(&o.skipIngest, "skip-ingest", false, "skip the ingestion runs")
+	flag.Int64Var(&o.auditEvents, "audit-events", 1_000_000, "events put in the audit trail before the audit export is measured")
+	flag.BoolVar(&o.auditOnly, "audit-only", false, "measure only the audit log export, on a cluster and server of its own, and rewrite that section of -out alone")
 	flag.Usage = func() {
 		fmt.Fprintln(flag.CommandLine.Output(), "usage: kwbench [flags]   (run from the repository root; writes BENCHMARKS.md)")
 		flag.PrintDefaults()
@@ -103,7 +112,12 @@ func main() {
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, o)
+	var code int
+	if o.auditOnly {
+		code = runAuditOnly(ctx, o)
+	} else {
+		code = run(ctx, o)
+	}
 	stop()
 	os.Exit(code)
 }

@@ -351,6 +351,8 @@ func (b *bench) markdown(rows []row) string {
 		p("")
 	}
 
+	w.WriteString(auditExportSection(b.audit, b.started))
+
 	p("## Every load run")
 	p("")
 	p("In the order they ran. *good/s* counts responses with the expected status per second of the run.")

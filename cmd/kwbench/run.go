@@ -48,6 +48,8 @@ type bench struct {
 	miss     missResult
 	counters []string
 
+	audit auditExportResult
+
 	fill                   fillResult
 	missKeys               int
 	logChecks              []logCheck // every keyed max-throughput run, in the order run
@@ -194,6 +196,11 @@ func (b *bench) measure(ctx context.Context) (err error) {
 		logf("request log filled in %v (%s rows)", b.fill.Elapsed.Round(100*time.Millisecond), groupDigits(b.fill.Total))
 	}
 
+	auditSecret, err := prepareAuditExport(ctx, pool, store, fx, o.auditEvents, &b.audit)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errSetup, err)
+	}
+
 	logf("starting keyward serve")
 	srv, err := startServer(o.bin, url, filepath.Join(dir, "keyward"))
 	if err != nil {
@@ -248,6 +255,13 @@ func (b *bench) measure(ctx context.Context) (err error) {
 		b.memErr = append(b.memErr, err.Error())
 	}
 	logf("idle RSS %s", fmtMB(b.idleRSS))
+
+	// The audit export, before any load raises the memory it starts from.
+	measureAuditExport(ctx, pool, fx.TenantID, srv.base(), pid, auditSecret, &b.audit)
+	if !b.audit.OK() {
+		b.fail("audit export: not every export answered 200 with every event (%s)", b.audit.Err)
+	}
+	b.markHWM(pid, "the audit exports")
 
 	// Keyed against unkeyed, every keyed request logged.
 	auth := http.Header{"Authorization": {"Bearer " + fx.Key}}

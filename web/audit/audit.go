@@ -160,16 +160,9 @@ func Record(ctx context.Context, q *db.Queries, keys *Keys, now time.Time, ev Ev
 	// Postgres keeps microseconds; truncating first keeps the hash of
 	// what is stored equal to the hash of what was written.
 	at := now.UTC().Truncate(time.Microsecond)
-	seq, prev := head.Seq, head.Hash
-	if !head.Keyed && head.Seq > 0 {
-		marker := db.AuditEvent{
-			ChainID: chain, TenantID: ev.TenantID, OccurredAt: at, ActorType: ActorSystem,
-			Action: ActionChainKeyed, TargetType: "audit_chain", TargetID: strconv.FormatInt(chain, 10),
-			Diff: fmt.Appendf(nil, `{"sha256_events":%d}`, head.Seq),
-		}
-		if seq, prev, err = appendEvent(ctx, q, keys, marker, seq, prev); err != nil {
-			return err
-		}
+	seq, prev, err := seal(ctx, q, keys, at, head)
+	if err != nil {
+		return err
 	}
 	row := db.AuditEvent{
 		ChainID: chain, TenantID: ev.TenantID, OccurredAt: at,
@@ -181,6 +174,68 @@ func Record(ctx context.Context, q *db.Queries, keys *Keys, now time.Time, ev Ev
 		return err
 	}
 	return q.UpdateAuditChainHead(ctx, db.UpdateAuditChainHeadParams{ChainID: chain, Seq: seq, Hash: prev})
+}
+
+// seal appends the audit.chain_keyed marker to a chain whose head, held
+// FOR UPDATE by the caller, is not keyed yet (its events were written
+// before the chain was keyed), and returns where the chain then ends. A
+// keyed or empty chain is left as it is. The marker's prev_hash is the
+// last SHA-256 hash, so the old part is sealed under the key.
+func seal(ctx context.Context, q *db.Queries, keys *Keys, at time.Time, head db.AuditChainHead) (int64, []byte, error) {
+	if head.Keyed || head.Seq == 0 {
+		return head.Seq, head.Hash, nil
+	}
+	marker := db.AuditEvent{
+		ChainID: head.ChainID, OccurredAt: at, ActorType: ActorSystem,
+		Action: ActionChainKeyed, TargetType: "audit_chain", TargetID: strconv.FormatInt(head.ChainID, 10),
+		Diff: fmt.Appendf(nil, `{"sha256_events":%d}`, head.Seq),
+	}
+	if head.ChainID != 0 {
+		marker.TenantID = &head.ChainID
+	}
+	return appendEvent(ctx, q, keys, marker, head.Seq, head.Hash)
+}
+
+// SealChains keys every chain whose head is not keyed: each gets its
+// audit.chain_keyed marker (the one Record appends before a chain's next
+// event), in a transaction of its own that holds the chain's head. After
+// it, a chain with no keyed event is one someone rewrote without the key,
+// and Verify reports it. It returns how many chains it sealed; errors are
+// joined.
+func SealChains(ctx context.Context, store *db.Store, keys *Keys, now time.Time) (int, error) {
+	if keys == nil {
+		return 0, errNoKeys
+	}
+	chains, err := store.ListUnkeyedAuditChains(ctx)
+	if err != nil {
+		return 0, err
+	}
+	at := now.UTC().Truncate(time.Microsecond)
+	n := 0
+	var errs []error
+	for _, chain := range chains {
+		sealed := false
+		err := store.InTx(ctx, func(q *db.Queries) error {
+			sealed = false
+			head, err := q.LockAuditChainHead(ctx, chain)
+			if err != nil || head.Keyed || head.Seq == 0 {
+				return err // another instance was first
+			}
+			seq, hash, err := seal(ctx, q, keys, at, head)
+			if err != nil {
+				return err
+			}
+			sealed = true
+			return q.UpdateAuditChainHead(ctx, db.UpdateAuditChainHeadParams{ChainID: chain, Seq: seq, Hash: hash})
+		})
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("sealing %s: %w", ChainName(chain), err))
+		case sealed:
+			n++
+		}
+	}
+	return n, errors.Join(errs...)
 }
 
 // appendEvent stores row as the event after (seq, prev), keyed, and
@@ -251,11 +306,16 @@ func CleanText(s string, max int) string {
 
 // Entry is a stored event as pages show it.
 type Entry struct {
-	At        time.Time
-	Action    string
-	ActorType string
-	ActorID   string
-	IP        string
+	// Seq is the event's place in its tenant's chain.
+	Seq    int64
+	At     time.Time
+	Action string
+	// TargetType and TargetID name what the event is about (api_key and
+	// the key's id).
+	TargetType, TargetID string
+	ActorType            string
+	ActorID              string
+	IP                   string
 	// Diff is the stored JSON diff, exactly as recorded.
 	Diff json.RawMessage
 }
@@ -285,5 +345,5 @@ func LatestForTarget(ctx context.Context, q *db.Queries, tenantID int64, targetT
 }
 
 func entry(r db.AuditEvent) Entry {
-	return Entry{At: r.OccurredAt, Action: r.Action, ActorType: r.ActorType, ActorID: r.ActorID, IP: r.Ip, Diff: r.Diff}
+	return Entry{Seq: r.Seq, At: r.OccurredAt, Action: r.Action, TargetType: r.TargetType, TargetID: r.TargetID, ActorType: r.ActorType, ActorID: r.ActorID, IP: r.Ip, Diff: r.Diff}
 }

@@ -65,19 +65,23 @@ func (c Checkpoint) String() string {
 // signed: verification will report it. Errors are joined; the checkpoints
 // returned were all committed.
 //
-// A chain still made of SHA-256 events gets its audit.chain_keyed marker
-// here, before its checkpoint event, so every chain is keyed after the
-// first checkpoints of an upgraded database.
+// First it seals every chain still made of SHA-256 events (SealChains),
+// whatever its last event, so every chain is keyed after the first
+// checkpoints of an upgraded database and a chain with no keyed event
+// can only be a rewritten one.
 func TakeCheckpoints(ctx context.Context, store *db.Store, keys *Keys, now time.Time) ([]Checkpoint, error) {
 	if keys == nil {
 		return nil, errNoKeys
 	}
+	var errs []error
+	if _, err := SealChains(ctx, store, keys, now); err != nil {
+		errs = append(errs, err)
+	}
 	chains, err := store.ListAuditChainsToCheckpoint(ctx)
 	if err != nil {
-		return nil, err
+		return nil, errors.Join(append(errs, err)...)
 	}
 	var out []Checkpoint
-	var errs []error
 	for _, chain := range chains {
 		var cp *Checkpoint
 		err := store.InTx(ctx, func(q *db.Queries) error {

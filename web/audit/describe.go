@@ -48,6 +48,19 @@ var actionNames = map[string]string{
 	"user.sessions_ended":                 "Other sessions signed out",
 	"auth.mfa.recovery_codes_regenerated": "New recovery codes",
 	"auth.mfa.replaced":                   "Authenticator replaced",
+	ActionChainKeyed:                      "Audit trail sealed with the key",
+	ActionCheckpoint:                      "Audit checkpoint signed",
+}
+
+// Actions lists the actions ActionName knows, sorted: the audit log's
+// filter offers them.
+func Actions() []string {
+	out := make([]string, 0, len(actionNames))
+	for a := range actionNames {
+		out = append(out, a)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // ActionName names an action in words ("Key created"); an action it does

@@ -43,13 +43,6 @@ type Report struct {
 	Breaks []Break
 	// Broken is the first of Breaks, nil when every chain is intact.
 	Broken *Break
-	// Unkeyed lists the intact chains none of whose events is keyed:
-	// written before the chain was keyed and not appended to since. Their
-	// SHA-256 links show accidents but not forgery: someone who can write
-	// to the database could have rebuilt them. The next event recorded
-	// on such a chain keys it, and `keyward serve` keys every such chain
-	// at its next checkpoint.
-	Unkeyed []int64
 }
 
 // Verify walks every chain that has events or a head, and reports each
@@ -60,7 +53,9 @@ type Report struct {
 //     events written before the chain was keyed);
 //   - a SHA-256 event after a keyed one: whoever wrote it had no key;
 //   - a head that is missing, or that does not name the chain's last
-//     event (events removed from the end, or the head moved back).
+//     event (events removed from the end, or the head moved back);
+//   - a chain with events none of which is keyed: never sealed since the
+//     upgrade, or rebuilt with plain SHA-256 by someone without the key.
 //
 // Events cut from the end of a chain whose head was moved back with them
 // leave an intact, shorter chain: only checkpoints kept outside the
@@ -92,11 +87,18 @@ func Verify(ctx context.Context, q *db.Queries, keys *Keys) (Report, error) {
 			head, ok := heads[chain]
 			brk = checkHead(chain, end, head, ok)
 		}
-		switch {
-		case brk != nil:
+		if brk == nil && end.seq > 0 && !end.keyed {
+			// SHA-256 links show accidents, not forgery: anyone who can
+			// write to the database can rebuild them. Every chain is
+			// keyed from its first event or sealed by its marker (at the
+			// next event, or the next checkpoint job), so a chain without
+			// a keyed event is either from before the upgrade and never
+			// sealed, or rebuilt by someone without the key.
+			brk = &Break{ChainID: chain, Seq: end.seq, Reason: "none of its events is keyed: written before the chain was keyed " +
+				"and never sealed (keyward serve seals such chains at its next checkpoint), or rewritten without the key"}
+		}
+		if brk != nil {
 			rep.Breaks = append(rep.Breaks, *brk)
-		case end.seq > 0 && !end.keyed:
-			rep.Unkeyed = append(rep.Unkeyed, chain)
 		}
 	}
 	if len(rep.Breaks) > 0 {

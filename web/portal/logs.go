@@ -41,8 +41,18 @@ type logQuery struct {
 
 // values is q as URL parameters, without the empty ones.
 func (q logQuery) values() url.Values {
+	return params([2]string{"key", q.key}, [2]string{"status", q.status}, [2]string{"from", q.from}, [2]string{"to", q.to},
+		[2]string{"path", q.path}, [2]string{"ip", q.ip})
+}
+
+// url is the log with q's filter and extra parameters.
+func (q logQuery) url(extra ...string) string { return withParams(apiLogsPath, q.values(), extra...) }
+
+// params makes URL parameters of (name, value) pairs, leaving out the
+// empty values.
+func params(pairs ...[2]string) url.Values {
 	v := url.Values{}
-	for _, p := range [][2]string{{"key", q.key}, {"status", q.status}, {"from", q.from}, {"to", q.to}, {"path", q.path}, {"ip", q.ip}} {
+	for _, p := range pairs {
 		if p[1] != "" {
 			v.Set(p[0], p[1])
 		}
@@ -50,16 +60,16 @@ func (q logQuery) values() url.Values {
 	return v
 }
 
-// url is the log with q's filter and extra parameters.
-func (q logQuery) url(extra ...string) string {
-	v := q.values()
+// withParams is path with the parameters v and extra (name, value, name,
+// value, …), which replace those of v with the same name.
+func withParams(path string, v url.Values, extra ...string) string {
 	for i := 0; i+1 < len(extra); i += 2 {
 		v.Set(extra[i], extra[i+1])
 	}
 	if len(v) == 0 {
-		return apiLogsPath
+		return path
 	}
-	return apiLogsPath + "?" + v.Encode()
+	return path + "?" + v.Encode()
 }
 
 // timeForms are the forms a from or to bound may take, all read as UTC:

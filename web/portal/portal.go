@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -20,6 +21,7 @@ import (
 
 	"keyward/views"
 	"keyward/web/apikey"
+	"keyward/web/audit"
 	"keyward/web/auth"
 	"keyward/web/errs"
 	"keyward/web/org"
@@ -35,7 +37,11 @@ type Handler struct {
 	Keys     *apikey.Service
 	Org      *org.Service
 	Logs     *usage.Reader
+	Audit    *audit.Log
 	Now      func() time.Time
+	// Log takes what cannot reach the client any more, such as an export
+	// cut short.
+	Log *slog.Logger
 	// Secure marks cookies Secure (production, behind TLS).
 	Secure bool
 	// BaseURL is the public URL, for the snippets on the reveal page.
@@ -103,6 +109,7 @@ func (h *Handler) Register(e *echo.Echo) {
 	in.Match(getAndHead, "/settings/developers/api-keys", h.handleKeysList)
 	in.Match(getAndHead, "/settings/developers/api-keys/:id", h.handleKeyDetail)
 	in.Match(getAndHead, "/settings/developers/api-logs", h.handleAPILogs)
+	in.Match(getAndHead, "/settings/developers/audit-log", h.handleAuditLog)
 	in.Match(getAndHead, "/settings", h.handleSettings)
 	in.Match(getAndHead, "/settings/developers", h.handleDevelopers)
 	in.Match(getAndHead, "/settings/team", h.handleTeam)

@@ -95,6 +95,8 @@ func TestRoleMatrix(t *testing.T) {
 		{"POST", k + "/revoke", "", [5]int{400, 400, 403, 303, 303}},
 		{"POST", k + "/end-grace", "", [5]int{409, 409, 403, 303, 303}}, // no secret in a grace window
 		{"GET", "/settings/developers/api-logs", "", [5]int{200, 200, 200, 303, 303}},
+		{"GET", "/settings/developers/audit-log", "", [5]int{200, 200, 200, 303, 303}},
+		{"GET", "/settings/developers/audit-log?format=jsonl", "", [5]int{200, 200, 200, 303, 303}},
 		{"GET", "/settings/developers/api-logs/no-such-request", "", [5]int{404, 404, 404, 303, 303}},
 		{"GET", "/settings/team", "", [5]int{200, 200, 200, 303, 303}},
 		{"POST", "/settings/team/invitations", "", [5]int{400, 403, 403, 303, 303}},

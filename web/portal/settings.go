@@ -31,7 +31,8 @@ func (h *Handler) requireOwner(next echo.HandlerFunc) echo.HandlerFunc {
 func (h *Handler) handleSettings(c echo.Context) error {
 	st := getState(c)
 	sections := []views.SettingsSection{
-		{Title: "Developers", URL: "/settings/developers", What: "API keys, the API request log, and an overview of keys that need attention."},
+		{Title: "Developers", URL: "/settings/developers", What: "API keys, the API request log, the audit log, and an overview of keys that need attention."},
+		{Title: "Audit log", URL: auditLogPath, What: "Who did what to which key, and when, in words; exported as CSV or JSON Lines with what is needed to check the chain."},
 		{Title: "Team", URL: "/settings/team", What: teamWhat(st.user.Role)},
 	}
 	if st.user.Role == auth.RoleOwner {

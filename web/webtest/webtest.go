@@ -39,6 +39,11 @@ import (
 // Password is the password of users made by Env.User.
 const Password = "correct horse battery staple"
 
+// SecretKey is every Env's KEYWARD_SECRET_KEY: tests that check what an
+// outsider holding it can check (an audit export's HMACs) derive keys
+// from it.
+const SecretKey = "test-secret-key-0123456789abcdef-0123456789"
+
 // Env is one running application.
 type Env struct {
 	T      testing.TB
@@ -93,7 +98,7 @@ func NewWith(t testing.TB, o Options) *Env {
 	} else {
 		store = db.NewStore(dbtest.New(t, configure...))
 	}
-	ring, err := keyring.New([]byte("test-secret-key-0123456789abcdef-0123456789"))
+	ring, err := keyring.New([]byte(SecretKey))
 	if err != nil {
 		t.Fatal(err)
 	}
