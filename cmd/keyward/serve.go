@@ -78,7 +78,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var scanning *secretscan.KeySet
 	if cfg.SecretScanningKeys != "" {
 		if scanning, err = secretscan.LoadKeys(cfg.SecretScanningKeys); err != nil {
-			return err // a malformed file stops the start: better than a route that refuses every report
+			// A malformed file stops the start: better than a route that
+			// refuses every report.
+			return fmt.Errorf("KEYWARD_SECRET_SCANNING_KEYS: %w", err)
 		}
 		log.Info("secret-scanning reports are accepted", "keys", scanning.Len())
 	}

@@ -51,11 +51,11 @@ type keysFile struct {
 func LoadKeys(path string) (*KeySet, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("secret-scanning keys: %w", err)
+		return nil, err // names the path
 	}
 	ks, err := ParseKeys(b)
 	if err != nil {
-		return nil, fmt.Errorf("secret-scanning keys %s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return ks, nil
 }

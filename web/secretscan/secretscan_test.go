@@ -103,7 +103,7 @@ func TestKeysFileAndSignatures(t *testing.T) {
 			t.Errorf("ParseKeys(%.60s): %v, want an error saying %q", bad.file, err, bad.says)
 		}
 	}
-	if _, err := secretscan.LoadKeys(filepath.Join(t.TempDir(), "missing.json")); err == nil || !strings.Contains(err.Error(), "secret-scanning keys") {
+	if _, err := secretscan.LoadKeys(filepath.Join(t.TempDir(), "missing.json")); err == nil || !strings.Contains(err.Error(), "missing.json") {
 		t.Errorf("a missing file: %v", err)
 	}
 }
