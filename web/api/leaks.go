@@ -39,7 +39,8 @@ var DefaultReportLimit = ratelimit.Limit{Requests: 10, Window: time.Hour}
 var errScanningOff = errs.New(errs.NotFound, "",
 	"Secret-scanning reports are not enabled on this server: its operator has not configured the partner's public keys.")
 
-// readBody reads a report's body; the body limit's refusal passes through.
+// readBody reads a request body (a report, an ingestion); the body limit's
+// refusal, 413, passes through.
 func readBody(r *http.Request) ([]byte, error) {
 	body, err := io.ReadAll(r.Body)
 	var he *echo.HTTPError

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"regexp"
+	"strconv"
 	"time"
 
 	"keyward/db"
@@ -39,7 +40,7 @@ const (
 
 // keyLike finds key-shaped text in a report's own words, so that a URL
 // or note quoting a key (this one or another) stores only its prefix.
-var keyLike = regexp.MustCompile(`kw_[a-z]+_[0-9A-Za-z]{` + "33" + `}`)
+var keyLike = regexp.MustCompile(`kw_[a-z]+_[0-9A-Za-z]{` + strconv.Itoa(randomLen+checksumLen) + `}`)
 
 // Clean makes a report's text storable: valid UTF-8 without NUL, bounded,
 // and with every key it quotes cut to its display prefix.
