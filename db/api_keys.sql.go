@@ -62,7 +62,7 @@ INSERT INTO api_keys (tenant_id, name, description, environment, scopes, sources
                       rate_limit_requests, rate_limit_window_s, expires_at, created_by)
 VALUES ($1, $2, $3, $4, $5, $6, $7,
         $8, $9, $10, $11)
-RETURNING id, tenant_id, name, description, environment, scopes, sources, ip_allowlist, rate_limit_requests, rate_limit_window_s, expires_at, disabled_at, revoked_at, created_by, created_at, last_used_at, last_used_ip, changed_at
+RETURNING id, tenant_id, name, description, environment, scopes, sources, ip_allowlist, rate_limit_requests, rate_limit_window_s, expires_at, disabled_at, revoked_at, created_by, created_at, last_used_at, last_used_ip, changed_at, leaked_at, leaked_url, leaked_source
 `
 
 type CreateAPIKeyParams struct {
@@ -114,6 +114,9 @@ func (q *Queries) CreateAPIKey(ctx context.Context, arg CreateAPIKeyParams) (API
 		&i.LastUsedAt,
 		&i.LastUsedIp,
 		&i.ChangedAt,
+		&i.LeakedAt,
+		&i.LeakedUrl,
+		&i.LeakedSource,
 	)
 	return i, err
 }
@@ -184,7 +187,7 @@ func (q *Queries) ExpireAPIKeySecrets(ctx context.Context, arg ExpireAPIKeySecre
 }
 
 const getAPIKey = `-- name: GetAPIKey :one
-SELECT id, tenant_id, name, description, environment, scopes, sources, ip_allowlist, rate_limit_requests, rate_limit_window_s, expires_at, disabled_at, revoked_at, created_by, created_at, last_used_at, last_used_ip, changed_at FROM api_keys WHERE tenant_id = $1 AND id = $2
+SELECT id, tenant_id, name, description, environment, scopes, sources, ip_allowlist, rate_limit_requests, rate_limit_window_s, expires_at, disabled_at, revoked_at, created_by, created_at, last_used_at, last_used_ip, changed_at, leaked_at, leaked_url, leaked_source FROM api_keys WHERE tenant_id = $1 AND id = $2
 `
 
 type GetAPIKeyParams struct {
@@ -214,12 +217,15 @@ func (q *Queries) GetAPIKey(ctx context.Context, arg GetAPIKeyParams) (APIKey, e
 		&i.LastUsedAt,
 		&i.LastUsedIp,
 		&i.ChangedAt,
+		&i.LeakedAt,
+		&i.LeakedUrl,
+		&i.LeakedSource,
 	)
 	return i, err
 }
 
 const getAPIKeyForUpdate = `-- name: GetAPIKeyForUpdate :one
-SELECT id, tenant_id, name, description, environment, scopes, sources, ip_allowlist, rate_limit_requests, rate_limit_window_s, expires_at, disabled_at, revoked_at, created_by, created_at, last_used_at, last_used_ip, changed_at FROM api_keys WHERE tenant_id = $1 AND id = $2 FOR UPDATE
+SELECT id, tenant_id, name, description, environment, scopes, sources, ip_allowlist, rate_limit_requests, rate_limit_window_s, expires_at, disabled_at, revoked_at, created_by, created_at, last_used_at, last_used_ip, changed_at, leaked_at, leaked_url, leaked_source FROM api_keys WHERE tenant_id = $1 AND id = $2 FOR UPDATE
 `
 
 type GetAPIKeyForUpdateParams struct {
@@ -249,6 +255,9 @@ func (q *Queries) GetAPIKeyForUpdate(ctx context.Context, arg GetAPIKeyForUpdate
 		&i.LastUsedAt,
 		&i.LastUsedIp,
 		&i.ChangedAt,
+		&i.LeakedAt,
+		&i.LeakedUrl,
+		&i.LeakedSource,
 	)
 	return i, err
 }
@@ -347,7 +356,7 @@ func (q *Queries) ListAPIKeySecrets(ctx context.Context, arg ListAPIKeySecretsPa
 }
 
 const listAPIKeysByTenant = `-- name: ListAPIKeysByTenant :many
-SELECT k.id, k.tenant_id, k.name, k.description, k.environment, k.scopes, k.sources, k.ip_allowlist, k.rate_limit_requests, k.rate_limit_window_s, k.expires_at, k.disabled_at, k.revoked_at, k.created_by, k.created_at, k.last_used_at, k.last_used_ip, k.changed_at FROM api_keys k
+SELECT k.id, k.tenant_id, k.name, k.description, k.environment, k.scopes, k.sources, k.ip_allowlist, k.rate_limit_requests, k.rate_limit_window_s, k.expires_at, k.disabled_at, k.revoked_at, k.created_by, k.created_at, k.last_used_at, k.last_used_ip, k.changed_at, k.leaked_at, k.leaked_url, k.leaked_source FROM api_keys k
 WHERE k.tenant_id = $1
   AND ($2::text = '' OR k.environment = $2)
   AND ($3::text = ''
@@ -424,6 +433,9 @@ func (q *Queries) ListAPIKeysByTenant(ctx context.Context, arg ListAPIKeysByTena
 			&i.LastUsedAt,
 			&i.LastUsedIp,
 			&i.ChangedAt,
+			&i.LeakedAt,
+			&i.LeakedUrl,
+			&i.LeakedSource,
 		); err != nil {
 			return nil, err
 		}
@@ -567,6 +579,32 @@ type MarkAPIKeyChangedParams struct {
 // after a lost listener reads changed_at.
 func (q *Queries) MarkAPIKeyChanged(ctx context.Context, arg MarkAPIKeyChangedParams) error {
 	_, err := q.db.Exec(ctx, markAPIKeyChanged, arg.TenantID, arg.ID)
+	return err
+}
+
+const markAPIKeyLeaked = `-- name: MarkAPIKeyLeaked :exec
+UPDATE api_keys SET leaked_at = $1, leaked_url = $2, leaked_source = $3
+WHERE tenant_id = $4 AND id = $5
+`
+
+type MarkAPIKeyLeakedParams struct {
+	LeakedAt     *time.Time
+	LeakedUrl    string
+	LeakedSource string
+	TenantID     int64
+	ID           string
+}
+
+// Records the latest report of the key as leaked, for its page and the
+// developers overview (the audit event api_key.leaked says the same).
+func (q *Queries) MarkAPIKeyLeaked(ctx context.Context, arg MarkAPIKeyLeakedParams) error {
+	_, err := q.db.Exec(ctx, markAPIKeyLeaked,
+		arg.LeakedAt,
+		arg.LeakedUrl,
+		arg.LeakedSource,
+		arg.TenantID,
+		arg.ID,
+	)
 	return err
 }
 

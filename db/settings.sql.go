@@ -37,7 +37,7 @@ func (q *Queries) CountRequestsSince(ctx context.Context, arg CountRequestsSince
 
 const getKeyPolicy = `-- name: GetKeyPolicy :one
 
-SELECT tenant_id, max_lifetime_days, require_prod_allowlist, idle_disable_days, default_expiry_days, updated_at FROM key_policies WHERE tenant_id = $1
+SELECT tenant_id, max_lifetime_days, require_prod_allowlist, idle_disable_days, default_expiry_days, updated_at, leak_action FROM key_policies WHERE tenant_id = $1
 `
 
 // Organisation settings and the developers overview.
@@ -51,6 +51,7 @@ func (q *Queries) GetKeyPolicy(ctx context.Context, tenantID int64) (KeyPolicy, 
 		&i.IdleDisableDays,
 		&i.DefaultExpiryDays,
 		&i.UpdatedAt,
+		&i.LeakAction,
 	)
 	return i, err
 }
@@ -120,8 +121,65 @@ func (q *Queries) ListIdlePolicies(ctx context.Context) ([]ListIdlePoliciesRow, 
 	return items, nil
 }
 
+const listLeakedAPIKeys = `-- name: ListLeakedAPIKeys :many
+SELECT id, tenant_id, name, description, environment, scopes, sources, ip_allowlist, rate_limit_requests, rate_limit_window_s, expires_at, disabled_at, revoked_at, created_by, created_at, last_used_at, last_used_ip, changed_at, leaked_at, leaked_url, leaked_source FROM api_keys
+WHERE tenant_id = $1 AND leaked_at >= $2::timestamptz
+ORDER BY leaked_at DESC, id
+LIMIT 100
+`
+
+type ListLeakedAPIKeysParams struct {
+	TenantID int64
+	Since    time.Time
+}
+
+// The tenant's keys reported leaked since a time, whatever their status
+// (a leaked key is usually revoked at once), newest report first: the
+// developers overview's banner.
+func (q *Queries) ListLeakedAPIKeys(ctx context.Context, arg ListLeakedAPIKeysParams) ([]APIKey, error) {
+	rows, err := q.db.Query(ctx, listLeakedAPIKeys, arg.TenantID, arg.Since)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []APIKey
+	for rows.Next() {
+		var i APIKey
+		if err := rows.Scan(
+			&i.ID,
+			&i.TenantID,
+			&i.Name,
+			&i.Description,
+			&i.Environment,
+			&i.Scopes,
+			&i.Sources,
+			&i.IpAllowlist,
+			&i.RateLimitRequests,
+			&i.RateLimitWindowS,
+			&i.ExpiresAt,
+			&i.DisabledAt,
+			&i.RevokedAt,
+			&i.CreatedBy,
+			&i.CreatedAt,
+			&i.LastUsedAt,
+			&i.LastUsedIp,
+			&i.ChangedAt,
+			&i.LeakedAt,
+			&i.LeakedUrl,
+			&i.LeakedSource,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const listLiveAPIKeys = `-- name: ListLiveAPIKeys :many
-SELECT id, tenant_id, name, description, environment, scopes, sources, ip_allowlist, rate_limit_requests, rate_limit_window_s, expires_at, disabled_at, revoked_at, created_by, created_at, last_used_at, last_used_ip, changed_at FROM api_keys
+SELECT id, tenant_id, name, description, environment, scopes, sources, ip_allowlist, rate_limit_requests, rate_limit_window_s, expires_at, disabled_at, revoked_at, created_by, created_at, last_used_at, last_used_ip, changed_at, leaked_at, leaked_url, leaked_source FROM api_keys
 WHERE tenant_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2::timestamptz)
 ORDER BY created_at DESC, id
 LIMIT 5000
@@ -162,6 +220,9 @@ func (q *Queries) ListLiveAPIKeys(ctx context.Context, arg ListLiveAPIKeysParams
 			&i.LastUsedAt,
 			&i.LastUsedIp,
 			&i.ChangedAt,
+			&i.LeakedAt,
+			&i.LeakedUrl,
+			&i.LeakedSource,
 		); err != nil {
 			return nil, err
 		}
@@ -188,13 +249,14 @@ func (q *Queries) SetTenantName(ctx context.Context, arg SetTenantNameParams) er
 }
 
 const upsertKeyPolicy = `-- name: UpsertKeyPolicy :exec
-INSERT INTO key_policies (tenant_id, max_lifetime_days, require_prod_allowlist, idle_disable_days, default_expiry_days, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO key_policies (tenant_id, max_lifetime_days, require_prod_allowlist, idle_disable_days, default_expiry_days, leak_action, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
 ON CONFLICT (tenant_id) DO UPDATE SET
     max_lifetime_days = excluded.max_lifetime_days,
     require_prod_allowlist = excluded.require_prod_allowlist,
     idle_disable_days = excluded.idle_disable_days,
     default_expiry_days = excluded.default_expiry_days,
+    leak_action = excluded.leak_action,
     updated_at = excluded.updated_at
 `
 
@@ -204,6 +266,7 @@ type UpsertKeyPolicyParams struct {
 	RequireProdAllowlist bool
 	IdleDisableDays      *int32
 	DefaultExpiryDays    *int32
+	LeakAction           string
 	UpdatedAt            time.Time
 }
 
@@ -214,6 +277,7 @@ func (q *Queries) UpsertKeyPolicy(ctx context.Context, arg UpsertKeyPolicyParams
 		arg.RequireProdAllowlist,
 		arg.IdleDisableDays,
 		arg.DefaultExpiryDays,
+		arg.LeakAction,
 		arg.UpdatedAt,
 	)
 	return err

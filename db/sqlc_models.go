@@ -29,6 +29,9 @@ type APIKey struct {
 	LastUsedAt        *time.Time
 	LastUsedIp        string
 	ChangedAt         time.Time
+	LeakedAt          *time.Time
+	LeakedUrl         string
+	LeakedSource      string
 }
 
 type APIKeySecret struct {
@@ -155,6 +158,7 @@ type KeyPolicy struct {
 	IdleDisableDays      *int32
 	DefaultExpiryDays    *int32
 	UpdatedAt            time.Time
+	LeakAction           string
 }
 
 type RecoveryCode struct {

@@ -121,3 +121,9 @@ ORDER BY key_id, created_at DESC, id DESC;
 -- Every key operation, last in its transaction: the verifier's catch-up
 -- after a lost listener reads changed_at.
 UPDATE api_keys SET changed_at = clock_timestamp() WHERE tenant_id = @tenant_id AND id = @id;
+
+-- name: MarkAPIKeyLeaked :exec
+-- Records the latest report of the key as leaked, for its page and the
+-- developers overview (the audit event api_key.leaked says the same).
+UPDATE api_keys SET leaked_at = @leaked_at, leaked_url = @leaked_url, leaked_source = @leaked_source
+WHERE tenant_id = @tenant_id AND id = @id;

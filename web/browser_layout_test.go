@@ -201,6 +201,10 @@ func TestBrowserLayoutAndAccessibility(t *testing.T) {
 		"Content-Type", "application/json", "Idempotency-Key", "layout-1")
 	e.API("GET", "/api/v1/events?source=billing.eu-north-1.invoices&type=invoice.paid.with.a.long.type.name", billing, "")
 	e.API("GET", "/api/v1/key", staging, "")
+	// A key reported leaked, found at a long URL: its page and the
+	// overview show the report.
+	leakedRow, leaked := e.Key(e.Tenant, owner, apikey.Config{Name: "Leaked deploy key", Environment: apikey.Production, Scopes: []string{"events:read"}})
+	e.API("POST", "/api/v1/keys/report", "", `{"keys":["`+leaked+`"],"url":"https://github.com/acme/a-rather-long-repository-name/blob/0123456789abcdef0123456789abcdef01234567/config/production/secrets.yml"}`)
 	e.App.Usage.Flush(context.Background())
 
 	p.do("login page", chromedp.Navigate(p.base+"/login"), chromedp.WaitVisible(chromedp.CSS(`input[name=email]`)))
@@ -357,7 +361,8 @@ func TestBrowserLayoutAndAccessibility(t *testing.T) {
 	// a member, the organisation, and one logged request.
 	for _, pg := range []struct{ name, path, ready string }{
 		{"settings", "/settings", `[data-testid=settings-section]`},
-		{"developers", "/settings/developers", `[data-testid=overview-requests]`},
+		{"developers", "/settings/developers", `[data-testid=overview-leaked-key]`},
+		{"leaked-key", "/settings/developers/api-keys/" + leakedRow.ID, `[data-testid=api-key-leaked]`},
 		{"audit-log", "/settings/developers/audit-log", `[data-testid=audit-log-row]`},
 		{"audit-log-bad-filter", "/settings/developers/audit-log?from=2026-13-45&actor=nobody", `#err-from`},
 		{"team", "/settings/team", `[data-testid=member-row]`},

@@ -28,6 +28,7 @@ import (
 	"keyward/web/org"
 	"keyward/web/portal"
 	"keyward/web/ratelimit"
+	"keyward/web/secretscan"
 	"keyward/web/session"
 	"keyward/web/usage"
 )
@@ -66,6 +67,12 @@ type Config struct {
 	Usage usage.Options
 	// Mail, when set, also mails invitation links (KEYWARD_SMTP_URL).
 	Mail mail.Sender
+	// SecretScanning holds the secret-scanning partner's public keys
+	// (KEYWARD_SECRET_SCANNING_KEYS); nil turns the partner route off.
+	SecretScanning *secretscan.KeySet
+	// ReportLimit bounds the public key reports of one address; zero
+	// means api.DefaultReportLimit.
+	ReportLimit ratelimit.Limit
 }
 
 // App is the built application.
@@ -131,7 +138,8 @@ func Build(cfg Config, store *db.Store, ring *keyring.Ring) (*App, error) {
 	uo.Audit = auditKeys
 	rec := usage.New(store, cfg.Logger, now, cfg.Metrics, uo)
 	evs := &events.Service{Store: store, Now: now}
-	pub := &api.Handler{Events: evs, Verifier: ver, Limiter: cfg.Limiter, Usage: rec, Hosts: cfg.APIHosts, HostsStrict: cfg.APIHostsStrict, Now: now, Metrics: cfg.Metrics}
+	pub := &api.Handler{Events: evs, Verifier: ver, Limiter: cfg.Limiter, Usage: rec, Hosts: cfg.APIHosts, HostsStrict: cfg.APIHostsStrict, Now: now, Metrics: cfg.Metrics,
+		Keys: keys, SecretScanning: cfg.SecretScanning, ReportLimit: cfg.ReportLimit}
 	e := New(cfg, store, ph, pub)
 	// A new session row keeps where it was opened from, as the router
 	// reads the client address (trusted proxies included).

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -185,6 +186,26 @@ func TestServeRefusesBadPoolAndHostSettings(t *testing.T) {
 		}
 		for k := range c.env {
 			os.Unsetenv(k)
+		}
+	}
+}
+
+// A secret-scanning keys file that is missing or not GitHub's format stops
+// serve at once with one line naming the variable and the problem.
+func TestServeRefusesBadSecretScanningKeys(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "keys.json")
+	if err := os.WriteFile(bad, []byte(`{"public_keys":[{"key_identifier":"k1","key":"not a key","is_current":true}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for path, says := range map[string]string{
+		bad:                             "KEYWARD_SECRET_SCANNING_KEYS: " + bad + ": public_keys[0] (k1): key is not a PEM block",
+		filepath.Join(dir, "none.json"): "KEYWARD_SECRET_SCANNING_KEYS: open " + filepath.Join(dir, "none.json"),
+	} {
+		t.Setenv("KEYWARD_SECRET_SCANNING_KEYS", path)
+		code, _, stderr := keyward(t, "", "", "serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir())
+		if code != 1 || !strings.Contains(stderr, says) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+			t.Errorf("%s: exit %d, %q; want one line saying %q", path, code, stderr, says)
 		}
 	}
 }

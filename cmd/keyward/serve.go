@@ -28,6 +28,7 @@ import (
 	"keyward/web/mail"
 	"keyward/web/metrics"
 	"keyward/web/ratelimit"
+	"keyward/web/secretscan"
 	webusage "keyward/web/usage"
 )
 
@@ -74,6 +75,15 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		log.Info("invitation links are mailed too", "smtp", s.String())
 		mailer = s
 	}
+	var scanning *secretscan.KeySet
+	if cfg.SecretScanningKeys != "" {
+		if scanning, err = secretscan.LoadKeys(cfg.SecretScanningKeys); err != nil {
+			// A malformed file stops the start: better than a route that
+			// refuses every report.
+			return fmt.Errorf("KEYWARD_SECRET_SCANNING_KEYS: %w", err)
+		}
+		log.Info("secret-scanning reports are accepted", "keys", scanning.Len())
+	}
 	// Bind first: a taken port should fail before a database is started.
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -91,7 +101,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		APIHosts: hosts, APIHostsStrict: cfg.APIHostsStrict, Limiter: limiter, QuietSuccess: !cfg.production(), Metrics: m,
 		Verifier: apikey.VerifierOptions{StaleMax: cfg.KeyStaleMax},
 		Usage:    webusage.Options{LogBuffer: int64(cfg.LogBuffer)},
-		Mail:     mailer,
+		Mail:     mailer, SecretScanning: scanning,
 	}, store, ring)
 	if err != nil {
 		ln.Close()

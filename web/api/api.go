@@ -20,6 +20,7 @@ import (
 	"keyward/web/metrics"
 	"keyward/web/problem"
 	"keyward/web/ratelimit"
+	"keyward/web/secretscan"
 	"keyward/web/usage"
 )
 
@@ -38,6 +39,14 @@ type Handler struct {
 	// HostsStrict refuses keyed requests to hosts not in Hosts
 	// (KEYWARD_API_HOSTS_STRICT).
 	HostsStrict bool
+	// Keys applies the leak policy to reported keys (leaks.go).
+	Keys *apikey.Service
+	// SecretScanning holds the secret-scanning partner's public keys
+	// (KEYWARD_SECRET_SCANNING_KEYS); nil turns the partner route off.
+	SecretScanning *secretscan.KeySet
+	// ReportLimit bounds the public key reports of one address; zero
+	// means DefaultReportLimit.
+	ReportLimit ratelimit.Limit
 	// Now is the application's clock (web.Config.Now), which the verifier
 	// and the events service read too.
 	Now func() time.Time
@@ -81,6 +90,10 @@ func (h *Handler) Register(e *echo.Echo) {
 	add(http.MethodPost, "/events/batch", h.handleIngestBatch, ingest...)
 	add(http.MethodGet, "/events", h.handleList, keyed(apikey.ScopeEventsRead)...)
 	add(http.MethodGet, "/events/:id", h.handleGet, keyed(apikey.ScopeEventsRead)...)
+	// Reports of leaked keys take no API key (leaks.go): the partner's
+	// signature, or nothing at all.
+	add(http.MethodPost, "/secret-scanning/reports", h.handleSecretScanning, problem.BodyLimit(secretscan.MaxBody))
+	add(http.MethodPost, "/keys/report", h.handleKeyReport, problem.BodyLimit(secretscan.MaxPublicBody))
 	// Anything else under the prefix gets the API's own 404 or 405, in
 	// JSON, rather than falling to the portal's catch-all (and its CSRF
 	// check).

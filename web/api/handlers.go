@@ -2,8 +2,6 @@ package api
 
 import (
 	"encoding/json"
-	"errors"
-	"io"
 	"mime"
 	"net/http"
 	"strconv"
@@ -13,7 +11,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"keyward/web/apikey"
-	"keyward/web/errs"
 	"keyward/web/events"
 	"keyward/web/problem"
 )
@@ -118,12 +115,9 @@ func (h *Handler) ingest(c echo.Context, batch bool, data func([]events.Event) a
 	if err := events.CheckIdempotencyKey(r.Header.Get("Idempotency-Key")); err != nil {
 		return err
 	}
-	body, err := io.ReadAll(r.Body)
-	var he *echo.HTTPError
-	if errors.As(err, &he) {
-		return err // the body limit's 413
-	} else if err != nil {
-		return errs.InvalidField("body", "The request body ended early or took too long to arrive: send it again.")
+	body, err := readBody(r)
+	if err != nil {
+		return err
 	}
 	res, err := h.Events.Ingest(r.Context(), caller(principal(c)), events.IngestRequest{
 		Route: c.Path(), Batch: batch, Body: body, IdempotencyKey: r.Header.Get("Idempotency-Key"),

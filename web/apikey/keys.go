@@ -48,6 +48,14 @@ type Key struct {
 	Prefix string
 	// Live lists the prefixes of the secrets that work now.
 	Live []string
+	// Leaked is the latest report of the key as leaked; nil if none.
+	Leaked *Leaked
+}
+
+// Leaked is when a key was reported leaked, where and by whom (leak.go).
+type Leaked struct {
+	At          time.Time
+	URL, Source string
 }
 
 // Status derives the key's status at now; revocation outranks the rest.
@@ -117,7 +125,14 @@ func keyOf(k db.APIKey) Key {
 	return Key{ID: k.ID, TenantID: k.TenantID, Name: k.Name, Description: k.Description, Environment: Environment(k.Environment),
 		Scopes: k.Scopes, Sources: k.Sources, IPAllowlist: k.IpAllowlist, RateLimit: KeyRateLimit(k), ExpiresAt: k.ExpiresAt,
 		CreatedAt: k.CreatedAt, CreatedBy: k.CreatedBy, DisabledAt: k.DisabledAt, RevokedAt: k.RevokedAt,
-		LastUsedAt: k.LastUsedAt, LastUsedIP: k.LastUsedIp}
+		LastUsedAt: k.LastUsedAt, LastUsedIP: k.LastUsedIp, Leaked: leakedOf(k)}
+}
+
+func leakedOf(k db.APIKey) *Leaked {
+	if k.LeakedAt == nil {
+		return nil
+	}
+	return &Leaked{At: *k.LeakedAt, URL: k.LeakedUrl, Source: k.LeakedSource}
 }
 
 // change runs one confirmed operation: the role, then the code and fn in

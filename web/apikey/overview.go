@@ -10,6 +10,9 @@ import (
 
 // Overview is what the developers overview shows.
 type Overview struct {
+	// Leaked: keys reported leaked within LeakedWithin, whatever their
+	// status, newest report first.
+	Leaked []Key
 	// ExpiringSoon: active keys that expire within ExpiringWithin,
 	// soonest first.
 	ExpiringSoon []Key
@@ -59,6 +62,13 @@ func (s *Service) Overview(ctx context.Context, tenantID int64) (Overview, error
 		return Overview{}, err
 	}
 	o.Requests, o.Refusals = counts.Requests, counts.Refusals
+	leaked, err := s.Store.ListLeakedAPIKeys(ctx, db.ListLeakedAPIKeysParams{TenantID: tenantID, Since: now.Add(-LeakedWithin)})
+	if err != nil {
+		return Overview{}, err
+	}
+	for _, r := range leaked {
+		o.Leaked = append(o.Leaked, keyOf(r))
+	}
 	return o, nil
 }
 

@@ -23,6 +23,25 @@ type Policy struct {
 	IdleDisableDays int
 	// DefaultExpiryDays: the expiry the create form offers, in days.
 	DefaultExpiryDays int
+	// LeakAction is what happens to a key reported leaked (leak.go):
+	// LeakRevoke (also what "" means) or LeakDisable.
+	LeakAction string
+}
+
+// What a key reported leaked gets, as the organisation's policy says.
+const (
+	// LeakRevoke revokes the key at once: the default.
+	LeakRevoke = "revoke"
+	// LeakDisable disables it, so an admin can look before revoking.
+	LeakDisable = "disable"
+)
+
+// Leak is the policy's LeakAction, "" read as LeakRevoke.
+func (p Policy) Leak() string {
+	if p.LeakAction == "" {
+		return LeakRevoke
+	}
+	return p.LeakAction
 }
 
 // The policies by the names pages and errors give them.
@@ -47,6 +66,9 @@ func (p Policy) Check() error {
 			fs.Add(f.name, fmt.Sprintf("Enter a number of days from 1 to %d, or leave it empty for no limit.", MaxPolicyDays))
 		}
 	}
+	if p.LeakAction != "" && p.LeakAction != LeakRevoke && p.LeakAction != LeakDisable {
+		fs.Add("leak_action", "Choose what happens to a key reported leaked: revoke it at once, or disable it.")
+	}
 	if p.MaxLifetimeDays > 0 && p.DefaultExpiryDays > p.MaxLifetimeDays {
 		fs.Add("default_expiry_days", fmt.Sprintf("The default expiry cannot be later than the maximum key lifetime (%d days).", p.MaxLifetimeDays))
 	}
@@ -70,7 +92,7 @@ func LoadPolicy(ctx context.Context, q *db.Queries, tenantID int64) (Policy, err
 		return int(*n)
 	}
 	return Policy{MaxLifetimeDays: days(row.MaxLifetimeDays), RequireProdAllowlist: row.RequireProdAllowlist,
-		IdleDisableDays: days(row.IdleDisableDays), DefaultExpiryDays: days(row.DefaultExpiryDays)}, nil
+		IdleDisableDays: days(row.IdleDisableDays), DefaultExpiryDays: days(row.DefaultExpiryDays), LeakAction: row.LeakAction}, nil
 }
 
 // SavePolicy stores the tenant's key policy through q.
@@ -84,7 +106,7 @@ func SavePolicy(ctx context.Context, q *db.Queries, tenantID int64, p Policy, no
 	}
 	return q.UpsertKeyPolicy(ctx, db.UpsertKeyPolicyParams{TenantID: tenantID, MaxLifetimeDays: days(p.MaxLifetimeDays),
 		RequireProdAllowlist: p.RequireProdAllowlist, IdleDisableDays: days(p.IdleDisableDays),
-		DefaultExpiryDays: days(p.DefaultExpiryDays), UpdatedAt: now})
+		DefaultExpiryDays: days(p.DefaultExpiryDays), LeakAction: p.Leak(), UpdatedAt: now})
 }
 
 // latestExpiry is the latest expiry the lifetime policy allows at now.

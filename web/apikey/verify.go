@@ -314,7 +314,7 @@ func (v *Verifier) lookup(ctx context.Context, h [32]byte, ip string, now time.T
 	client := ""
 	if stale == nil {
 		if ip != "" {
-			client = lookupClient(ip)
+			client = ClientOf(ip)
 			if retry, out := v.lookups.Exhausted(client, v.lookupLimit); out {
 				v.m.Verifications.WithLabelValues("throttled").Inc()
 				e := refusal(ErrLookupsExhausted, fmt.Sprintf(
@@ -351,9 +351,10 @@ func (v *Verifier) refresh(h [32]byte) {
 	_, _ = v.load(ctx, h, v.Now()) // on failure the entry expires as before
 }
 
-// lookupClient is who pays for a lookup: the address, or for IPv6 its /64,
-// which one subscriber usually holds whole.
-func lookupClient(ip string) string {
+// ClientOf is who pays for a lookup (and for a key report, in web/api):
+// the address, or for IPv6 its /64, which one subscriber usually holds
+// whole.
+func ClientOf(ip string) string {
 	a, err := netip.ParseAddr(ip)
 	if err != nil {
 		return ip

@@ -27,6 +27,7 @@ var actionNames = map[string]string{
 	"api_key.enabled":                     "Key enabled",
 	"api_key.revoked":                     "Key revoked",
 	"api_key.used_from_new_ip":            "Used from a new address",
+	"api_key.leaked":                      "Reported leaked",
 	"auth.login.failed":                   "Sign-in failed",
 	"auth.login.succeeded":                "Signed in",
 	"auth.mfa.enrolled":                   "Authenticator set up",
@@ -124,6 +125,11 @@ var fields = []struct {
 	{"sessions_ended", field{"Sessions ended", kNumber, "none"}},
 	{"slug", field{"Slug", kText, "none"}},
 	{"plan", field{"Plan", kText, "none"}},
+	{"action", field{"Action taken", kWord, "none"}},
+	{"url", field{"Found at", kText, "not given"}},
+	{"source", field{"Reported by", kText, "unknown"}},
+	{"note", field{"Note", kText, "none"}},
+	{"leak_action", field{"When a key is reported leaked", kWord, "revoke it at once"}},
 }
 
 // labels rename a field for one action, where the usual name would
@@ -132,6 +138,7 @@ var labels = map[string]map[string]string{
 	"api_key.rotated":          {"prefix": "New secret"},
 	"api_key.grace_ended":      {"expires_at": "Stops working"},
 	"api_key.used_from_new_ip": {"ip": "New address"},
+	"api_key.leaked":           {"prefix": "Leaked secret"},
 	"api_key.disabled":         {"idle_days": "Idle for more than (days)", "last_used_at": "Last used"},
 	"user.invited":             {"expires_at": "Link expires"},
 	"user.created":             {"invitation_id": "Invitation", "invited_by": "Invited by user"},
@@ -149,6 +156,13 @@ var words = map[string]string{
 	"totp":           "authenticator code",
 	"recovery_code":  "recovery code",
 	"totp_enrolment": "authenticator set-up",
+	// api_key.leaked's action, and the leak policy.
+	"revoked":          "key revoked",
+	"disabled":         "key disabled",
+	"already_disabled": "none: the key was disabled already",
+	"secret_ended":     "the reported secret, rotated out, stopped at once",
+	"revoke":           "revoke it at once",
+	"disable":          "disable it",
 }
 
 // maxText bounds a text value in a line; the stored diff has it whole.

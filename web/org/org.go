@@ -131,6 +131,9 @@ func (s *Service) Save(ctx context.Context, by auth.Caller, code string, in Sett
 		if old.RequireProdAllowlist != in.Policy.RequireProdAllowlist {
 			diff["require_production_ip_allowlist"] = change{old.RequireProdAllowlist, in.Policy.RequireProdAllowlist}
 		}
+		if old.Leak() != in.Policy.Leak() {
+			diff["leak_action"] = change{old.Leak(), in.Policy.Leak()}
+		}
 		if len(diff) == 0 {
 			return errs.New(errs.Invalid, "", "Nothing changed: the settings are as they were.")
 		}

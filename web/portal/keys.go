@@ -245,6 +245,9 @@ func (h *Handler) keyDetail(c echo.Context, id string) (views.KeyDetailProps, er
 			p.Revoked.By = actorName(*d.Revocation, emails)
 		}
 	}
+	if k.Leaked != nil {
+		p.Leak = &views.LeakBanner{At: views.At(k.Leaked.At, now), Source: k.Leaked.Source, URL: k.Leaked.URL, Advice: leakAdvice(status)}
+	}
 	for _, s := range d.Secrets {
 		row := views.SecretRow{Prefix: s.Prefix, Created: views.At(s.CreatedAt, now), LastRequest: views.AtPtr(s.LastRequestAt, now)}
 		row.State, row.Class, row.Until = secretState(k, status, s, now)
@@ -256,6 +259,18 @@ func (h *Handler) keyDetail(c echo.Context, id string) (views.KeyDetailProps, er
 			Actor: actorName(e, emails), IP: e.IP, Lines: audit.Describe(e.Action, e.Diff), Diff: string(e.Diff)})
 	}
 	return p, nil
+}
+
+// leakAdvice says what to do about a key reported leaked, by its status
+// now.
+func leakAdvice(status string) string {
+	switch status {
+	case apikey.StatusRevoked:
+		return "It is revoked: make a new key for the clients that used it."
+	case apikey.StatusDisabled:
+		return "It is disabled: revoke it and make a new key, or enable it again if the report was wrong."
+	}
+	return "The reported secret no longer works. If the key's current secret may have leaked too, rotate or revoke the key."
 }
 
 // secretState says whether a secret works, consistently with its key: a

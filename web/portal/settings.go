@@ -77,6 +77,9 @@ func (h *Handler) handleDevelopers(c echo.Context) error {
 			return "last used " + fmtTime(k.LastUsedAt)
 		}),
 		ProdOpen: rows(o.ProdOpen, func(k apikey.Key) string { return "any address may use it" }),
+		Leaked: rows(o.Leaked, func(k apikey.Key) string {
+			return "reported " + fmtTime(&k.Leaked.At) + " by " + k.Leaked.Source + "; now " + k.Status(now)
+		}),
 	}
 	return render(c, http.StatusOK, views.DevelopersPage(meta(c, "Developers", "settings"), p))
 }

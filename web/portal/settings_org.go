@@ -22,7 +22,8 @@ func daysText(n int) string {
 
 func orgForm(s org.Settings) views.OrgForm {
 	return views.OrgForm{Name: s.Name, MaxLifetimeDays: daysText(s.Policy.MaxLifetimeDays), IdleDisableDays: daysText(s.Policy.IdleDisableDays),
-		DefaultExpiryDays: daysText(s.Policy.DefaultExpiryDays), RequireProdAllowlist: s.Policy.RequireProdAllowlist}
+		DefaultExpiryDays: daysText(s.Policy.DefaultExpiryDays), RequireProdAllowlist: s.Policy.RequireProdAllowlist,
+		LeakAction: s.Policy.Leak()}
 }
 
 // renderOrg shows the organisation page; form, when not nil, is what the
@@ -54,7 +55,7 @@ func (h *Handler) handleOrg(c echo.Context) error {
 func parseOrgForm(c echo.Context) (views.OrgForm, org.Settings, errs.Fields) {
 	f := views.OrgForm{Name: c.FormValue("name"), MaxLifetimeDays: strings.TrimSpace(c.FormValue("max_lifetime_days")),
 		IdleDisableDays: strings.TrimSpace(c.FormValue("idle_disable_days")), DefaultExpiryDays: strings.TrimSpace(c.FormValue("default_expiry_days")),
-		RequireProdAllowlist: c.FormValue("require_prod_allowlist") != ""}
+		RequireProdAllowlist: c.FormValue("require_prod_allowlist") != "", LeakAction: c.FormValue("leak_action")}
 	var bad errs.Fields
 	days := func(name, v string) int {
 		if v == "" {
@@ -69,7 +70,8 @@ func parseOrgForm(c echo.Context) (views.OrgForm, org.Settings, errs.Fields) {
 	}
 	s := org.Settings{Name: f.Name, Policy: apikey.Policy{
 		MaxLifetimeDays: days("max_lifetime_days", f.MaxLifetimeDays), IdleDisableDays: days("idle_disable_days", f.IdleDisableDays),
-		DefaultExpiryDays: days("default_expiry_days", f.DefaultExpiryDays), RequireProdAllowlist: f.RequireProdAllowlist}}
+		DefaultExpiryDays: days("default_expiry_days", f.DefaultExpiryDays), RequireProdAllowlist: f.RequireProdAllowlist,
+		LeakAction: f.LeakAction}}
 	return f, s, bad
 }
 

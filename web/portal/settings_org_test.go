@@ -111,3 +111,32 @@ func TestKeyPolicies(t *testing.T) {
 		t.Errorf("an admin opens the organisation page: %d", r.Status)
 	}
 }
+
+// TestLeakPolicySetting: the organisation page offers the leak policy,
+// revoke by default; the owner's change is confirmed with a code, kept,
+// and audited as tenant.updated with what it was and became; a value that
+// is not offered is refused at its field.
+func TestLeakPolicySetting(t *testing.T) {
+	e := webtest.New(t)
+	owner := newAdmin(t, e, "olga@acme.test", auth.RoleOwner)
+	page := owner.c.Get("/settings/organization")
+	if !strings.Contains(page.Body, `name="leak_action" value="revoke" checked`) || !strings.Contains(page.Body, "When a key is reported leaked") {
+		t.Fatalf("the page does not offer the leak policy, revoke chosen: %s", page.Body)
+	}
+	r := owner.saveOrg(t, url.Values{"name": {"Acme Inc."}, "leak_action": {"explode"}})
+	if r.Status != http.StatusBadRequest || !strings.Contains(r.Body, `aria-describedby="err-leak_action"`) {
+		t.Fatalf("an unknown leak action: %d", r.Status)
+	}
+	r = owner.saveOrg(t, url.Values{"name": {"Acme Inc."}, "leak_action": {"disable"}})
+	if r.Path != "/settings/organization" || !strings.Contains(r.Body, "Settings saved") ||
+		!strings.Contains(r.Body, `name="leak_action" value="disable" checked`) {
+		t.Fatalf("save: %d at %s: %s", r.Status, r.Path, r.Body)
+	}
+	if n := count(t, e, `SELECT count(*) FROM key_policies WHERE tenant_id = $1 AND leak_action = 'disable'`, e.Tenant.ID); n != 1 {
+		t.Error("the policy was not stored")
+	}
+	if n := count(t, e, `SELECT count(*) FROM audit_events WHERE action = 'tenant.updated'
+		AND (diff::jsonb)->'leak_action' = '{"from":"revoke","to":"disable"}'::jsonb`); n != 1 {
+		t.Error("tenant.updated does not record the leak policy's change")
+	}
+}

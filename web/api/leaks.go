@@ -1,0 +1,134 @@
+package api
+
+// The two routes that take reports of leaked keys. Neither takes an API
+// key: a secret-scanning partner signs its reports (web/secretscan checks
+// the signature), and anyone may send the public report. Both hand each
+// token to the key service, which applies the key's organisation's leak
+// policy (web/apikey/leak.go).
+
+import (
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"keyward/web/apikey"
+	"keyward/web/audit"
+	"keyward/web/errs"
+	"keyward/web/problem"
+	"keyward/web/ratelimit"
+	"keyward/web/secretscan"
+)
+
+// The actors the audit trail names for each kind of report.
+const (
+	ActorSecretScanning = "secret-scanning"
+	ActorPublicReport   = "public-report"
+)
+
+// DefaultReportLimit is how many public key reports one address (an IPv6
+// /64) may send: each may name 100 keys, and each well-formed key costs a
+// lookup.
+var DefaultReportLimit = ratelimit.Limit{Requests: 10, Window: time.Hour}
+
+// errScanningOff answers partner reports on a server with no partner keys
+// (KEYWARD_SECRET_SCANNING_KEYS unset): the route is off.
+var errScanningOff = errs.New(errs.NotFound, "",
+	"Secret-scanning reports are not enabled on this server: its operator has not configured the partner's public keys.")
+
+// readBody reads a request body (a report, an ingestion); the body limit's
+// refusal, 413, passes through.
+func readBody(r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(r.Body)
+	var he *echo.HTTPError
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &he) || errors.As(err, &tooBig) {
+		return nil, err
+	} else if err != nil {
+		return nil, errs.InvalidField("body", "The request body ended early or took too long to arrive: send it again.")
+	}
+	return body, nil
+}
+
+func reporter(c echo.Context, id string) audit.Actor {
+	return audit.Actor{Type: audit.ActorSystem, ID: id, IP: c.RealIP(), UserAgent: c.Request().UserAgent()}
+}
+
+// handleSecretScanning takes a partner report: the signature over the raw
+// body first (401 and nothing done when it fails), then the body, then
+// each token. The answer is the partner program's own: one label per
+// token, named by its SHA-256.
+func (h *Handler) handleSecretScanning(c echo.Context) error {
+	if h.SecretScanning == nil {
+		return errScanningOff
+	}
+	r := c.Request()
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	if err := h.SecretScanning.Verify(r.Header.Get(secretscan.HeaderKeyIdentifier), r.Header.Get(secretscan.HeaderKeySignature), body); err != nil {
+		return err
+	}
+	matches, err := secretscan.ParseReport(body)
+	if err != nil {
+		return err
+	}
+	by := reporter(c, ActorSecretScanning)
+	labels := make([]secretscan.Label, 0, len(matches))
+	for _, m := range matches {
+		source := "secret scanning"
+		if m.Source != "" {
+			source += ": " + m.Source
+		}
+		out, err := h.Keys.ReportLeak(r.Context(), m.Token, apikey.Leak{URL: m.URL, Source: source}, by)
+		if err != nil {
+			return err
+		}
+		// A revoked key is still a real token: GitHub's label says whether
+		// the match is a real credential, not whether it still works.
+		labels = append(labels, secretscan.LabelFor(m, out != apikey.LeakNotOurs))
+	}
+	noStore(c)
+	return c.JSON(http.StatusOK, labels)
+}
+
+// reportAccepted is the public report's one answer, the same bytes
+// whatever the keys were.
+var reportAccepted = []byte(`{"success":true,"data":{"status":"received","message":"Thank you. Every live key among those reported is now handled by its organisation's leak policy."}}`)
+
+// handleKeyReport takes a public report of leaked keys. It answers 202
+// with the same body whether or not any key existed; only a malformed
+// request or the address's limit is refused.
+func (h *Handler) handleKeyReport(c echo.Context) error {
+	r := c.Request()
+	limit := h.ReportLimit
+	if limit.Requests <= 0 {
+		limit = DefaultReportLimit
+	}
+	if res := h.Limiter.Allow(r.Context(), "key-report:"+apikey.ClientOf(c.RealIP()), limit); !res.Allowed {
+		return errs.Throttle("Too many key reports from your address", res.RetryAfter)
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType)); err != nil || mt != echo.MIMEApplicationJSON {
+		return problem.Unsupported()
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	rep, err := secretscan.ParsePublicReport(body)
+	if err != nil {
+		return err
+	}
+	by := reporter(c, ActorPublicReport)
+	for _, k := range rep.Keys {
+		if _, err := h.Keys.ReportLeak(r.Context(), k, apikey.Leak{URL: rep.URL, Source: "public report", Note: rep.Note}, by); err != nil {
+			return err
+		}
+	}
+	noStore(c)
+	return c.Blob(http.StatusAccepted, echo.MIMEApplicationJSON, reportAccepted)
+}
