@@ -27,10 +27,10 @@ var ExpiryActor = audit.Actor{Type: audit.ActorSystem, ID: "key-expiry"}
 
 // The expiry stages of a key, as api_keys.expiry_stage holds them.
 const (
-	stageNone      int16 = 0
-	stageNotice14  int16 = 1 // api_key.expiring, 14 days ahead, handled
-	stageNotice1   int16 = 2 // api_key.expiring, 1 day ahead, handled
-	stageExpired   int16 = 3 // api_key.expired recorded
+	stageNone     int16 = 0
+	stageNotice14 int16 = 1 // api_key.expiring, 14 days ahead, handled
+	stageNotice1  int16 = 2 // api_key.expiring, 1 day ahead, handled
+	stageExpired  int16 = 3 // api_key.expired recorded
 )
 
 // expiryPageSize is how many keys RecordExpiries reads at a time.

@@ -50,6 +50,13 @@ var describeCases = []struct {
 	{"api_key.enabled", `{"disabled":{"from":true,"to":false}}`, []string{"Status: disabled → enabled"}},
 	{"api_key.revoked", `{"status":{"from":"active","to":"revoked"}}`, []string{"Status: active → revoked"}},
 	{"api_key.used_from_new_ip", `{"ip":"203.0.113.9"}`, []string{"New address: 203.0.113.9"}},
+	{"api_key.expired", `{"expires_at":"2026-12-01T10:00:00Z"}`, []string{"Expired at 2026-12-01 10:00 UTC"}},
+	{"api_key.expiring", `{"expires_at":"2026-12-15T10:00:00Z","notice":"14_days","days_left":14}`,
+		[]string{"Expires in 14 days, on 2026-12-15 10:00 UTC"}},
+	{"api_key.expiring", `{"expires_at":"2026-12-02T09:30:15Z","notice":"1_day","days_left":1}`,
+		[]string{"Expires in 1 day, on 2026-12-02 09:30:15 UTC"}},
+	// A diff the sentence cannot read is listed field by field.
+	{"api_key.expiring", `{"notice":"1_day"}`, []string{"Notice: 1 day ahead"}},
 	{"auth.login.failed", `{"reason":"wrong_password","email":"ann@acme.test"}`, []string{"Reason: wrong password", "Email: ann@acme.test"}},
 	{"auth.login.failed", `{"reason":"unknown_email"}`, []string{"Reason: unknown email address"}},
 	{"auth.login.succeeded", `{"method":"recovery_code"}`, []string{"Method: recovery code"}},
