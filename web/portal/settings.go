@@ -77,4 +77,3 @@ func (h *Handler) handleDevelopers(c echo.Context) error {
 	}
 	return render(c, http.StatusOK, views.DevelopersPage(meta(c, "Developers", "settings"), p))
 }
-
