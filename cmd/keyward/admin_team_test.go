@@ -14,9 +14,9 @@ import (
 )
 
 // TestUserDisableEnableResetMFA: the locked-out case from the command
-// line. user create audits user.created; each command changes one user, ends their sessions where it
-// should, refuses to disable the last owner, and is audited as the system
-// with the operator's OS user.
+// line. user create audits user.created; each command changes one user,
+// ends their sessions where it should, refuses to disable the last owner,
+// and is audited as the system with the operator's OS user.
 func TestUserDisableEnableResetMFA(t *testing.T) {
 	url := dbtest.NewURL(t)
 	ctx := context.Background()
