@@ -169,18 +169,7 @@ func TestKeyExpiryJobOnceAcrossInstances(t *testing.T) {
 	now := func() time.Time { return *clock.Load() }
 	cfg := jobs.Config{Store: f.store, Sessions: session.New(f.store.Queries, make([]byte, 32), false, now), Retention: 24 * time.Hour,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: now, Audit: audittest.Keys()}
-	var runners []*jobs.Runner
-	for range 2 {
-		r, err := jobs.New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := r.Start(f.ctx); err != nil {
-			t.Fatal(err)
-		}
-		defer r.Stop(f.ctx)
-		runners = append(runners, r)
-	}
+	runners := instances(t, f.ctx, cfg, 2)
 	// runBoth moves the clock to at and has each instance run the job.
 	runBoth := func(at time.Time) {
 		t.Helper()
