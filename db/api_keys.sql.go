@@ -10,6 +10,37 @@ import (
 	"time"
 )
 
+const claimAPIKeyExpiryStage = `-- name: ClaimAPIKeyExpiryStage :execrows
+UPDATE api_keys SET expiry_stage = $1::smallint
+WHERE tenant_id = $2 AND id = $3 AND expires_at = $4::timestamptz AND expiry_stage < $1::smallint
+  AND revoked_at IS NULL AND (disabled_at IS NULL OR $1::smallint = 3)
+`
+
+type ClaimAPIKeyExpiryStageParams struct {
+	Stage     int16
+	TenantID  int64
+	ID        string
+	ExpiresAt time.Time
+}
+
+// Moves a key to expiry stage @stage, if it still falls short of it, is
+// still live (and, but for stage 3, enabled) and still expires at
+// @expires_at. 0 rows: another run claimed it first, or the key changed.
+// The caller writes the stage's audit event in the same transaction: the
+// row lock makes concurrent claims wait, and they then see the new stage.
+func (q *Queries) ClaimAPIKeyExpiryStage(ctx context.Context, arg ClaimAPIKeyExpiryStageParams) (int64, error) {
+	result, err := q.db.Exec(ctx, claimAPIKeyExpiryStage,
+		arg.Stage,
+		arg.TenantID,
+		arg.ID,
+		arg.ExpiresAt,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const countAPIKeysByTenant = `-- name: CountAPIKeysByTenant :one
 SELECT count(*) FILTER (WHERE
          ($1::text = '' OR k.environment = $1)
@@ -59,10 +90,10 @@ func (q *Queries) CountAPIKeysByTenant(ctx context.Context, arg CountAPIKeysByTe
 const createAPIKey = `-- name: CreateAPIKey :one
 
 INSERT INTO api_keys (tenant_id, name, description, environment, scopes, sources, ip_allowlist,
-                      rate_limit_requests, rate_limit_window_s, expires_at, created_by)
+                      rate_limit_requests, rate_limit_window_s, expires_at, created_by, expiry_stage)
 VALUES ($1, $2, $3, $4, $5, $6, $7,
-        $8, $9, $10, $11)
-RETURNING id, tenant_id, name, description, environment, scopes, sources, ip_allowlist, rate_limit_requests, rate_limit_window_s, expires_at, disabled_at, revoked_at, created_by, created_at, last_used_at, last_used_ip, changed_at, leaked_at, leaked_url, leaked_source
+        $8, $9, $10, $11, $12)
+RETURNING id, tenant_id, name, description, environment, scopes, sources, ip_allowlist, rate_limit_requests, rate_limit_window_s, expires_at, disabled_at, revoked_at, created_by, created_at, last_used_at, last_used_ip, changed_at, expiry_stage, leaked_at, leaked_url, leaked_source
 `
 
 type CreateAPIKeyParams struct {
@@ -77,6 +108,7 @@ type CreateAPIKeyParams struct {
 	RateLimitWindowS  *int32
 	ExpiresAt         *time.Time
 	CreatedBy         *int64
+	ExpiryStage       int16
 }
 
 // Every query is scoped by tenant_id: another tenant's key id finds nothing.
@@ -93,6 +125,7 @@ func (q *Queries) CreateAPIKey(ctx context.Context, arg CreateAPIKeyParams) (API
 		arg.RateLimitWindowS,
 		arg.ExpiresAt,
 		arg.CreatedBy,
+		arg.ExpiryStage,
 	)
 	var i APIKey
 	err := row.Scan(
@@ -114,6 +147,7 @@ func (q *Queries) CreateAPIKey(ctx context.Context, arg CreateAPIKeyParams) (API
 		&i.LastUsedAt,
 		&i.LastUsedIp,
 		&i.ChangedAt,
+		&i.ExpiryStage,
 		&i.LeakedAt,
 		&i.LeakedUrl,
 		&i.LeakedSource,
@@ -187,7 +221,7 @@ func (q *Queries) ExpireAPIKeySecrets(ctx context.Context, arg ExpireAPIKeySecre
 }
 
 const getAPIKey = `-- name: GetAPIKey :one
-SELECT id, tenant_id, name, description, environment, scopes, sources, ip_allowlist, rate_limit_requests, rate_limit_window_s, expires_at, disabled_at, revoked_at, created_by, created_at, last_used_at, last_used_ip, changed_at, leaked_at, leaked_url, leaked_source FROM api_keys WHERE tenant_id = $1 AND id = $2
+SELECT id, tenant_id, name, description, environment, scopes, sources, ip_allowlist, rate_limit_requests, rate_limit_window_s, expires_at, disabled_at, revoked_at, created_by, created_at, last_used_at, last_used_ip, changed_at, expiry_stage, leaked_at, leaked_url, leaked_source FROM api_keys WHERE tenant_id = $1 AND id = $2
 `
 
 type GetAPIKeyParams struct {
@@ -217,6 +251,7 @@ func (q *Queries) GetAPIKey(ctx context.Context, arg GetAPIKeyParams) (APIKey, e
 		&i.LastUsedAt,
 		&i.LastUsedIp,
 		&i.ChangedAt,
+		&i.ExpiryStage,
 		&i.LeakedAt,
 		&i.LeakedUrl,
 		&i.LeakedSource,
@@ -225,7 +260,7 @@ func (q *Queries) GetAPIKey(ctx context.Context, arg GetAPIKeyParams) (APIKey, e
 }
 
 const getAPIKeyForUpdate = `-- name: GetAPIKeyForUpdate :one
-SELECT id, tenant_id, name, description, environment, scopes, sources, ip_allowlist, rate_limit_requests, rate_limit_window_s, expires_at, disabled_at, revoked_at, created_by, created_at, last_used_at, last_used_ip, changed_at, leaked_at, leaked_url, leaked_source FROM api_keys WHERE tenant_id = $1 AND id = $2 FOR UPDATE
+SELECT id, tenant_id, name, description, environment, scopes, sources, ip_allowlist, rate_limit_requests, rate_limit_window_s, expires_at, disabled_at, revoked_at, created_by, created_at, last_used_at, last_used_ip, changed_at, expiry_stage, leaked_at, leaked_url, leaked_source FROM api_keys WHERE tenant_id = $1 AND id = $2 FOR UPDATE
 `
 
 type GetAPIKeyForUpdateParams struct {
@@ -255,6 +290,7 @@ func (q *Queries) GetAPIKeyForUpdate(ctx context.Context, arg GetAPIKeyForUpdate
 		&i.LastUsedAt,
 		&i.LastUsedIp,
 		&i.ChangedAt,
+		&i.ExpiryStage,
 		&i.LeakedAt,
 		&i.LeakedUrl,
 		&i.LeakedSource,
@@ -356,7 +392,7 @@ func (q *Queries) ListAPIKeySecrets(ctx context.Context, arg ListAPIKeySecretsPa
 }
 
 const listAPIKeysByTenant = `-- name: ListAPIKeysByTenant :many
-SELECT k.id, k.tenant_id, k.name, k.description, k.environment, k.scopes, k.sources, k.ip_allowlist, k.rate_limit_requests, k.rate_limit_window_s, k.expires_at, k.disabled_at, k.revoked_at, k.created_by, k.created_at, k.last_used_at, k.last_used_ip, k.changed_at, k.leaked_at, k.leaked_url, k.leaked_source FROM api_keys k
+SELECT k.id, k.tenant_id, k.name, k.description, k.environment, k.scopes, k.sources, k.ip_allowlist, k.rate_limit_requests, k.rate_limit_window_s, k.expires_at, k.disabled_at, k.revoked_at, k.created_by, k.created_at, k.last_used_at, k.last_used_ip, k.changed_at, k.expiry_stage, k.leaked_at, k.leaked_url, k.leaked_source FROM api_keys k
 WHERE k.tenant_id = $1
   AND ($2::text = '' OR k.environment = $2)
   AND ($3::text = ''
@@ -433,9 +469,80 @@ func (q *Queries) ListAPIKeysByTenant(ctx context.Context, arg ListAPIKeysByTena
 			&i.LastUsedAt,
 			&i.LastUsedIp,
 			&i.ChangedAt,
+			&i.ExpiryStage,
 			&i.LeakedAt,
 			&i.LeakedUrl,
 			&i.LeakedSource,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listAPIKeysExpiryDue = `-- name: ListAPIKeysExpiryDue :many
+SELECT tenant_id, id, expires_at::timestamptz AS expires_at, expiry_stage,
+       (CASE WHEN expires_at <= $1::timestamptz THEN 3 WHEN expires_at <= $2::timestamptz THEN 2 ELSE 1 END)::smallint AS due
+FROM api_keys
+WHERE expires_at IS NOT NULL AND revoked_at IS NULL AND expiry_stage < 3
+  AND expires_at <= $3::timestamptz
+  AND expiry_stage < CASE WHEN expires_at <= $1::timestamptz THEN 3 WHEN expires_at <= $2::timestamptz THEN 2 ELSE 1 END
+  AND (disabled_at IS NULL OR expires_at <= $1::timestamptz)
+  AND (expires_at, id) > ($4::timestamptz, $5::uuid)
+ORDER BY expires_at, id
+LIMIT $6
+`
+
+type ListAPIKeysExpiryDueParams struct {
+	Now            time.Time
+	DayAhead       time.Time
+	FortnightAhead time.Time
+	AfterExpires   time.Time
+	AfterID        string
+	Lim            int32
+}
+
+type ListAPIKeysExpiryDueRow struct {
+	TenantID    int64
+	ID          string
+	ExpiresAt   time.Time
+	ExpiryStage int16
+	Due         int16
+}
+
+// Live keys of every tenant (the expiry job spans them on purpose, as the
+// retention jobs do) with an expiry stage due at @now and not yet
+// recorded, soonest expiry first, after the cursor (@after_expires,
+// @after_id). due is the stage the key has reached: 3 expired (at or
+// before @now), 2 within a day (@day_ahead), 1 within 14 days
+// (@fortnight_ahead). Disabled keys are listed only once expired: they
+// get no notices.
+func (q *Queries) ListAPIKeysExpiryDue(ctx context.Context, arg ListAPIKeysExpiryDueParams) ([]ListAPIKeysExpiryDueRow, error) {
+	rows, err := q.db.Query(ctx, listAPIKeysExpiryDue,
+		arg.Now,
+		arg.DayAhead,
+		arg.FortnightAhead,
+		arg.AfterExpires,
+		arg.AfterID,
+		arg.Lim,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ListAPIKeysExpiryDueRow
+	for rows.Next() {
+		var i ListAPIKeysExpiryDueRow
+		if err := rows.Scan(
+			&i.TenantID,
+			&i.ID,
+			&i.ExpiresAt,
+			&i.ExpiryStage,
+			&i.Due,
 		); err != nil {
 			return nil, err
 		}
@@ -641,8 +748,9 @@ func (q *Queries) SetAPIKeyDisabled(ctx context.Context, arg SetAPIKeyDisabledPa
 const updateAPIKey = `-- name: UpdateAPIKey :exec
 UPDATE api_keys SET name = $1, description = $2, scopes = $3, sources = $4,
     ip_allowlist = $5, rate_limit_requests = $6,
-    rate_limit_window_s = $7, expires_at = $8
-WHERE tenant_id = $9 AND id = $10
+    rate_limit_window_s = $7, expires_at = $8,
+    expiry_stage = CASE WHEN expires_at IS DISTINCT FROM $8 THEN $9::smallint ELSE expiry_stage END
+WHERE tenant_id = $10 AND id = $11
 `
 
 type UpdateAPIKeyParams struct {
@@ -654,10 +762,14 @@ type UpdateAPIKeyParams struct {
 	RateLimitRequests *int32
 	RateLimitWindowS  *int32
 	ExpiresAt         *time.Time
+	ExpiryStage       int16
 	TenantID          int64
 	ID                string
 }
 
+// A changed expiry sets expiry_stage again (to @expiry_stage, the stages
+// of the new expiry whose time has come), so the key's notices and its
+// expiry are recorded anew; an unchanged one keeps it.
 func (q *Queries) UpdateAPIKey(ctx context.Context, arg UpdateAPIKeyParams) error {
 	_, err := q.db.Exec(ctx, updateAPIKey,
 		arg.Name,
@@ -668,6 +780,7 @@ func (q *Queries) UpdateAPIKey(ctx context.Context, arg UpdateAPIKeyParams) erro
 		arg.RateLimitRequests,
 		arg.RateLimitWindowS,
 		arg.ExpiresAt,
+		arg.ExpiryStage,
 		arg.TenantID,
 		arg.ID,
 	)

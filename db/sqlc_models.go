@@ -29,6 +29,7 @@ type APIKey struct {
 	LastUsedAt        *time.Time
 	LastUsedIp        string
 	ChangedAt         time.Time
+	ExpiryStage       int16
 	LeakedAt          *time.Time
 	LeakedUrl         string
 	LeakedSource      string

@@ -2,9 +2,9 @@
 
 -- name: CreateAPIKey :one
 INSERT INTO api_keys (tenant_id, name, description, environment, scopes, sources, ip_allowlist,
-                      rate_limit_requests, rate_limit_window_s, expires_at, created_by)
+                      rate_limit_requests, rate_limit_window_s, expires_at, created_by, expiry_stage)
 VALUES (@tenant_id, @name, @description, @environment, @scopes, @sources, @ip_allowlist,
-        sqlc.narg(rate_limit_requests), sqlc.narg(rate_limit_window_s), sqlc.narg(expires_at), @created_by)
+        sqlc.narg(rate_limit_requests), sqlc.narg(rate_limit_window_s), sqlc.narg(expires_at), @created_by, @expiry_stage)
 RETURNING *;
 
 -- name: GetAPIKey :one
@@ -62,9 +62,13 @@ FROM api_keys k
 WHERE k.tenant_id = @tenant_id;
 
 -- name: UpdateAPIKey :exec
+-- A changed expiry sets expiry_stage again (to @expiry_stage, the stages
+-- of the new expiry whose time has come), so the key's notices and its
+-- expiry are recorded anew; an unchanged one keeps it.
 UPDATE api_keys SET name = @name, description = @description, scopes = @scopes, sources = @sources,
     ip_allowlist = @ip_allowlist, rate_limit_requests = sqlc.narg(rate_limit_requests),
-    rate_limit_window_s = sqlc.narg(rate_limit_window_s), expires_at = sqlc.narg(expires_at)
+    rate_limit_window_s = sqlc.narg(rate_limit_window_s), expires_at = sqlc.narg(expires_at),
+    expiry_stage = CASE WHEN expires_at IS DISTINCT FROM sqlc.narg(expires_at) THEN @expiry_stage::smallint ELSE expiry_stage END
 WHERE tenant_id = @tenant_id AND id = @id;
 
 -- name: SetAPIKeyDisabled :exec
@@ -127,3 +131,32 @@ UPDATE api_keys SET changed_at = clock_timestamp() WHERE tenant_id = @tenant_id 
 -- developers overview (the audit event api_key.leaked says the same).
 UPDATE api_keys SET leaked_at = @leaked_at, leaked_url = @leaked_url, leaked_source = @leaked_source
 WHERE tenant_id = @tenant_id AND id = @id;
+
+-- name: ListAPIKeysExpiryDue :many
+-- Live keys of every tenant (the expiry job spans them on purpose, as the
+-- retention jobs do) with an expiry stage due at @now and not yet
+-- recorded, soonest expiry first, after the cursor (@after_expires,
+-- @after_id). due is the stage the key has reached: 3 expired (at or
+-- before @now), 2 within a day (@day_ahead), 1 within 14 days
+-- (@fortnight_ahead). Disabled keys are listed only once expired: they
+-- get no notices.
+SELECT tenant_id, id, expires_at::timestamptz AS expires_at, expiry_stage,
+       (CASE WHEN expires_at <= @now::timestamptz THEN 3 WHEN expires_at <= @day_ahead::timestamptz THEN 2 ELSE 1 END)::smallint AS due
+FROM api_keys
+WHERE expires_at IS NOT NULL AND revoked_at IS NULL AND expiry_stage < 3
+  AND expires_at <= @fortnight_ahead::timestamptz
+  AND expiry_stage < CASE WHEN expires_at <= @now::timestamptz THEN 3 WHEN expires_at <= @day_ahead::timestamptz THEN 2 ELSE 1 END
+  AND (disabled_at IS NULL OR expires_at <= @now::timestamptz)
+  AND (expires_at, id) > (@after_expires::timestamptz, @after_id::uuid)
+ORDER BY expires_at, id
+LIMIT @lim;
+
+-- name: ClaimAPIKeyExpiryStage :execrows
+-- Moves a key to expiry stage @stage, if it still falls short of it, is
+-- still live (and, but for stage 3, enabled) and still expires at
+-- @expires_at. 0 rows: another run claimed it first, or the key changed.
+-- The caller writes the stage's audit event in the same transaction: the
+-- row lock makes concurrent claims wait, and they then see the new stage.
+UPDATE api_keys SET expiry_stage = @stage::smallint
+WHERE tenant_id = @tenant_id AND id = @id AND expires_at = @expires_at::timestamptz AND expiry_stage < @stage::smallint
+  AND revoked_at IS NULL AND (disabled_at IS NULL OR @stage::smallint = 3);

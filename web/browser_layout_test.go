@@ -192,6 +192,9 @@ func TestBrowserLayoutAndAccessibility(t *testing.T) {
 	_, billing := e.Key(e.Tenant, owner, apikey.Config{Name: "Billing worker for the north-east region invoices", Description: "Sends invoices.",
 		Environment: apikey.Production, Scopes: []string{"events:read", "events:write"}, Sources: []string{"billing", "billing.eu-north-1.invoices"},
 		RateLimit: &limit, ExpiresAt: &expires})
+	// A key that expires within 14 days: the list and the overview mark it.
+	soon := e.Clock.Now().Add(5 * 24 * time.Hour)
+	e.Key(e.Tenant, owner, apikey.Config{Name: "Expiring reader", Environment: apikey.Development, Scopes: []string{"events:read"}, ExpiresAt: &soon})
 	_, staging := e.Key(e.Tenant, owner, apikey.Config{Name: "Staging reader", Environment: apikey.Staging, Scopes: []string{"events:read"},
 		IPAllowlist: []string{"2001:db8:1234:5678::/64", "198.51.100.7/32"}})
 	for range 3 {

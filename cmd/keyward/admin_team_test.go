@@ -14,9 +14,9 @@ import (
 )
 
 // TestUserDisableEnableResetMFA: the locked-out case from the command
-// line. Each command changes one user, ends their sessions where it
-// should, refuses to disable the last owner, and is audited as the system
-// with the operator's OS user.
+// line. user create audits user.created; each command changes one user,
+// ends their sessions where it should, refuses to disable the last owner,
+// and is audited as the system with the operator's OS user.
 func TestUserDisableEnableResetMFA(t *testing.T) {
 	url := dbtest.NewURL(t)
 	ctx := context.Background()
@@ -37,6 +37,12 @@ func TestUserDisableEnableResetMFA(t *testing.T) {
 	ann, err := store.GetUserByEmail(ctx, "ann@acme.test")
 	if err != nil {
 		t.Fatal(err)
+	}
+	// user create writes user.created, by the system, in the tenant.
+	var created int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM audit_events WHERE action = 'user.created' AND target_id = $1
+		AND actor_type = 'system' AND tenant_id = $2 AND diff->>'email' = 'ann@acme.test'`, strconv.FormatInt(ann.ID, 10), ann.TenantID).Scan(&created); err != nil || created != 1 {
+		t.Errorf("user.created events of the command line: %d (%v), want 1", created, err)
 	}
 	sessions := func() int {
 		var n int

@@ -50,6 +50,16 @@ func presentedKey(r *http.Request) (string, error) {
 	return "", unauthorized(errs.CodeUnauthorized, "Missing API key: send it as Authorization: Bearer <key> or X-API-Key: <key>.")
 }
 
+// HeaderKeyExpires carries the key's expiry (RFC 3339, UTC) on every
+// answer to a request whose key was accepted (all but 401s) when the key
+// expires within KeyExpiresWithin, as GitHub tells of a token's expiry.
+// It is in canonical form, to be set without canonicalising.
+const HeaderKeyExpires = "Keyward-Key-Expires"
+
+// KeyExpiresWithin is how near its expiry a key must be for its answers to
+// carry HeaderKeyExpires.
+const KeyExpiresWithin = 7 * 24 * time.Hour
+
 // authenticate runs the checks of docs/api.md in order: key present, well formed and
 // known (no database work for a malformed one), status, tenant, host
 // environment, IP allowlist, then the rate limit. Scopes and sources are
@@ -95,11 +105,16 @@ func (h *Handler) check(c echo.Context, next echo.HandlerFunc) error {
 		}
 		return unauthorized(errs.CodeEnvironmentMismatch, msg)
 	}
+	now := h.Now()
+	// From here on every answer, refusals included, is to a client the
+	// key identified: tell it the key expires soon.
+	if p.ExpiresAt != nil && p.ExpiresAt.Sub(now) <= KeyExpiresWithin {
+		c.Response().Header()[HeaderKeyExpires] = []string{p.ExpiresAt.UTC().Format(time.RFC3339)}
+	}
 	ip, perr := netip.ParseAddr(ipText)
 	if perr != nil || !p.AllowsIP(ip) {
 		return errs.New(errs.Forbidden, errs.CodeIPNotAllowed, fmt.Sprintf("Requests from %s are not in this key's IP allowlist.", ipText))
 	}
-	now := h.Now()
 	res := h.Limiter.Allow(r.Context(), p.KeyID, p.RateLimit)
 	setRateHeaders(c.Response().Header(), res, now)
 	if !res.Allowed {

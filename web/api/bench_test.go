@@ -21,6 +21,18 @@ func BenchmarkKeyedRequest(b *testing.B) {
 	serve(b, f, "/api/v1/key", full)
 }
 
+// BenchmarkKeyedRequestNearExpiry is BenchmarkKeyedRequest with a key
+// that expires within 7 days, whose answers carry Keyward-Key-Expires:
+// the header's value and its slice are its only allocations.
+func BenchmarkKeyedRequestNearExpiry(b *testing.B) {
+	f := webtest.New(b)
+	owner := f.User(f.Tenant, "owner@acme.test", "owner")
+	soon := f.Clock.Now().Add(72 * time.Hour)
+	_, full := f.Key(f.Tenant, owner, apikey.Config{Name: "bench", Environment: apikey.Production, Scopes: apikey.AllScopes,
+		RateLimit: &apikey.RateLimit{Requests: 1_000_000, Window: time.Minute}, ExpiresAt: &soon})
+	serve(b, f, "/api/v1/key", full)
+}
+
 func BenchmarkHealthz(b *testing.B) {
 	serve(b, webtest.New(b), "/healthz", "")
 }

@@ -32,6 +32,12 @@ const (
 	IdleAfter      = 30 * 24 * time.Hour
 )
 
+// ExpiresSoon reports whether the key is active and expires within
+// ExpiringWithin of now: the overview lists it, and pages mark it.
+func ExpiresSoon(k Key, now time.Time) bool {
+	return k.Status(now) == StatusActive && k.ExpiresAt != nil && k.ExpiresAt.Sub(now) <= ExpiringWithin
+}
+
 // Overview reads the developers overview of a tenant.
 func (s *Service) Overview(ctx context.Context, tenantID int64) (Overview, error) {
 	now := s.Now()
@@ -45,7 +51,7 @@ func (s *Service) Overview(ctx context.Context, tenantID int64) (Overview, error
 		if k.Status(now) != StatusActive {
 			continue
 		}
-		if k.ExpiresAt != nil && k.ExpiresAt.Sub(now) <= ExpiringWithin {
+		if ExpiresSoon(k, now) {
 			o.ExpiringSoon = append(o.ExpiringSoon, k)
 		}
 		if now.Sub(IdleSince(k)) > IdleAfter {

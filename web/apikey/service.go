@@ -53,6 +53,7 @@ func Create(ctx context.Context, q *db.Queries, keys *audit.Keys, tenantID int64
 	}
 	p := createParams(tenantID, cfg)
 	p.CreatedBy = &userID
+	p.ExpiryStage = setStage(cfg.ExpiresAt, now)
 	k, err := q.CreateAPIKey(ctx, p)
 	if errors.Is(err, db.ErrConflict) {
 		return db.APIKey{}, "", nameTaken(cfg.Name)
@@ -155,7 +156,7 @@ func Update(ctx context.Context, q *db.Queries, keys *audit.Keys, tenantID int64
 	err = q.UpdateAPIKey(ctx, db.UpdateAPIKeyParams{
 		TenantID: tenantID, ID: k.ID, Name: p.Name, Description: p.Description, Scopes: p.Scopes,
 		Sources: p.Sources, IpAllowlist: p.IpAllowlist, RateLimitRequests: p.RateLimitRequests,
-		RateLimitWindowS: p.RateLimitWindowS, ExpiresAt: p.ExpiresAt,
+		RateLimitWindowS: p.RateLimitWindowS, ExpiresAt: p.ExpiresAt, ExpiryStage: setStage(p.ExpiresAt, now),
 	})
 	if errors.Is(err, db.ErrConflict) {
 		return nameTaken(cfg.Name)

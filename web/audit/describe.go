@@ -28,6 +28,8 @@ var actionNames = map[string]string{
 	"api_key.revoked":                     "Key revoked",
 	"api_key.used_from_new_ip":            "Used from a new address",
 	"api_key.leaked":                      "Reported leaked",
+	"api_key.expiring":                    "Expiry notice",
+	"api_key.expired":                     "Key expired",
 	"auth.login.failed":                   "Sign-in failed",
 	"auth.login.succeeded":                "Signed in",
 	"auth.mfa.enrolled":                   "Authenticator set up",
@@ -130,6 +132,7 @@ var fields = []struct {
 	{"source", field{"Reported by", kText, "unknown"}},
 	{"note", field{"Note", kText, "none"}},
 	{"leak_action", field{"When a key is reported leaked", kWord, "revoke it at once"}},
+	{"notice", field{"Notice", kWord, "none"}},
 }
 
 // labels rename a field for one action, where the usual name would
@@ -163,6 +166,8 @@ var words = map[string]string{
 	"secret_ended":     "the reported secret, rotated out, stopped at once",
 	"revoke":           "revoke it at once",
 	"disable":          "disable it",
+	"14_days":          "14 days ahead",
+	"1_day":            "1 day ahead",
 }
 
 // maxText bounds a text value in a line; the stored diff has it whole.
@@ -179,6 +184,11 @@ func Describe(action string, diff json.RawMessage) []string {
 	if err := dec.Decode(&m); err != nil {
 		return nil
 	}
+	if sentence := sentences[action]; sentence != nil {
+		if line := sentence(m); line != "" {
+			return []string{line}
+		}
+	}
 	// What something was created with is its "to" ("from" is the empty
 	// value, or left out). Only an edit leaves "from" out for an empty
 	// value; elsewhere a change without it is a value set (a new secret).
@@ -194,6 +204,40 @@ func Describe(action string, diff json.RawMessage) []string {
 		}
 	}
 	return lines
+}
+
+// sentences say some events in one sentence rather than field by field.
+// One that cannot read its diff gives "", and the fields are listed.
+var sentences = map[string]func(m map[string]json.RawMessage) string{
+	// {"expires_at": "…"}: "Expired at 2026-12-01 10:00 UTC".
+	"api_key.expired": func(m map[string]json.RawMessage) string {
+		at, ok := timeField(m, "expires_at")
+		if !ok {
+			return ""
+		}
+		return "Expired at " + instant(at)
+	},
+	// {"expires_at": "…", "notice": "14_days", "days_left": 14}:
+	// "Expires in 14 days, on 2026-12-15 10:00 UTC".
+	"api_key.expiring": func(m map[string]json.RawMessage) string {
+		at, ok := timeField(m, "expires_at")
+		n, isNumber := decode(m["days_left"]).(json.Number)
+		days, err := n.Int64()
+		if !ok || !isNumber || err != nil || days < 0 {
+			return ""
+		}
+		return "Expires in " + count(days, "day") + ", on " + instant(at)
+	},
+}
+
+// timeField reads an RFC 3339 time field of a diff.
+func timeField(m map[string]json.RawMessage, name string) (time.Time, bool) {
+	s, ok := decode(m[name]).(string)
+	if !ok {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	return t, err == nil
 }
 
 // order lists m's fields: the known ones in their order, then the rest by

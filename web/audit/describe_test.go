@@ -56,6 +56,13 @@ var describeCases = []struct {
 		[]string{"Leaked secret: kw_prod_Old12345…", "Action taken: the reported secret, rotated out, stopped at once", "Found at: not given", "Reported by: public report", "Note: in a gist"}},
 	{"api_key.leaked", `{"prefix":"kw_dev_Zz","url":"x","source":"public report","action":"already_disabled"}`,
 		[]string{"Leaked secret: kw_dev_Zz…", "Action taken: none: the key was disabled already", "Found at: x", "Reported by: public report"}},
+	{"api_key.expired", `{"expires_at":"2026-12-01T10:00:00Z"}`, []string{"Expired at 2026-12-01 10:00 UTC"}},
+	{"api_key.expiring", `{"expires_at":"2026-12-15T10:00:00Z","notice":"14_days","days_left":14}`,
+		[]string{"Expires in 14 days, on 2026-12-15 10:00 UTC"}},
+	{"api_key.expiring", `{"expires_at":"2026-12-02T09:30:15Z","notice":"1_day","days_left":1}`,
+		[]string{"Expires in 1 day, on 2026-12-02 09:30:15 UTC"}},
+	// A diff the sentence cannot read is listed field by field.
+	{"api_key.expiring", `{"notice":"1_day"}`, []string{"Notice: 1 day ahead"}},
 	{"auth.login.failed", `{"reason":"wrong_password","email":"ann@acme.test"}`, []string{"Reason: wrong password", "Email: ann@acme.test"}},
 	{"auth.login.failed", `{"reason":"unknown_email"}`, []string{"Reason: unknown email address"}},
 	{"auth.login.succeeded", `{"method":"recovery_code"}`, []string{"Method: recovery code"}},

@@ -21,6 +21,10 @@
 //   - idle_keys (hourly, and at start): disables the keys that the
 //     idle-key policy of their organisation says are idle
 //     (apikey.DisableIdleKeys), each audited as done by the system.
+//   - key_expiry (every ten minutes, and at start): records
+//     api_key.expiring 14 days and 1 day before each live key's expiry
+//     and api_key.expired once it has passed, each once per key
+//     (apikey.RecordExpiries).
 //
 // It must not import echo.
 package jobs
@@ -69,6 +73,7 @@ const (
 	CleanupEvery    = 10 * time.Minute
 	CheckpointEvery = 5 * time.Minute
 	IdleKeysEvery   = time.Hour
+	KeyExpiryEvery  = 10 * time.Minute
 )
 
 // Runner is the application's River client.
@@ -94,6 +99,7 @@ func New(cfg Config) (*Runner, error) {
 	river.AddWorker(workers, &cleanupWorker{cfg: cfg})
 	river.AddWorker(workers, &checkpointWorker{cfg: cfg})
 	river.AddWorker(workers, &idleKeysWorker{cfg: cfg})
+	river.AddWorker(workers, &keyExpiryWorker{cfg: cfg})
 	periodic := func(every time.Duration, args river.JobArgs, atStart bool) *river.PeriodicJob {
 		return river.NewPeriodicJob(river.PeriodicInterval(every), func() (river.JobArgs, *river.InsertOpts) {
 			// Unique in its period: a second leader (after a failover)
@@ -117,6 +123,7 @@ func New(cfg Config) (*Runner, error) {
 			periodic(CleanupEvery, CleanupArgs{}, false),
 			periodic(CheckpointEvery, CheckpointArgs{}, cfg.CheckpointAtStart),
 			periodic(IdleKeysEvery, IdleKeysArgs{}, true),
+			periodic(KeyExpiryEvery, KeyExpiryArgs{}, true),
 		},
 		JobTimeout: time.Minute,
 	})
@@ -272,6 +279,29 @@ func (w *idleKeysWorker) Work(ctx context.Context, _ *river.Job[IdleKeysArgs]) e
 	}
 	if err != nil {
 		return failed(w.cfg.Log, fmt.Errorf("disabling idle keys: %w", err))
+	}
+	return nil
+}
+
+// KeyExpiryArgs is the job that records keys' expiry notices and
+// expiries in the audit trail.
+type KeyExpiryArgs struct{}
+
+// Kind names the job in River's tables.
+func (KeyExpiryArgs) Kind() string { return "key_expiry" }
+
+type keyExpiryWorker struct {
+	river.WorkerDefaults[KeyExpiryArgs]
+	cfg Config
+}
+
+func (w *keyExpiryWorker) Work(ctx context.Context, _ *river.Job[KeyExpiryArgs]) error {
+	n, err := apikey.RecordExpiries(ctx, w.cfg.Store, w.cfg.Audit, w.cfg.Now())
+	if n.Notices > 0 || n.Expired > 0 {
+		w.cfg.Log.Info("key expiries recorded", "notices", n.Notices, "expired", n.Expired)
+	}
+	if err != nil {
+		return failed(w.cfg.Log, fmt.Errorf("recording key expiries: %w", err))
 	}
 	return nil
 }

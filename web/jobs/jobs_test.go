@@ -33,6 +33,25 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Fatalf("%s: not within 20 s", what)
 }
 
+// instances starts n runners of cfg, as n instances of the server would
+// run, each stopped when the test ends.
+func instances(t *testing.T, ctx context.Context, cfg jobs.Config, n int) []*jobs.Runner {
+	t.Helper()
+	var runners []*jobs.Runner
+	for range n {
+		r, err := jobs.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Stop(ctx) })
+		runners = append(runners, r)
+	}
+	return runners
+}
+
 // TestJobsRunOnceAcrossInstances: two runners on one database, as two
 // instances would run, whose clock says 30 days from now. The partitions
 // and retention jobs run at start, once between them: the partitions of
@@ -46,18 +65,7 @@ func TestJobsRunOnceAcrossInstances(t *testing.T) {
 	now := func() time.Time { return later }
 	cfg := jobs.Config{Store: store, Sessions: session.New(store.Queries, make([]byte, 32), false, now), Retention: 24 * time.Hour,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: now, Audit: audittest.Keys()}
-	var runners []*jobs.Runner
-	for range 2 {
-		r, err := jobs.New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := r.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		defer r.Stop(ctx)
-		runners = append(runners, r)
-	}
+	runners := instances(t, ctx, cfg, 2)
 	if _, err := store.Pool.Exec(ctx, `INSERT INTO idempotency_keys (key_id, key, tenant_id, request_hash, status, body, created_at)
 		VALUES (gen_random_uuid(), 'k', 1, decode(repeat('00', 32), 'hex'), 201, '', now())`); err != nil {
 		t.Fatal(err)
@@ -132,18 +140,7 @@ func TestCheckpointJob(t *testing.T) {
 	var logs syncBuffer
 	cfg := jobs.Config{Store: store, Sessions: session.New(store.Queries, make([]byte, 32), false, time.Now), Retention: 24 * time.Hour,
 		Log: slog.New(slog.NewJSONHandler(&logs, nil)), Audit: keys, CheckpointAtStart: true}
-	var runners []*jobs.Runner
-	for range 2 {
-		r, err := jobs.New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := r.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		defer r.Stop(ctx)
-		runners = append(runners, r)
-	}
+	runners := instances(t, ctx, cfg, 2)
 	kind := jobs.CheckpointArgs{}.Kind()
 	jobsDone := func(want int) {
 		t.Helper()

@@ -98,6 +98,7 @@ func (h *Handler) handleKeysList(c echo.Context) error {
 			RateLimit: rateLimitText(k, st.tenant),
 		}
 		row.Expiry, row.ExpiryNote = expiry(k, now)
+		row.ExpiresSoon = expiresSoon(k, now)
 		p.Rows = append(p.Rows, row)
 	}
 	return render(c, http.StatusOK, views.KeysListPage(meta(c, "API keys", "api-keys"), p))
@@ -113,6 +114,16 @@ func expiry(k apikey.Key, now time.Time) (*views.When, string) {
 		return nil, "never"
 	}
 	return views.AtPtr(k.ExpiresAt, now), ""
+}
+
+// expiresSoon is the mark of an active key that expires within 14 days,
+// in the words of the pages' times ("Expires in 3 days", "Expires in 5
+// hours"), or "".
+func expiresSoon(k apikey.Key, now time.Time) string {
+	if !apikey.ExpiresSoon(k, now) {
+		return ""
+	}
+	return "Expires " + views.Relative(*k.ExpiresAt, now)
 }
 
 // listURL is the key list with filter f, in order sort, at page.

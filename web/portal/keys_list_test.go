@@ -158,3 +158,47 @@ func TestKeyListSearchSortAndCount(t *testing.T) {
 		t.Errorf("second page: %v, count %d", names(r.Body), matching(t, r.Body))
 	}
 }
+
+// TestKeyListMarksKeysExpiringSoon: an active key that expires within 14
+// days carries "Expires in N days" in words on the list, in its row (the
+// same markup is the card under 700 px); a key expiring in 30 days, one
+// that never expires and a disabled one do not. The clock moved 17 days on
+// marks the 30-day key too.
+func TestKeyListMarksKeysExpiringSoon(t *testing.T) {
+	e := webtest.New(t)
+	a := newAdmin(t, e, "ann@acme.test", auth.RoleAdmin)
+	owner, _ := e.Store.GetUserByEmail(context.Background(), "ann@acme.test")
+	now := e.Clock.Now()
+	in3, in30 := now.Add(3*24*time.Hour+time.Hour), now.Add(30*24*time.Hour+time.Hour) // an hour spare for the codes' clock steps
+	mk := func(name string, expires *time.Time) string {
+		k, _ := e.Key(e.Tenant, owner, apikey.Config{Name: name, Environment: apikey.Staging, Scopes: apikey.AllScopes, ExpiresAt: expires})
+		return k.ID
+	}
+	mk("Three", &in3)
+	mk("Thirty", &in30)
+	mk("Never", nil)
+	off := mk("Off", &in3)
+	if _, err := e.Store.Pool.Exec(context.Background(), `UPDATE api_keys SET disabled_at = now() WHERE id = $1`, off); err != nil {
+		t.Fatal(err)
+	}
+	badges := func(c *webtest.Client) map[string]string {
+		t.Helper()
+		r := c.Get("/settings/developers/api-keys")
+		out := map[string]string{}
+		for _, row := range strings.Split(r.Body, `data-testid="api-key-row"`)[1:] {
+			name := names(`<tr data-testid="api-key-row"` + row)
+			badge := regexp.MustCompile(`data-testid="expires-soon">([^<]*)<`).FindStringSubmatch(row)
+			if len(name) == 1 && badge != nil {
+				out[name[0]] = badge[1]
+			}
+		}
+		return out
+	}
+	if got := badges(a.c); len(got) != 1 || got["Three"] != "Expires in 3 days" {
+		t.Errorf("marks: %v, want only Three, expiring in 3 days", got)
+	}
+	e.Clock.Advance(17 * 24 * time.Hour) // past the session's life: sign in again
+	if got := badges(e.SignIn("ann@acme.test", a.secret)); len(got) != 1 || got["Thirty"] != "Expires in 13 days" {
+		t.Errorf("marks 17 days on: %v, want only Thirty, in 13 days (Three has expired)", got)
+	}
+}

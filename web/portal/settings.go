@@ -1,9 +1,7 @@
 package portal
 
 import (
-	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -61,14 +59,14 @@ func (h *Handler) handleDevelopers(c echo.Context) error {
 	rows := func(keys []apikey.Key, detail func(apikey.Key) string) []views.OverviewKey {
 		out := make([]views.OverviewKey, len(keys))
 		for i, k := range keys {
-			out[i] = views.OverviewKey{ID: k.ID, Name: k.Name, Environment: string(k.Environment), Detail: detail(k)}
+			out[i] = views.OverviewKey{ID: k.ID, Name: k.Name, Environment: string(k.Environment), Detail: detail(k), ExpiresSoon: expiresSoon(k, now)}
 		}
 		return out
 	}
 	p := views.DevelopersProps{
 		Requests: formatInt(int(o.Requests)), Refusals: formatInt(int(o.Refusals)),
 		ExpiringSoon: rows(o.ExpiringSoon, func(k apikey.Key) string {
-			return "expires " + fmtTime(k.ExpiresAt) + " (" + inDays(k.ExpiresAt.Sub(now)) + ")"
+			return "expires " + fmtTime(k.ExpiresAt)
 		}),
 		Idle: rows(o.Idle, func(k apikey.Key) string {
 			if k.LastUsedAt == nil {
@@ -82,16 +80,4 @@ func (h *Handler) handleDevelopers(c echo.Context) error {
 		}),
 	}
 	return render(c, http.StatusOK, views.DevelopersPage(meta(c, "Developers", "settings"), p))
-}
-
-// inDays says a duration in whole days, rounded down, for people.
-func inDays(d time.Duration) string {
-	switch n := int(d / (24 * time.Hour)); n {
-	case 0:
-		return "within a day"
-	case 1:
-		return "in 1 day"
-	default:
-		return fmt.Sprintf("in %d days", n)
-	}
 }
