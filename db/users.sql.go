@@ -137,6 +137,32 @@ func (q *Queries) GetUserByEmail(ctx context.Context, email string) (User, error
 	return i, err
 }
 
+const getUserForShare = `-- name: GetUserForShare :one
+SELECT id, tenant_id, email, role, password_hash, must_change_password, totp_secret_enc, totp_enrolled_at, totp_last_step, disabled_at, created_at, last_sign_in_at FROM users WHERE id = $1 FOR SHARE
+`
+
+// The user, locked against changes (a new role, a disable) until the
+// transaction ends: a confirmed operation runs with the role it checked.
+func (q *Queries) GetUserForShare(ctx context.Context, id int64) (User, error) {
+	row := q.db.QueryRow(ctx, getUserForShare, id)
+	var i User
+	err := row.Scan(
+		&i.ID,
+		&i.TenantID,
+		&i.Email,
+		&i.Role,
+		&i.PasswordHash,
+		&i.MustChangePassword,
+		&i.TotpSecretEnc,
+		&i.TotpEnrolledAt,
+		&i.TotpLastStep,
+		&i.DisabledAt,
+		&i.CreatedAt,
+		&i.LastSignInAt,
+	)
+	return i, err
+}
+
 const listUsersByTenant = `-- name: ListUsersByTenant :many
 SELECT id, email FROM users WHERE tenant_id = $1 ORDER BY id
 `

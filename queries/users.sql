@@ -9,6 +9,11 @@ SELECT * FROM users WHERE email = $1;
 -- name: GetUser :one
 SELECT * FROM users WHERE id = $1;
 
+-- name: GetUserForShare :one
+-- The user, locked against changes (a new role, a disable) until the
+-- transaction ends: a confirmed operation runs with the role it checked.
+SELECT * FROM users WHERE id = $1 FOR SHARE;
+
 -- name: SetUserPassword :exec
 UPDATE users SET password_hash = $2, must_change_password = $3 WHERE id = $1;
 

@@ -194,9 +194,15 @@ func (s *Service) confirm(ctx context.Context, by Caller, code string, then func
 	}
 	var outcome error
 	err := s.attempt(ctx, "Too many wrong codes", []string{mfaKey(by.User.ID)}, func(q *db.Queries, now time.Time) error {
-		u, err := q.GetUser(ctx, by.User.ID)
+		// Read under a share lock: the role the callers checked when the
+		// request began must still be the user's, and stay so until the
+		// change commits (a demotion or disable waits for it).
+		u, err := q.GetUserForShare(ctx, by.User.ID)
 		if err != nil {
 			return err
+		}
+		if u.Role != by.User.Role || u.DisabledAt != nil {
+			return ErrCallerChanged
 		}
 		usedRecovery, err := s.MFA.Verify(ctx, q, u, code)
 		if errors.Is(err, mfa.ErrInvalidCode) || errors.Is(err, mfa.ErrReplayed) {

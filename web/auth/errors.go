@@ -16,6 +16,10 @@ var (
 	// ErrCannotManageKeys refuses a viewer any change to keys.
 	ErrCannotManageKeys = errs.New(errs.Forbidden, "",
 		"Your role (viewer) can see API keys but not create or change them. Ask an owner or admin.")
+	// ErrCallerChanged refuses an operation whose caller's role or status
+	// changed after the request began.
+	ErrCallerChanged = errs.New(errs.Forbidden, "",
+		"Your role or status in this organisation changed while you were working. Reload the page: nothing was changed.")
 )
 
 // invalid is an Invalid error about field, for the person who typed it.
