@@ -38,6 +38,9 @@ type config struct {
 	RedisURL       string
 	// SMTPURL is the mail server for invitations (KEYWARD_SMTP_URL).
 	SMTPURL      string
+	// WebhookAllow lists networks webhooks may reach despite the SSRF
+	// rules (KEYWARD_WEBHOOK_ALLOW_NETWORKS).
+	WebhookAllow string
 	LogRetention time.Duration
 	KeyStaleMax  time.Duration
 	LogBuffer    byteSize
@@ -130,6 +133,7 @@ func (c *config) serveFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DBMaxConnsText, "db-max-conns", env("KEYWARD_DB_MAX_CONNS", strconv.Itoa(defaultDBMaxConns())), "most database connections this instance's pool opens; default 4 per CPU, at least 4 (KEYWARD_DB_MAX_CONNS)")
 	fs.StringVar(&c.RedisURL, "redis-url", "", "Redis URL for rate limits shared across instances; unset keeps them in memory (KEYWARD_REDIS_URL)")
 	fs.StringVar(&c.SMTPURL, "smtp-url", "", "mail server for invitation links, such as smtp://user:password@mail.example.com:587?from=keyward@example.com; unset: links are only shown (KEYWARD_SMTP_URL)")
+	fs.StringVar(&c.WebhookAllow, "webhook-allow-networks", env("KEYWARD_WEBHOOK_ALLOW_NETWORKS", ""), "comma-separated CIDRs webhook deliveries may reach despite the rules against private, loopback and link-local addresses (KEYWARD_WEBHOOK_ALLOW_NETWORKS)")
 	retention, err := time.ParseDuration(env("KEYWARD_REQUEST_LOG_RETENTION", "720h"))
 	if err != nil {
 		retention = -1 // reported by validate

@@ -48,6 +48,14 @@ var actionNames = map[string]string{
 	"user.sessions_ended":                 "Other sessions signed out",
 	"auth.mfa.recovery_codes_regenerated": "New recovery codes",
 	"auth.mfa.replaced":                   "Authenticator replaced",
+	"api_key.expired":                     "Key expired",
+	"api_key.expiring":                    "Key expires soon",
+	"api_key.leaked":                      "Key found leaked",
+	"webhook.created":                     "Webhook endpoint registered",
+	"webhook.updated":                     "Webhook endpoint changed",
+	"webhook.disabled":                    "Webhook endpoint disabled",
+	"webhook.deleted":                     "Webhook endpoint deleted",
+	"webhook.test":                        "Webhook test event",
 }
 
 // ActionName names an action in words ("Key created"); an action it does
@@ -111,6 +119,9 @@ var fields = []struct {
 	{"sessions_ended", field{"Sessions ended", kNumber, "none"}},
 	{"slug", field{"Slug", kText, "none"}},
 	{"plan", field{"Plan", kText, "none"}},
+	{"url", field{"URL", kText, "none"}},
+	{"actions", field{"Actions", kList, "none"}},
+	{"failing_since", field{"Failing since", kInstant, "never"}},
 }
 
 // labels rename a field for one action, where the usual name would
@@ -136,6 +147,8 @@ var words = map[string]string{
 	"totp":           "authenticator code",
 	"recovery_code":  "recovery code",
 	"totp_enrolment": "authenticator set-up",
+	"failing":        "every delivery failed for 3 days",
+	"owner":          "turned off by an owner",
 }
 
 // maxText bounds a text value in a line; the stored diff has it whole.

@@ -22,6 +22,11 @@
 //     idle-key policy of their organisation says are idle
 //     (apikey.DisableIdleKeys), each audited as done by the system.
 //
+// And, on a queue of their own (webhooks) so a slow receiver never holds
+// up the periodic jobs, the webhook deliveries: enqueued by web/webhook
+// in the transaction that writes each audit event, worked here by
+// webhook.Service.Deliver, retried with River's backoff.
+//
 // It must not import echo.
 package jobs
 
@@ -42,6 +47,7 @@ import (
 	"keyward/web/events"
 	"keyward/web/session"
 	"keyward/web/usage"
+	"keyward/web/webhook"
 )
 
 // Config is what the jobs need.
@@ -60,6 +66,12 @@ type Config struct {
 	// at its shutdown, and the job's first run comes CheckpointEvery
 	// after the start.
 	CheckpointAtStart bool
+	// Webhooks delivers webhook alerts; nil runs no deliveries.
+	Webhooks *webhook.Service
+	// RescueStuckAfter is how long a job may stay running before River
+	// takes its instance for dead and runs it again; zero is River's
+	// hour. The job timeout shrinks with it. Only crash tests set it.
+	RescueStuckAfter time.Duration
 }
 
 // How often each job runs.
@@ -94,6 +106,16 @@ func New(cfg Config) (*Runner, error) {
 	river.AddWorker(workers, &cleanupWorker{cfg: cfg})
 	river.AddWorker(workers, &checkpointWorker{cfg: cfg})
 	river.AddWorker(workers, &idleKeysWorker{cfg: cfg})
+	queues := map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 2}}
+	if cfg.Webhooks != nil {
+		river.AddWorker(workers, &deliveryWorker{cfg: cfg})
+		// Polled every second: an alert should not wait long.
+		queues[webhook.Queue] = river.QueueConfig{MaxWorkers: 4, FetchPollInterval: time.Second}
+	}
+	jobTimeout := time.Minute
+	if cfg.RescueStuckAfter > 0 && cfg.RescueStuckAfter < jobTimeout {
+		jobTimeout = cfg.RescueStuckAfter // River wants the rescue no sooner than the timeout
+	}
 	periodic := func(every time.Duration, args river.JobArgs, atStart bool) *river.PeriodicJob {
 		return river.NewPeriodicJob(river.PeriodicInterval(every), func() (river.JobArgs, *river.InsertOpts) {
 			// Unique in its period: a second leader (after a failover)
@@ -106,7 +128,7 @@ func New(cfg Config) (*Runner, error) {
 		// and errors reach our log.
 		Logger:  slog.New(minLevel{cfg.Log.Handler(), slog.LevelWarn}),
 		Workers: workers,
-		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 2}},
+		Queues:  queues,
 		// Polling instead of LISTEN: no connection of the pool is held
 		// for River alone, and these jobs can wait a few seconds.
 		PollOnly:          true,
@@ -118,7 +140,8 @@ func New(cfg Config) (*Runner, error) {
 			periodic(CheckpointEvery, CheckpointArgs{}, cfg.CheckpointAtStart),
 			periodic(IdleKeysEvery, IdleKeysArgs{}, true),
 		},
-		JobTimeout: time.Minute,
+		JobTimeout:           jobTimeout,
+		RescueStuckJobsAfter: cfg.RescueStuckAfter,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
@@ -274,6 +297,22 @@ func (w *idleKeysWorker) Work(ctx context.Context, _ *river.Job[IdleKeysArgs]) e
 		return failed(w.cfg.Log, fmt.Errorf("disabling idle keys: %w", err))
 	}
 	return nil
+}
+
+type deliveryWorker struct {
+	river.WorkerDefaults[webhook.DeliveryArgs]
+	cfg Config
+}
+
+// Timeout leaves room for the attempt's own bound and its record.
+func (w *deliveryWorker) Timeout(*river.Job[webhook.DeliveryArgs]) time.Duration {
+	return webhook.AttemptTimeout + 20*time.Second
+}
+
+// Work makes one attempt; Deliver logs a failed one itself, at warning:
+// a receiver that is down is the receiver's matter, not an error of ours.
+func (w *deliveryWorker) Work(ctx context.Context, job *river.Job[webhook.DeliveryArgs]) error {
+	return w.cfg.Webhooks.Deliver(ctx, job.Args, job.ID, job.Attempt)
 }
 
 // failed logs a job's error and returns it, for River to retry the job
