@@ -37,7 +37,7 @@ type config struct {
 	APIHostsStrict bool
 	RedisURL       string
 	// SMTPURL is the mail server for invitations (KEYWARD_SMTP_URL).
-	SMTPURL      string
+	SMTPURL string
 	// WebhookAllow lists networks webhooks may reach despite the SSRF
 	// rules (KEYWARD_WEBHOOK_ALLOW_NETWORKS).
 	WebhookAllow string

@@ -470,10 +470,10 @@ func TestWebhookAddressRules(t *testing.T) {
 // reads, and the mistakes it refuses.
 func TestParseAllowNetworks(t *testing.T) {
 	for in, want := range map[string]string{
-		"":                           "",
-		"10.0.0.0/8, fd00::/8":       "10.0.0.0/8 fd00::/8",
-		"10.1.2.3/8":                 "10.0.0.0/8",
-		"::ffff:192.168.0.0/112":     "192.168.0.0/16",
+		"":                          "",
+		"10.0.0.0/8, fd00::/8":      "10.0.0.0/8 fd00::/8",
+		"10.1.2.3/8":                "10.0.0.0/8",
+		"::ffff:192.168.0.0/112":    "192.168.0.0/16",
 		" 127.0.0.1/32 ,, ::1/128 ": "127.0.0.1/32 ::1/128",
 	} {
 		got, err := webhook.ParseNetworks(in)
