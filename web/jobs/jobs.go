@@ -304,9 +304,11 @@ type deliveryWorker struct {
 	cfg Config
 }
 
-// Timeout leaves room for the attempt's own bound and its record.
+// Timeout leaves room for the attempt's own bound and its record. River's
+// rescuer leaves a delivery stuck in running (its instance died) alone
+// for at least this long, so it is kept short.
 func (w *deliveryWorker) Timeout(*river.Job[webhook.DeliveryArgs]) time.Duration {
-	return webhook.AttemptTimeout + 20*time.Second
+	return webhook.AttemptTimeout + 5*time.Second
 }
 
 // Work makes one attempt; Deliver logs a failed one itself, at warning:

@@ -2,24 +2,15 @@ package portal_test
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"regexp"
-	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,99 +29,6 @@ var (
 	webhookSecretRe = regexp.MustCompile(`data-testid="webhook-secret">(whsec_[A-Za-z0-9+/=]+)<`)
 	webhookIDRe     = regexp.MustCompile(`href="/settings/developers/webhooks/([0-9a-f-]{36})"`)
 )
-
-// verifyStandardWebhook checks a delivery as the Standard Webhooks
-// specification tells a receiver to, written here from the specification
-// and not from Keyward's signer: the key is the base64 after "whsec_"; the
-// signed content is "{webhook-id}.{webhook-timestamp}.{raw body}"; the
-// header holds space-separated "v1,{base64 HMAC-SHA256}" entries, one of
-// which must match; the timestamp must be within 5 minutes of now.
-func verifyStandardWebhook(secret string, h http.Header, body []byte, now time.Time) error {
-	id, ts, sigs := h.Get("webhook-id"), h.Get("webhook-timestamp"), h.Get("webhook-signature")
-	if id == "" || ts == "" || sigs == "" {
-		return errors.New("a webhook header is missing")
-	}
-	sec, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil {
-		return fmt.Errorf("webhook-timestamp %q is not unix seconds", ts)
-	}
-	if d := now.Sub(time.Unix(sec, 0)); d > 5*time.Minute || d < -5*time.Minute {
-		return fmt.Errorf("webhook-timestamp is %v from now", d)
-	}
-	b64, ok := strings.CutPrefix(secret, "whsec_")
-	if !ok {
-		return errors.New("the secret lacks its whsec_ prefix")
-	}
-	key, err := base64.StdEncoding.DecodeString(b64)
-	if err != nil || len(key) < 24 || len(key) > 64 {
-		return fmt.Errorf("the secret is not base64 of 24 to 64 bytes: %v", err)
-	}
-	mac := hmac.New(sha256.New, key)
-	io.WriteString(mac, id+"."+ts+".")
-	mac.Write(body)
-	want := mac.Sum(nil)
-	for _, s := range strings.Fields(sigs) {
-		version, sig, _ := strings.Cut(s, ",")
-		got, err := base64.StdEncoding.DecodeString(sig)
-		if version == "v1" && err == nil && hmac.Equal(got, want) {
-			return nil
-		}
-	}
-	return errors.New("no v1 signature matches")
-}
-
-// receiver is a webhook receiver we do not run in production: it keeps
-// what it is sent and answers with status.
-type receiver struct {
-	srv    *httptest.Server
-	status atomic.Int32
-	answer string
-	mu     sync.Mutex
-	got    []received
-}
-
-type received struct {
-	header http.Header
-	body   []byte
-}
-
-func newReceiver(t *testing.T, tls bool) *receiver {
-	r := &receiver{answer: "<b>not today</b>"}
-	r.status.Store(http.StatusOK)
-	h := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		b, _ := io.ReadAll(req.Body)
-		status := int(r.status.Load()) // before the test can see this request
-		r.mu.Lock()
-		r.got = append(r.got, received{req.Header.Clone(), b})
-		r.mu.Unlock()
-		w.WriteHeader(status)
-		io.WriteString(w, r.answer)
-	})
-	if tls {
-		r.srv = httptest.NewTLSServer(h)
-	} else {
-		r.srv = httptest.NewServer(h)
-	}
-	t.Cleanup(r.srv.Close)
-	return r
-}
-
-// wait returns the first n deliveries, failing t after 30 s.
-func (r *receiver) wait(t *testing.T, n int) []received {
-	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		r.mu.Lock()
-		got := append([]received(nil), r.got...)
-		r.mu.Unlock()
-		if len(got) >= n {
-			return got
-		}
-	}
-	t.Fatalf("the receiver did not get %d deliveries within 30 s", n)
-	return nil
-}
-
-func (r *receiver) count() int { r.mu.Lock(); defer r.mu.Unlock(); return len(r.got) }
 
 // startJobs runs the application's River jobs, deliveries included, with
 // e's clock, until the test ends.
@@ -176,10 +74,10 @@ func (a *admin) registerWebhook(t *testing.T, u string, actions ...string) (stri
 func TestWebhookDeliveries(t *testing.T) {
 	e := webtest.New(t)
 	olga := newAdmin(t, e, "olga@acme.test", auth.RoleOwner)
-	rcv := newReceiver(t, false)
+	rcv := webtest.NewReceiver(t, false)
 	startJobs(t, e)
 
-	id, secret := olga.registerWebhook(t, rcv.srv.URL+"/hook?token=s3cr3t", "api_key.created", "api_key.revoked")
+	id, secret := olga.registerWebhook(t, rcv.Server.URL+"/hook?token=s3cr3t", "api_key.created", "api_key.revoked")
 	page := olga.c.Get("/settings/developers/webhooks/" + id)
 	list := olga.c.Get("/settings/developers/webhooks")
 	for _, r := range []webtest.Response{page, list} {
@@ -187,7 +85,7 @@ func TestWebhookDeliveries(t *testing.T) {
 			t.Fatalf("%s: %d, or it shows the secret again", r.Path, r.Status)
 		}
 	}
-	if !strings.Contains(list.Body, rcv.srv.URL+"/hook?token=s3cr3t") || !strings.Contains(list.Body, `data-testid="webhook-status">active<`) {
+	if !strings.Contains(list.Body, rcv.Server.URL+"/hook?token=s3cr3t") || !strings.Contains(list.Body, `data-testid="webhook-status">active<`) {
 		t.Errorf("the list does not show the endpoint as active: %s", list.Body)
 	}
 	var diff string
@@ -199,22 +97,22 @@ func TestWebhookDeliveries(t *testing.T) {
 	}
 
 	// A 500 first, then a 200: the same delivery twice.
-	rcv.status.Store(http.StatusInternalServerError)
+	rcv.Status.Store(http.StatusInternalServerError)
 	keyID, fullKey := olga.create(t, keyForm("Alerted"))
-	got := rcv.wait(t, 1)
-	rcv.status.Store(http.StatusOK)
-	got = rcv.wait(t, 2)
-	if got[0].header.Get("webhook-id") != got[1].header.Get("webhook-id") || string(got[0].body) != string(got[1].body) {
-		t.Fatalf("the retry is not the same delivery: %q %q", got[0].header.Get("webhook-id"), got[1].header.Get("webhook-id"))
+	got := rcv.Wait(t, 1)
+	rcv.Status.Store(http.StatusOK)
+	got = rcv.Wait(t, 2)
+	if got[0].Header.Get("webhook-id") != got[1].Header.Get("webhook-id") || string(got[0].Body) != string(got[1].Body) {
+		t.Fatalf("the retry is not the same delivery: %q %q", got[0].Header.Get("webhook-id"), got[1].Header.Get("webhook-id"))
 	}
 	for i, d := range got {
-		if err := verifyStandardWebhook(secret, d.header, d.body, e.Clock.Now()); err != nil {
+		if err := webtest.VerifyStandardWebhook(secret, d.Header, d.Body, e.Clock.Now()); err != nil {
 			t.Errorf("delivery %d does not verify: %v", i, err)
 		}
 	}
-	tampered := append([]byte(nil), got[1].body...)
+	tampered := append([]byte(nil), got[1].Body...)
 	tampered[len(tampered)-2] ^= 1
-	if verifyStandardWebhook(secret, got[1].header, tampered, e.Clock.Now()) == nil {
+	if webtest.VerifyStandardWebhook(secret, got[1].Header, tampered, e.Clock.Now()) == nil {
 		t.Fatal("the verification accepts a tampered body: it proves nothing")
 	}
 	var p struct {
@@ -231,29 +129,29 @@ func TestWebhookDeliveries(t *testing.T) {
 			} `json:"chain"`
 		} `json:"data"`
 	}
-	if err := json.Unmarshal(got[1].body, &p); err != nil {
+	if err := json.Unmarshal(got[1].Body, &p); err != nil {
 		t.Fatal(err)
 	}
 	if p.Type != "api_key.created" || p.Data.Action != p.Type || p.Data.Target.ID != keyID || p.Data.Actor.Type != "user" ||
 		p.Data.Chain.ID != e.Tenant.ID || p.Data.Chain.Seq < 1 || len(p.Data.Chain.Hash) != 32 || p.Timestamp.IsZero() || p.Data.Diff["name"] == nil {
-		t.Errorf("the payload: %s", got[1].body)
+		t.Errorf("the payload: %s", got[1].Body)
 	}
 	var hash []byte
 	if err := e.Store.Pool.QueryRow(context.Background(), `SELECT hash FROM audit_events WHERE chain_id = $1 AND seq = $2`, p.Data.Chain.ID, p.Data.Chain.Seq).Scan(&hash); err != nil || string(hash) != string(p.Data.Chain.Hash) {
 		t.Errorf("the payload's chain place is not the event's: %v", err)
 	}
-	if strings.Contains(string(got[1].body), fullKey) || strings.Contains(string(got[1].body), "whsec_") {
+	if strings.Contains(string(got[1].Body), fullKey) || strings.Contains(string(got[1].Body), "whsec_") {
 		t.Error("a delivery carries a secret")
 	}
-	if got[0].header.Get("User-Agent") == "" || got[0].header.Get("Content-Type") != "application/json" {
-		t.Errorf("headers: %v", got[0].header)
+	if got[0].Header.Get("User-Agent") == "" || got[0].Header.Get("Content-Type") != "application/json" {
+		t.Errorf("headers: %v", got[0].Header)
 	}
 	waitFor(t, "both attempts recorded", func() bool {
 		return count(t, e, `SELECT count(*) FROM webhook_attempts WHERE endpoint_id = $1`, id) == 2
 	})
 	page = olga.c.Get("/settings/developers/webhooks/" + id)
 	for _, want := range []string{`data-testid="attempt-status">500<`, `data-testid="attempt-status">200<`, "&lt;b&gt;not today&lt;/b&gt;",
-		got[0].header.Get("webhook-id")} {
+		got[0].Header.Get("webhook-id")} {
 		if !strings.Contains(page.Body, want) {
 			t.Errorf("the endpoint's page lacks %q", want)
 		}
@@ -267,15 +165,15 @@ func TestWebhookDeliveries(t *testing.T) {
 	if r.Status != 200 || r.Path != "/settings/developers/webhooks/"+id || !strings.Contains(r.Body, "test event") {
 		t.Fatalf("test event: %d %s", r.Status, r.Path)
 	}
-	got = rcv.wait(t, 3)
-	if !strings.Contains(string(got[2].body), `"type":"webhook.test"`) || verifyStandardWebhook(secret, got[2].header, got[2].body, e.Clock.Now()) != nil {
-		t.Errorf("the test event: %s", got[2].body)
+	got = rcv.Wait(t, 3)
+	if !strings.Contains(string(got[2].Body), `"type":"webhook.test"`) || webtest.VerifyStandardWebhook(secret, got[2].Header, got[2].Body, e.Clock.Now()) != nil {
+		t.Errorf("the test event: %s", got[2].Body)
 	}
 
 	// Failing for 3 days disables the endpoint.
-	rcv.status.Store(http.StatusServiceUnavailable)
+	rcv.Status.Store(http.StatusServiceUnavailable)
 	olga.create(t, keyForm("Unheard"))
-	rcv.wait(t, 4)
+	rcv.Wait(t, 4)
 	waitFor(t, "the failure recorded", func() bool {
 		return count(t, e, `SELECT count(*) FROM webhook_endpoints WHERE id = $1 AND failing_since IS NOT NULL`, id) == 1
 	})
@@ -400,9 +298,9 @@ func TestWebhookEnqueuedInTheEventsTransaction(t *testing.T) {
 // attempt recorded, and delivered when its network is allowed.
 func TestWebhookAddressRules(t *testing.T) {
 	dbURL := dbtest.NewURL(t)
-	rcv := newReceiver(t, true)
+	rcv := webtest.NewReceiver(t, true)
 	roots := x509.NewCertPool()
-	roots.AddCert(rcv.srv.Certificate())
+	roots.AddCert(rcv.Server.Certificate())
 	strict := func(allow ...string) webtest.Options {
 		return webtest.Options{DatabaseURL: dbURL, Config: func(c *web.Config) {
 			c.Webhooks = webhook.Options{Strict: true, RootCAs: roots}
@@ -415,7 +313,7 @@ func TestWebhookAddressRules(t *testing.T) {
 	// Registered while the rules are off (development).
 	dev := webtest.NewWith(t, webtest.Options{DatabaseURL: dbURL})
 	olga := newAdmin(t, dev, "olga@acme.test", auth.RoleOwner)
-	id, secret := olga.registerWebhook(t, rcv.srv.URL+"/h", "api_key.created")
+	id, secret := olga.registerWebhook(t, rcv.Server.URL+"/h", "api_key.created")
 
 	prod := webtest.NewWith(t, strict())
 	prod.Clock.Set(dev.Clock.Now()) // past the TOTP steps used through dev
@@ -450,7 +348,7 @@ func TestWebhookAddressRules(t *testing.T) {
 		return count(t, prod, `SELECT count(*) FROM webhook_attempts WHERE endpoint_id = $1 AND status_code IS NULL AND error LIKE '%loopback%'`, id) == 1
 	})
 	runner.Stop(context.Background())
-	if n := rcv.count(); n != 0 {
+	if n := rcv.Count(); n != 0 {
 		t.Fatalf("the receiver on a loopback address got %d deliveries with the rules on", n)
 	}
 
@@ -458,10 +356,10 @@ func TestWebhookAddressRules(t *testing.T) {
 	allowed := webtest.NewWith(t, strict("127.0.0.0/8"))
 	allowed.Clock.Set(prod.Clock.Now())
 	ao := &admin{e: allowed, c: allowed.SignIn("olga@acme.test", olga.secret), secret: olga.secret}
-	ao.registerWebhook(t, rcv.srv.URL+"/second", "user.invited")
+	ao.registerWebhook(t, rcv.Server.URL+"/second", "user.invited")
 	startJobs(t, allowed)
-	got := rcv.wait(t, 1)
-	if err := verifyStandardWebhook(secret, got[0].header, got[0].body, allowed.Clock.Now()); err != nil {
+	got := rcv.Wait(t, 1)
+	if err := webtest.VerifyStandardWebhook(secret, got[0].Header, got[0].Body, allowed.Clock.Now()); err != nil {
 		t.Errorf("the delivery through an allowed network: %v", err)
 	}
 }
