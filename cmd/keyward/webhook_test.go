@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"strings"
 	"regexp"
 	"testing"
 	"time"
@@ -169,4 +170,54 @@ func count(t *testing.T, pool *pgxpool.Pool, sql string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestCommandEventsReachWebhooks: an event a command writes (a member
+// disabled from the command line) is enqueued for the endpoints that
+// subscribe to it, in the command's transaction, as the server's are.
+func TestCommandEventsReachWebhooks(t *testing.T) {
+	dbURL := dbtest.NewURL(t)
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	store := db.NewStore(pool)
+	if code, _, stderr := keyward(t, dbURL, "", "tenant", "create", "--slug", "acme", "--name", "Acme"); code != 0 {
+		t.Fatalf("tenant create: %s", stderr)
+	}
+	tn, err := store.GetTenantBySlug(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The endpoint as the portal stores it; this test only looks at what
+	// is enqueued, so its secret is never opened.
+	ep, err := store.CreateWebhookEndpoint(ctx, db.CreateWebhookEndpointParams{ID: "7c4f3f43-8a53-4a36-9d77-8a0a3a1b2c3d", TenantID: tn.ID,
+		Url: "https://hooks.example.com/k", Actions: []string{"user.created", "user.disabled"}, SecretSealed: []byte("sealed"), Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"user", "create", "--tenant", "acme", "--email", "olga@acme.test", "--role", "owner"},
+		{"user", "create", "--tenant", "acme", "--email", "ann@acme.test", "--role", "admin"},
+		{"user", "disable", "--tenant", "acme", "--email", "ann@acme.test"},
+	} {
+		if code, _, stderr := keyward(t, dbURL, "", args...); code != 0 {
+			t.Fatalf("%v: %s", args, stderr)
+		}
+	}
+	rows, err := pool.Query(ctx, `SELECT args->>'type' FROM river_job WHERE kind = 'webhook_delivery' AND args->>'endpoint_id' = $1 ORDER BY id`, ep.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for rows.Next() {
+		var s string
+		rows.Scan(&s)
+		types = append(types, s)
+	}
+	if strings.Join(types, " ") != "user.created user.created user.disabled" {
+		t.Errorf("deliveries enqueued by the commands: %v", types)
+	}
 }

@@ -86,7 +86,7 @@ func marshalBody(typ string, at time.Time, data any) ([]byte, error) {
 // (audit.Subscriber). Events of no tenant (chain 0) have no subscribers;
 // for the others it costs one indexed query, and enqueues nothing when no
 // endpoint subscribes.
-func (s *Service) EventRecorded(ctx context.Context, q *db.Queries, ev db.AuditEvent) error {
+func (s *Enqueuer) EventRecorded(ctx context.Context, q *db.Queries, ev db.AuditEvent) error {
 	if ev.TenantID == nil {
 		return nil
 	}
@@ -110,7 +110,7 @@ func (s *Service) EventRecorded(ctx context.Context, q *db.Queries, ev db.AuditE
 }
 
 // enqueue inserts deliveries in q's transaction.
-func (s *Service) enqueue(ctx context.Context, q *db.Queries, jobs []DeliveryArgs) error {
+func (s *Enqueuer) enqueue(ctx context.Context, q *db.Queries, jobs []DeliveryArgs) error {
 	tx, ok := q.Tx()
 	if !ok {
 		return errors.New("webhook: an event to deliver was recorded outside a transaction")

@@ -122,9 +122,25 @@ type Service struct {
 	aead   cipher.AEAD
 	guard  guard
 	client *http.Client
+	*Enqueuer
+}
+
+// Enqueuer enqueues the deliveries of recorded events (EventRecorded). The
+// Service has one; the command line installs one of its own on its audit
+// keys, so the events its commands write reach the endpoints too.
+type Enqueuer struct {
 	// river only inserts and cancels jobs, in the caller's transaction;
 	// the application's River client (web/jobs) works them.
 	river *river.Client[pgx.Tx]
+}
+
+// NewEnqueuer makes an Enqueuer on the store.
+func NewEnqueuer(store *db.Store, log *slog.Logger) (*Enqueuer, error) {
+	rc, err := river.NewClient(riverpgxv5.New(store.Pool), &river.Config{Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("webhook: %w", err)
+	}
+	return &Enqueuer{river: rc}, nil
 }
 
 // New builds the service. sealKey (32 bytes, keyring.PurposeWebhookSecret)
@@ -138,15 +154,15 @@ func New(store *db.Store, authSvc *auth.Service, keys *audit.Keys, sealKey []byt
 	if err != nil {
 		return nil, fmt.Errorf("webhook: %w", err)
 	}
-	rc, err := river.NewClient(riverpgxv5.New(store.Pool), &river.Config{Logger: log})
+	enq, err := NewEnqueuer(store, log)
 	if err != nil {
-		return nil, fmt.Errorf("webhook: %w", err)
+		return nil, err
 	}
 	if now == nil {
 		now = time.Now
 	}
 	s := &Service{store: store, auth: authSvc, audit: keys, now: now, log: log, aead: aead,
-		guard: guard{strict: o.Strict, allow: o.Allow}, river: rc}
+		guard: guard{strict: o.Strict, allow: o.Allow}, Enqueuer: enq}
 	dialer := &net.Dialer{Timeout: AttemptTimeout, Control: s.guard.dialControl}
 	s.client = &http.Client{
 		Timeout: AttemptTimeout,
