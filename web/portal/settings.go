@@ -31,7 +31,7 @@ func (h *Handler) requireOwner(next echo.HandlerFunc) echo.HandlerFunc {
 func (h *Handler) handleSettings(c echo.Context) error {
 	st := getState(c)
 	sections := []views.SettingsSection{
-		{Title: "Developers", URL: "/settings/developers", What: "API keys, the API request log, and an overview of keys that need attention."},
+		{Title: "Developers", URL: "/settings/developers", What: developersWhat(st.user.Role)},
 		{Title: "Team", URL: "/settings/team", What: teamWhat(st.user.Role)},
 	}
 	if st.user.Role == auth.RoleOwner {
@@ -41,6 +41,13 @@ func (h *Handler) handleSettings(c echo.Context) error {
 	sections = append(sections, views.SettingsSection{Title: "Your account", URL: "/account",
 		What: "Your password, sessions, recovery codes and authenticator."})
 	return render(c, http.StatusOK, views.SettingsHubPage(meta(c, "Settings", "settings"), sections))
+}
+
+func developersWhat(role string) string {
+	if role == auth.RoleOwner {
+		return "API keys, the API request log, webhook alerts, and an overview of keys that need attention."
+	}
+	return "API keys, the API request log, and an overview of keys that need attention."
 }
 
 func teamWhat(role string) string {
