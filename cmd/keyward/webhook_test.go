@@ -6,8 +6,8 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"strings"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
