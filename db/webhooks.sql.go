@@ -51,6 +51,19 @@ func (q *Queries) CreateWebhookEndpoint(ctx context.Context, arg CreateWebhookEn
 	return i, err
 }
 
+const deleteOldWebhookAttempts = `-- name: DeleteOldWebhookAttempts :execrows
+DELETE FROM webhook_attempts WHERE attempted_at < $1
+`
+
+// Attempts past their keeping, in every tenant (the cleanup job).
+func (q *Queries) DeleteOldWebhookAttempts(ctx context.Context, before time.Time) (int64, error) {
+	result, err := q.db.Exec(ctx, deleteOldWebhookAttempts, before)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const deleteWebhookEndpoint = `-- name: DeleteWebhookEndpoint :execrows
 DELETE FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2
 `
@@ -219,11 +232,16 @@ func (q *Queries) InsertWebhookAttempt(ctx context.Context, arg InsertWebhookAtt
 }
 
 const listLatestWebhookAttempts = `-- name: ListLatestWebhookAttempts :many
-SELECT DISTINCT ON (endpoint_id) id, tenant_id, endpoint_id, delivery_id, job_id, attempt, event_type, attempted_at, status_code, error, latency_ms, response_body FROM webhook_attempts WHERE tenant_id = $1
-ORDER BY endpoint_id, attempted_at DESC, id DESC
+SELECT a.id, a.tenant_id, a.endpoint_id, a.delivery_id, a.job_id, a.attempt, a.event_type, a.attempted_at, a.status_code, a.error, a.latency_ms, a.response_body FROM webhook_endpoints e
+CROSS JOIN LATERAL (
+    SELECT id, tenant_id, endpoint_id, delivery_id, job_id, attempt, event_type, attempted_at, status_code, error, latency_ms, response_body FROM webhook_attempts w WHERE w.endpoint_id = e.id
+    ORDER BY w.attempted_at DESC, w.id DESC LIMIT 1
+) a
+WHERE e.tenant_id = $1
 `
 
-// The newest attempt of each of the tenant's endpoints.
+// The newest attempt of each of the tenant's endpoints, one index probe
+// each.
 func (q *Queries) ListLatestWebhookAttempts(ctx context.Context, tenantID int64) ([]WebhookAttempt, error) {
 	rows, err := q.db.Query(ctx, listLatestWebhookAttempts, tenantID)
 	if err != nil {

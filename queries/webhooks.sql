@@ -65,6 +65,15 @@ SELECT * FROM webhook_attempts WHERE tenant_id = @tenant_id AND endpoint_id = @e
 ORDER BY attempted_at DESC, id DESC LIMIT @max;
 
 -- name: ListLatestWebhookAttempts :many
--- The newest attempt of each of the tenant's endpoints.
-SELECT DISTINCT ON (endpoint_id) * FROM webhook_attempts WHERE tenant_id = @tenant_id
-ORDER BY endpoint_id, attempted_at DESC, id DESC;
+-- The newest attempt of each of the tenant's endpoints, one index probe
+-- each.
+SELECT a.* FROM webhook_endpoints e
+CROSS JOIN LATERAL (
+    SELECT * FROM webhook_attempts w WHERE w.endpoint_id = e.id
+    ORDER BY w.attempted_at DESC, w.id DESC LIMIT 1
+) a
+WHERE e.tenant_id = @tenant_id;
+
+-- name: DeleteOldWebhookAttempts :execrows
+-- Attempts past their keeping, in every tenant (the cleanup job).
+DELETE FROM webhook_attempts WHERE attempted_at < @before;

@@ -13,7 +13,7 @@
 //   - request_log_retention (hourly, and at start): drops the request
 //     log's days past the retention (usage.DropOldPartitions);
 //   - cleanup (every ten minutes): ended sessions, stale sign-in throttle
-//     counters, expired idempotency keys;
+//     counters, expired idempotency keys, webhook attempts past 30 days;
 //   - audit_checkpoint (every five minutes): signs the head
 //     of every audit chain that changed since its last checkpoint, logs
 //     each checkpoint and records it in its chain
@@ -220,7 +220,8 @@ func (w *retentionWorker) Work(ctx context.Context, _ *river.Job[RetentionArgs])
 }
 
 // CleanupArgs is the job that deletes what has expired: ended sessions,
-// stale sign-in throttle counters, idempotency keys past their 24 hours.
+// stale sign-in throttle counters, idempotency keys past their 24 hours,
+// webhook attempts past their 30 days.
 type CleanupArgs struct{}
 
 // Kind names the job in River's tables.
@@ -245,6 +246,9 @@ func (w *cleanupWorker) Work(ctx context.Context, _ *river.Job[CleanupArgs]) err
 	}
 	if _, err := events.ExpireIdempotencyKeys(ctx, w.cfg.Store.Queries, w.cfg.Now()); err != nil {
 		errs = append(errs, fmt.Errorf("deleting expired idempotency keys: %w", err))
+	}
+	if _, err := webhook.DeleteOldAttempts(ctx, w.cfg.Store, w.cfg.Now()); err != nil {
+		errs = append(errs, fmt.Errorf("deleting old webhook attempts: %w", err))
 	}
 	if len(errs) > 0 {
 		return failed(w.cfg.Log, errors.Join(errs...))

@@ -2,6 +2,7 @@ package portal_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -387,5 +388,75 @@ func TestParseAllowNetworks(t *testing.T) {
 		if _, err := webhook.ParseNetworks(bad); err == nil || !strings.Contains(err.Error(), "KEYWARD_WEBHOOK_ALLOW_NETWORKS") {
 			t.Errorf("ParseNetworks(%q): %v, want an error naming the variable", bad, err)
 		}
+	}
+}
+
+// TestCheckpointsReachSubscribers: the checkpoint job, run by River, signs
+// the tenant's chain and delivers the audit.checkpoint event to the
+// endpoint that subscribes to it; the checkpoint in the delivery verifies
+// with the installation's public key. Chain 0, which belongs to no
+// tenant, gets a checkpoint too but has no subscriber.
+func TestCheckpointsReachSubscribers(t *testing.T) {
+	e := webtest.New(t)
+	olga := newAdmin(t, e, "olga@acme.test", auth.RoleOwner)
+	rcv := webtest.NewReceiver(t, false)
+	id, secret := olga.registerWebhook(t, rcv.Server.URL+"/cp", "audit.checkpoint")
+	e.Store.InTx(context.Background(), func(q *db.Queries) error { // an event in chain 0
+		return audit.Record(context.Background(), q, e.App.Audit, e.Clock.Now(), audit.Event{Action: "auth.login.failed", TargetType: "user"})
+	})
+	runner := startJobs(t, e)
+	if _, err := runner.Client().Insert(context.Background(), jobs.CheckpointArgs{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	got := rcv.Wait(t, 1)
+	if err := webtest.VerifyStandardWebhook(secret, got[0].Header, got[0].Body, e.Clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var p struct {
+		Type string
+		Data struct {
+			Diff  audit.Checkpoint
+			Chain struct{ ID int64 }
+		}
+	}
+	if err := json.Unmarshal(got[0].Body, &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Type != "audit.checkpoint" || p.Data.Chain.ID != e.Tenant.ID || p.Data.Diff.Chain != e.Tenant.ID ||
+		!ed25519.Verify(e.App.Audit.PublicKey(), p.Data.Diff.Message(), p.Data.Diff.Signature) {
+		t.Errorf("the checkpoint delivered: %s", got[0].Body)
+	}
+	waitFor(t, "chain 0 checkpointed", func() bool {
+		return count(t, e, `SELECT count(*) FROM audit_events WHERE chain_id = 0 AND action = 'audit.checkpoint'`) == 1
+	})
+	if n := count(t, e, `SELECT count(*) FROM river_job WHERE kind = 'webhook_delivery' AND (args->>'tenant_id')::bigint <> $1`, e.Tenant.ID); n != 0 {
+		t.Errorf("%d deliveries for another chain", n)
+	}
+	if n := count(t, e, `SELECT count(*) FROM river_job WHERE kind = 'webhook_delivery' AND args->>'endpoint_id' = $1 AND args->>'type' = 'audit.checkpoint'`, id); n != 1 {
+		t.Errorf("%d checkpoint deliveries, want 1", n)
+	}
+}
+
+// TestWebhookAttemptsExpire: the cleanup job deletes attempts older than
+// 30 days and keeps the others.
+func TestWebhookAttemptsExpire(t *testing.T) {
+	e := webtest.New(t)
+	olga := newAdmin(t, e, "olga@acme.test", auth.RoleOwner)
+	id, _ := olga.registerWebhook(t, "http://127.0.0.1:9/h", "api_key.revoked")
+	for _, age := range []time.Duration{webhook.AttemptsKept + time.Hour, webhook.AttemptsKept - time.Hour} {
+		if err := e.Store.InsertWebhookAttempt(context.Background(), db.InsertWebhookAttemptParams{TenantID: e.Tenant.ID, EndpointID: id,
+			DeliveryID: "msg_x", JobID: 1, Attempt: 1, EventType: "api_key.revoked", AttemptedAt: e.Clock.Now().Add(-age)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runner := startJobs(t, e)
+	if _, err := runner.Client().Insert(context.Background(), jobs.CleanupArgs{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the old attempt deleted", func() bool {
+		return count(t, e, `SELECT count(*) FROM webhook_attempts WHERE endpoint_id = $1`, id) == 1
+	})
+	if n := count(t, e, `SELECT count(*) FROM webhook_attempts WHERE attempted_at > now() - interval '30 days'`); n != 1 {
+		t.Errorf("the recent attempt went too (%d left)", n)
 	}
 }

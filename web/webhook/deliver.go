@@ -227,6 +227,12 @@ func (s *Service) Deliver(ctx context.Context, a DeliveryArgs, jobID int64, atte
 	return out.err
 }
 
+// DeleteOldAttempts deletes the attempts older than AttemptsKept, in every
+// organisation, and returns how many: the cleanup job's work.
+func DeleteOldAttempts(ctx context.Context, store *db.Store, now time.Time) (int64, error) {
+	return store.DeleteOldWebhookAttempts(ctx, now.Add(-AttemptsKept))
+}
+
 // send makes one signed POST of the delivery to rawURL.
 func (s *Service) send(ctx context.Context, rawURL string, a DeliveryArgs, key []byte, at time.Time) outcome {
 	u, err := url.Parse(rawURL)

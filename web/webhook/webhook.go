@@ -97,6 +97,8 @@ const (
 	ResponseKept = 1024
 	// MaxEndpoints an organisation may register.
 	MaxEndpoints = 20
+	// AttemptsKept is how long attempts are kept (DeleteOldAttempts).
+	AttemptsKept = 30 * 24 * time.Hour
 )
 
 // Options configure deliveries.
