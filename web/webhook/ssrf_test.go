@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -71,4 +72,25 @@ func TestCheckURL(t *testing.T) {
 	if _, msg := (guard{}).checkURL(ctx, "http://localhost:8080/h"); msg != "" {
 		t.Errorf("development refuses http on localhost: %s", msg)
 	}
+}
+
+// FuzzCheckURL: whatever an owner types, checking it never panics, and a
+// URL it accepts is an absolute http(s) URL with a host, no credentials
+// and no fragment, within the length bound. (Development rules: strict
+// mode would resolve every host name the fuzzer makes up.)
+func FuzzCheckURL(f *testing.F) {
+	for _, s := range []string{"https://example.com/h", "http://[::1]:8080/x?y=1", "https://user@x/", "https://x/#f", "//x", "https:", " https://a.b ", "https://%zz/"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		u, msg := guard{}.checkURL(context.Background(), raw)
+		if msg != "" {
+			return
+		}
+		p, err := url.Parse(u)
+		if err != nil || p.Host == "" || p.User != nil || p.Fragment != "" || len(u) > maxURL ||
+			!strings.EqualFold(p.Scheme, "https") && !strings.EqualFold(p.Scheme, "http") {
+			t.Errorf("accepted %q (%v)", u, err)
+		}
+	})
 }
