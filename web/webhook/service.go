@@ -197,6 +197,19 @@ func stillOwner(ctx context.Context, q *db.Queries, by auth.Caller) error {
 	return nil
 }
 
+// lockEndpoint checks that the caller is still an owner and holds the
+// endpoint's row for a change, in q's transaction.
+func lockEndpoint(ctx context.Context, q *db.Queries, by auth.Caller, id string) (db.WebhookEndpoint, error) {
+	if err := stillOwner(ctx, q, by); err != nil {
+		return db.WebhookEndpoint{}, err
+	}
+	e, err := q.GetWebhookEndpointForUpdate(ctx, db.GetWebhookEndpointForUpdateParams{TenantID: by.Tenant.ID, ID: id})
+	if errors.Is(err, db.ErrNotFound) {
+		return e, ErrNoSuchEndpoint
+	}
+	return e, err
+}
+
 // shownURL is the URL as the audit trail keeps it: without its query,
 // which often carries a receiver's token, since every member reads the
 // trail and other endpoints receive it.
@@ -280,13 +293,7 @@ func (s *Service) Update(ctx context.Context, by auth.Caller, code, id string, i
 	}
 	var out Endpoint
 	err = s.auth.Confirm(ctx, by, code, func(q *db.Queries, now time.Time) error {
-		if err := stillOwner(ctx, q, by); err != nil {
-			return err
-		}
-		old, err := q.GetWebhookEndpointForUpdate(ctx, db.GetWebhookEndpointForUpdateParams{TenantID: by.Tenant.ID, ID: id})
-		if errors.Is(err, db.ErrNotFound) {
-			return ErrNoSuchEndpoint
-		}
+		old, err := lockEndpoint(ctx, q, by, id)
 		if err != nil {
 			return err
 		}
@@ -338,13 +345,7 @@ func (s *Service) Delete(ctx context.Context, by auth.Caller, code, id string) (
 	}
 	var out Endpoint
 	err := s.auth.Confirm(ctx, by, code, func(q *db.Queries, now time.Time) error {
-		if err := stillOwner(ctx, q, by); err != nil {
-			return err
-		}
-		old, err := q.GetWebhookEndpointForUpdate(ctx, db.GetWebhookEndpointForUpdateParams{TenantID: by.Tenant.ID, ID: id})
-		if errors.Is(err, db.ErrNotFound) {
-			return ErrNoSuchEndpoint
-		}
+		old, err := lockEndpoint(ctx, q, by, id)
 		if err != nil {
 			return err
 		}
