@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"regexp"
@@ -458,5 +459,29 @@ func TestWebhookAttemptsExpire(t *testing.T) {
 	})
 	if n := count(t, e, `SELECT count(*) FROM webhook_attempts WHERE attempted_at > now() - interval '30 days'`); n != 1 {
 		t.Errorf("the recent attempt went too (%d left)", n)
+	}
+}
+
+// TestWebhookRedirectIsAFailure: a receiver that answers with a redirect
+// fails the attempt, which records the 3xx, and the redirect's target
+// gets nothing: it could be any address, a private one included.
+func TestWebhookRedirectIsAFailure(t *testing.T) {
+	e := webtest.New(t)
+	olga := newAdmin(t, e, "olga@acme.test", auth.RoleOwner)
+	target := webtest.NewReceiver(t, false)
+	redirect := httptest.NewServer(http.RedirectHandler(target.Server.URL+"/inside", http.StatusTemporaryRedirect))
+	defer redirect.Close()
+	id, _ := olga.registerWebhook(t, redirect.URL+"/h", "webhook.updated")
+	startJobs(t, e)
+	olga.c.Get("/settings/developers/webhooks/" + id)
+	if r := olga.c.PostForm("/settings/developers/webhooks/"+id, url.Values{"url": {redirect.URL + "/h"}, "actions": {"webhook.updated", "api_key.revoked"},
+		"enabled": {"on"}, "code": {e.NextCode(olga.secret)}}); r.Status != 200 {
+		t.Fatalf("edit: %d", r.Status)
+	}
+	waitFor(t, "the redirected attempt recorded", func() bool {
+		return count(t, e, `SELECT count(*) FROM webhook_attempts WHERE endpoint_id = $1 AND status_code = 307 AND error LIKE '%redirect%'`, id) == 1
+	})
+	if n := target.Count(); n != 0 {
+		t.Errorf("the redirect was followed: its target got %d requests", n)
 	}
 }
