@@ -202,3 +202,32 @@ type User struct {
 	CreatedAt          time.Time
 	LastSignInAt       *time.Time
 }
+
+type WebhookAttempt struct {
+	ID           int64
+	TenantID     int64
+	EndpointID   string
+	DeliveryID   string
+	JobID        int64
+	Attempt      int32
+	EventType    string
+	AttemptedAt  time.Time
+	StatusCode   *int32
+	Error        string
+	LatencyMs    int32
+	ResponseBody string
+}
+
+type WebhookEndpoint struct {
+	ID             string
+	TenantID       int64
+	Url            string
+	Actions        []string
+	SecretSealed   []byte
+	Enabled        bool
+	DisabledReason string
+	FailingSince   *time.Time
+	LastSuccessAt  *time.Time
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}

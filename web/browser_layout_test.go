@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
+	"keyward/db"
 	"keyward/web/apikey"
 	"keyward/web/auth"
 	"keyward/web/webtest"
@@ -378,6 +379,41 @@ func TestBrowserLayoutAndAccessibility(t *testing.T) {
 	p.do("a member", chromedp.Navigate(p.base+"/settings/team"), chromedp.WaitVisible(chromedp.CSS(`[data-testid=member-row]`)),
 		chromedp.Click(`//a[text()="vic@acme.test"]`), chromedp.WaitVisible(chromedp.CSS(`[data-testid=role-member-form]`)))
 	a.check("member")
+
+	// The webhooks: the reveal-once secret, the list, and an endpoint
+	// with attempts of each kind (a refusal with a long answer, no answer,
+	// a success), all with long values.
+	p.do("webhooks", chromedp.Navigate(p.base+"/settings/developers/webhooks"), chromedp.WaitVisible(chromedp.CSS(`[data-testid=webhook-create-form]`)))
+	p.do("register an endpoint",
+		chromedp.SendKeys(chromedp.CSS(`input[name=url]`), "https://hooks.example.com/keyward/alerts/for-the-security-team-of-the-north-east-region?token=abc"),
+		chromedp.Click(chromedp.CSS(`input[name=actions][value="api_key.revoked"]`)),
+		chromedp.Click(chromedp.CSS(`input[name=actions][value="audit.checkpoint"]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name=code]`), e.NextCode(secret)),
+		chromedp.Submit(chromedp.CSS(`input[name=code]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=webhook-secret]`)),
+	)
+	a.check("webhook-reveal")
+	hookPath := p.attr(`a.button.primary`, "href")
+	hookID := strings.TrimPrefix(hookPath, "/settings/developers/webhooks/")
+	for i, at := range []struct {
+		status *int32
+		err    string
+		body   string
+	}{
+		{ptr[int32](500), "answered 500", strings.Repeat(`{"error":"the-receiver-is-down-for-maintenance","retry":true}`, 20)[:1024]},
+		{nil, "dial tcp 203.0.113.7:443: connect: connection timed out after a very long wait for the receiver", ""},
+		{ptr[int32](204), "", ""},
+	} {
+		if err := e.Store.InsertWebhookAttempt(context.Background(), db.InsertWebhookAttemptParams{TenantID: e.Tenant.ID, EndpointID: hookID,
+			DeliveryID: "msg_0123456789abcdef0123456789abcdef", JobID: 1, Attempt: int32(i + 1), EventType: "api_key.used_from_new_ip",
+			AttemptedAt: e.Clock.Now(), StatusCode: at.status, Error: at.err, LatencyMs: 1234, ResponseBody: at.body}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.do("webhooks list", chromedp.Navigate(p.base+"/settings/developers/webhooks"), chromedp.WaitVisible(chromedp.CSS(`[data-testid=webhook-row]`)))
+	a.check("webhooks")
+	p.do("webhook endpoint", chromedp.Navigate(p.base+hookPath), chromedp.WaitVisible(chromedp.CSS(`[data-testid=webhook-attempt]`)))
+	a.check("webhook")
 	p.do("one request", chromedp.Navigate(p.base+"/settings/developers/api-logs"), chromedp.WaitVisible(chromedp.CSS(`[data-testid=api-log-row]`)),
 		chromedp.Click(chromedp.CSS(`[data-testid=api-log-row] a[href*="/api-logs/"]`)), chromedp.WaitVisible(`//h1`))
 	a.check("api-log-detail")
@@ -423,3 +459,5 @@ func setScriptsOff(off bool) chromedp.Action[chromedp.Void] {
 		return err
 	})
 }
+
+func ptr[T any](v T) *T { return &v }

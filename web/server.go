@@ -31,6 +31,7 @@ import (
 	"keyward/web/secretscan"
 	"keyward/web/session"
 	"keyward/web/usage"
+	"keyward/web/webhook"
 )
 
 // Config is what the server needs to know about its deployment.
@@ -73,6 +74,9 @@ type Config struct {
 	// ReportLimit bounds the public key reports of one address; zero
 	// means api.DefaultReportLimit.
 	ReportLimit ratelimit.Limit
+	// Webhooks configures webhook deliveries; Production turns on their
+	// Strict rules whatever it says.
+	Webhooks webhook.Options
 }
 
 // App is the built application.
@@ -83,6 +87,7 @@ type App struct {
 	Keys     *apikey.Service
 	Events   *events.Service
 	MFA      *mfa.Service
+	Webhooks *webhook.Service
 	Verifier *apikey.Verifier
 	Usage    *usage.Recorder
 	Metrics  *metrics.Set
@@ -127,7 +132,16 @@ func Build(cfg Config, store *db.Store, ring *keyring.Ring) (*App, error) {
 	authSvc := &auth.Service{Store: store, MFA: mfaSvc, Now: now, Hashes: cfg.Hashes, Audit: auditKeys, Mail: cfg.Mail}
 	keys := &apikey.Service{Store: store, Auth: authSvc, Now: now, Audit: auditKeys}
 	orgs := &org.Service{Store: store, Auth: authSvc, Keys: keys, Audit: auditKeys, Now: now}
-	ph := &portal.Handler{Sessions: sessions, Auth: authSvc, Keys: keys, Org: orgs, Logs: &usage.Reader{Store: store}, Now: now,
+	wo := cfg.Webhooks
+	wo.Strict = wo.Strict || cfg.Production
+	hooks, err := webhook.New(store, authSvc, auditKeys, ring.Key(keyring.PurposeWebhookSecret), now, cfg.Logger, wo)
+	if err != nil {
+		return nil, err
+	}
+	// Every audit event, whoever writes it, is offered to the webhooks in
+	// its own transaction.
+	auditKeys.Subscribe(hooks)
+	ph := &portal.Handler{Sessions: sessions, Auth: authSvc, Keys: keys, Org: orgs, Webhooks: hooks, Logs: &usage.Reader{Store: store}, Now: now,
 		Audit: &audit.Log{Store: store}, Log: cfg.Logger, Secure: cfg.Production, BaseURL: cfg.BaseURL}
 	if cfg.Limiter == nil {
 		cfg.Limiter = ratelimit.NewMemory()
@@ -144,7 +158,7 @@ func Build(cfg Config, store *db.Store, ring *keyring.Ring) (*App, error) {
 	// A new session row keeps where it was opened from, as the router
 	// reads the client address (trusted proxies included).
 	sessions.Origin = func(r *http.Request) (string, string) { return e.IPExtractor(r), r.UserAgent() }
-	return &App{Echo: e, Sessions: sessions, Auth: authSvc, Keys: keys, Events: evs, MFA: mfaSvc,
+	return &App{Echo: e, Sessions: sessions, Auth: authSvc, Keys: keys, Events: evs, MFA: mfaSvc, Webhooks: hooks,
 		Verifier: ver, Usage: rec, Metrics: cfg.Metrics, Audit: auditKeys, store: store, log: cfg.Logger}, nil
 }
 

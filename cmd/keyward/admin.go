@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"keyward/db"
 	"keyward/web/audit"
 	"keyward/web/auth"
+	"keyward/web/webhook"
 )
 
 func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -110,6 +112,9 @@ func cmdUserCreate(ctx context.Context, args []string, stdin io.Reader, stdout, 
 		return err
 	}
 	defer closeDB()
+	if err := deliverWebhooks(keys, store, cfg.logger(stderr)); err != nil {
+		return err
+	}
 	t, err := store.GetTenantBySlug(ctx, *tenant)
 	if errors.Is(err, db.ErrNotFound) {
 		return fmt.Errorf("no tenant with slug %q (create it with: keyward tenant create)", *tenant)
@@ -282,6 +287,18 @@ func cmdAuditPublicKey(args []string, stdout, stderr io.Writer) error {
 	}
 	_, err = stdout.Write(keys.PublicKeyPEM())
 	return err
+}
+
+// deliverWebhooks makes the events a command writes reach the webhook
+// endpoints that subscribe to them, as the server's do: their deliveries
+// are enqueued with the events, and a running server sends them.
+func deliverWebhooks(keys *audit.Keys, store *db.Store, log *slog.Logger) error {
+	enq, err := webhook.NewEnqueuer(store, log)
+	if err != nil {
+		return err
+	}
+	keys.Subscribe(enq)
+	return nil
 }
 
 // auditKeys are the audit trail's keys, from KEYWARD_SECRET_KEY or, in

@@ -41,9 +41,12 @@ type config struct {
 	// SecretScanningKeys names the secret-scanning partner's public keys
 	// file (KEYWARD_SECRET_SCANNING_KEYS); empty turns the route off.
 	SecretScanningKeys string
-	LogRetention       time.Duration
-	KeyStaleMax        time.Duration
-	LogBuffer          byteSize
+	// WebhookAllow lists networks webhooks may reach despite the SSRF
+	// rules (KEYWARD_WEBHOOK_ALLOW_NETWORKS).
+	WebhookAllow string
+	LogRetention time.Duration
+	KeyStaleMax  time.Duration
+	LogBuffer    byteSize
 	// DBMaxConns is the pool's size, read from DBMaxConnsText by
 	// validateServe; 0 leaves pgx's default (commands other than serve).
 	DBMaxConns     int32
@@ -134,6 +137,7 @@ func (c *config) serveFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.RedisURL, "redis-url", "", "Redis URL for rate limits shared across instances; unset keeps them in memory (KEYWARD_REDIS_URL)")
 	fs.StringVar(&c.SMTPURL, "smtp-url", "", "mail server for invitation links, such as smtp://user:password@mail.example.com:587?from=keyward@example.com; unset: links are only shown (KEYWARD_SMTP_URL)")
 	fs.StringVar(&c.SecretScanningKeys, "secret-scanning-keys", env("KEYWARD_SECRET_SCANNING_KEYS", ""), "file of the secret-scanning partner's public keys, in the JSON GitHub publishes them in; unset: POST /api/v1/secret-scanning/reports answers 404 (KEYWARD_SECRET_SCANNING_KEYS)")
+	fs.StringVar(&c.WebhookAllow, "webhook-allow-networks", env("KEYWARD_WEBHOOK_ALLOW_NETWORKS", ""), "comma-separated CIDRs webhook deliveries may reach despite the rules against private, loopback and link-local addresses (KEYWARD_WEBHOOK_ALLOW_NETWORKS)")
 	retention, err := time.ParseDuration(env("KEYWARD_REQUEST_LOG_RETENTION", "720h"))
 	if err != nil {
 		retention = -1 // reported by validate

@@ -175,6 +175,9 @@ func TestServeRefusesBadPoolAndHostSettings(t *testing.T) {
 		{map[string]string{"KEYWARD_API_HOSTS_STRICT": "true"}, nil, "KEYWARD_API_HOSTS_STRICT=true refuses every host not in KEYWARD_API_HOSTS, which lists none"},
 		{map[string]string{"KEYWARD_API_HOSTS_STRICT": "true", "KEYWARD_API_HOSTS": " , "}, nil, "which lists none"},
 		{nil, []string{"--api-hosts-strict"}, "which lists none"},
+		{map[string]string{"KEYWARD_WEBHOOK_ALLOW_NETWORKS": "10.0.0.0/8, 192.168.1.7"}, nil, `KEYWARD_WEBHOOK_ALLOW_NETWORKS: "192.168.1.7" is not a CIDR`},
+		{nil, []string{"--webhook-allow-networks", "intranet"}, `KEYWARD_WEBHOOK_ALLOW_NETWORKS: "intranet" is not a CIDR`},
+		{map[string]string{"KEYWARD_TEST_JOB_RESCUE_AFTER": "soon"}, nil, `KEYWARD_TEST_JOB_RESCUE_AFTER must be a duration of at least 1s`},
 	} {
 		for k, v := range c.env {
 			t.Setenv(k, v)

@@ -30,6 +30,7 @@ import (
 	"keyward/web/ratelimit"
 	"keyward/web/secretscan"
 	webusage "keyward/web/usage"
+	"keyward/web/webhook"
 )
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -56,6 +57,14 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	hosts, err := cfg.apiHosts()
+	if err != nil {
+		return err
+	}
+	webhookAllow, err := webhook.ParseNetworks(cfg.WebhookAllow)
+	if err != nil {
+		return err
+	}
+	rescueAfter, err := testRescueAfter()
 	if err != nil {
 		return err
 	}
@@ -102,6 +111,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Verifier: apikey.VerifierOptions{StaleMax: cfg.KeyStaleMax},
 		Usage:    webusage.Options{LogBuffer: int64(cfg.LogBuffer)},
 		Mail:     mailer, SecretScanning: scanning,
+		Webhooks: webhook.Options{Allow: webhookAllow},
 	}, store, ring)
 	if err != nil {
 		ln.Close()
@@ -124,7 +134,8 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// Periodic work (request-log partitions and retention, cleanup, audit
 	// checkpoints) runs as River jobs, once across every instance. Not
 	// under ctx: SIGTERM stops them gracefully below.
-	runner, err := jobs.New(jobs.Config{Store: store, Sessions: app.Sessions, Retention: cfg.LogRetention, Log: log, Audit: app.Audit})
+	runner, err := jobs.New(jobs.Config{Store: store, Sessions: app.Sessions, Retention: cfg.LogRetention, Log: log, Audit: app.Audit,
+		Webhooks: app.Webhooks, RescueStuckAfter: rescueAfter})
 	if err == nil {
 		err = runner.Start(appCtx)
 	}
@@ -186,6 +197,23 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// testRescueAfter reads KEYWARD_TEST_JOB_RESCUE_AFTER, which only crash
+// tests set: how long a job may stay running before River takes the
+// instance that runs it for dead and runs it again (River's default is an
+// hour, which a test cannot wait). Not a setting: a low value in
+// production would run slow jobs twice.
+func testRescueAfter() (time.Duration, error) {
+	v := os.Getenv("KEYWARD_TEST_JOB_RESCUE_AFTER")
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < time.Second {
+		return 0, fmt.Errorf("KEYWARD_TEST_JOB_RESCUE_AFTER must be a duration of at least 1s, not %q", v)
+	}
+	return d, nil
 }
 
 // tuneGC lets the heap grow to three times what is live before a

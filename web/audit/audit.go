@@ -97,7 +97,25 @@ const (
 type Keys struct {
 	chain []byte
 	sign  ed25519.PrivateKey
+	// subscriber hears of every event Record appends (Subscribe).
+	subscriber Subscriber
 }
+
+// A Subscriber hears of every event Record appends, inside the same
+// transaction and with the same q, after the event row is written: the
+// webhooks (web/webhook) enqueue their deliveries there, so an event and
+// its alerts commit together or not at all. An error fails the Record,
+// and with it the change. It must be cheap when nobody listens: Record is
+// on every audited path.
+type Subscriber interface {
+	EventRecorded(ctx context.Context, q *db.Queries, ev db.AuditEvent) error
+}
+
+// Subscribe installs s on the keys, which every writer of the trail
+// already passes to Record, so every event reaches it without its writer
+// doing anything. Call it while wiring, before the keys are used: it is
+// not safe to call while Record runs.
+func (k *Keys) Subscribe(s Subscriber) { k.subscriber = s }
 
 // NewKeys derives the trail's keys from the ring: the HMAC key of purpose
 // keyring.PurposeAuditChain, and the Ed25519 key whose seed is the key of
@@ -170,10 +188,16 @@ func Record(ctx context.Context, q *db.Queries, keys *Keys, now time.Time, ev Ev
 		TargetType: ev.TargetType, TargetID: CleanText(ev.TargetID, 200),
 		Ip: CleanText(ev.IP, 64), UserAgent: CleanText(ev.UserAgent, 512), Diff: diff,
 	}
-	if seq, prev, err = appendEvent(ctx, q, keys, row, seq, prev); err != nil {
+	if row, err = appendEvent(ctx, q, keys, row, seq, prev); err != nil {
 		return err
 	}
-	return q.UpdateAuditChainHead(ctx, db.UpdateAuditChainHeadParams{ChainID: chain, Seq: seq, Hash: prev})
+	if err := q.UpdateAuditChainHead(ctx, db.UpdateAuditChainHeadParams{ChainID: chain, Seq: row.Seq, Hash: row.Hash}); err != nil {
+		return err
+	}
+	if keys.subscriber == nil {
+		return nil
+	}
+	return keys.subscriber.EventRecorded(ctx, q, row)
 }
 
 // seal appends the audit.chain_keyed marker to a chain whose head, held
@@ -193,7 +217,8 @@ func seal(ctx context.Context, q *db.Queries, keys *Keys, at time.Time, head db.
 	if head.ChainID != 0 {
 		marker.TenantID = &head.ChainID
 	}
-	return appendEvent(ctx, q, keys, marker, head.Seq, head.Hash)
+	m, err := appendEvent(ctx, q, keys, marker, head.Seq, head.Hash)
+	return m.Seq, m.Hash, err
 }
 
 // SealChains keys every chain whose head is not keyed: each gets its
@@ -239,8 +264,8 @@ func SealChains(ctx context.Context, store *db.Store, keys *Keys, now time.Time)
 }
 
 // appendEvent stores row as the event after (seq, prev), keyed, and
-// returns its place and hash.
-func appendEvent(ctx context.Context, q *db.Queries, keys *Keys, row db.AuditEvent, seq int64, prev []byte) (int64, []byte, error) {
+// returns it as stored, with its place and hash.
+func appendEvent(ctx context.Context, q *db.Queries, keys *Keys, row db.AuditEvent, seq int64, prev []byte) (db.AuditEvent, error) {
 	row.Seq, row.PrevHash, row.HashAlg = seq+1, prev, AlgHMAC
 	row.Hash = keys.mac(row)
 	_, err := q.InsertAuditEvent(ctx, db.InsertAuditEventParams{
@@ -249,7 +274,7 @@ func appendEvent(ctx context.Context, q *db.Queries, keys *Keys, row db.AuditEve
 		TargetType: row.TargetType, TargetID: row.TargetID, Ip: row.Ip, UserAgent: row.UserAgent,
 		Diff: row.Diff, PrevHash: row.PrevHash, Hash: row.Hash, HashAlg: row.HashAlg,
 	})
-	return row.Seq, row.Hash, err
+	return row, err
 }
 
 // Hash is the plain SHA-256 of an event (AlgSHA256): over the previous

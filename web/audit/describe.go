@@ -53,6 +53,11 @@ var actionNames = map[string]string{
 	"auth.mfa.replaced":                   "Authenticator replaced",
 	ActionChainKeyed:                      "Audit trail sealed with the key",
 	ActionCheckpoint:                      "Audit checkpoint signed",
+	"webhook.created":                     "Webhook endpoint registered",
+	"webhook.updated":                     "Webhook endpoint changed",
+	"webhook.disabled":                    "Webhook endpoint disabled",
+	"webhook.deleted":                     "Webhook endpoint deleted",
+	"webhook.test":                        "Webhook test event",
 }
 
 // Actions lists the actions ActionName knows, sorted: the audit log's
@@ -133,6 +138,8 @@ var fields = []struct {
 	{"note", field{"Note", kText, "none"}},
 	{"leak_action", field{"When a key is reported leaked", kWord, "revoke it at once"}},
 	{"notice", field{"Notice", kWord, "none"}},
+	{"actions", field{"Actions", kList, "none"}},
+	{"failing_since", field{"Failing since", kInstant, "never"}},
 }
 
 // labels rename a field for one action, where the usual name would
@@ -142,6 +149,10 @@ var labels = map[string]map[string]string{
 	"api_key.grace_ended":      {"expires_at": "Stops working"},
 	"api_key.used_from_new_ip": {"ip": "New address"},
 	"api_key.leaked":           {"prefix": "Leaked secret"},
+	"webhook.created":          {"url": "URL"},
+	"webhook.updated":          {"url": "URL"},
+	"webhook.deleted":          {"url": "URL"},
+	"webhook.disabled":         {"url": "URL"},
 	"api_key.disabled":         {"idle_days": "Idle for more than (days)", "last_used_at": "Last used"},
 	"user.invited":             {"expires_at": "Link expires"},
 	"user.created":             {"invitation_id": "Invitation", "invited_by": "Invited by user"},
@@ -168,6 +179,8 @@ var words = map[string]string{
 	"disable":          "disable it",
 	"14_days":          "14 days ahead",
 	"1_day":            "1 day ahead",
+	"failing":          "every delivery failed for 3 days",
+	"owner":            "turned off by an owner",
 }
 
 // maxText bounds a text value in a line; the stored diff has it whole.

@@ -96,6 +96,22 @@ var describeCases = []struct {
 	{"api_key.updated", `{"webhook_url":{"from":"","to":"https://example.test/h"},"retries":{"to":3}}`,
 		[]string{"Retries: none → 3", "Webhook url: none → https://example.test/h"}},
 	{"api_key.updated", `not json`, nil},
+	{"api_key.expired", `{}`, nil},
+	{"api_key.expiring", `{}`, nil},
+	{"api_key.leaked", `{}`, nil},
+	{"webhook.created", `{"url":{"from":null,"to":"https://hooks.example.com/keyward?…"},"actions":{"from":null,"to":["api_key.revoked","audit.checkpoint"]}}`,
+		[]string{"URL: https://hooks.example.com/keyward?…", "Actions: api_key.revoked, audit.checkpoint"}},
+	{"webhook.updated", `{"actions":{"from":["api_key.revoked"],"to":["api_key.revoked","api_key.leaked"]},"disabled":{"from":true,"to":false}}`,
+		[]string{"Status: disabled → enabled", "Actions: added api_key.leaked"}},
+	// The type of the test event an owner sends: never in the trail, but
+	// named like an action.
+	{"webhook.test", `{}`, nil},
+	{"webhook.disabled", `{"disabled":{"from":false,"to":true},"reason":"failing","failing_since":"2026-11-27T10:00:00Z"}`,
+		[]string{"Status: enabled → disabled", "Reason: every delivery failed for 3 days", "Failing since: 2026-11-27 10:00 UTC"}},
+	{"webhook.disabled", `{"disabled":{"from":false,"to":true},"reason":"owner","url":{"from":"https://a.example/h","to":"https://b.example/h"}}`,
+		[]string{"Status: enabled → disabled", "Reason: turned off by an owner", "URL: https://a.example/h → https://b.example/h"}},
+	{"webhook.deleted", `{"url":"https://hooks.example.com/keyward","actions":["api_key.revoked"]}`,
+		[]string{"URL: https://hooks.example.com/keyward", "Actions: api_key.revoked"}},
 }
 
 func TestDescribe(t *testing.T) {
@@ -117,7 +133,7 @@ func TestDescribe(t *testing.T) {
 // the pages as a bare code.
 func TestEveryActionIsNamedAndDescribed(t *testing.T) {
 	written := map[string]bool{}
-	action := regexp.MustCompile(`"((?:api_key|auth|user|tenant)\.[a-z_.]+)"`)
+	action := regexp.MustCompile(`"((?:api_key|auth|user|tenant|webhook)\.[a-z_.]+)"`)
 	for _, dir := range []string{"../../web", "../../cmd"} {
 		err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
 			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") || strings.HasSuffix(path, "describe.go") {

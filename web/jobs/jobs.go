@@ -13,7 +13,7 @@
 //   - request_log_retention (hourly, and at start): drops the request
 //     log's days past the retention (usage.DropOldPartitions);
 //   - cleanup (every ten minutes): ended sessions, stale sign-in throttle
-//     counters, expired idempotency keys;
+//     counters, expired idempotency keys, webhook attempts past 30 days;
 //   - audit_checkpoint (every five minutes): signs the head
 //     of every audit chain that changed since its last checkpoint, logs
 //     each checkpoint and records it in its chain
@@ -25,6 +25,11 @@
 //     api_key.expiring 14 days and 1 day before each live key's expiry
 //     and api_key.expired once it has passed, each once per key
 //     (apikey.RecordExpiries).
+//
+// And, on a queue of their own (webhooks) so a slow receiver never holds
+// up the periodic jobs, the webhook deliveries: enqueued by web/webhook
+// in the transaction that writes each audit event, worked here by
+// webhook.Service.Deliver, retried with River's backoff.
 //
 // It must not import echo.
 package jobs
@@ -46,6 +51,7 @@ import (
 	"keyward/web/events"
 	"keyward/web/session"
 	"keyward/web/usage"
+	"keyward/web/webhook"
 )
 
 // Config is what the jobs need.
@@ -64,6 +70,12 @@ type Config struct {
 	// at its shutdown, and the job's first run comes CheckpointEvery
 	// after the start.
 	CheckpointAtStart bool
+	// Webhooks delivers webhook alerts; nil runs no deliveries.
+	Webhooks *webhook.Service
+	// RescueStuckAfter is how long a job may stay running before River
+	// takes its instance for dead and runs it again; zero is River's
+	// hour. The job timeout shrinks with it. Only crash tests set it.
+	RescueStuckAfter time.Duration
 }
 
 // How often each job runs.
@@ -100,6 +112,16 @@ func New(cfg Config) (*Runner, error) {
 	river.AddWorker(workers, &checkpointWorker{cfg: cfg})
 	river.AddWorker(workers, &idleKeysWorker{cfg: cfg})
 	river.AddWorker(workers, &keyExpiryWorker{cfg: cfg})
+	queues := map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 2}}
+	if cfg.Webhooks != nil {
+		river.AddWorker(workers, &deliveryWorker{cfg: cfg})
+		// Polled every second: an alert should not wait long.
+		queues[webhook.Queue] = river.QueueConfig{MaxWorkers: 4, FetchPollInterval: time.Second}
+	}
+	jobTimeout := time.Minute
+	if cfg.RescueStuckAfter > 0 && cfg.RescueStuckAfter < jobTimeout {
+		jobTimeout = cfg.RescueStuckAfter // River wants the rescue no sooner than the timeout
+	}
 	periodic := func(every time.Duration, args river.JobArgs, atStart bool) *river.PeriodicJob {
 		return river.NewPeriodicJob(river.PeriodicInterval(every), func() (river.JobArgs, *river.InsertOpts) {
 			// Unique in its period: a second leader (after a failover)
@@ -112,7 +134,7 @@ func New(cfg Config) (*Runner, error) {
 		// and errors reach our log.
 		Logger:  slog.New(minLevel{cfg.Log.Handler(), slog.LevelWarn}),
 		Workers: workers,
-		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 2}},
+		Queues:  queues,
 		// Polling instead of LISTEN: no connection of the pool is held
 		// for River alone, and these jobs can wait a few seconds.
 		PollOnly:          true,
@@ -125,7 +147,8 @@ func New(cfg Config) (*Runner, error) {
 			periodic(IdleKeysEvery, IdleKeysArgs{}, true),
 			periodic(KeyExpiryEvery, KeyExpiryArgs{}, true),
 		},
-		JobTimeout: time.Minute,
+		JobTimeout:           jobTimeout,
+		RescueStuckJobsAfter: cfg.RescueStuckAfter,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
@@ -204,7 +227,8 @@ func (w *retentionWorker) Work(ctx context.Context, _ *river.Job[RetentionArgs])
 }
 
 // CleanupArgs is the job that deletes what has expired: ended sessions,
-// stale sign-in throttle counters, idempotency keys past their 24 hours.
+// stale sign-in throttle counters, idempotency keys past their 24 hours,
+// webhook attempts past their 30 days.
 type CleanupArgs struct{}
 
 // Kind names the job in River's tables.
@@ -229,6 +253,9 @@ func (w *cleanupWorker) Work(ctx context.Context, _ *river.Job[CleanupArgs]) err
 	}
 	if _, err := events.ExpireIdempotencyKeys(ctx, w.cfg.Store.Queries, w.cfg.Now()); err != nil {
 		errs = append(errs, fmt.Errorf("deleting expired idempotency keys: %w", err))
+	}
+	if _, err := webhook.DeleteOldAttempts(ctx, w.cfg.Store, w.cfg.Now()); err != nil {
+		errs = append(errs, fmt.Errorf("deleting old webhook attempts: %w", err))
 	}
 	if len(errs) > 0 {
 		return failed(w.cfg.Log, errors.Join(errs...))
@@ -304,6 +331,24 @@ func (w *keyExpiryWorker) Work(ctx context.Context, _ *river.Job[KeyExpiryArgs])
 		return failed(w.cfg.Log, fmt.Errorf("recording key expiries: %w", err))
 	}
 	return nil
+}
+
+type deliveryWorker struct {
+	river.WorkerDefaults[webhook.DeliveryArgs]
+	cfg Config
+}
+
+// Timeout leaves room for the attempt's own bound and its record. River's
+// rescuer leaves a delivery stuck in running (its instance died) alone
+// for at least this long, so it is kept short.
+func (w *deliveryWorker) Timeout(*river.Job[webhook.DeliveryArgs]) time.Duration {
+	return webhook.AttemptTimeout + 5*time.Second
+}
+
+// Work makes one attempt; Deliver logs a failed one itself, at warning:
+// a receiver that is down is the receiver's matter, not an error of ours.
+func (w *deliveryWorker) Work(ctx context.Context, job *river.Job[webhook.DeliveryArgs]) error {
+	return w.cfg.Webhooks.Deliver(ctx, job.Args, job.ID, job.Attempt)
 }
 
 // failed logs a job's error and returns it, for River to retry the job

@@ -24,6 +24,9 @@ const (
 	// audit checkpoints: the same secret always gives the same key pair,
 	// so checkpoints stay verifiable across restarts and instances.
 	PurposeAuditCheckpoint = "keyward audit-checkpoint ed25519 v1"
+	// PurposeWebhookSecret seals webhook endpoints' signing secrets
+	// (AES-GCM): deliveries need them in the clear to sign.
+	PurposeWebhookSecret = "keyward webhook-secret aes-gcm v1"
 )
 
 // Ring holds the master secret.

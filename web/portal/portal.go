@@ -28,6 +28,7 @@ import (
 	"keyward/web/problem"
 	"keyward/web/session"
 	"keyward/web/usage"
+	"keyward/web/webhook"
 )
 
 // Handler carries the portal's dependencies: services, never the store.
@@ -36,6 +37,7 @@ type Handler struct {
 	Auth     *auth.Service
 	Keys     *apikey.Service
 	Org      *org.Service
+	Webhooks *webhook.Service
 	Logs     *usage.Reader
 	Audit    *audit.Log
 	Now      func() time.Time
@@ -128,6 +130,12 @@ func (h *Handler) Register(e *echo.Echo) {
 	owner.POST("/settings/team/members/:id/reset-mfa", h.handleMemberResetMFA)
 	owner.Match(getAndHead, "/settings/organization", h.handleOrg)
 	owner.POST("/settings/organization", h.handleOrgSave)
+	owner.Match(getAndHead, "/settings/developers/webhooks", h.handleWebhooks)
+	owner.POST("/settings/developers/webhooks", h.handleWebhookCreate)
+	owner.Match(getAndHead, "/settings/developers/webhooks/:id", h.handleWebhook)
+	owner.POST("/settings/developers/webhooks/:id", h.handleWebhookUpdate)
+	owner.POST("/settings/developers/webhooks/:id/delete", h.handleWebhookDelete)
+	owner.POST("/settings/developers/webhooks/:id/test", h.handleWebhookTest)
 	in.Match(getAndHead, "/settings/developers/api-logs/:rid", h.handleAPILog)
 	ops := in.Group("", h.requireManager)
 	ops.Match(getAndHead, "/settings/developers/api-keys/new", h.handleKeyNew)

@@ -39,6 +39,7 @@ func TestRoleMatrix(t *testing.T) {
 	link := olga.invite(t, "ivy@acme.test", auth.RoleViewer)
 	invitePath := strings.TrimPrefix(link, e.Server.URL)
 	invID := strconv.Itoa(count(t, e, `SELECT id FROM invitations WHERE email = 'ivy@acme.test'`))
+	hookID, _ := olga.registerWebhook(t, "http://127.0.0.1:9/h", "api_key.revoked")
 
 	clients := []*webtest.Client{
 		olga.c,
@@ -58,6 +59,7 @@ func TestRoleMatrix(t *testing.T) {
 	}
 
 	k, member := "/settings/developers/api-keys/"+key.ID, "/settings/team/members/"+strconv.FormatInt(target.ID, 10)
+	hook := "/settings/developers/webhooks/" + hookID
 	const json = "json"
 	// status per caller: owner, admin, viewer, disabled, signed out.
 	rows := []struct {
@@ -108,6 +110,12 @@ func TestRoleMatrix(t *testing.T) {
 		{"POST", member + "/reset-mfa", "", [5]int{400, 403, 403, 303, 303}},
 		{"GET", "/settings/organization", "", [5]int{200, 403, 403, 303, 303}},
 		{"POST", "/settings/organization", "", [5]int{400, 403, 403, 303, 303}},
+		{"GET", "/settings/developers/webhooks", "", [5]int{200, 403, 403, 303, 303}},
+		{"POST", "/settings/developers/webhooks", "", [5]int{400, 403, 403, 303, 303}},
+		{"GET", hook, "", [5]int{200, 403, 403, 303, 303}},
+		{"POST", hook, "", [5]int{400, 403, 403, 303, 303}},
+		{"POST", hook + "/delete", "", [5]int{400, 403, 403, 303, 303}},
+		{"POST", hook + "/test", "", [5]int{303, 403, 403, 303, 303}}, // no code: it changes nothing
 		{"GET", "/api/v1/orgs/api-key", json, [5]int{200, 200, 200, 401, 401}},
 		{"POST", "/api/v1/orgs/api-key/generate", json, [5]int{400, 400, 403, 401, 401}},
 		{"POST", "/api/v1/orgs/api-key/rotate", json, [5]int{400, 400, 403, 401, 401}},
@@ -146,7 +154,7 @@ func TestRoleMatrix(t *testing.T) {
 	covered := map[string]bool{}
 	for _, row := range rows {
 		p := row.path
-		for _, id := range []string{key.ID, strconv.FormatInt(target.ID, 10), invID} {
+		for _, id := range []string{key.ID, hookID, strconv.FormatInt(target.ID, 10), invID} {
 			p = strings.Replace(p, "/"+id, "/:id", 1)
 		}
 		if strings.HasPrefix(p, "/invite/") {

@@ -29,7 +29,7 @@ func (h *Handler) requireOwner(next echo.HandlerFunc) echo.HandlerFunc {
 func (h *Handler) handleSettings(c echo.Context) error {
 	st := getState(c)
 	sections := []views.SettingsSection{
-		{Title: "Developers", URL: "/settings/developers", What: "API keys, the API request log, the audit log, and an overview of keys that need attention."},
+		{Title: "Developers", URL: "/settings/developers", What: developersWhat(st.user.Role)},
 		{Title: "Audit log", URL: auditLogPath, What: "Who did what to which key, and when, in words; exported as CSV or JSON Lines with what is needed to check the chain."},
 		{Title: "Team", URL: "/settings/team", What: teamWhat(st.user.Role)},
 	}
@@ -40,6 +40,13 @@ func (h *Handler) handleSettings(c echo.Context) error {
 	sections = append(sections, views.SettingsSection{Title: "Your account", URL: "/account",
 		What: "Your password, sessions, recovery codes and authenticator."})
 	return render(c, http.StatusOK, views.SettingsHubPage(meta(c, "Settings", "settings"), sections))
+}
+
+func developersWhat(role string) string {
+	if role == auth.RoleOwner {
+		return "API keys, the API request log, the audit log, webhook alerts, and an overview of keys that need attention."
+	}
+	return "API keys, the API request log, the audit log, and an overview of keys that need attention."
 }
 
 func teamWhat(role string) string {
