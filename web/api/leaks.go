@@ -7,8 +7,6 @@ package api
 // policy (web/apikey/leak.go).
 
 import (
-	"errors"
-	"io"
 	"mime"
 	"net/http"
 	"time"
@@ -38,20 +36,6 @@ var DefaultReportLimit = ratelimit.Limit{Requests: 10, Window: time.Hour}
 // (KEYWARD_SECRET_SCANNING_KEYS unset): the route is off.
 var errScanningOff = errs.New(errs.NotFound, "",
 	"Secret-scanning reports are not enabled on this server: its operator has not configured the partner's public keys.")
-
-// readBody reads a request body (a report, an ingestion); the body limit's
-// refusal, 413, passes through.
-func readBody(r *http.Request) ([]byte, error) {
-	body, err := io.ReadAll(r.Body)
-	var he *echo.HTTPError
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &he) || errors.As(err, &tooBig) {
-		return nil, err
-	} else if err != nil {
-		return nil, errs.InvalidField("body", "The request body ended early or took too long to arrive: send it again.")
-	}
-	return body, nil
-}
 
 func reporter(c echo.Context, id string) audit.Actor {
 	return audit.Actor{Type: audit.ActorSystem, ID: id, IP: c.RealIP(), UserAgent: c.Request().UserAgent()}
