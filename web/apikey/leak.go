@@ -156,7 +156,7 @@ func (s *Service) ReportLeak(ctx context.Context, token string, leak Leak, by au
 			return err
 		}
 		if err := q.MarkAPIKeyLeaked(ctx, db.MarkAPIKeyLeakedParams{TenantID: tenantID, ID: id, LeakedAt: &now,
-			LeakedUrl: leak.URL, LeakedSource: leak.Source}); err != nil {
+			LeakedUrl: leak.URL, LeakedSource: leak.Source, LeakedPrefix: sec.Prefix}); err != nil {
 			return err
 		}
 		diff := map[string]any{"prefix": sec.Prefix, "url": leak.URL, "source": leak.Source, "action": action}
