@@ -93,7 +93,7 @@ INSERT INTO api_keys (tenant_id, name, description, environment, scopes, sources
                       rate_limit_requests, rate_limit_window_s, expires_at, created_by, expiry_stage)
 VALUES ($1, $2, $3, $4, $5, $6, $7,
         $8, $9, $10, $11, $12)
-RETURNING id, tenant_id, name, description, environment, scopes, sources, ip_allowlist, rate_limit_requests, rate_limit_window_s, expires_at, disabled_at, revoked_at, created_by, created_at, last_used_at, last_used_ip, changed_at, expiry_stage, leaked_at, leaked_url, leaked_source
+RETURNING id, tenant_id, name, description, environment, scopes, sources, ip_allowlist, rate_limit_requests, rate_limit_window_s, expires_at, disabled_at, revoked_at, created_by, created_at, last_used_at, last_used_ip, changed_at, expiry_stage, leaked_at, leaked_url, leaked_source, leaked_prefix
 `
 
 type CreateAPIKeyParams struct {
@@ -151,6 +151,7 @@ func (q *Queries) CreateAPIKey(ctx context.Context, arg CreateAPIKeyParams) (API
 		&i.LeakedAt,
 		&i.LeakedUrl,
 		&i.LeakedSource,
+		&i.LeakedPrefix,
 	)
 	return i, err
 }
@@ -221,7 +222,7 @@ func (q *Queries) ExpireAPIKeySecrets(ctx context.Context, arg ExpireAPIKeySecre
 }
 
 const getAPIKey = `-- name: GetAPIKey :one
-SELECT id, tenant_id, name, description, environment, scopes, sources, ip_allowlist, rate_limit_requests, rate_limit_window_s, expires_at, disabled_at, revoked_at, created_by, created_at, last_used_at, last_used_ip, changed_at, expiry_stage, leaked_at, leaked_url, leaked_source FROM api_keys WHERE tenant_id = $1 AND id = $2
+SELECT id, tenant_id, name, description, environment, scopes, sources, ip_allowlist, rate_limit_requests, rate_limit_window_s, expires_at, disabled_at, revoked_at, created_by, created_at, last_used_at, last_used_ip, changed_at, expiry_stage, leaked_at, leaked_url, leaked_source, leaked_prefix FROM api_keys WHERE tenant_id = $1 AND id = $2
 `
 
 type GetAPIKeyParams struct {
@@ -255,12 +256,13 @@ func (q *Queries) GetAPIKey(ctx context.Context, arg GetAPIKeyParams) (APIKey, e
 		&i.LeakedAt,
 		&i.LeakedUrl,
 		&i.LeakedSource,
+		&i.LeakedPrefix,
 	)
 	return i, err
 }
 
 const getAPIKeyForUpdate = `-- name: GetAPIKeyForUpdate :one
-SELECT id, tenant_id, name, description, environment, scopes, sources, ip_allowlist, rate_limit_requests, rate_limit_window_s, expires_at, disabled_at, revoked_at, created_by, created_at, last_used_at, last_used_ip, changed_at, expiry_stage, leaked_at, leaked_url, leaked_source FROM api_keys WHERE tenant_id = $1 AND id = $2 FOR UPDATE
+SELECT id, tenant_id, name, description, environment, scopes, sources, ip_allowlist, rate_limit_requests, rate_limit_window_s, expires_at, disabled_at, revoked_at, created_by, created_at, last_used_at, last_used_ip, changed_at, expiry_stage, leaked_at, leaked_url, leaked_source, leaked_prefix FROM api_keys WHERE tenant_id = $1 AND id = $2 FOR UPDATE
 `
 
 type GetAPIKeyForUpdateParams struct {
@@ -294,6 +296,7 @@ func (q *Queries) GetAPIKeyForUpdate(ctx context.Context, arg GetAPIKeyForUpdate
 		&i.LeakedAt,
 		&i.LeakedUrl,
 		&i.LeakedSource,
+		&i.LeakedPrefix,
 	)
 	return i, err
 }
@@ -392,7 +395,7 @@ func (q *Queries) ListAPIKeySecrets(ctx context.Context, arg ListAPIKeySecretsPa
 }
 
 const listAPIKeysByTenant = `-- name: ListAPIKeysByTenant :many
-SELECT k.id, k.tenant_id, k.name, k.description, k.environment, k.scopes, k.sources, k.ip_allowlist, k.rate_limit_requests, k.rate_limit_window_s, k.expires_at, k.disabled_at, k.revoked_at, k.created_by, k.created_at, k.last_used_at, k.last_used_ip, k.changed_at, k.expiry_stage, k.leaked_at, k.leaked_url, k.leaked_source FROM api_keys k
+SELECT k.id, k.tenant_id, k.name, k.description, k.environment, k.scopes, k.sources, k.ip_allowlist, k.rate_limit_requests, k.rate_limit_window_s, k.expires_at, k.disabled_at, k.revoked_at, k.created_by, k.created_at, k.last_used_at, k.last_used_ip, k.changed_at, k.expiry_stage, k.leaked_at, k.leaked_url, k.leaked_source, k.leaked_prefix FROM api_keys k
 WHERE k.tenant_id = $1
   AND ($2::text = '' OR k.environment = $2)
   AND ($3::text = ''
@@ -473,6 +476,7 @@ func (q *Queries) ListAPIKeysByTenant(ctx context.Context, arg ListAPIKeysByTena
 			&i.LeakedAt,
 			&i.LeakedUrl,
 			&i.LeakedSource,
+			&i.LeakedPrefix,
 		); err != nil {
 			return nil, err
 		}
@@ -690,25 +694,29 @@ func (q *Queries) MarkAPIKeyChanged(ctx context.Context, arg MarkAPIKeyChangedPa
 }
 
 const markAPIKeyLeaked = `-- name: MarkAPIKeyLeaked :exec
-UPDATE api_keys SET leaked_at = $1, leaked_url = $2, leaked_source = $3
-WHERE tenant_id = $4 AND id = $5
+UPDATE api_keys SET leaked_at = $1, leaked_url = $2, leaked_source = $3,
+    leaked_prefix = $4
+WHERE tenant_id = $5 AND id = $6
 `
 
 type MarkAPIKeyLeakedParams struct {
 	LeakedAt     *time.Time
 	LeakedUrl    string
 	LeakedSource string
+	LeakedPrefix string
 	TenantID     int64
 	ID           string
 }
 
 // Records the latest report of the key as leaked, for its page and the
-// developers overview (the audit event api_key.leaked says the same).
+// developers overview (the audit event api_key.leaked says the same):
+// when, where, by whom, and which secret (its display prefix).
 func (q *Queries) MarkAPIKeyLeaked(ctx context.Context, arg MarkAPIKeyLeakedParams) error {
 	_, err := q.db.Exec(ctx, markAPIKeyLeaked,
 		arg.LeakedAt,
 		arg.LeakedUrl,
 		arg.LeakedSource,
+		arg.LeakedPrefix,
 		arg.TenantID,
 		arg.ID,
 	)

@@ -247,7 +247,7 @@ func (q *Queries) GetEvent(ctx context.Context, arg GetEventParams) (Event, erro
 
 const getKeyForVerify = `-- name: GetKeyForVerify :one
 
-SELECT k.id, k.tenant_id, k.name, k.description, k.environment, k.scopes, k.sources, k.ip_allowlist, k.rate_limit_requests, k.rate_limit_window_s, k.expires_at, k.disabled_at, k.revoked_at, k.created_by, k.created_at, k.last_used_at, k.last_used_ip, k.changed_at, k.expiry_stage, k.leaked_at, k.leaked_url, k.leaked_source, s.expires_at AS secret_expires_at, s.prefix, t.slug AS tenant_slug, t.plan AS tenant_plan
+SELECT k.id, k.tenant_id, k.name, k.description, k.environment, k.scopes, k.sources, k.ip_allowlist, k.rate_limit_requests, k.rate_limit_window_s, k.expires_at, k.disabled_at, k.revoked_at, k.created_by, k.created_at, k.last_used_at, k.last_used_ip, k.changed_at, k.expiry_stage, k.leaked_at, k.leaked_url, k.leaked_source, k.leaked_prefix, s.expires_at AS secret_expires_at, s.prefix, t.slug AS tenant_slug, t.plan AS tenant_plan
 FROM api_key_secrets s
 JOIN api_keys k ON k.id = s.key_id AND k.tenant_id = s.tenant_id
 JOIN tenants t ON t.id = k.tenant_id
@@ -290,6 +290,7 @@ func (q *Queries) GetKeyForVerify(ctx context.Context, hash []byte) (GetKeyForVe
 		&i.APIKey.LeakedAt,
 		&i.APIKey.LeakedUrl,
 		&i.APIKey.LeakedSource,
+		&i.APIKey.LeakedPrefix,
 		&i.SecretExpiresAt,
 		&i.Prefix,
 		&i.TenantSlug,

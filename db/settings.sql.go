@@ -122,7 +122,7 @@ func (q *Queries) ListIdlePolicies(ctx context.Context) ([]ListIdlePoliciesRow, 
 }
 
 const listLeakedAPIKeys = `-- name: ListLeakedAPIKeys :many
-SELECT id, tenant_id, name, description, environment, scopes, sources, ip_allowlist, rate_limit_requests, rate_limit_window_s, expires_at, disabled_at, revoked_at, created_by, created_at, last_used_at, last_used_ip, changed_at, expiry_stage, leaked_at, leaked_url, leaked_source FROM api_keys
+SELECT id, tenant_id, name, description, environment, scopes, sources, ip_allowlist, rate_limit_requests, rate_limit_window_s, expires_at, disabled_at, revoked_at, created_by, created_at, last_used_at, last_used_ip, changed_at, expiry_stage, leaked_at, leaked_url, leaked_source, leaked_prefix FROM api_keys
 WHERE tenant_id = $1 AND leaked_at >= $2::timestamptz
 ORDER BY leaked_at DESC, id
 LIMIT 100
@@ -168,6 +168,7 @@ func (q *Queries) ListLeakedAPIKeys(ctx context.Context, arg ListLeakedAPIKeysPa
 			&i.LeakedAt,
 			&i.LeakedUrl,
 			&i.LeakedSource,
+			&i.LeakedPrefix,
 		); err != nil {
 			return nil, err
 		}
@@ -180,7 +181,7 @@ func (q *Queries) ListLeakedAPIKeys(ctx context.Context, arg ListLeakedAPIKeysPa
 }
 
 const listLiveAPIKeys = `-- name: ListLiveAPIKeys :many
-SELECT id, tenant_id, name, description, environment, scopes, sources, ip_allowlist, rate_limit_requests, rate_limit_window_s, expires_at, disabled_at, revoked_at, created_by, created_at, last_used_at, last_used_ip, changed_at, expiry_stage, leaked_at, leaked_url, leaked_source FROM api_keys
+SELECT id, tenant_id, name, description, environment, scopes, sources, ip_allowlist, rate_limit_requests, rate_limit_window_s, expires_at, disabled_at, revoked_at, created_by, created_at, last_used_at, last_used_ip, changed_at, expiry_stage, leaked_at, leaked_url, leaked_source, leaked_prefix FROM api_keys
 WHERE tenant_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2::timestamptz)
 ORDER BY created_at DESC, id
 LIMIT 5000
@@ -225,6 +226,7 @@ func (q *Queries) ListLiveAPIKeys(ctx context.Context, arg ListLiveAPIKeysParams
 			&i.LeakedAt,
 			&i.LeakedUrl,
 			&i.LeakedSource,
+			&i.LeakedPrefix,
 		); err != nil {
 			return nil, err
 		}

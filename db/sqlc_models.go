@@ -33,6 +33,7 @@ type APIKey struct {
 	LeakedAt          *time.Time
 	LeakedUrl         string
 	LeakedSource      string
+	LeakedPrefix      string
 }
 
 type APIKeySecret struct {

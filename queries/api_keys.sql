@@ -128,8 +128,10 @@ UPDATE api_keys SET changed_at = clock_timestamp() WHERE tenant_id = @tenant_id 
 
 -- name: MarkAPIKeyLeaked :exec
 -- Records the latest report of the key as leaked, for its page and the
--- developers overview (the audit event api_key.leaked says the same).
-UPDATE api_keys SET leaked_at = @leaked_at, leaked_url = @leaked_url, leaked_source = @leaked_source
+-- developers overview (the audit event api_key.leaked says the same):
+-- when, where, by whom, and which secret (its display prefix).
+UPDATE api_keys SET leaked_at = @leaked_at, leaked_url = @leaked_url, leaked_source = @leaked_source,
+    leaked_prefix = @leaked_prefix
 WHERE tenant_id = @tenant_id AND id = @id;
 
 -- name: ListAPIKeysExpiryDue :many

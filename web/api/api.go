@@ -52,6 +52,10 @@ type Handler struct {
 	Now func() time.Time
 
 	keyViews keyViews
+	// signFailures counts each address's partner reports refused for
+	// their signature (leaks.go), in this instance: a flood of bad
+	// signatures costs each instance, so each bounds its own.
+	signFailures *ratelimit.Memory
 }
 
 // Register mounts the public API on e. Each route lists its middleware
@@ -92,7 +96,10 @@ func (h *Handler) Register(e *echo.Echo) {
 	add(http.MethodGet, "/events/:id", h.handleGet, keyed(apikey.ScopeEventsRead)...)
 	// Reports of leaked keys take no API key (leaks.go): the partner's
 	// signature, or nothing at all.
-	add(http.MethodPost, "/secret-scanning/reports", h.handleSecretScanning, problem.BodyLimit(secretscan.MaxBody))
+	// The partner route refuses bad signature headers before the body
+	// limit and the body: a report that cannot verify costs no read.
+	h.signFailures = &ratelimit.Memory{MaxBuckets: 100_000}
+	add(http.MethodPost, "/secret-scanning/reports", h.handleSecretScanning, h.scanningGate, problem.BodyLimit(secretscan.MaxBody))
 	add(http.MethodPost, "/keys/report", h.handleKeyReport, problem.BodyLimit(secretscan.MaxPublicBody))
 	// Anything else under the prefix gets the API's own 404 or 405, in
 	// JSON, rather than falling to the portal's catch-all (and its CSRF

@@ -51,8 +51,9 @@ func presentedKey(r *http.Request) (string, error) {
 }
 
 // HeaderKeyExpires carries the key's expiry (RFC 3339, UTC) on every
-// answer to a request whose key was accepted (all but 401s) when the key
-// expires within KeyExpiresWithin, as GitHub tells of a token's expiry.
+// answer to a request whose key was accepted from an address its allowlist
+// allows (all but 401s and 403 IP_NOT_ALLOWED) when the key expires within
+// KeyExpiresWithin, as GitHub tells of a token's expiry.
 // It is in canonical form, to be set without canonicalising.
 const HeaderKeyExpires = "Keyward-Key-Expires"
 
@@ -105,15 +106,16 @@ func (h *Handler) check(c echo.Context, next echo.HandlerFunc) error {
 		}
 		return unauthorized(errs.CodeEnvironmentMismatch, msg)
 	}
-	now := h.Now()
-	// From here on every answer, refusals included, is to a client the
-	// key identified: tell it the key expires soon.
-	if p.ExpiresAt != nil && p.ExpiresAt.Sub(now) <= KeyExpiresWithin {
-		c.Response().Header()[HeaderKeyExpires] = []string{p.ExpiresAt.UTC().Format(time.RFC3339)}
-	}
 	ip, perr := netip.ParseAddr(ipText)
 	if perr != nil || !p.AllowsIP(ip) {
 		return errs.New(errs.Forbidden, errs.CodeIPNotAllowed, fmt.Sprintf("Requests from %s are not in this key's IP allowlist.", ipText))
+	}
+	now := h.Now()
+	// From here on every answer, refusals included, is to a client the
+	// key accepted from where it is: tell it the key expires soon. A
+	// client outside the allowlist learns nothing of the key.
+	if p.ExpiresAt != nil && p.ExpiresAt.Sub(now) <= KeyExpiresWithin {
+		c.Response().Header()[HeaderKeyExpires] = []string{p.ExpiresAt.UTC().Format(time.RFC3339)}
 	}
 	res := h.Limiter.Allow(r.Context(), p.KeyID, p.RateLimit)
 	setRateHeaders(c.Response().Header(), res, now)

@@ -11,9 +11,10 @@ import (
 
 // TestKeyExpiresHeader: every answer to a request with a key that expires
 // within 7 days carries Keyward-Key-Expires, its expiry in RFC 3339 UTC:
-// a 200, a 403 for a missing scope, a 429. A key expiring in 30 days gets
-// none until the clock is 6 days from its expiry; a request with no key,
-// or an expired one, gets a 401 without it.
+// a 200, a 403 for a missing scope, a 429, but not a 403 IP_NOT_ALLOWED,
+// which would tell a client outside the allowlist of the key. A key
+// expiring in 30 days gets none until the clock is 6 days from its expiry;
+// a request with no key, or an expired one, gets a 401 without it.
 func TestKeyExpiresHeader(t *testing.T) {
 	f := newFixture(t, webtest.Options{})
 	now := f.Clock.Now()
@@ -22,6 +23,7 @@ func TestKeyExpiresHeader(t *testing.T) {
 	_, limited := f.key(apikey.Config{ExpiresAt: &in3, RateLimit: &apikey.RateLimit{Requests: 1, Window: time.Hour}})
 	_, far := f.key(apikey.Config{ExpiresAt: &in30})
 	_, never := f.key(apikey.Config{})
+	_, outside := f.key(apikey.Config{ExpiresAt: &in3, IPAllowlist: []string{"203.0.113.0/24"}})
 	want3 := in3.UTC().Format(time.RFC3339)
 
 	header := func(r webtest.Response) string { return r.Header.Get(api.HeaderKeyExpires) }
@@ -38,6 +40,12 @@ func TestKeyExpiresHeader(t *testing.T) {
 	wantError(t, r, 429, "RATE_LIMITED")
 	if header(r) != want3 {
 		t.Errorf("429: header %q, want %q", header(r), want3)
+	}
+	// Outside the key's allowlist the client learns nothing of the key.
+	r = f.API("GET", "/api/v1/key", outside, "")
+	wantError(t, r, 403, "IP_NOT_ALLOWED")
+	if header(r) != "" {
+		t.Errorf("403 IP_NOT_ALLOWED: header %q, want none", header(r))
 	}
 	for name, key := range map[string]string{"30 days": far, "never": never} {
 		if r := f.API("GET", "/api/v1/key", key, ""); r.Status != 200 || header(r) != "" {

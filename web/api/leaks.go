@@ -7,8 +7,6 @@ package api
 // policy (web/apikey/leak.go).
 
 import (
-	"errors"
-	"io"
 	"mime"
 	"net/http"
 	"time"
@@ -34,63 +32,75 @@ const (
 // lookup.
 var DefaultReportLimit = ratelimit.Limit{Requests: 10, Window: time.Hour}
 
+// SignatureFailureLimit is how many partner reports one address (an IPv6
+// /64) may have refused for their signature headers or signature before
+// its reports are refused unread, with 429. The partner fails none; each
+// failure costs a signature check, and some a body of up to 1 MiB.
+var SignatureFailureLimit = ratelimit.Limit{Requests: 10, Window: time.Hour}
+
 // errScanningOff answers partner reports on a server with no partner keys
 // (KEYWARD_SECRET_SCANNING_KEYS unset): the route is off.
 var errScanningOff = errs.New(errs.NotFound, "",
 	"Secret-scanning reports are not enabled on this server: its operator has not configured the partner's public keys.")
 
-// readBody reads a request body (a report, an ingestion); the body limit's
-// refusal, 413, passes through.
-func readBody(r *http.Request) ([]byte, error) {
-	body, err := io.ReadAll(r.Body)
-	var he *echo.HTTPError
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &he) || errors.As(err, &tooBig) {
-		return nil, err
-	} else if err != nil {
-		return nil, errs.InvalidField("body", "The request body ended early or took too long to arrive: send it again.")
-	}
-	return body, nil
-}
-
 func reporter(c echo.Context, id string) audit.Actor {
 	return audit.Actor{Type: audit.ActorSystem, ID: id, IP: c.RealIP(), UserAgent: c.Request().UserAgent()}
 }
 
-// handleSecretScanning takes a partner report: the signature over the raw
-// body first (401 and nothing done when it fails), then the body, then
-// each token. The answer is the partner program's own: one label per
-// token, named by its SHA-256.
-func (h *Handler) handleSecretScanning(c echo.Context) error {
-	if h.SecretScanning == nil {
-		return errScanningOff
+// scanningGate refuses a partner report before its body is read: the
+// route off, the address's signature failures used up, or the signature
+// headers missing or naming a key the server does not hold. Each refusal
+// of the headers counts as a failure.
+func (h *Handler) scanningGate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if h.SecretScanning == nil {
+			return errScanningOff
+		}
+		client := "secret-scanning:" + apikey.ClientOf(c.RealIP())
+		if retry, out := h.signFailures.Exhausted(client, SignatureFailureLimit); out {
+			return errs.Throttle("Too many partner reports with a bad signature from your address", retry)
+		}
+		hd := c.Request().Header
+		if err := h.SecretScanning.Check(hd.Get(secretscan.HeaderKeyIdentifier), hd.Get(secretscan.HeaderKeySignature)); err != nil {
+			h.signFailures.Allow(c.Request().Context(), client, SignatureFailureLimit)
+			return err
+		}
+		return next(c)
 	}
+}
+
+// handleSecretScanning takes a partner report that passed scanningGate:
+// the signature over the raw body (401 and nothing done when it fails,
+// counted as a failure), then the body, then the key service handles its
+// tokens. The answer is the partner program's own: one label per token,
+// named by its SHA-256.
+func (h *Handler) handleSecretScanning(c echo.Context) error {
 	r := c.Request()
 	body, err := readBody(r)
 	if err != nil {
 		return err
 	}
 	if err := h.SecretScanning.Verify(r.Header.Get(secretscan.HeaderKeyIdentifier), r.Header.Get(secretscan.HeaderKeySignature), body); err != nil {
+		h.signFailures.Allow(r.Context(), "secret-scanning:"+apikey.ClientOf(c.RealIP()), SignatureFailureLimit)
 		return err
 	}
 	matches, err := secretscan.ParseReport(body)
 	if err != nil {
 		return err
 	}
-	by := reporter(c, ActorSecretScanning)
-	labels := make([]secretscan.Label, 0, len(matches))
-	for _, m := range matches {
-		source := "secret scanning"
-		if m.Source != "" {
-			source += ": " + m.Source
-		}
-		out, err := h.Keys.ReportLeak(r.Context(), m.Token, apikey.Leak{URL: m.URL, Source: source}, by)
-		if err != nil {
-			return err
-		}
+	rep := apikey.Report{Source: apikey.SourceSecretScanning, Tokens: make([]apikey.Reported, len(matches))}
+	for i, m := range matches {
+		rep.Tokens[i] = apikey.Reported{Token: m.Token, URL: m.URL, Where: m.Source}
+	}
+	outs, err := h.Keys.HandleReport(r.Context(), rep, reporter(c, ActorSecretScanning))
+	if err != nil {
+		return err
+	}
+	labels := make([]secretscan.Label, len(matches))
+	for i, m := range matches {
 		// A revoked key is still a real token: GitHub's label says whether
 		// the match is a real credential, not whether it still works.
-		labels = append(labels, secretscan.LabelFor(m, out != apikey.LeakNotOurs))
+		labels[i] = secretscan.LabelFor(m, outs[i] != apikey.LeakNotOurs)
 	}
 	noStore(c)
 	return c.JSON(http.StatusOK, labels)
@@ -119,15 +129,16 @@ func (h *Handler) handleKeyReport(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	rep, err := secretscan.ParsePublicReport(body)
+	pub, err := secretscan.ParsePublicReport(body)
 	if err != nil {
 		return err
 	}
-	by := reporter(c, ActorPublicReport)
-	for _, k := range rep.Keys {
-		if _, err := h.Keys.ReportLeak(r.Context(), k, apikey.Leak{URL: rep.URL, Source: "public report", Note: rep.Note}, by); err != nil {
-			return err
-		}
+	rep := apikey.Report{Source: apikey.SourcePublicReport, Tokens: make([]apikey.Reported, len(pub.Keys)), Note: pub.Note}
+	for i, k := range pub.Keys {
+		rep.Tokens[i] = apikey.Reported{Token: k, URL: pub.URL}
+	}
+	if _, err := h.Keys.HandleReport(r.Context(), rep, reporter(c, ActorPublicReport)); err != nil {
+		return err
 	}
 	noStore(c)
 	return c.Blob(http.StatusAccepted, echo.MIMEApplicationJSON, reportAccepted)

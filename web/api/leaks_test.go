@@ -133,6 +133,16 @@ func leakEvents(t *testing.T, e *webtest.Env) []map[string]string {
 	return out
 }
 
+// banner is the leak banner of a key's page, or the page if it has none.
+func banner(page string) string {
+	if i := strings.Index(page, `data-testid="api-key-leaked"`); i >= 0 {
+		if j := strings.Index(page[i:], "</div>"); j >= 0 {
+			return page[i : i+j]
+		}
+	}
+	return page
+}
+
 func keyStatus(t *testing.T, e *webtest.Env, id string) (revoked, disabled bool) {
 	t.Helper()
 	var r, d *time.Time
@@ -247,9 +257,12 @@ func TestSecretScanningRevokes(t *testing.T) {
 }
 
 // TestSecretScanningRefusals: a tampered body, an unknown key identifier,
-// a missing or garbled signature get 401 and change nothing; a signed
-// body that is not a report, or holds too many tokens, gets 400; a server
-// without partner keys answers 404.
+// a missing or garbled signature get 401 and change nothing; missing
+// headers or an unknown identifier are refused before the body is read (a
+// huge body gets 401, not 413); a signed body that is not a report, or
+// holds too many tokens, gets 400; an address whose reports failed their
+// signature SignatureFailureLimit times gets 429; a server without partner
+// keys answers 404.
 func TestSecretScanningRefusals(t *testing.T) {
 	p := newPartner(t)
 	f := newFixture(t, webtest.Options{Config: p.config})
@@ -287,8 +300,35 @@ func TestSecretScanningRefusals(t *testing.T) {
 	}
 	huge := `[{"token":"` + strings.Repeat("a", secretscan.MaxBody) + `"}]`
 	wantError(t, sendReport(f.Env, huge, p.id, p.sign(t, huge)), http.StatusRequestEntityTooLarge, "PAYLOAD_TOO_LARGE")
+	// Bad headers are refused before the body limit and the body: 401,
+	// not 413.
+	e = wantError(t, sendReport(f.Env, huge, other.id, other.sign(t, huge)), http.StatusUnauthorized, "UNAUTHORIZED")
+	if !strings.Contains(e.Error.Message, "Unknown") {
+		t.Errorf("a huge body with an unknown key identifier: %s", e.Error.Message)
+	}
+	wantError(t, f.API(http.MethodPost, "/api/v1/secret-scanning/reports", "", huge), http.StatusUnauthorized, "UNAUTHORIZED")
 	if n := len(leakEvents(t, f.Env)); n != 0 {
 		t.Fatalf("%d api_key.leaked events after refused reports", n)
+	}
+
+	// Seven reports from this address were refused for their signature
+	// so far; at SignatureFailureLimit its reports are refused unread,
+	// even a well-signed one, with the envelope and Retry-After.
+	for n := 7; n < api.SignatureFailureLimit.Requests; n++ {
+		wantError(t, sendReport(f.Env, string(body), p.id, other.sign(t, string(body))), http.StatusUnauthorized, "UNAUTHORIZED")
+	}
+	for _, r := range []webtest.Response{
+		sendReport(f.Env, string(body), p.id, other.sign(t, string(body))),
+		sendReport(f.Env, huge, other.id, other.sign(t, huge)),
+		sendReport(f.Env, string(body), p.id, sig),
+	} {
+		e = wantError(t, r, http.StatusTooManyRequests, "RATE_LIMITED")
+		if r.Header.Get("Retry-After") == "" || !strings.Contains(e.Error.Message, "bad signature") {
+			t.Errorf("429 without Retry-After, or saying %q", e.Error.Message)
+		}
+	}
+	if revoked, disabled := keyStatus(t, f.Env, live.ID); revoked || disabled {
+		t.Fatal("a report refused for the address's failures changed the key")
 	}
 
 	off := newFixture(t, webtest.Options{})
@@ -296,8 +336,11 @@ func TestSecretScanningRefusals(t *testing.T) {
 }
 
 // TestLeakPolicyDisable: with the disable policy, a reported key is
-// disabled, not revoked; reported again, it stays so and the event says
-// it was disabled already.
+// disabled, not revoked. One public report naming it 100 times writes one
+// api_key.leaked; a partner's report of it within the hour, naming it
+// twice, writes none; two hours on, a report writes one, saying it was
+// disabled already. Enabled again, the key's page says the reported secret
+// works, not that it no longer does.
 func TestLeakPolicyDisable(t *testing.T) {
 	p := newPartner(t)
 	f := newFixture(t, webtest.Options{Config: p.config})
@@ -307,18 +350,60 @@ func TestLeakPolicyDisable(t *testing.T) {
 		t.Fatal(err)
 	}
 	k, full := f.key(apikey.Config{})
-	for i, want := range []string{apikey.LeakActionDisabled, apikey.LeakActionAlreadyDisabled} {
-		if l := p.report(t, f.Env, secretscan.Match{Token: full, Type: "keyward_api_key", Source: "content"}); l[0].Label != secretscan.TruePositive {
-			t.Fatalf("report %d: labelled %s", i, l[0].Label)
-		}
+	keys := strings.TrimSuffix(strings.Repeat(`"`+full+`",`, secretscan.MaxPublicKeys), ",")
+	if r := f.API(http.MethodPost, "/api/v1/keys/report", "", `{"keys":[`+keys+`]}`); r.Status != http.StatusAccepted {
+		t.Fatalf("public report: %d %s", r.Status, r.Body)
+	}
+	check := func(step string, events int, action string) {
+		t.Helper()
 		if revoked, disabled := keyStatus(t, f.Env, k.ID); revoked || !disabled {
-			t.Fatalf("report %d: revoked %v, disabled %v; want disabled only", i, revoked, disabled)
+			t.Fatalf("%s: revoked %v, disabled %v; want disabled only", step, revoked, disabled)
 		}
-		if evs := leakEvents(t, f.Env); len(evs) != i+1 || evs[i]["action"] != want {
-			t.Fatalf("report %d: events %v, want action %s", i, evs, want)
+		if evs := leakEvents(t, f.Env); len(evs) != events || evs[events-1]["action"] != action {
+			t.Fatalf("%s: events %v, want %d, the last with action %s", step, evs, events, action)
 		}
 	}
+	check("one report naming the key 100 times", 1, apikey.LeakActionDisabled)
+	var disabledEvents int
+	f.Store.Pool.QueryRow(context.Background(), `SELECT count(*) FROM audit_events WHERE action = 'api_key.disabled'`).Scan(&disabledEvents)
+	if disabledEvents != 1 {
+		t.Errorf("%d api_key.disabled events, want 1", disabledEvents)
+	}
+
+	twice := []secretscan.Match{{Token: full, Type: "keyward_api_key", Source: "content"}, {Token: full, Type: "keyward_api_key", Source: "commit"}}
+	for _, l := range p.report(t, f.Env, twice...) {
+		if l.Label != secretscan.TruePositive {
+			t.Fatalf("a repeat report: labelled %s", l.Label)
+		}
+	}
+	check("a partner's report within the hour", 1, apikey.LeakActionDisabled)
+
+	f.Clock.Advance(2 * time.Hour)
+	for _, l := range p.report(t, f.Env, twice...) {
+		if l.Label != secretscan.TruePositive {
+			t.Fatalf("a report two hours on: labelled %s", l.Label)
+		}
+	}
+	check("a report two hours on", 2, apikey.LeakActionAlreadyDisabled)
 	wantError(t, f.API(http.MethodGet, "/api/v1/key", full, ""), http.StatusUnauthorized, "KEY_DISABLED")
+
+	_, secret, _ := f.EnrolledUser(f.Tenant, "olga@acme.test", "owner")
+	c := f.SignIn("olga@acme.test", secret)
+	page := c.Get("/settings/developers/api-keys/" + k.ID)
+	if !strings.Contains(page.Body, `data-testid="api-key-leaked"`) || !strings.Contains(page.Body, "It is disabled") {
+		t.Errorf("the disabled key's banner: %s", banner(page.Body))
+	}
+	if err := f.Store.InTx(context.Background(), func(q *db.Queries) error {
+		return apikey.SetDisabled(context.Background(), q, f.App.Audit, f.Tenant.ID, k.ID, false, actor(f), f.Clock.Now())
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return f.API(http.MethodGet, "/api/v1/key", full, "").Status == http.StatusOK })
+	page = c.Get("/settings/developers/api-keys/" + k.ID)
+	if !strings.Contains(page.Body, `data-testid="api-key-leaked"`) || !strings.Contains(page.Body, "The reported secret still works") ||
+		strings.Contains(page.Body, "no longer works") {
+		t.Errorf("the banner of the key enabled again does not say the reported secret works: %s", banner(page.Body))
+	}
 }
 
 // TestLeakedRotatedSecret: a secret rotated out and still in its grace is
@@ -374,7 +459,8 @@ func TestPublicKeyReport(t *testing.T) {
 	report := func(body string) webtest.Response {
 		return f.API(http.MethodPost, "/api/v1/keys/report", "", body)
 	}
-	known := report(`{"keys":["` + full + `"],"url":"https://gist.github.com/x/1","note":"pasted ` + full + ` in a gist"}`)
+	known := f.API(http.MethodPost, "/api/v1/keys/report", "",
+		`{"keys":["`+full+`"],"url":"https://gist.github.com/x/1","note":"pasted `+full+` in a gist"}`, "User-Agent", "reporter/1 ("+full+")")
 	unknown := report(`{"keys":["` + unknownKey(t) + `"]}`)
 	malformed := report(`{"keys":["kw_prod_nope"]}`)
 	for _, r := range []webtest.Response{known, unknown, malformed} {
@@ -393,6 +479,26 @@ func TestPublicKeyReport(t *testing.T) {
 	}
 	if strings.Contains(evs[0]["raw"], full[len(evs[0]["prefix"]):]) {
 		t.Errorf("the event holds the key quoted in the note: %s", evs[0]["raw"])
+	}
+	// The key in the reporter's user agent is cut to its prefix in every
+	// event the report wrote (api_key.revoked and api_key.leaked).
+	rows, err := f.Store.Pool.Query(context.Background(), `SELECT action, user_agent FROM audit_events WHERE actor_id = $1`, api.ActorPublicReport)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var uas int
+	for rows.Next() {
+		var action, ua string
+		if err := rows.Scan(&action, &ua); err != nil {
+			t.Fatal(err)
+		}
+		uas++
+		if strings.Contains(ua, full[len(evs[0]["prefix"]):]) || ua != "reporter/1 ("+evs[0]["prefix"]+"…)" {
+			t.Errorf("%s's user agent is %q, want the key cut to its prefix", action, ua)
+		}
+	}
+	if rows.Close(); uas != 2 {
+		t.Errorf("%d events by the public report, want 2", uas)
 	}
 
 	// Refusals say what to fix and count against the address too.

@@ -52,10 +52,12 @@ type Key struct {
 	Leaked *Leaked
 }
 
-// Leaked is when a key was reported leaked, where and by whom (leak.go).
+// Leaked is when a key was reported leaked, where and by whom (leak.go),
+// and which of its secrets, by display prefix.
 type Leaked struct {
 	At          time.Time
 	URL, Source string
+	Prefix      string
 }
 
 // Status derives the key's status at now; revocation outranks the rest.
@@ -132,7 +134,7 @@ func leakedOf(k db.APIKey) *Leaked {
 	if k.LeakedAt == nil {
 		return nil
 	}
-	return &Leaked{At: *k.LeakedAt, URL: k.LeakedUrl, Source: k.LeakedSource}
+	return &Leaked{At: *k.LeakedAt, URL: k.LeakedUrl, Source: k.LeakedSource, Prefix: k.LeakedPrefix}
 }
 
 // change runs one confirmed operation: the role, then the code and fn in

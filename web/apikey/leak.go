@@ -13,10 +13,11 @@ import (
 
 // This file acts on reports that a key leaked: from a secret-scanning
 // partner such as GitHub (web/secretscan verifies those) or from anyone
-// through the public report route. The reporter learns only whether a
-// token is a real Keyward key (the partner) or nothing at all (the public);
-// the key's organisation learns everything, in its audit trail and on the
-// key's page.
+// through the public report route. The reporter learns from the answer
+// only whether a token is a real Keyward key (the partner) or nothing at
+// all (the public; a live key's report takes longer, which tells its
+// holder what it knows); the key's organisation learns everything, in its
+// audit trail and on the key's page.
 
 // Leak is what a report says about where a token was found. Every field
 // comes from outside: Clean bounds it and blanks any key in it.
@@ -45,17 +46,58 @@ var keyLike = regexp.MustCompile(`kw_[a-z]+_[0-9A-Za-z]{` + strconv.Itoa(randomL
 // Clean makes a report's text storable: valid UTF-8 without NUL, bounded,
 // and with every key it quotes cut to its display prefix.
 func (l Leak) Clean() Leak {
-	scrub := func(s string, max int) string {
-		s = keyLike.ReplaceAllStringFunc(s, func(k string) string {
-			if p, err := Parse(k); err == nil {
-				return DisplayPrefix(p) + "…"
-			}
-			return k[:len(k)-randomLen-checksumLen+PrefixLen] + "…"
-		})
-		return audit.CleanText(s, max)
-	}
-	return Leak{URL: scrub(l.URL, maxLeakURL), Source: scrub(l.Source, maxLeakSource), Note: scrub(l.Note, maxLeakNote)}
+	return Leak{URL: scrubKeys(l.URL, maxLeakURL), Source: scrubKeys(l.Source, maxLeakSource), Note: scrubKeys(l.Note, maxLeakNote)}
 }
+
+// scrubKeys cuts every key s quotes to its display prefix, then makes s
+// storable and at most max bytes long.
+func scrubKeys(s string, max int) string {
+	s = keyLike.ReplaceAllStringFunc(s, func(k string) string {
+		if p, err := Parse(k); err == nil {
+			return DisplayPrefix(p) + "…"
+		}
+		return k[:len(k)-randomLen-checksumLen+PrefixLen] + "…"
+	})
+	return audit.CleanText(s, max)
+}
+
+// maxReporterUserAgent bounds a reporter's user agent, as the audit trail
+// bounds every user agent.
+const maxReporterUserAgent = 512
+
+// The sources a report's route names, as api_key.leaked's "source" and the
+// key's page say them.
+const (
+	SourceSecretScanning = "secret scanning"
+	SourcePublicReport   = "public report"
+)
+
+// Report is one report of leaked tokens, as a route parsed it.
+type Report struct {
+	// Source is the route's: SourceSecretScanning or SourcePublicReport.
+	Source string
+	Tokens []Reported
+	// Note is a public reporter's free text; may be empty.
+	Note string
+}
+
+// Reported is one token a report names and where it was found. Every
+// field comes from outside.
+type Reported struct {
+	Token string
+	// URL is where it was found; may be empty.
+	URL string
+	// Where is what a partner says it was found in ("commit", "content");
+	// it follows the route's source: "secret scanning: commit".
+	Where string
+}
+
+// LeakRepeatWithin is how long after a key's latest report another report
+// of the same secret, under the disable policy and with the key still
+// disabled, counts as a repeat: it changes nothing and writes nothing. Reports are unsigned in
+// time and cheap to send again; one api_key.leaked an hour per secret is
+// enough for the organisation to know it is still out there.
+const LeakRepeatWithin = time.Hour
 
 // LeakOutcome is what a reported token turned out to be.
 type LeakOutcome int
@@ -83,18 +125,52 @@ const (
 	LeakActionSecretEnded = "secret_ended"
 )
 
-// ReportLeak handles one reported token. A malformed token costs no
-// database work; every well-formed one costs the same lookup by hash,
-// found or not. A live key of any organisation (active, disabled or
-// expired, but not revoked) gets that organisation's leak policy, in one
+// HandleReport handles each token of one report by its organisation's
+// leak policy (reportLeak) and returns one outcome per token, in order. A
+// token named again in the same report is handled once, with where it was
+// first named, and shares that outcome: a report naming one key a hundred
+// times writes one api_key.leaked. by is the reporter as the audit trail
+// names it (the system, with the route's own id); any key in its user
+// agent is cut to its display prefix, as in the report's own words.
+func (s *Service) HandleReport(ctx context.Context, r Report, by audit.Actor) ([]LeakOutcome, error) {
+	by.UserAgent = scrubKeys(by.UserAgent, maxReporterUserAgent)
+	outcomes := make([]LeakOutcome, len(r.Tokens))
+	seen := make(map[string]int, len(r.Tokens))
+	for i, t := range r.Tokens {
+		if first, ok := seen[t.Token]; ok {
+			outcomes[i] = outcomes[first]
+			continue
+		}
+		seen[t.Token] = i
+		source := r.Source
+		if t.Where != "" {
+			source += ": " + t.Where
+		}
+		out, err := s.reportLeak(ctx, t.Token, Leak{URL: t.URL, Source: source, Note: r.Note}, by)
+		if err != nil {
+			return nil, err
+		}
+		outcomes[i] = out
+	}
+	return outcomes, nil
+}
+
+// reportLeak handles one reported token. A malformed token costs no
+// database work; every well-formed one costs a lookup by hash, found or
+// not, and a live key then a transaction, so a live key's report takes
+// longer: its timing tells the reporter only what the token it holds
+// already tells, and the key is handled either way. A live key of any
+// organisation (active, disabled or expired, but not revoked) gets that organisation's leak policy, in one
 // transaction with its audit events: revoked (through Revoke, so every
 // instance's cache drops it at once) or disabled; a reported secret that
 // was rotated out and is still in its grace stops at once instead (the
 // key's current secret was not reported). The key is marked leaked, with
 // where and by whom, and api_key.leaked records url, source, the action
-// and the secret's display prefix, never the token. by is the reporter as
-// the audit trail names it (the system, with its own id).
-func (s *Service) ReportLeak(ctx context.Context, token string, leak Leak, by audit.Actor) (LeakOutcome, error) {
+// and the secret's display prefix, never the token. Under the disable
+// policy, a report of the secret the key's latest report named, within
+// LeakRepeatWithin of it and with the key still disabled, is a repeat:
+// LeakHandled, with nothing written.
+func (s *Service) reportLeak(ctx context.Context, token string, leak Leak, by audit.Actor) (LeakOutcome, error) {
 	parsed, err := Parse(token)
 	if err != nil {
 		return LeakNotOurs, nil
@@ -143,6 +219,10 @@ func (s *Service) ReportLeak(ctx context.Context, token string, leak Leak, by au
 		case sec.SecretExpiresAt != nil:
 			action = LeakActionSecretEnded
 			err = EndGrace(ctx, q, s.Audit, tenantID, id, sec.Prefix, by, now)
+		case p.Leak() == LeakDisable && k.DisabledAt != nil && k.LeakedAt != nil && k.LeakedPrefix == sec.Prefix &&
+			now.Sub(*k.LeakedAt) < LeakRepeatWithin:
+			out = LeakHandled // a repeat: the first report's event stands
+			return nil
 		case p.Leak() == LeakDisable && k.DisabledAt != nil:
 			action = LeakActionAlreadyDisabled
 		case p.Leak() == LeakDisable:
@@ -156,7 +236,7 @@ func (s *Service) ReportLeak(ctx context.Context, token string, leak Leak, by au
 			return err
 		}
 		if err := q.MarkAPIKeyLeaked(ctx, db.MarkAPIKeyLeakedParams{TenantID: tenantID, ID: id, LeakedAt: &now,
-			LeakedUrl: leak.URL, LeakedSource: leak.Source}); err != nil {
+			LeakedUrl: leak.URL, LeakedSource: leak.Source, LeakedPrefix: sec.Prefix}); err != nil {
 			return err
 		}
 		diff := map[string]any{"prefix": sec.Prefix, "url": leak.URL, "source": leak.Source, "action": action}

@@ -3,6 +3,7 @@ package portal
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -257,7 +258,7 @@ func (h *Handler) keyDetail(c echo.Context, id string) (views.KeyDetailProps, er
 		}
 	}
 	if k.Leaked != nil {
-		p.Leak = &views.LeakBanner{At: views.At(k.Leaked.At, now), Source: k.Leaked.Source, URL: k.Leaked.URL, Advice: leakAdvice(status)}
+		p.Leak = &views.LeakBanner{At: views.At(k.Leaked.At, now), Source: k.Leaked.Source, URL: k.Leaked.URL, Advice: leakAdvice(k, status)}
 	}
 	for _, s := range d.Secrets {
 		row := views.SecretRow{Prefix: s.Prefix, Created: views.At(s.CreatedAt, now), LastRequest: views.AtPtr(s.LastRequestAt, now)}
@@ -273,13 +274,20 @@ func (h *Handler) keyDetail(c echo.Context, id string) (views.KeyDetailProps, er
 }
 
 // leakAdvice says what to do about a key reported leaked, by its status
-// now.
-func leakAdvice(status string) string {
-	switch status {
-	case apikey.StatusRevoked:
+// now and whether the reported secret is still one of its live ones: a
+// key disabled for a leak and enabled again works with the very secret
+// that leaked.
+func leakAdvice(k apikey.Key, status string) string {
+	live := slices.Contains(k.Live, k.Leaked.Prefix)
+	switch {
+	case status == apikey.StatusRevoked:
 		return "It is revoked: make a new key for the clients that used it."
-	case apikey.StatusDisabled:
+	case live && status == apikey.StatusDisabled:
 		return "It is disabled: revoke it and make a new key, or enable it again if the report was wrong."
+	case live && status == apikey.StatusExpired:
+		return "It has expired, but the reported secret would work again if its expiry were extended: make a new key instead."
+	case live:
+		return "The reported secret still works: the key was enabled again after the report. Rotate or revoke the key unless the report was wrong."
 	}
 	return "The reported secret no longer works. If the key's current secret may have leaked too, rotate or revoke the key."
 }

@@ -111,19 +111,35 @@ var (
 		"The "+HeaderKeySignature+" does not verify the request body.")
 )
 
+// Check is what can be refused before the body is read: both headers
+// present and the key identifier one of the set's. A report that fails it
+// costs the server no body.
+func (ks *KeySet) Check(identifier, signature string) error {
+	_, err := ks.key(identifier, signature)
+	return err
+}
+
+func (ks *KeySet) key(identifier, signature string) (*ecdsa.PublicKey, error) {
+	identifier, signature = strings.TrimSpace(identifier), strings.TrimSpace(signature)
+	if identifier == "" || signature == "" {
+		return nil, ErrNoSignature
+	}
+	pub, ok := ks.keys[identifier]
+	if !ok {
+		return nil, ErrUnknownKey
+	}
+	return pub, nil
+}
+
 // Verify checks that signature (base64 of an ASN.1 DER ECDSA signature) was
 // made over SHA-256 of body, the raw bytes as received, by the key named
 // identifier.
 func (ks *KeySet) Verify(identifier, signature string, body []byte) error {
-	identifier, signature = strings.TrimSpace(identifier), strings.TrimSpace(signature)
-	if identifier == "" || signature == "" {
-		return ErrNoSignature
+	pub, err := ks.key(identifier, signature)
+	if err != nil {
+		return err
 	}
-	pub, ok := ks.keys[identifier]
-	if !ok {
-		return ErrUnknownKey
-	}
-	sig, err := base64.StdEncoding.DecodeString(signature)
+	sig, err := base64.StdEncoding.DecodeString(strings.TrimSpace(signature))
 	if err != nil {
 		return ErrBadSignature
 	}

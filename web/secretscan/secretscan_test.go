@@ -50,7 +50,8 @@ func sign(t *testing.T, k *ecdsa.PrivateKey, body string) string {
 
 // TestKeysFileAndSignatures: a file in GitHub's format is read with every
 // key, current or not, and each key verifies what it signed and nothing
-// else; a file that is not one is refused at once, saying why.
+// else; Check refuses missing headers and unknown identifiers without the
+// body; a file that is not one is refused at once, saying why.
 func TestKeysFileAndSignatures(t *testing.T) {
 	cur, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	old, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -81,6 +82,15 @@ func TestKeysFileAndSignatures(t *testing.T) {
 			t.Errorf("%s: %v, want %v", c.name, err, c.want)
 		} else if err != nil && !errs.Is(err, errs.Unauthorized) {
 			t.Errorf("%s: %v is not unauthorised", c.name, err)
+		}
+		// Check, without the body, refuses the same headers Verify
+		// refuses before it reads the body.
+		want := c.want
+		if want == secretscan.ErrBadSignature {
+			want = nil
+		}
+		if err := ks.Check(c.id, c.sig); err != want {
+			t.Errorf("%s: Check %v, want %v", c.name, err, want)
 		}
 	}
 
