@@ -356,7 +356,7 @@ func TestAuditLogExports(t *testing.T) {
 		read          func(*testing.T, string) []exported
 	}{
 		{"csv", "text/csv; charset=utf-8", readCSV},
-		{"jsonl", "application/jsonl; charset=utf-8", readJSONL},
+		{"jsonl", "application/x-ndjson", readJSONL},
 	} {
 		t.Run(c.format, func(t *testing.T) {
 			r := v.c.Get(auditLog + "?format=" + c.format)
@@ -402,5 +402,66 @@ func TestAuditLogExports(t *testing.T) {
 	}
 	if ua := recs[len(recs)-1][10]; ua != "'=cmd|' /C calc'!A0" || audit.UnescapeCell(ua) != "=cmd|' /C calc'!A0" {
 		t.Errorf("user agent cell %q", ua)
+	}
+}
+
+// TestAuditLogKeyNames: the page names every key it mentions, however
+// many keys the tenant has (keys are never deleted), and an actor filter
+// by a key's name matches every key that ever had it: a revoked key may
+// share a live key's name.
+func TestAuditLogKeyNames(t *testing.T) {
+	e := webtest.New(t)
+	ctx := context.Background()
+	v := newAdmin(t, e, "viewer@acme.test", auth.RoleViewer)
+	ownerRow := e.User(e.Tenant, "owner@acme.test", auth.RoleOwner)
+	oldest, _ := e.Key(e.Tenant, ownerRow, apikey.Config{Name: "Oldest", Environment: apikey.Production, Scopes: apikey.AllScopes})
+	// 1,100 newer keys, more than the form offers.
+	if _, err := e.Store.Pool.Exec(ctx, `INSERT INTO api_keys (tenant_id, name, environment, scopes, created_at)
+		SELECT $1, 'bulk ' || i, 'production', '{}', now() + make_interval(secs => i) FROM generate_series(1, 1100) i`, e.Tenant.ID); err != nil {
+		t.Fatal(err)
+	}
+	revoked, _ := e.Key(e.Tenant, ownerRow, apikey.Config{Name: "CI", Environment: apikey.Production, Scopes: apikey.AllScopes})
+	if _, err := e.Store.Pool.Exec(ctx, `UPDATE api_keys SET revoked_at = now() WHERE id = $1`, revoked.ID); err != nil {
+		t.Fatal(err)
+	}
+	live, _ := e.Key(e.Tenant, ownerRow, apikey.Config{Name: "ci", Environment: apikey.Production, Scopes: apikey.AllScopes})
+	err := e.Store.InTx(ctx, func(q *db.Queries) error {
+		for _, id := range []string{revoked.ID, live.ID} {
+			ev := audit.Event{TenantID: &e.Tenant.ID, ActorType: audit.ActorAPIKey, ActorID: id, Action: "api_key.rotated",
+				TargetType: "api_key", TargetID: id, Diff: map[string]any{}}
+			if err := audit.Record(ctx, q, e.App.Audit, e.Clock.Now(), ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	r := v.c.Get(auditLog + "?key=" + oldest.ID)
+	if r.Status != http.StatusOK || len(seqs(r.Body)) != 1 || !strings.Contains(r.Body, "key Oldest") ||
+		!strings.Contains(r.Body, `href="/settings/developers/api-keys/`+oldest.ID+`"`) ||
+		!strings.Contains(r.Body, `<option value="`+oldest.ID+`" selected>Oldest</option>`) {
+		t.Errorf("the oldest of 1,103 keys: %d, %d rows, named: %v", r.Status, len(seqs(r.Body)), strings.Contains(r.Body, "key Oldest"))
+	}
+	r = v.c.Get(auditLog + "?actor=CI&action=api_key.rotated")
+	if r.Status != http.StatusOK || len(seqs(r.Body)) != 2 || strings.Count(r.Body, "key CI") != 2 || strings.Count(r.Body, "key ci") != 2 {
+		t.Errorf("actor CI: %d, %d rows; want both keys called CI, each named as actor and target", r.Status, len(seqs(r.Body)))
+	}
+	for _, path := range []string{auditLog, auditLog + "?actor=" + revoked.ID} {
+		if r = v.c.Get(path); r.Status != http.StatusOK || strings.Contains(r.Body, "deleted key") || strings.Contains(r.Body, "an API key") {
+			t.Errorf("%s: %d, or a key left unnamed", path, r.Status)
+		}
+	}
+
+	// A key id that is none of the tenant's keys is a 400, as the form
+	// says, whether in the key filter or the actor filter.
+	globex := e.NewTenant("globex")
+	other, _ := e.Key(globex, e.User(globex, "owner@globex.test", auth.RoleOwner), apikey.Config{Name: "Globex secret", Environment: apikey.Production, Scopes: apikey.AllScopes})
+	for _, q := range []string{"?key=" + other.ID, "?actor=" + other.ID, "?key=00000000-0000-4000-8000-000000000000"} {
+		if r = v.c.Get(auditLog + q); r.Status != http.StatusBadRequest || strings.Contains(r.Body, "Globex") {
+			t.Errorf("%s: %d, want 400", q, r.Status)
+		}
 	}
 }
