@@ -10,13 +10,19 @@ import (
 	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"html"
+	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"keyward/db"
 	"keyward/web/apikey"
@@ -463,5 +469,78 @@ func TestAuditLogKeyNames(t *testing.T) {
 		if r = v.c.Get(auditLog + q); r.Status != http.StatusBadRequest || strings.Contains(r.Body, "Globex") {
 			t.Errorf("%s: %d, want 400", q, r.Status)
 		}
+	}
+}
+
+// TestAuditLogExportCutShort: when reading the trail fails after an
+// export's first bytes went out (here the database ends the server's
+// connections and refuses new ones), the client sees an incomplete
+// transfer, never a file that looks whole, and the server logs the
+// failure and the request.
+func TestAuditLogExportCutShort(t *testing.T) {
+	e := webtest.New(t)
+	ctx := context.Background()
+	v := newAdmin(t, e, "viewer@acme.test", auth.RoleViewer)
+	// About 20 MB of events, many batches: more than the socket buffers
+	// between server and client hold (the client's receive buffer is made
+	// small below; the kernel caps the server's send buffer at a few MB),
+	// so while the client reads nothing the server is stuck writing an
+	// early batch, with later ones still to read.
+	if _, err := e.Store.Pool.Exec(ctx, `INSERT INTO audit_events
+		(chain_id, seq, tenant_id, occurred_at, actor_type, actor_id, action, diff, prev_hash, hash, hash_alg)
+		SELECT $1, s.last + i, $1, now(), 'system', 'test', 'api_key.updated', json_build_object('pad', repeat('x', 3000)),
+		       decode(repeat('00', 32), 'hex'), decode(repeat('00', 32), 'hex'), 'sha256'
+		FROM generate_series(1, 6000) i, (SELECT max(seq) AS last FROM audit_events WHERE chain_id = $1) s`, e.Tenant.ID); err != nil {
+		t.Fatal(err)
+	}
+	// A connection to another database of the same server, to cut this
+	// one off.
+	cfg := e.Store.Pool.Config().ConnConfig.Copy()
+	dbName := cfg.Database
+	cfg.Database = "postgres"
+	admin, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := admin.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{dbName}.Sanitize()+" ALLOW_CONNECTIONS true"); err != nil {
+			t.Error(err)
+		}
+		admin.Close(ctx)
+	})
+
+	dialer := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 64<<10) })
+		return errors.Join(err, serr)
+	}}
+	client := &http.Client{Jar: v.c.HTTP.Jar, Transport: &http.Transport{DialContext: dialer.DialContext}}
+	res, err := client.Get(e.Server.URL + auditLog + "?format=jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("export: %d", res.StatusCode)
+	}
+	if _, err := admin.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{dbName}.Sanitize()+" ALLOW_CONNECTIONS false"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", dbName); err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(res.Body)
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("reading the export after the database went away: %v, %d bytes; want an unexpected EOF", err, len(body))
+	}
+	if n := bytes.Count(body, []byte("\n")); len(body) == 0 || n >= 6000 {
+		t.Errorf("%d bytes, %d lines before the cut", len(body), n)
+	}
+	logs := e.Logs.String()
+	if !strings.Contains(logs, `"msg":"audit export cut short"`) {
+		t.Error("the server did not log the cut")
+	}
+	if id := res.Header.Get("X-Request-Id"); id == "" || !regexp.MustCompile(`"msg":"request".*"request_id":"`+regexp.QuoteMeta(id)+`".*"path":"/settings/developers/audit-log".*"aborted":true`).MatchString(logs) {
+		t.Errorf("no request line for the cut export %q", id)
 	}
 }
