@@ -346,6 +346,73 @@ func (q *Queries) GetLatestAuditEventForTarget(ctx context.Context, arg GetLates
 	return i, err
 }
 
+const listAPIKeyIDsByName = `-- name: ListAPIKeyIDsByName :many
+SELECT id FROM api_keys WHERE tenant_id = $1 AND lower(name) = lower($2::text) ORDER BY created_at, id
+`
+
+type ListAPIKeyIDsByNameParams struct {
+	TenantID int64
+	Name     string
+}
+
+// Every key of the tenant ever called @name (case ignored, as names are
+// unique among live keys): a revoked key may share a live key's name.
+func (q *Queries) ListAPIKeyIDsByName(ctx context.Context, arg ListAPIKeyIDsByNameParams) ([]string, error) {
+	rows, err := q.db.Query(ctx, listAPIKeyIDsByName, arg.TenantID, arg.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listAPIKeyNames = `-- name: ListAPIKeyNames :many
+SELECT id, name FROM api_keys WHERE tenant_id = $1 AND id = ANY($2::uuid[])
+`
+
+type ListAPIKeyNamesParams struct {
+	TenantID int64
+	Ids      []string
+}
+
+type ListAPIKeyNamesRow struct {
+	ID   string
+	Name string
+}
+
+// The names of the tenant's keys among @ids, revoked ones too: the audit
+// log names the keys its page mentions, however old.
+func (q *Queries) ListAPIKeyNames(ctx context.Context, arg ListAPIKeyNamesParams) ([]ListAPIKeyNamesRow, error) {
+	rows, err := q.db.Query(ctx, listAPIKeyNames, arg.TenantID, arg.Ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ListAPIKeyNamesRow
+	for rows.Next() {
+		var i ListAPIKeyNamesRow
+		if err := rows.Scan(&i.ID, &i.Name); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const listAPIKeySecrets = `-- name: ListAPIKeySecrets :many
 SELECT id, key_id, tenant_id, prefix, created_at, expires_at, last_request_at FROM api_key_secrets
 WHERE tenant_id = $1 AND key_id = $2 ORDER BY created_at DESC, id DESC

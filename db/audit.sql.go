@@ -262,7 +262,7 @@ SELECT id, chain_id, seq, tenant_id, occurred_at, actor_type, actor_id, action, 
 WHERE chain_id = $1::bigint AND tenant_id = $1::bigint
   AND ($2::text = '' OR action = $2::text)
   AND ($3::text = '' OR actor_type = $3::text)
-  AND ($4::text = '' OR actor_id = $4::text)
+  AND (coalesce(cardinality($4::text[]), 0) = 0 OR actor_id = ANY($4::text[]))
   AND ($5::text = '' OR (target_type = 'api_key' AND target_id = $5::text))
   AND occurred_at >= $6::timestamptz AND occurred_at < $7::timestamptz
   AND seq > $8::bigint AND seq < $9::bigint
@@ -274,7 +274,7 @@ type ListAuditLogParams struct {
 	TenantID  int64
 	Action    string
 	ActorType string
-	ActorID   string
+	ActorIds  []string
 	KeyID     string
 	FromAt    time.Time
 	ToAt      time.Time
@@ -285,8 +285,9 @@ type ListAuditLogParams struct {
 
 // A tenant's events for the audit log page, newest first: those between
 // after_seq and before_seq (exclusive) that match the filters. action,
-// actor_type, actor_id and key_id ” match anything; key_id is the key an
-// event is about (target_type api_key). occurred_at is in [from_at,
+// actor_type and key_id ” and actor_ids empty match anything; actor_ids
+// are the ids one actor filter names (a key's name can be several keys'
+// over time); key_id is the key an event is about (target_type api_key). occurred_at is in [from_at,
 // to_at). A tenant's events are its chain, so seq orders them.
 // ListAuditLogOldestFirst must filter the same way.
 func (q *Queries) ListAuditLog(ctx context.Context, arg ListAuditLogParams) ([]AuditEvent, error) {
@@ -294,7 +295,7 @@ func (q *Queries) ListAuditLog(ctx context.Context, arg ListAuditLogParams) ([]A
 		arg.TenantID,
 		arg.Action,
 		arg.ActorType,
-		arg.ActorID,
+		arg.ActorIds,
 		arg.KeyID,
 		arg.FromAt,
 		arg.ToAt,
@@ -342,7 +343,7 @@ SELECT id, chain_id, seq, tenant_id, occurred_at, actor_type, actor_id, action, 
 WHERE chain_id = $1::bigint AND tenant_id = $1::bigint
   AND ($2::text = '' OR action = $2::text)
   AND ($3::text = '' OR actor_type = $3::text)
-  AND ($4::text = '' OR actor_id = $4::text)
+  AND (coalesce(cardinality($4::text[]), 0) = 0 OR actor_id = ANY($4::text[]))
   AND ($5::text = '' OR (target_type = 'api_key' AND target_id = $5::text))
   AND occurred_at >= $6::timestamptz AND occurred_at < $7::timestamptz
   AND seq > $8::bigint AND seq < $9::bigint
@@ -354,7 +355,7 @@ type ListAuditLogOldestFirstParams struct {
 	TenantID  int64
 	Action    string
 	ActorType string
-	ActorID   string
+	ActorIds  []string
 	KeyID     string
 	FromAt    time.Time
 	ToAt      time.Time
@@ -370,7 +371,7 @@ func (q *Queries) ListAuditLogOldestFirst(ctx context.Context, arg ListAuditLogO
 		arg.TenantID,
 		arg.Action,
 		arg.ActorType,
-		arg.ActorID,
+		arg.ActorIds,
 		arg.KeyID,
 		arg.FromAt,
 		arg.ToAt,

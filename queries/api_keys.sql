@@ -42,6 +42,16 @@ ORDER BY
   k.created_at DESC, k.id
 LIMIT @lim OFFSET @off;
 
+-- name: ListAPIKeyNames :many
+-- The names of the tenant's keys among @ids, revoked ones too: the audit
+-- log names the keys its page mentions, however old.
+SELECT id, name FROM api_keys WHERE tenant_id = @tenant_id AND id = ANY(@ids::uuid[]);
+
+-- name: ListAPIKeyIDsByName :many
+-- Every key of the tenant ever called @name (case ignored, as names are
+-- unique among live keys): a revoked key may share a live key's name.
+SELECT id FROM api_keys WHERE tenant_id = @tenant_id AND lower(name) = lower(@name::text) ORDER BY created_at, id;
+
 -- name: CountAPIKeysByTenant :one
 -- How many of the tenant's keys ListAPIKeysByTenant's filter matches, and
 -- how many keys the tenant has at all.

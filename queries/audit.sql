@@ -52,15 +52,16 @@ SELECT chain_id FROM audit_chain_heads WHERE NOT keyed AND seq > 0 ORDER BY chai
 -- name: ListAuditLog :many
 -- A tenant's events for the audit log page, newest first: those between
 -- after_seq and before_seq (exclusive) that match the filters. action,
--- actor_type, actor_id and key_id '' match anything; key_id is the key an
--- event is about (target_type api_key). occurred_at is in [from_at,
+-- actor_type and key_id '' and actor_ids empty match anything; actor_ids
+-- are the ids one actor filter names (a key's name can be several keys'
+-- over time); key_id is the key an event is about (target_type api_key). occurred_at is in [from_at,
 -- to_at). A tenant's events are its chain, so seq orders them.
 -- ListAuditLogOldestFirst must filter the same way.
 SELECT * FROM audit_events
 WHERE chain_id = @tenant_id::bigint AND tenant_id = @tenant_id::bigint
   AND (@action::text = '' OR action = @action::text)
   AND (@actor_type::text = '' OR actor_type = @actor_type::text)
-  AND (@actor_id::text = '' OR actor_id = @actor_id::text)
+  AND (coalesce(cardinality(@actor_ids::text[]), 0) = 0 OR actor_id = ANY(@actor_ids::text[]))
   AND (@key_id::text = '' OR (target_type = 'api_key' AND target_id = @key_id::text))
   AND occurred_at >= @from_at::timestamptz AND occurred_at < @to_at::timestamptz
   AND seq > @after_seq::bigint AND seq < @before_seq::bigint
@@ -74,7 +75,7 @@ SELECT * FROM audit_events
 WHERE chain_id = @tenant_id::bigint AND tenant_id = @tenant_id::bigint
   AND (@action::text = '' OR action = @action::text)
   AND (@actor_type::text = '' OR actor_type = @actor_type::text)
-  AND (@actor_id::text = '' OR actor_id = @actor_id::text)
+  AND (coalesce(cardinality(@actor_ids::text[]), 0) = 0 OR actor_id = ANY(@actor_ids::text[]))
   AND (@key_id::text = '' OR (target_type = 'api_key' AND target_id = @key_id::text))
   AND occurred_at >= @from_at::timestamptz AND occurred_at < @to_at::timestamptz
   AND seq > @after_seq::bigint AND seq < @before_seq::bigint

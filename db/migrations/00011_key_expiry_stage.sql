@@ -9,9 +9,17 @@
 -- (create, edit) sets it again, to the stages whose time has already
 -- come: the person choosing the date needs no notice of it, and a key
 -- given a later expiry gets its notices and its expiry recorded anew.
--- Keys that exist before this migration start at 0: the first run records
--- those already expired, once each, with their true expiry in the diff.
 ALTER TABLE api_keys ADD COLUMN expiry_stage smallint NOT NULL DEFAULT 0 CHECK (expiry_stage BETWEEN 0 AND 3);
+-- Keys that exist before this migration start at the stage already due
+-- at the upgrade: a key that expired before it (maybe long ago) gets no api_key.expired, and one within 14
+-- days or a day of its expiry no notice already late, so upgrading writes
+-- no burst of stale alerts (nor, later, their webhooks). Their next stage
+-- comes when due.
+UPDATE api_keys SET expiry_stage = CASE
+        WHEN expires_at <= now() THEN 3
+        WHEN expires_at <= now() + interval '1 day' THEN 2
+        ELSE 1 END
+    WHERE expires_at IS NOT NULL AND expires_at <= now() + interval '14 days';
 -- The job's scan: live keys with an expiry and something left to record.
 CREATE INDEX api_keys_expiry_due_idx ON api_keys (expires_at, id)
     WHERE expires_at IS NOT NULL AND revoked_at IS NULL AND expiry_stage < 3;

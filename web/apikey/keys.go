@@ -578,6 +578,37 @@ func (s *Service) List(ctx context.Context, tenantID int64, f Filter) (Page, err
 	return p, nil
 }
 
+// Names returns the names of the tenant's keys among ids, by id, revoked
+// keys included (keys are never deleted). Ids that are not a key id, or
+// not one of the tenant's keys, are left out.
+func (s *Service) Names(ctx context.Context, tenantID int64, ids []string) (map[string]string, error) {
+	valid := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if ValidID(id) {
+			valid = append(valid, id)
+		}
+	}
+	out := make(map[string]string, len(valid))
+	if len(valid) == 0 {
+		return out, nil
+	}
+	rows, err := s.Store.ListAPIKeyNames(ctx, db.ListAPIKeyNamesParams{TenantID: tenantID, Ids: valid})
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		out[r.ID] = r.Name
+	}
+	return out, nil
+}
+
+// Named returns the ids of every key of the tenant ever called name (case
+// ignored), oldest first: names are unique among live keys only, so a
+// revoked key may share a live key's name.
+func (s *Service) Named(ctx context.Context, tenantID int64, name string) ([]string, error) {
+	return s.Store.ListAPIKeyIDsByName(ctx, db.ListAPIKeyIDsByNameParams{TenantID: tenantID, Name: name})
+}
+
 // All returns up to limit of the tenant's keys, newest first, each with its
 // live prefixes, in two queries.
 func (s *Service) All(ctx context.Context, tenantID int64, limit int) ([]Key, error) {

@@ -412,7 +412,8 @@ func (v *Verifier) InvalidateAll() { v.cache.dropAll() }
 // listenerDown keeps the cache: nothing can change a key while the
 // database is down, and a change made through another instance is caught
 // up on reconnect. Meanwhile every key is read again, once a second at
-// most, whenever the database answers, and cached answers stand in, for staleMax, when it does not.
+// most, whenever the database answers, and cached answers stand in, for
+// staleMax, when it does not.
 func (v *Verifier) listenerDown() { v.cut.Store(true) }
 
 // cutRecheck is how long, while the listener is cut off, a key read from

@@ -20,7 +20,8 @@ import (
 // exactly as hashed, with the chain id, sequence number, previous hash,
 // hash and algorithm, so a receiver can recompute the chain without
 // Keyward (docs/audit-events.md says how); "summary" is the event in
-// words and is not hashed.
+// words, for people: it is not hashed, and in CSV its lines are joined
+// with "; " past splitting back.
 
 // ExportColumns are the exported fields, in CSV column order.
 var ExportColumns = []string{
@@ -100,6 +101,8 @@ func (l *Log) Export(ctx context.Context, tenantID int64, f Filter, format strin
 	}
 	switch format {
 	case FormatCSV:
+		// Rows end in LF: UseCRLF would also turn a newline inside a
+		// cell into CR LF, changing the bytes its hash covers.
 		cw := csv.NewWriter(bw)
 		if err := cw.Write(ExportColumns); err != nil {
 			return err

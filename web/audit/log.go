@@ -17,8 +17,10 @@ import (
 type Filter struct {
 	Action string
 	// ActorType alone matches every actor of that type ("system");
-	// with ActorID, one actor.
-	ActorType, ActorID string
+	// with ActorIDs, those actors (a key's name may have been several
+	// keys').
+	ActorType string
+	ActorIDs  []string
 	// KeyID keeps the events about one key (target api_key).
 	KeyID string
 	// From keeps events at or after it, To those before it; zero is no
@@ -54,7 +56,7 @@ func (f Filter) params(tenantID, after, before int64, limit int) db.ListAuditLog
 		to = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
 	}
 	return db.ListAuditLogParams{
-		TenantID: tenantID, Action: f.Action, ActorType: f.ActorType, ActorID: f.ActorID, KeyID: f.KeyID,
+		TenantID: tenantID, Action: f.Action, ActorType: f.ActorType, ActorIds: f.ActorIDs, KeyID: f.KeyID,
 		FromAt: f.From, ToAt: to, AfterSeq: after, BeforeSeq: before, Lim: int32(limit),
 	}
 }

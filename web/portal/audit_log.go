@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,6 +28,9 @@ const (
 	// batch: the server's write timeout would otherwise end any export
 	// longer than it.
 	auditWriteWindow = time.Minute
+	// auditKeyChoices is how many keys, newest first, the filter form
+	// offers.
+	auditKeyChoices = 1000
 )
 
 // auditQuery is the audit log's filter as the URL carries it.
@@ -46,13 +50,17 @@ func (q auditQuery) url(extra ...string) string {
 // auditContext is what the audit log needs to name people and keys.
 type auditContext struct {
 	emails map[int64]string
-	keys   []apikey.Key
-	names  map[string]string // key id → name
+	// names holds the names of the keys a page mentions (and the key
+	// filter's), by id, looked up for those ids alone: a tenant's keys
+	// are never deleted, however many there are.
+	names map[string]string
 }
 
 // auditFilter reads the filter from the request. Every field is checked,
-// and all problems come back together as one Invalid error.
-func auditFilter(c echo.Context, ac auditContext) (auditQuery, audit.Filter, error) {
+// and all problems come back together as one Invalid error; the key
+// filter's name goes into ac.names.
+func (h *Handler) auditFilter(c echo.Context, tenantID int64, ac auditContext) (auditQuery, audit.Filter, error) {
+	ctx := c.Request().Context()
 	q := auditQuery{action: c.QueryParam("action"), actor: strings.TrimSpace(c.QueryParam("actor")), key: c.QueryParam("key"),
 		from: strings.TrimSpace(c.QueryParam("from")), to: strings.TrimSpace(c.QueryParam("to"))}
 	var f audit.Filter
@@ -65,15 +73,23 @@ func auditFilter(c echo.Context, ac auditContext) (auditQuery, audit.Filter, err
 	}
 	if q.actor != "" {
 		q.actor = audit.CleanText(q.actor, 200)
-		var ok bool
-		if f.ActorType, f.ActorID, ok = ac.actor(q.actor); !ok {
+		var err error
+		if f.ActorType, f.ActorIDs, err = h.auditActor(ctx, tenantID, ac, q.actor); err != nil {
+			return q, f, err
+		}
+		if f.ActorType == "" {
 			fields.Add("actor", "No member's email, user id or key of this organisation is "+strconv.Quote(q.actor)+`: type an email, a key's name, or "system".`)
 		}
 	}
 	if q.key != "" {
-		if !apikey.ValidID(q.key) {
-			fields.Add("key", "Choose a key from the list.")
+		names, err := h.Keys.Names(ctx, tenantID, []string{q.key})
+		if err != nil {
+			return q, f, err
 		}
+		if names[q.key] == "" {
+			fields.Add("key", "No key of this organisation has this id: choose a key from the list.")
+		}
+		ac.names[q.key] = names[q.key]
 		f.KeyID = q.key
 	}
 	if q.from != "" {
@@ -85,37 +101,40 @@ func auditFilter(c echo.Context, ac auditContext) (auditQuery, audit.Filter, err
 	}
 	if q.to != "" {
 		t, span, ok := parseBound(q.to)
+		f.To = t.Add(max(span, time.Microsecond)) // the whole day it names
 		switch {
 		case !ok:
 			fields.Add("to", "Write the last day as YYYY-MM-DD (UTC).")
-		case !f.From.IsZero() && !t.Add(max(span, time.Microsecond)).After(f.From):
+		case !f.From.IsZero() && !f.To.After(f.From):
 			fields.Add("to", "The last day comes before the first.")
 		}
-		f.To = t.Add(max(span, time.Microsecond)) // the whole day it names
 	}
 	return q, f, fields.Err()
 }
 
-// actor reads the actor filter: "system", a member's email or user id, or
-// a key's name or id.
-func (ac auditContext) actor(s string) (typ, id string, ok bool) {
+// auditActor reads the actor filter: "system", a member's email or user
+// id, or a key's id or name (every key of the organisation ever called
+// that). typ is "" when s is none of them.
+func (h *Handler) auditActor(ctx context.Context, tenantID int64, ac auditContext, s string) (typ string, ids []string, err error) {
 	if strings.EqualFold(s, "system") {
-		return audit.ActorSystem, "", true
+		return audit.ActorSystem, nil, nil
 	}
 	for uid, email := range ac.emails {
 		if strings.EqualFold(email, s) || strconv.FormatInt(uid, 10) == s {
-			return audit.ActorUser, strconv.FormatInt(uid, 10), true
+			return audit.ActorUser, []string{strconv.FormatInt(uid, 10)}, nil
 		}
 	}
 	if apikey.ValidID(s) {
-		return audit.ActorAPIKey, s, true
-	}
-	for _, k := range ac.keys {
-		if k.Name == s {
-			return audit.ActorAPIKey, k.ID, true
+		names, err := h.Keys.Names(ctx, tenantID, []string{s})
+		if err != nil || names[s] == "" {
+			return "", nil, err
 		}
+		return audit.ActorAPIKey, []string{s}, nil
 	}
-	return "", "", false
+	if ids, err = h.Keys.Named(ctx, tenantID, s); err != nil || len(ids) == 0 {
+		return "", nil, err
+	}
+	return audit.ActorAPIKey, ids, nil
 }
 
 // who says who an event's actor is: a member's email, a key's name, or
@@ -128,7 +147,7 @@ func (ac auditContext) who(e audit.Entry) string {
 		if n := ac.names[e.ActorID]; n != "" {
 			return "key " + n
 		}
-		return "an API key"
+		return "key " + e.ActorID
 	}
 	if e.ActorID != "" {
 		return "system (" + e.ActorID + ")"
@@ -143,7 +162,8 @@ func (ac auditContext) about(e audit.Entry) (string, string) {
 		if n := ac.names[e.TargetID]; n != "" {
 			return "key " + n, "/settings/developers/api-keys/" + e.TargetID
 		}
-		return "a deleted key", ""
+		// Keys are never deleted: one not found is not the tenant's.
+		return "key " + e.TargetID, ""
 	case "user":
 		if id, err := strconv.ParseInt(e.TargetID, 10, 64); err == nil && ac.emails[id] != "" {
 			return ac.emails[id], ""
@@ -166,19 +186,20 @@ func (ac auditContext) about(e audit.Entry) (string, string) {
 func (h *Handler) handleAuditLog(c echo.Context) error {
 	st := getState(c)
 	ctx := c.Request().Context()
-	var ac auditContext
+	ac := auditContext{names: map[string]string{}}
 	var err error
 	if ac.emails, err = h.Auth.Users(ctx, st.tenant.ID); err != nil {
 		return err
 	}
-	if ac.keys, err = h.Keys.All(ctx, st.tenant.ID, 1000); err != nil {
+	// The form offers the newest keys; any key's id or name works.
+	keys, err := h.Keys.All(ctx, st.tenant.ID, auditKeyChoices)
+	if err != nil {
 		return err
 	}
-	ac.names = make(map[string]string, len(ac.keys))
-	for _, k := range ac.keys {
-		ac.names[k.ID] = k.Name
+	q, f, ferr := h.auditFilter(c, st.tenant.ID, ac)
+	if ferr != nil && errs.KindOf(ferr) != errs.Invalid {
+		return ferr // a lookup failed
 	}
-	q, f, ferr := auditFilter(c, ac)
 	var cur audit.Cursor
 	for _, p := range []struct {
 		name string
@@ -206,9 +227,12 @@ func (h *Handler) handleAuditLog(c echo.Context) error {
 		p.Actors = append(p.Actors, email)
 	}
 	slices.Sort(p.Actors[1:])
-	for _, k := range ac.keys {
+	for _, k := range keys {
 		p.Keys = append(p.Keys, views.KeyChoice{ID: k.ID, Name: k.Name})
 		p.Actors = append(p.Actors, k.Name)
+	}
+	if n := ac.names[q.key]; n != "" && !slices.ContainsFunc(p.Keys, func(k views.KeyChoice) bool { return k.ID == q.key }) {
+		p.Keys = append(p.Keys, views.KeyChoice{ID: q.key, Name: n}) // an older key, chosen by its id
 	}
 	if ferr != nil {
 		e, _ := errs.As(ferr)
@@ -235,6 +259,18 @@ func (h *Handler) handleAuditLog(c echo.Context) error {
 			p.OlderURL = q.url("before", strconv.FormatInt(es[len(es)-1].Seq, 10))
 		}
 	}
+	var ids []string
+	for _, e := range page.Entries {
+		if e.TargetType == "api_key" {
+			ids = append(ids, e.TargetID)
+		}
+		if e.ActorType == audit.ActorAPIKey {
+			ids = append(ids, e.ActorID)
+		}
+	}
+	if ac.names, err = h.Keys.Names(ctx, st.tenant.ID, ids); err != nil {
+		return err
+	}
 	now := h.Now()
 	for _, e := range page.Entries {
 		row := views.AuditLogRow{Seq: strconv.FormatInt(e.Seq, 10), AuditRow: views.AuditRow{When: views.At(e.At, now), Action: e.Action,
@@ -254,7 +290,10 @@ func (h *Handler) exportAuditLog(c echo.Context, f audit.Filter, format string) 
 	res := c.Response()
 	ctype := "text/csv; charset=utf-8"
 	if format == audit.FormatJSONL {
-		ctype = "application/jsonl; charset=utf-8"
+		// application/jsonl is registered nowhere; x-ndjson is what
+		// tools that stream JSON lines recognise. Both are UTF-8 by
+		// definition, so no charset.
+		ctype = "application/x-ndjson"
 	}
 	name := fmt.Sprintf("keyward-audit-%s-%s.%s", st.tenant.Slug, h.Now().UTC().Format("20060102T150405Z"), format)
 	res.Header().Set(echo.HeaderContentType, ctype)

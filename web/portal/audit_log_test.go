@@ -10,13 +10,19 @@ import (
 	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"html"
+	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"keyward/db"
 	"keyward/web/apikey"
@@ -356,7 +362,7 @@ func TestAuditLogExports(t *testing.T) {
 		read          func(*testing.T, string) []exported
 	}{
 		{"csv", "text/csv; charset=utf-8", readCSV},
-		{"jsonl", "application/jsonl; charset=utf-8", readJSONL},
+		{"jsonl", "application/x-ndjson", readJSONL},
 	} {
 		t.Run(c.format, func(t *testing.T) {
 			r := v.c.Get(auditLog + "?format=" + c.format)
@@ -402,5 +408,139 @@ func TestAuditLogExports(t *testing.T) {
 	}
 	if ua := recs[len(recs)-1][10]; ua != "'=cmd|' /C calc'!A0" || audit.UnescapeCell(ua) != "=cmd|' /C calc'!A0" {
 		t.Errorf("user agent cell %q", ua)
+	}
+}
+
+// TestAuditLogKeyNames: the page names every key it mentions, however
+// many keys the tenant has (keys are never deleted), and an actor filter
+// by a key's name matches every key that ever had it: a revoked key may
+// share a live key's name.
+func TestAuditLogKeyNames(t *testing.T) {
+	e := webtest.New(t)
+	ctx := context.Background()
+	v := newAdmin(t, e, "viewer@acme.test", auth.RoleViewer)
+	ownerRow := e.User(e.Tenant, "owner@acme.test", auth.RoleOwner)
+	oldest, _ := e.Key(e.Tenant, ownerRow, apikey.Config{Name: "Oldest", Environment: apikey.Production, Scopes: apikey.AllScopes})
+	// 1,100 newer keys, more than the form offers.
+	if _, err := e.Store.Pool.Exec(ctx, `INSERT INTO api_keys (tenant_id, name, environment, scopes, created_at)
+		SELECT $1, 'bulk ' || i, 'production', '{}', now() + make_interval(secs => i) FROM generate_series(1, 1100) i`, e.Tenant.ID); err != nil {
+		t.Fatal(err)
+	}
+	revoked, _ := e.Key(e.Tenant, ownerRow, apikey.Config{Name: "CI", Environment: apikey.Production, Scopes: apikey.AllScopes})
+	if _, err := e.Store.Pool.Exec(ctx, `UPDATE api_keys SET revoked_at = now() WHERE id = $1`, revoked.ID); err != nil {
+		t.Fatal(err)
+	}
+	live, _ := e.Key(e.Tenant, ownerRow, apikey.Config{Name: "ci", Environment: apikey.Production, Scopes: apikey.AllScopes})
+	err := e.Store.InTx(ctx, func(q *db.Queries) error {
+		for _, id := range []string{revoked.ID, live.ID} {
+			ev := audit.Event{TenantID: &e.Tenant.ID, ActorType: audit.ActorAPIKey, ActorID: id, Action: "api_key.rotated",
+				TargetType: "api_key", TargetID: id, Diff: map[string]any{}}
+			if err := audit.Record(ctx, q, e.App.Audit, e.Clock.Now(), ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	r := v.c.Get(auditLog + "?key=" + oldest.ID)
+	if r.Status != http.StatusOK || len(seqs(r.Body)) != 1 || !strings.Contains(r.Body, "key Oldest") ||
+		!strings.Contains(r.Body, `href="/settings/developers/api-keys/`+oldest.ID+`"`) ||
+		!strings.Contains(r.Body, `<option value="`+oldest.ID+`" selected>Oldest</option>`) {
+		t.Errorf("the oldest of 1,103 keys: %d, %d rows, named: %v", r.Status, len(seqs(r.Body)), strings.Contains(r.Body, "key Oldest"))
+	}
+	r = v.c.Get(auditLog + "?actor=CI&action=api_key.rotated")
+	if r.Status != http.StatusOK || len(seqs(r.Body)) != 2 || strings.Count(r.Body, "key CI") != 2 || strings.Count(r.Body, "key ci") != 2 {
+		t.Errorf("actor CI: %d, %d rows; want both keys called CI, each named as actor and target", r.Status, len(seqs(r.Body)))
+	}
+	for _, path := range []string{auditLog, auditLog + "?actor=" + revoked.ID} {
+		if r = v.c.Get(path); r.Status != http.StatusOK || strings.Contains(r.Body, "deleted key") || strings.Contains(r.Body, "an API key") {
+			t.Errorf("%s: %d, or a key left unnamed", path, r.Status)
+		}
+	}
+
+	// A key id that is none of the tenant's keys is a 400, as the form
+	// says, whether in the key filter or the actor filter.
+	globex := e.NewTenant("globex")
+	other, _ := e.Key(globex, e.User(globex, "owner@globex.test", auth.RoleOwner), apikey.Config{Name: "Globex secret", Environment: apikey.Production, Scopes: apikey.AllScopes})
+	for _, q := range []string{"?key=" + other.ID, "?actor=" + other.ID, "?key=00000000-0000-4000-8000-000000000000"} {
+		if r = v.c.Get(auditLog + q); r.Status != http.StatusBadRequest || strings.Contains(r.Body, "Globex") {
+			t.Errorf("%s: %d, want 400", q, r.Status)
+		}
+	}
+}
+
+// TestAuditLogExportCutShort: when reading the trail fails after an
+// export's first bytes went out (here the database ends the server's
+// connections and refuses new ones), the client sees an incomplete
+// transfer, never a file that looks whole, and the server logs the
+// failure and the request.
+func TestAuditLogExportCutShort(t *testing.T) {
+	e := webtest.New(t)
+	ctx := context.Background()
+	v := newAdmin(t, e, "viewer@acme.test", auth.RoleViewer)
+	// About 20 MB of events, many batches: more than the socket buffers
+	// between server and client hold (the client's receive buffer is made
+	// small below; the kernel caps the server's send buffer at a few MB),
+	// so while the client reads nothing the server is stuck writing an
+	// early batch, with later ones still to read.
+	if _, err := e.Store.Pool.Exec(ctx, `INSERT INTO audit_events
+		(chain_id, seq, tenant_id, occurred_at, actor_type, actor_id, action, diff, prev_hash, hash, hash_alg)
+		SELECT $1, s.last + i, $1, now(), 'system', 'test', 'api_key.updated', json_build_object('pad', repeat('x', 3000)),
+		       decode(repeat('00', 32), 'hex'), decode(repeat('00', 32), 'hex'), 'sha256'
+		FROM generate_series(1, 6000) i, (SELECT max(seq) AS last FROM audit_events WHERE chain_id = $1) s`, e.Tenant.ID); err != nil {
+		t.Fatal(err)
+	}
+	// A connection to another database of the same server, to cut this
+	// one off.
+	cfg := e.Store.Pool.Config().ConnConfig.Copy()
+	dbName := cfg.Database
+	cfg.Database = "postgres"
+	admin, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := admin.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{dbName}.Sanitize()+" ALLOW_CONNECTIONS true"); err != nil {
+			t.Error(err)
+		}
+		admin.Close(ctx)
+	})
+
+	dialer := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 64<<10) })
+		return errors.Join(err, serr)
+	}}
+	client := &http.Client{Jar: v.c.HTTP.Jar, Transport: &http.Transport{DialContext: dialer.DialContext}}
+	res, err := client.Get(e.Server.URL + auditLog + "?format=jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("export: %d", res.StatusCode)
+	}
+	if _, err := admin.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{dbName}.Sanitize()+" ALLOW_CONNECTIONS false"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", dbName); err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(res.Body)
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("reading the export after the database went away: %v, %d bytes; want an unexpected EOF", err, len(body))
+	}
+	if n := bytes.Count(body, []byte("\n")); len(body) == 0 || n >= 6000 {
+		t.Errorf("%d bytes, %d lines before the cut", len(body), n)
+	}
+	logs := e.Logs.String()
+	if !strings.Contains(logs, `"msg":"audit export cut short"`) {
+		t.Error("the server did not log the cut")
+	}
+	if id := res.Header.Get("X-Request-Id"); id == "" || !regexp.MustCompile(`"msg":"request".*"request_id":"`+regexp.QuoteMeta(id)+`".*"path":"/settings/developers/audit-log".*"aborted":true`).MatchString(logs) {
+		t.Errorf("no request line for the cut export %q", id)
 	}
 }
