@@ -415,7 +415,9 @@ func (q *Queries) LockWebhookEndpointForDelivery(ctx context.Context, id string)
 }
 
 const markWebhookFailure = `-- name: MarkWebhookFailure :one
-UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $1::timestamptz) WHERE id = $2
+UPDATE webhook_endpoints
+SET failing_since = COALESCE(failing_since, GREATEST($1::timestamptz, last_success_at))
+WHERE id = $2
 RETURNING failing_since
 `
 
@@ -424,7 +426,9 @@ type MarkWebhookFailureParams struct {
 	ID  string
 }
 
-// Returns since when the endpoint has failed without a success.
+// Returns since when the endpoint has failed without a success. A failure
+// whose attempt started before a success recorded meanwhile starts the
+// clock at that success, not before it.
 func (q *Queries) MarkWebhookFailure(ctx context.Context, arg MarkWebhookFailureParams) (*time.Time, error) {
 	row := q.db.QueryRow(ctx, markWebhookFailure, arg.Now, arg.ID)
 	var failing_since *time.Time
@@ -449,7 +453,8 @@ func (q *Queries) MarkWebhookSuccess(ctx context.Context, arg MarkWebhookSuccess
 const updateWebhookEndpoint = `-- name: UpdateWebhookEndpoint :one
 UPDATE webhook_endpoints
 SET url = $1, actions = $2, enabled = $3, disabled_reason = $4,
-    failing_since = CASE WHEN $3 AND NOT enabled THEN NULL ELSE failing_since END,
+    -- Turned on again, or pointed elsewhere: its failure clock starts afresh.
+    failing_since = CASE WHEN ($3 AND NOT enabled) OR url <> $1 THEN NULL ELSE failing_since END,
     updated_at = $5
 WHERE tenant_id = $6 AND id = $7
 RETURNING id, tenant_id, url, actions, secret_sealed, enabled, disabled_reason, failing_since, last_success_at, created_at, updated_at

@@ -32,7 +32,8 @@ ORDER BY id;
 -- name: UpdateWebhookEndpoint :one
 UPDATE webhook_endpoints
 SET url = @url, actions = @actions, enabled = @enabled, disabled_reason = @disabled_reason,
-    failing_since = CASE WHEN @enabled AND NOT enabled THEN NULL ELSE failing_since END,
+    -- Turned on again, or pointed elsewhere: its failure clock starts afresh.
+    failing_since = CASE WHEN (@enabled AND NOT enabled) OR url <> @url THEN NULL ELSE failing_since END,
     updated_at = @now
 WHERE tenant_id = @tenant_id AND id = @id
 RETURNING *;
@@ -44,8 +45,12 @@ DELETE FROM webhook_endpoints WHERE tenant_id = @tenant_id AND id = @id;
 UPDATE webhook_endpoints SET failing_since = NULL, last_success_at = @now::timestamptz WHERE id = @id;
 
 -- name: MarkWebhookFailure :one
--- Returns since when the endpoint has failed without a success.
-UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, @now::timestamptz) WHERE id = @id
+-- Returns since when the endpoint has failed without a success. A failure
+-- whose attempt started before a success recorded meanwhile starts the
+-- clock at that success, not before it.
+UPDATE webhook_endpoints
+SET failing_since = COALESCE(failing_since, GREATEST(@now::timestamptz, last_success_at))
+WHERE id = @id
 RETURNING failing_since;
 
 -- name: DisableFailingWebhook :one

@@ -112,9 +112,6 @@ func cmdUserCreate(ctx context.Context, args []string, stdin io.Reader, stdout, 
 		return err
 	}
 	defer closeDB()
-	if err := deliverWebhooks(keys, store, cfg.logger(stderr)); err != nil {
-		return err
-	}
 	t, err := store.GetTenantBySlug(ctx, *tenant)
 	if errors.Is(err, db.ErrNotFound) {
 		return fmt.Errorf("no tenant with slug %q (create it with: keyward tenant create)", *tenant)
@@ -289,23 +286,14 @@ func cmdAuditPublicKey(args []string, stdout, stderr io.Writer) error {
 	return err
 }
 
-// deliverWebhooks makes the events a command writes reach the webhook
-// endpoints that subscribe to them, as the server's do: their deliveries
-// are enqueued with the events, and a running server sends them.
-func deliverWebhooks(keys *audit.Keys, store *db.Store, log *slog.Logger) error {
-	enq, err := webhook.NewEnqueuer(store, log)
-	if err != nil {
-		return err
-	}
-	keys.Subscribe(enq)
-	return nil
-}
-
 // auditKeys are the audit trail's keys, from KEYWARD_SECRET_KEY or, in
 // development, from the secret serve generated into the data dir. Only
 // commands that write to the embedded cluster of that same data dir may
 // generate one (mayCreate), as serve would: anywhere else a new secret
 // would key events, or check them, with a key the server does not use.
+// The events any command writes reach the webhook endpoints that
+// subscribe to them, as the server's do: their deliveries are enqueued
+// with the events, and a running server sends them.
 func auditKeys(cfg *config, mayCreate bool) (*audit.Keys, error) {
 	if cfg.SecretKey == "" && !cfg.production() && (!mayCreate || cfg.DatabaseURL != "") {
 		path := filepath.Join(cfg.DataDir, "secret.key")
@@ -317,5 +305,11 @@ func auditKeys(cfg *config, mayCreate bool) (*audit.Keys, error) {
 	if err != nil {
 		return nil, err
 	}
-	return audit.NewKeys(ring), nil
+	keys := audit.NewKeys(ring)
+	enq, err := webhook.NewEnqueuer(slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, err
+	}
+	keys.Subscribe(enq)
+	return keys, nil
 }

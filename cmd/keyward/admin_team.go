@@ -76,9 +76,6 @@ func cmdUserMember(ctx context.Context, name string, args []string, stderr io.Wr
 		return err
 	}
 	defer closeDB()
-	if err := deliverWebhooks(keys, store, cfg.logger(stderr)); err != nil {
-		return err
-	}
 	var u db.User
 	err = store.InTx(ctx, func(q *db.Queries) error {
 		t, member, err := auth.MemberByEmail(ctx, q, *tenant, *email)

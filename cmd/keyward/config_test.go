@@ -178,6 +178,10 @@ func TestServeRefusesBadPoolAndHostSettings(t *testing.T) {
 		{map[string]string{"KEYWARD_WEBHOOK_ALLOW_NETWORKS": "10.0.0.0/8, 192.168.1.7"}, nil, `KEYWARD_WEBHOOK_ALLOW_NETWORKS: "192.168.1.7" is not a CIDR`},
 		{nil, []string{"--webhook-allow-networks", "intranet"}, `KEYWARD_WEBHOOK_ALLOW_NETWORKS: "intranet" is not a CIDR`},
 		{map[string]string{"KEYWARD_TEST_JOB_RESCUE_AFTER": "soon"}, nil, `KEYWARD_TEST_JOB_RESCUE_AFTER must be a duration of at least 1s`},
+		{map[string]string{"KEYWARD_WEBHOOK_ALLOW_NETWORKS": "0.0.0.0/0"}, nil, `KEYWARD_WEBHOOK_ALLOW_NETWORKS: "0.0.0.0/0" is too broad`},
+		{map[string]string{"KEYWARD_WEBHOOK_ALLOW_NETWORKS": "10.1.2.3/8"}, nil, `KEYWARD_WEBHOOK_ALLOW_NETWORKS: "10.1.2.3/8" has host bits set: write the network as 10.0.0.0/8`},
+		{map[string]string{"KEYWARD_TEST_JOB_RESCUE_AFTER": "3s", "KEYWARD_MODE": "production", "KEYWARD_SECRET_KEY": "production-secret-key-for-the-config-test-0123456789",
+			"KEYWARD_DATABASE_URL": "postgres://keyward@127.0.0.1:1/keyward"}, nil, `KEYWARD_TEST_JOB_RESCUE_AFTER is for crash tests only and is refused in production mode`},
 	} {
 		for k, v := range c.env {
 			t.Setenv(k, v)

@@ -64,7 +64,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	rescueAfter, err := testRescueAfter()
+	rescueAfter, err := testRescueAfter(cfg.production())
 	if err != nil {
 		return err
 	}
@@ -203,11 +203,14 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // tests set: how long a job may stay running before River takes the
 // instance that runs it for dead and runs it again (River's default is an
 // hour, which a test cannot wait). Not a setting: a low value in
-// production would run slow jobs twice.
-func testRescueAfter() (time.Duration, error) {
+// production would run slow jobs twice, so production mode refuses it.
+func testRescueAfter(production bool) (time.Duration, error) {
 	v := os.Getenv("KEYWARD_TEST_JOB_RESCUE_AFTER")
 	if v == "" {
 		return 0, nil
+	}
+	if production {
+		return 0, errors.New("KEYWARD_TEST_JOB_RESCUE_AFTER is for crash tests only and is refused in production mode: unset it")
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d < time.Second {

@@ -116,7 +116,7 @@ func New(cfg Config) (*Runner, error) {
 	if cfg.Webhooks != nil {
 		river.AddWorker(workers, &deliveryWorker{cfg: cfg})
 		// Polled every second: an alert should not wait long.
-		queues[webhook.Queue] = river.QueueConfig{MaxWorkers: 4, FetchPollInterval: time.Second}
+		queues[webhook.Queue] = river.QueueConfig{MaxWorkers: webhook.Workers, FetchPollInterval: time.Second}
 	}
 	jobTimeout := time.Minute
 	if cfg.RescueStuckAfter > 0 && cfg.RescueStuckAfter < jobTimeout {

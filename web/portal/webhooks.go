@@ -93,7 +93,7 @@ func (h *Handler) renderWebhook(c echo.Context, status int, form *views.WebhookF
 	if err != nil {
 		return err
 	}
-	p.ID, p.URL, p.Status, p.Reason, p.Actions = e.ID, e.URL, endpointStatus(e), e.DisabledReason, e.Actions
+	p.ID, p.URL, p.Status, p.Reason, p.Actions, p.Fingerprint = e.ID, e.URL, endpointStatus(e), e.DisabledReason, e.Actions, e.Ref.Fingerprint
 	p.Created, p.LastSuccess = fmtTime(&e.CreatedAt), fmtTime(e.LastSuccessAt)
 	if e.FailingSince != nil {
 		p.FailingSince = fmtTime(e.FailingSince)
@@ -143,7 +143,9 @@ func (h *Handler) handleWebhookDelete(c echo.Context) error {
 	if err != nil {
 		return h.webhookFailed(c, err, "delete", nil)
 	}
-	return h.done(c, "/settings/developers/webhooks", "The endpoint "+e.URL+" is deleted, with its pending deliveries.")
+	// The flash is kept in the session: it names the URL as the audit
+	// trail does, without a token its path or query may hold.
+	return h.done(c, "/settings/developers/webhooks", "The endpoint "+e.Ref.String()+" is deleted, with its pending deliveries.")
 }
 
 func (h *Handler) handleWebhookTest(c echo.Context) error {

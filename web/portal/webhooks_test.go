@@ -94,8 +94,8 @@ func TestWebhookDeliveries(t *testing.T) {
 	if err := e.Store.Pool.QueryRow(context.Background(), `SELECT diff::text FROM audit_events WHERE action = 'webhook.created' AND target_id = $1`, id).Scan(&diff); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(diff, "s3cr3t") || !strings.Contains(diff, "/hook?…") || strings.Contains(diff, "whsec_") {
-		t.Errorf("webhook.created's diff keeps the URL's query or a secret: %s", diff)
+	if strings.Contains(diff, "s3cr3t") || strings.Contains(diff, "/hook") || !strings.Contains(diff, `"origin":"`+rcv.Server.URL+`"`) || strings.Contains(diff, "whsec_") {
+		t.Errorf("webhook.created's diff keeps the URL's path or query, or a secret: %s", diff)
 	}
 
 	// A 500 first, then a 200: the same delivery twice.
@@ -201,32 +201,44 @@ func TestWebhookDeliveries(t *testing.T) {
 	}
 }
 
-// TestWebhookEditDeleteAndForm: the form's errors come all at once and
-// before a code is spent; an edit turns the endpoint off (webhook.disabled
-// by the owner) and on (webhook.updated); a delete removes it
-// (webhook.deleted). Each needs a code.
+// TestWebhookEditDeleteAndForm: the form's errors come all at once, a
+// missing code among them, and before a code is spent; an edit turns the
+// endpoint off (webhook.disabled by the owner) and on (webhook.updated);
+// a delete removes it (webhook.deleted). Each needs a code. The endpoint's
+// URL, a Zapier-style one with its token in the path, reaches neither the
+// audit trail nor the session's flash: they name its scheme and host and
+// the fingerprint its page shows.
 func TestWebhookEditDeleteAndForm(t *testing.T) {
+	const zap = "https://hooks.zapier.com/hooks/catch/123/abcsecret/"
 	e := webtest.New(t)
 	olga := newAdmin(t, e, "olga@acme.test", auth.RoleOwner)
 	olga.c.Get("/settings/developers/webhooks")
-	r := olga.c.PostForm("/settings/developers/webhooks", url.Values{"url": {"ftp://x"}, "actions": {"nope"}, "code": {"000000"}})
-	if r.Status != 400 || !strings.Contains(r.Body, `id="err-url"`) || !strings.Contains(r.Body, `id="err-actions"`) {
+	r := olga.c.PostForm("/settings/developers/webhooks", url.Values{"url": {"ftp://x"}, "actions": {"nope"}, "code": {""}})
+	if r.Status != 400 || !strings.Contains(r.Body, `id="err-url"`) || !strings.Contains(r.Body, `id="err-actions"`) || !strings.Contains(r.Body, `id="err-code"`) {
 		t.Fatalf("bad form: %d %s", r.Status, r.Body)
+	}
+	r = olga.c.PostForm("/settings/developers/webhooks", url.Values{"url": {"ftp://x"}, "actions": {"nope"}, "code": {"000000"}})
+	if r.Status != 400 || !strings.Contains(r.Body, `id="err-url"`) || strings.Contains(r.Body, `id="err-code"`) {
+		t.Fatalf("bad form with a code: %d", r.Status)
 	}
 	if n := count(t, e, `SELECT count(*) FROM audit_events WHERE action = 'auth.mfa.failed'`); n != 0 {
 		t.Error("a form with errors spent the code")
 	}
-	id, _ := olga.registerWebhook(t, "http://127.0.0.1:9/h", "api_key.revoked")
+	id, _ := olga.registerWebhook(t, zap, "api_key.revoked")
 	path := "/settings/developers/webhooks/" + id
-	olga.c.Get(path)
-	if r := olga.c.PostForm(path, url.Values{"url": {"http://127.0.0.1:9/h"}, "actions": {"api_key.revoked"}, "code": {"000000"}}); r.Status != 401 {
+	page := olga.c.Get(path)
+	fp := regexp.MustCompile(`data-testid="webhook-fingerprint">([0-9a-f]{8})<`).FindStringSubmatch(page.Body)
+	if fp == nil {
+		t.Fatal("the endpoint's page shows no fingerprint")
+	}
+	if r := olga.c.PostForm(path, url.Values{"url": {zap}, "actions": {"api_key.revoked"}, "code": {"000000"}}); r.Status != 401 {
 		t.Errorf("an edit with a wrong code: %d", r.Status)
 	}
-	off := olga.c.PostForm(path, url.Values{"url": {"http://127.0.0.1:9/h"}, "actions": {"api_key.revoked", "api_key.leaked"}, "code": {e.NextCode(olga.secret)}})
+	off := olga.c.PostForm(path, url.Values{"url": {zap}, "actions": {"api_key.revoked", "api_key.leaked"}, "code": {e.NextCode(olga.secret)}})
 	if off.Status != 200 || !strings.Contains(off.Body, `data-testid="webhook-status">disabled<`) {
 		t.Fatalf("turning it off: %d", off.Status)
 	}
-	on := olga.c.PostForm(path, url.Values{"url": {"http://127.0.0.1:9/h"}, "actions": {"api_key.revoked"}, "enabled": {"on"}, "code": {e.NextCode(olga.secret)}})
+	on := olga.c.PostForm(path, url.Values{"url": {zap + "v2"}, "actions": {"api_key.revoked"}, "enabled": {"on"}, "code": {e.NextCode(olga.secret)}})
 	if on.Status != 200 || !strings.Contains(on.Body, `data-testid="webhook-status">active<`) {
 		t.Fatalf("turning it on: %d", on.Status)
 	}
@@ -234,13 +246,161 @@ func TestWebhookEditDeleteAndForm(t *testing.T) {
 	if del.Status != 200 || del.Path != "/settings/developers/webhooks" || strings.Contains(del.Body, "webhook-row") {
 		t.Fatalf("delete: %d %s", del.Status, del.Path)
 	}
+	if !strings.Contains(del.Body, "https://hooks.zapier.com/… (fingerprint ") || strings.Contains(del.Body, "abcsecret") {
+		t.Errorf("the delete's flash names the URL otherwise: %s", del.Body)
+	}
 	for action, want := range map[string]int{"webhook.created": 1, "webhook.disabled": 1, "webhook.updated": 1, "webhook.deleted": 1} {
 		if n := count(t, e, `SELECT count(*) FROM audit_events WHERE action = $1 AND actor_type = 'user' AND target_id = $2`, action, id); n != want {
 			t.Errorf("%s: %d events, want %d", action, n, want)
 		}
 	}
+	rows, err := e.Store.Pool.Query(context.Background(), `SELECT action, diff::text FROM audit_events WHERE action LIKE 'webhook.%'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var action, diff string
+		if err := rows.Scan(&action, &diff); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(diff, "abcsecret") || strings.Contains(diff, "/hooks/catch") {
+			t.Errorf("%s keeps the URL's path: %s", action, diff)
+		}
+		if action != "webhook.disabled" && !strings.Contains(diff, `"origin":"https://hooks.zapier.com","fingerprint":"`) ||
+			action == "webhook.created" && !strings.Contains(diff, fp[1]) {
+			t.Errorf("%s does not name the endpoint by origin and fingerprint %s: %s", action, fp[1], diff)
+		}
+	}
 	if r := olga.c.Get(path); r.Status != 404 {
 		t.Errorf("a deleted endpoint's page: %d", r.Status)
+	}
+}
+
+// TestWebhookTestEventLimits: one test event per endpoint waits at a
+// time, and at most 5 a minute are sent; each refusal says why.
+func TestWebhookTestEventLimits(t *testing.T) {
+	e := webtest.New(t)
+	olga := newAdmin(t, e, "olga@acme.test", auth.RoleOwner)
+	id, _ := olga.registerWebhook(t, "http://127.0.0.1:9/h", "api_key.revoked")
+	path := "/settings/developers/webhooks/" + id
+	olga.c.Get(path)
+	send := func() webtest.Response { return olga.c.PostForm(path+"/test", url.Values{}) }
+	finish := func() { // as the worker would, with no receiver to wait for
+		if _, err := e.Store.Pool.Exec(context.Background(), `UPDATE river_job SET state = 'completed', finalized_at = now() WHERE kind = 'webhook_delivery' AND state = 'available'`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := send(); r.Status != 200 || !strings.Contains(r.Body, "test event is on its way") {
+		t.Fatalf("first test: %d", r.Status)
+	}
+	if r := send(); r.Status != 409 || !strings.Contains(r.Body, "on its way already") {
+		t.Errorf("a second test while the first waits: %d", r.Status)
+	}
+	for range webhook.TestsPerMinute - 1 {
+		finish()
+		if r := send(); r.Status != 200 {
+			t.Fatalf("a test after the last one finished: %d", r.Status)
+		}
+	}
+	finish()
+	if r := send(); r.Status != 429 || !strings.Contains(r.Body, "At most 5 test events a minute") {
+		t.Errorf("a sixth test within the minute: %d", r.Status)
+	}
+	if n := count(t, e, `SELECT count(*) FROM river_job WHERE kind = 'webhook_delivery'`); n != webhook.TestsPerMinute {
+		t.Errorf("%d test deliveries, want %d", n, webhook.TestsPerMinute)
+	}
+}
+
+// TestWebhookFailureClock: a failure whose attempt started before a
+// success recorded meanwhile starts the clock at that success; a new URL
+// or turning the endpoint on again stops it.
+func TestWebhookFailureClock(t *testing.T) {
+	e := webtest.New(t)
+	olga := newAdmin(t, e, "olga@acme.test", auth.RoleOwner)
+	id, _ := olga.registerWebhook(t, "http://127.0.0.1:9/h", "api_key.revoked")
+	ctx := context.Background()
+	now := e.Clock.Now().UTC().Truncate(time.Microsecond)
+	if err := e.Store.MarkWebhookSuccess(ctx, db.MarkWebhookSuccessParams{ID: id, Now: now.Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	since, err := e.Store.MarkWebhookFailure(ctx, db.MarkWebhookFailureParams{ID: id, Now: now})
+	if err != nil || since == nil || !since.Equal(now.Add(time.Minute)) {
+		t.Fatalf("failing since %v (%v), want the success's time %v", since, err, now.Add(time.Minute))
+	}
+	path := "/settings/developers/webhooks/" + id
+	olga.c.Get(path)
+	if r := olga.c.PostForm(path, url.Values{"url": {"http://127.0.0.1:9/new"}, "actions": {"api_key.revoked"}, "enabled": {"on"}, "code": {e.NextCode(olga.secret)}}); r.Status != 200 {
+		t.Fatalf("new URL: %d", r.Status)
+	}
+	if n := count(t, e, `SELECT count(*) FROM webhook_endpoints WHERE id = $1 AND failing_since IS NULL`, id); n != 1 {
+		t.Error("a new URL kept the old one's failure clock")
+	}
+	if _, err := e.Store.MarkWebhookFailure(ctx, db.MarkWebhookFailureParams{ID: id, Now: now.Add(2 * time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	if r := olga.c.PostForm(path, url.Values{"url": {"http://127.0.0.1:9/new"}, "actions": {"api_key.revoked"}, "enabled": {"on"}, "code": {e.NextCode(olga.secret)}}); r.Status != 400 {
+		t.Fatalf("an edit that changes nothing: %d", r.Status)
+	}
+	if n := count(t, e, `SELECT count(*) FROM webhook_endpoints WHERE id = $1 AND failing_since IS NOT NULL`, id); n != 1 {
+		t.Error("the failure was not recorded")
+	}
+}
+
+// TestWebhookStaleAttempts: a delivery whose endpoint is disabled while
+// its attempt is in flight records nothing and is cancelled; one whose
+// secret no longer opens fails for good, with an attempt that says why.
+func TestWebhookStaleAttempts(t *testing.T) {
+	e := webtest.New(t)
+	olga := newAdmin(t, e, "olga@acme.test", auth.RoleOwner)
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	defer slow.Close()
+	id, _ := olga.registerWebhook(t, slow.URL+"/h", "api_key.created")
+	startJobs(t, e)
+	olga.create(t, keyForm("In flight"))
+	select {
+	case <-arrived:
+	case <-time.After(60 * time.Second):
+		t.Fatal("no delivery arrived")
+	}
+	path := "/settings/developers/webhooks/" + id
+	olga.c.Get(path)
+	if r := olga.c.PostForm(path, url.Values{"url": {slow.URL + "/h"}, "actions": {"api_key.created"}, "code": {e.NextCode(olga.secret)}}); r.Status != 200 {
+		t.Fatalf("disabling: %d", r.Status)
+	}
+	close(release)
+	waitFor(t, "the delivery cancelled", func() bool {
+		return count(t, e, `SELECT count(*) FROM river_job WHERE kind = 'webhook_delivery' AND state = 'cancelled'`) == 1
+	})
+	if n := count(t, e, `SELECT count(*) FROM webhook_attempts WHERE endpoint_id = $1`, id); n != 0 {
+		t.Errorf("%d attempts recorded for an endpoint disabled during the attempt", n)
+	}
+	if n := count(t, e, `SELECT count(*) FROM webhook_endpoints WHERE id = $1 AND failing_since IS NULL`, id); n != 1 {
+		t.Error("the disabled endpoint's failure clock started")
+	}
+
+	// A secret that no longer opens.
+	rcv := webtest.NewReceiver(t, false)
+	id2, _ := olga.registerWebhook(t, rcv.Server.URL+"/h", "api_key.created")
+	if _, err := e.Store.Pool.Exec(context.Background(), `UPDATE webhook_endpoints SET secret_sealed = $2 WHERE id = $1`, id2, make([]byte, 60)); err != nil {
+		t.Fatal(err)
+	}
+	olga.create(t, keyForm("Unsigned"))
+	waitFor(t, "the failed attempt recorded", func() bool {
+		return count(t, e, `SELECT count(*) FROM webhook_attempts WHERE endpoint_id = $1 AND error LIKE 'the signing secret cannot be read%'`, id2) == 1
+	})
+	waitFor(t, "that delivery cancelled", func() bool {
+		return count(t, e, `SELECT count(*) FROM river_job WHERE kind = 'webhook_delivery' AND args->>'endpoint_id' = $1 AND state = 'cancelled'`, id2) == 1
+	})
+	if rcv.Count() != 0 {
+		t.Error("an unsigned delivery was sent")
+	}
+	if page := olga.c.Get("/settings/developers/webhooks/" + id2); !strings.Contains(page.Body, "the signing secret cannot be read") {
+		t.Error("the endpoint's page does not say its secret cannot be read")
 	}
 }
 
@@ -316,6 +476,7 @@ func TestWebhookAddressRules(t *testing.T) {
 	dev := webtest.NewWith(t, webtest.Options{DatabaseURL: dbURL})
 	olga := newAdmin(t, dev, "olga@acme.test", auth.RoleOwner)
 	id, secret := olga.registerWebhook(t, rcv.Server.URL+"/h", "api_key.created")
+	gone, _ := olga.registerWebhook(t, "https://gone.invalid/h", "api_key.revoked") // its host will not resolve
 
 	prod := webtest.NewWith(t, strict())
 	prod.Clock.Set(dev.Clock.Now()) // past the TOTP steps used through dev
@@ -329,14 +490,33 @@ func TestWebhookAddressRules(t *testing.T) {
 		"https://100.64.0.1/h":          "carrier-grade NAT",
 		"https://[::ffff:192.168.1.1]/": "a private address",
 		"https://0.0.0.0/":              "unspecified",
-		"https://localhost/h":           "a loopback address",
+		"https://localhost/h":           "resolves to an address Keyward may not reach",
 		"http://203.0.113.7/h":          "https://",
 	} {
 		po.c.Get("/settings/developers/webhooks")
 		r := po.c.PostForm("/settings/developers/webhooks", url.Values{"url": {u}, "actions": {"api_key.created"}, "code": {prod.NextCode(po.secret)}})
-		if r.Status != 400 || !strings.Contains(r.Body, `id="err-url"`) || !strings.Contains(r.Body, want) {
+		if r.Status != 400 || !strings.Contains(r.Body, `id="err-url"`) || !strings.Contains(r.Body, want) || strings.Contains(r.Body, "KEYWARD_") {
 			t.Errorf("%s: %d, want 400 saying %q", u, r.Status, want)
 		}
+	}
+	if r := po.c.Get("/settings/developers/webhooks"); strings.Contains(r.Body, "127.0.0.1") && strings.Contains(r.Body, "localhost") {
+		t.Error("the form says what localhost resolves to")
+	}
+
+	// An endpoint whose host no longer resolves can still be turned off:
+	// its unchanged URL is not looked up again.
+	gp := "/settings/developers/webhooks/" + gone
+	po.c.Get(gp)
+	if r := po.c.PostForm(gp, url.Values{"url": {"https://gone.invalid/h"}, "actions": {"api_key.revoked"}, "code": {prod.NextCode(po.secret)}}); r.Status != 200 ||
+		!strings.Contains(r.Body, `data-testid="webhook-status">disabled<`) {
+		t.Errorf("disabling an endpoint whose host no longer resolves: %d", r.Status)
+	}
+	if r := po.c.PostForm(gp, url.Values{"url": {"https://gone2.invalid/h"}, "actions": {"api_key.revoked"}, "code": {prod.NextCode(po.secret)}}); r.Status != 400 ||
+		!strings.Contains(r.Body, "does not resolve") {
+		t.Errorf("a new URL whose host does not resolve: %d", r.Status)
+	}
+	if _, err := prod.Store.Pool.Exec(context.Background(), `DELETE FROM webhook_endpoints WHERE id = $1`, gone); err != nil {
+		t.Fatal(err)
 	}
 	if n := count(t, prod, `SELECT count(*) FROM webhook_endpoints`); n != 1 {
 		t.Fatalf("%d endpoints; the refused ones were stored", n)
@@ -358,11 +538,24 @@ func TestWebhookAddressRules(t *testing.T) {
 	allowed := webtest.NewWith(t, strict("127.0.0.0/8"))
 	allowed.Clock.Set(prod.Clock.Now())
 	ao := &admin{e: allowed, c: allowed.SignIn("olga@acme.test", olga.secret), secret: olga.secret}
-	ao.registerWebhook(t, rcv.Server.URL+"/second", "user.invited")
+	_, secret2 := ao.registerWebhook(t, rcv.Server.URL+"/second", "user.invited")
 	startJobs(t, allowed)
 	got := rcv.Wait(t, 1)
 	if err := webtest.VerifyStandardWebhook(secret, got[0].Header, got[0].Body, allowed.Clock.Now()); err != nil {
 		t.Errorf("the delivery through an allowed network: %v", err)
+	}
+	// The endpoint registered under the rules receives its own events,
+	// signed with its own secret.
+	ao.invite(t, "ines@acme.test", auth.RoleViewer)
+	got = rcv.Wait(t, 2)
+	if !strings.Contains(string(got[1].Body), `"type":"user.invited"`) {
+		t.Fatalf("the second delivery: %s", got[1].Body)
+	}
+	if err := webtest.VerifyStandardWebhook(secret2, got[1].Header, got[1].Body, allowed.Clock.Now()); err != nil {
+		t.Errorf("the invite's delivery does not verify with its endpoint's secret: %v", err)
+	}
+	if webtest.VerifyStandardWebhook(secret, got[1].Header, got[1].Body, allowed.Clock.Now()) == nil {
+		t.Error("the invite's delivery verifies with the other endpoint's secret")
 	}
 }
 
@@ -371,8 +564,7 @@ func TestWebhookAddressRules(t *testing.T) {
 func TestParseAllowNetworks(t *testing.T) {
 	for in, want := range map[string]string{
 		"":                          "",
-		"10.0.0.0/8, fd00::/8":      "10.0.0.0/8 fd00::/8",
-		"10.1.2.3/8":                "10.0.0.0/8",
+		"10.0.0.0/8, fd00::/32":     "10.0.0.0/8 fd00::/32",
 		"::ffff:192.168.0.0/112":    "192.168.0.0/16",
 		" 127.0.0.1/32 ,, ::1/128 ": "127.0.0.1/32 ::1/128",
 	} {
@@ -385,7 +577,8 @@ func TestParseAllowNetworks(t *testing.T) {
 			t.Errorf("ParseNetworks(%q) = %v, %v; want %s", in, s, err, want)
 		}
 	}
-	for _, bad := range []string{"10.0.0.1", "10.0.0.0/33", "nope", "::ffff:0:0/90"} {
+	for _, bad := range []string{"10.0.0.1", "10.0.0.0/33", "nope", "::ffff:0:0/90", "0.0.0.0/0", "::/0", "10.0.0.0/7", "2001::/31", "::ffff:0.0.0.0/100",
+		"10.1.2.3/8", "fd00::1/8"} {
 		if _, err := webhook.ParseNetworks(bad); err == nil || !strings.Contains(err.Error(), "KEYWARD_WEBHOOK_ALLOW_NETWORKS") {
 			t.Errorf("ParseNetworks(%q): %v, want an error naming the variable", bad, err)
 		}

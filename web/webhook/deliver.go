@@ -83,11 +83,11 @@ func marshalBody(typ string, at time.Time, data any) ([]byte, error) {
 
 // EventRecorded enqueues one delivery of ev for each of its tenant's
 // enabled endpoints that subscribe to its action, in q's transaction
-// (audit.Subscriber). Events of no tenant (chain 0) have no subscribers;
-// for the others it costs one indexed query, and enqueues nothing when no
-// endpoint subscribes.
+// (audit.Subscriber). Events of no tenant (chain 0) and actions no
+// endpoint may subscribe to (sign-ins, say) cost nothing; the others one
+// indexed query, and enqueue nothing when no endpoint subscribes.
 func (s *Enqueuer) EventRecorded(ctx context.Context, q *db.Queries, ev db.AuditEvent) error {
-	if ev.TenantID == nil {
+	if ev.TenantID == nil || !subscribable[ev.Action] {
 		return nil
 	}
 	ids, err := q.ListSubscribedWebhookEndpoints(ctx, db.ListSubscribedWebhookEndpointsParams{TenantID: *ev.TenantID, Action: ev.Action})
@@ -108,6 +108,15 @@ func (s *Enqueuer) EventRecorded(ctx context.Context, q *db.Queries, ev db.Audit
 	}
 	return s.enqueue(ctx, q, jobs)
 }
+
+// subscribable holds the names of Actions.
+var subscribable = func() map[string]bool {
+	m := make(map[string]bool, len(Actions))
+	for _, a := range Actions {
+		m[a.Name] = true
+	}
+	return m
+}()
 
 // enqueue inserts deliveries in q's transaction.
 func (s *Enqueuer) enqueue(ctx context.Context, q *db.Queries, jobs []DeliveryArgs) error {
@@ -144,7 +153,11 @@ type outcome struct {
 // retry with backoff. When the endpoint has failed for DisableAfter with
 // no success, this attempt disables it (audited as webhook.disabled, by
 // the system) and cancels its pending deliveries. A delivery whose
-// endpoint is gone or disabled is cancelled without an attempt.
+// endpoint is gone or disabled, before the attempt or by the time it is
+// recorded, is cancelled and records nothing; one whose endpoint's URL
+// changed during the attempt records nothing and is tried again, at the
+// new URL. A secret that no longer opens fails the delivery for good,
+// with an attempt that says so.
 func (s *Service) Deliver(ctx context.Context, a DeliveryArgs, jobID int64, attempt int) error {
 	e, err := s.store.GetWebhookEndpointForDelivery(ctx, a.EndpointID)
 	if errors.Is(err, db.ErrNotFound) {
@@ -153,18 +166,26 @@ func (s *Service) Deliver(ctx context.Context, a DeliveryArgs, jobID int64, atte
 	if err != nil {
 		return err
 	}
+	if e.TenantID != a.TenantID {
+		s.log.Error("webhook delivery for another organisation's endpoint", "endpoint", e.ID, "job_tenant", a.TenantID, "endpoint_tenant", e.TenantID)
+		return river.JobCancel(errors.New("the webhook endpoint belongs to another organisation"))
+	}
 	if !e.Enabled && !a.Test {
 		return river.JobCancel(errors.New("the webhook endpoint is disabled"))
 	}
-	key, err := s.open(e)
-	if err != nil {
-		return err
-	}
 	at := s.now()
-	out := s.send(ctx, e.Url, a, key, at)
+	key, err := s.open(e)
+	var out outcome
+	if err != nil {
+		s.log.Error("webhook secret does not open", "endpoint", e.ID, "err", err)
+		out = outcome{err: errSecretUnreadable}
+	} else {
+		out = s.send(ctx, e.Url, a, key, at)
+	}
 	var disabled bool
+	var stale staleness
 	err = s.store.InTx(ctx, func(q *db.Queries) error {
-		disabled = false
+		disabled, stale = false, fresh
 		var status *int32
 		if out.status != 0 {
 			st := int32(out.status)
@@ -174,12 +195,18 @@ func (s *Service) Deliver(ctx context.Context, a DeliveryArgs, jobID int64, atte
 		if out.err != nil {
 			msg = audit.CleanText(out.err.Error(), 500)
 		}
-		if _, err := q.LockWebhookEndpointForDelivery(ctx, e.ID); errors.Is(err, db.ErrNotFound) {
-			return nil // deleted meanwhile: its attempts went with it
+		now, err := q.LockWebhookEndpointForDelivery(ctx, e.ID)
+		if errors.Is(err, db.ErrNotFound) || err == nil && !now.Enabled && !a.Test {
+			stale = staleGone // deleted or disabled meanwhile: its pending deliveries were cancelled
+			return nil
 		} else if err != nil {
 			return err
 		}
-		err := q.InsertWebhookAttempt(ctx, db.InsertWebhookAttemptParams{TenantID: e.TenantID, EndpointID: e.ID,
+		if now.Url != e.Url {
+			stale = staleURL
+			return nil
+		}
+		err = q.InsertWebhookAttempt(ctx, db.InsertWebhookAttemptParams{TenantID: e.TenantID, EndpointID: e.ID,
 			DeliveryID: a.DeliveryID, JobID: jobID, Attempt: int32(attempt), EventType: a.Type, AttemptedAt: at,
 			StatusCode: status, Error: msg, LatencyMs: int32(out.latency.Milliseconds()), ResponseBody: out.body})
 		if err != nil || a.Test {
@@ -213,19 +240,45 @@ func (s *Service) Deliver(ctx context.Context, a DeliveryArgs, jobID int64, atte
 	if err != nil {
 		return fmt.Errorf("recording a webhook attempt: %w", err)
 	}
+	switch stale {
+	case staleGone:
+		return river.JobCancel(errors.New("the webhook endpoint was deleted or disabled during the attempt"))
+	case staleURL:
+		return errors.New("the webhook endpoint's URL changed during the attempt: the next goes to the new one")
+	}
 	if out.err == nil {
 		return nil
 	}
-	s.log.Warn("webhook attempt failed", "endpoint", e.ID, "delivery", a.DeliveryID, "attempt", attempt, "status", out.status, "err", out.err)
+	var blocked *BlockedError
+	if errors.As(out.err, &blocked) {
+		s.log.Warn("webhook attempt failed", "endpoint", e.ID, "delivery", a.DeliveryID, "attempt", attempt, "err", out.err, "detail", blocked.Detail())
+	} else {
+		s.log.Warn("webhook attempt failed", "endpoint", e.ID, "delivery", a.DeliveryID, "attempt", attempt, "status", out.status, "err", out.err)
+	}
 	if disabled {
 		s.log.Warn("webhook endpoint disabled: its deliveries failed for 3 days", "endpoint", e.ID, "tenant", e.TenantID)
 		return river.JobCancel(out.err)
 	}
-	if a.Test {
-		return river.JobCancel(out.err) // a test is sent once
+	if a.Test || errors.Is(out.err, errSecretUnreadable) {
+		return river.JobCancel(out.err) // a test is sent once; a secret that does not open will not later
 	}
 	return out.err
 }
+
+// staleness is whether the endpoint changed during an attempt so that the
+// attempt no longer counts.
+type staleness int
+
+const (
+	fresh     staleness = iota
+	staleGone           // deleted, or disabled
+	staleURL            // sent to the URL it had
+)
+
+// errSecretUnreadable is the attempt's error when the endpoint's sealed
+// secret does not open: nothing can be signed until it is registered
+// again.
+var errSecretUnreadable = errors.New("the signing secret cannot be read: was KEYWARD_SECRET_KEY changed? Delete the endpoint and register it again")
 
 // DeleteOldAttempts deletes the attempts older than AttemptsKept, in every
 // organisation, and returns how many: the cleanup job's work.

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -27,6 +28,8 @@ type Endpoint struct {
 	FailingSince   *time.Time
 	LastSuccessAt  *time.Time
 	CreatedAt      time.Time
+	// Ref is the URL as the audit trail names it.
+	Ref URLRef
 	// Last is the newest attempt, if any.
 	Last *Attempt
 }
@@ -65,9 +68,9 @@ type Created struct {
 // ErrNoSuchEndpoint: no endpoint with that id in the caller's organisation.
 var ErrNoSuchEndpoint = errs.New(errs.NotFound, "", "No such webhook endpoint in your organisation.")
 
-func endpointOf(e db.WebhookEndpoint) Endpoint {
+func (s *Service) endpointOf(e db.WebhookEndpoint) Endpoint {
 	return Endpoint{ID: e.ID, URL: e.Url, Actions: e.Actions, Enabled: e.Enabled, DisabledReason: e.DisabledReason,
-		FailingSince: e.FailingSince, LastSuccessAt: e.LastSuccessAt, CreatedAt: e.CreatedAt}
+		FailingSince: e.FailingSince, LastSuccessAt: e.LastSuccessAt, CreatedAt: e.CreatedAt, Ref: s.ref(e.Url)}
 }
 
 func attemptOf(a db.WebhookAttempt) Attempt {
@@ -94,7 +97,7 @@ func (s *Service) List(ctx context.Context, by auth.Caller) ([]Endpoint, error) 
 	}
 	out := make([]Endpoint, len(rows))
 	for i, r := range rows {
-		out[i] = endpointOf(r)
+		out[i] = s.endpointOf(r)
 		for _, a := range last {
 			if a.EndpointID == r.ID {
 				at := attemptOf(a)
@@ -128,7 +131,7 @@ func (s *Service) Get(ctx context.Context, by auth.Caller, id string) (Endpoint,
 	for i, a := range rows {
 		atts[i] = attemptOf(a)
 	}
-	e := endpointOf(r)
+	e := s.endpointOf(r)
 	if len(atts) > 0 {
 		e.Last = &atts[0]
 	}
@@ -156,10 +159,13 @@ func validID(id string) bool {
 }
 
 // check reads the form's input, every field at once, before a code is
-// spent.
-func (s *Service) check(ctx context.Context, in Input) (Input, error) {
+// spent; a missing code is reported with the others. The URL's host is
+// resolved only when it differs from stored, the endpoint's URL as it
+// is: an edit that only turns an endpoint off must work when its host no
+// longer resolves.
+func (s *Service) check(ctx context.Context, in Input, stored, code string) (Input, error) {
 	var fs errs.Fields
-	u, msg := s.guard.checkURL(ctx, in.URL)
+	u, msg := s.guard.checkURL(ctx, in.URL, strings.TrimSpace(in.URL) != stored)
 	if msg != "" {
 		fs.Add("url", msg)
 	}
@@ -180,6 +186,9 @@ func (s *Service) check(ctx context.Context, in Input) (Input, error) {
 		fs.Add("actions", "Choose at least one action to send.")
 	}
 	in.Actions = actions
+	if fs.Err() != nil && strings.TrimSpace(code) == "" {
+		fs.Add("code", "Enter the 6-digit code from your authenticator app, or a recovery code.")
+	}
 	return in, fs.Err()
 }
 
@@ -210,21 +219,34 @@ func lockEndpoint(ctx context.Context, q *db.Queries, by auth.Caller, id string)
 	return e, err
 }
 
-// shownURL is the URL as the audit trail keeps it: without its query,
-// which often carries a receiver's token, since every member reads the
-// trail and other endpoints receive it.
-func shownURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return ""
+// URLRef is an endpoint's URL as the audit trail and flashes keep it:
+// its scheme, host and port, and a fingerprint of the whole URL. Receivers
+// put capability tokens in the path (Zapier, Slack, Discord) as well as in
+// the query, and every member reads the trail, exports carry it and other
+// endpoints receive it.
+type URLRef struct {
+	Origin      string `json:"origin"`
+	Fingerprint string `json:"fingerprint"`
+}
+
+// String is the reference as one line, such as
+// "https://hooks.zapier.com/… (fingerprint 1a2b3c4d)".
+func (r URLRef) String() string {
+	return r.Origin + "/… (fingerprint " + r.Fingerprint + ")"
+}
+
+// ref is raw's URLRef. The fingerprint is the first 8 hex digits of
+// HMAC-SHA256 over the URL, keyed with a key of this installation's: a
+// plain hash would let any member test guesses of a short token offline,
+// since the rest of a receiver's URL is predictable; keyed, only the
+// server can make one. 32 bits tell an organisation's few endpoints apart
+// and match the owner's page, which shows it.
+func (s *Service) ref(raw string) URLRef {
+	r := URLRef{Fingerprint: s.fingerprint(raw)}
+	if u, err := url.Parse(raw); err == nil {
+		r.Origin = (&url.URL{Scheme: strings.ToLower(u.Scheme), Host: u.Host}).String()
 	}
-	q := u.RawQuery
-	u.RawQuery, u.Fragment, u.User = "", "", nil
-	s := u.String()
-	if q != "" {
-		s += "?…"
-	}
-	return s
+	return r
 }
 
 type change struct {
@@ -238,7 +260,7 @@ func (s *Service) Create(ctx context.Context, by auth.Caller, code string, in In
 	if by.User.Role != auth.RoleOwner {
 		return Created{}, auth.ErrOwnerOnly(by.User.Role)
 	}
-	in, err := s.check(ctx, in)
+	in, err := s.check(ctx, in, "", code)
 	if err != nil {
 		return Created{}, err
 	}
@@ -264,9 +286,9 @@ func (s *Service) Create(ctx context.Context, by auth.Caller, code string, in In
 		if err != nil {
 			return err
 		}
-		out = Created{Endpoint: endpointOf(row), Secret: secret}
+		out = Created{Endpoint: s.endpointOf(row), Secret: secret}
 		return audit.Record(ctx, q, s.audit, now, by.Actor().Event(ActionCreated, "webhook_endpoint", id,
-			map[string]any{"url": change{nil, shownURL(in.URL)}, "actions": change{nil, in.Actions}}))
+			map[string]any{"url": change{nil, s.ref(in.URL)}, "actions": change{nil, in.Actions}}))
 	})
 	return out, err
 }
@@ -274,7 +296,8 @@ func (s *Service) Create(ctx context.Context, by auth.Caller, code string, in In
 // Update changes an endpoint's URL, actions and state, confirmed with the
 // owner's code. Turning it off is recorded as webhook.disabled, and its
 // pending deliveries are cancelled; any other change as webhook.updated.
-// Turning it on again starts its failure count afresh.
+// Turning it on again, or changing its URL, starts its failure clock
+// afresh.
 func (s *Service) Update(ctx context.Context, by auth.Caller, code, id string, in Input) (Endpoint, error) {
 	if by.User.Role != auth.RoleOwner {
 		return Endpoint{}, auth.ErrOwnerOnly(by.User.Role)
@@ -282,12 +305,13 @@ func (s *Service) Update(ctx context.Context, by auth.Caller, code, id string, i
 	if !validID(id) {
 		return Endpoint{}, ErrNoSuchEndpoint
 	}
-	if _, err := s.store.GetWebhookEndpoint(ctx, db.GetWebhookEndpointParams{TenantID: by.Tenant.ID, ID: id}); errors.Is(err, db.ErrNotFound) {
+	stored, err := s.store.GetWebhookEndpoint(ctx, db.GetWebhookEndpointParams{TenantID: by.Tenant.ID, ID: id})
+	if errors.Is(err, db.ErrNotFound) {
 		return Endpoint{}, ErrNoSuchEndpoint
 	} else if err != nil {
 		return Endpoint{}, err
 	}
-	in, err := s.check(ctx, in)
+	in, err = s.check(ctx, in, stored.Url, code)
 	if err != nil {
 		return Endpoint{}, err
 	}
@@ -299,7 +323,7 @@ func (s *Service) Update(ctx context.Context, by auth.Caller, code, id string, i
 		}
 		diff := map[string]any{}
 		if old.Url != in.URL {
-			diff["url"] = change{shownURL(old.Url), shownURL(in.URL)}
+			diff["url"] = change{s.ref(old.Url), s.ref(in.URL)}
 		}
 		if !slices.Equal(old.Actions, in.Actions) {
 			diff["actions"] = change{old.Actions, in.Actions}
@@ -328,7 +352,7 @@ func (s *Service) Update(ctx context.Context, by auth.Caller, code, id string, i
 				return err
 			}
 		}
-		out = endpointOf(row)
+		out = s.endpointOf(row)
 		return audit.Record(ctx, q, s.audit, now, by.Actor().Event(action, "webhook_endpoint", id, diff))
 	})
 	return out, err
@@ -355,9 +379,9 @@ func (s *Service) Delete(ctx context.Context, by auth.Caller, code, id string) (
 		if _, err := q.DeleteWebhookEndpoint(ctx, db.DeleteWebhookEndpointParams{TenantID: by.Tenant.ID, ID: id}); err != nil {
 			return err
 		}
-		out = endpointOf(old)
+		out = s.endpointOf(old)
 		return audit.Record(ctx, q, s.audit, now, by.Actor().Event(ActionDeleted, "webhook_endpoint", id,
-			map[string]any{"url": shownURL(old.Url), "actions": old.Actions}))
+			map[string]any{"url": s.ref(old.Url), "actions": old.Actions}))
 	})
 	return out, err
 }
@@ -368,6 +392,10 @@ func (s *Service) Delete(ctx context.Context, by auth.Caller, code, id string) (
 // and what it sends holds no data of the organisation (its type, the
 // time, the endpoint's id), so it says no more than the owner already
 // knows; its attempt is on the endpoint's page.
+//
+// Deliveries of every organisation share a few workers, so tests are
+// bounded: one waiting or running per endpoint at a time, and
+// TestsPerMinute a minute.
 func (s *Service) SendTest(ctx context.Context, by auth.Caller, id string) error {
 	if by.User.Role != auth.RoleOwner {
 		return auth.ErrOwnerOnly(by.User.Role)
@@ -376,11 +404,15 @@ func (s *Service) SendTest(ctx context.Context, by auth.Caller, id string) error
 		return ErrNoSuchEndpoint
 	}
 	return s.store.InTx(ctx, func(q *db.Queries) error {
-		e, err := q.GetWebhookEndpoint(ctx, db.GetWebhookEndpointParams{TenantID: by.Tenant.ID, ID: id})
+		// The row lock makes two clicks at once take turns.
+		e, err := q.GetWebhookEndpointForUpdate(ctx, db.GetWebhookEndpointForUpdateParams{TenantID: by.Tenant.ID, ID: id})
 		if errors.Is(err, db.ErrNotFound) {
 			return ErrNoSuchEndpoint
 		}
 		if err != nil {
+			return err
+		}
+		if err := s.testAllowed(ctx, q, e.ID); err != nil {
 			return err
 		}
 		now := s.now().UTC()
@@ -395,9 +427,40 @@ func (s *Service) SendTest(ctx context.Context, by auth.Caller, id string) error
 	})
 }
 
+// testAllowed refuses a test event while another to the endpoint waits or
+// runs, or when TestsPerMinute were queued in the last minute (by the
+// database's clock, which River's created_at is on).
+func (s *Service) testAllowed(ctx context.Context, q *db.Queries, endpointID string) error {
+	tx, ok := q.Tx()
+	if !ok {
+		return errors.New("webhook: checking test events outside a transaction")
+	}
+	mine := river.NamedArgs{"endpoint": endpointID}
+	const isTest = "args->>'endpoint_id' = @endpoint AND args->>'test' = 'true'"
+	res, err := s.river.JobListTx(ctx, tx, river.NewJobListParams().Kinds(DeliveryArgs{}.Kind()).
+		States(rivertype.JobStateAvailable, rivertype.JobStateScheduled, rivertype.JobStateRetryable, rivertype.JobStatePending, rivertype.JobStateRunning).
+		Where(isTest, mine).First(1))
+	if err != nil {
+		return err
+	}
+	if len(res.Jobs) > 0 {
+		return errs.New(errs.Conflict, "", "A test event to this endpoint is on its way already: wait for its attempt to appear below, then send another.")
+	}
+	res, err = s.river.JobListTx(ctx, tx, river.NewJobListParams().Kinds(DeliveryArgs{}.Kind()).
+		Where(isTest+" AND created_at > now() - interval '1 minute'", mine).First(TestsPerMinute))
+	if err != nil {
+		return err
+	}
+	if len(res.Jobs) >= TestsPerMinute {
+		return errs.Throttle("At most "+strconv.Itoa(TestsPerMinute)+" test events a minute go to one endpoint", time.Minute)
+	}
+	return nil
+}
+
 // cancelPending cancels the endpoint's deliveries that wait for a first
 // or next attempt, in q's transaction. One running now finds the endpoint
-// gone or disabled when it records its attempt, and stops.
+// gone or disabled when it locks the row to record its attempt: it
+// records nothing and is cancelled (Deliver).
 func (s *Service) cancelPending(ctx context.Context, q *db.Queries, endpointID string) error {
 	tx, ok := q.Tx()
 	if !ok {

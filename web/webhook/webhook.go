@@ -93,6 +93,15 @@ const (
 	DisableAfter = 72 * time.Hour
 	// AttemptTimeout bounds one attempt, connection and answer included.
 	AttemptTimeout = 10 * time.Second
+	// HeaderTimeout bounds the wait for the answer's headers once the
+	// request is sent: a receiver that holds every delivery open frees
+	// the shared workers sooner.
+	HeaderTimeout = 5 * time.Second
+	// Workers is how many deliveries run at once on each server, across
+	// every organisation. They mostly wait on the network.
+	Workers = 10
+	// TestsPerMinute bounds the test events sent to one endpoint.
+	TestsPerMinute = 5
 	// ResponseKept is how much of an answer's body an attempt keeps.
 	ResponseKept = 1024
 	// MaxEndpoints an organisation may register.
@@ -116,12 +125,14 @@ type Options struct {
 
 // Service manages endpoints and delivers to them.
 type Service struct {
-	store  *db.Store
-	auth   *auth.Service
-	audit  *audit.Keys
-	now    func() time.Time
-	log    *slog.Logger
-	aead   cipher.AEAD
+	store *db.Store
+	auth  *auth.Service
+	audit *audit.Keys
+	now   func() time.Time
+	log   *slog.Logger
+	aead  cipher.AEAD
+	// fpKey keys the URLs' fingerprints (ref).
+	fpKey  []byte
 	guard  guard
 	client *http.Client
 	*Enqueuer
@@ -136,9 +147,10 @@ type Enqueuer struct {
 	river *river.Client[pgx.Tx]
 }
 
-// NewEnqueuer makes an Enqueuer on the store.
-func NewEnqueuer(store *db.Store, log *slog.Logger) (*Enqueuer, error) {
-	rc, err := river.NewClient(riverpgxv5.New(store.Pool), &river.Config{Logger: log})
+// NewEnqueuer makes an Enqueuer. It needs no pool: it works in its
+// callers' transactions only.
+func NewEnqueuer(log *slog.Logger) (*Enqueuer, error) {
+	rc, err := river.NewClient(riverpgxv5.New(nil), &river.Config{Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("webhook: %w", err)
 	}
@@ -156,27 +168,32 @@ func New(store *db.Store, authSvc *auth.Service, keys *audit.Keys, sealKey []byt
 	if err != nil {
 		return nil, fmt.Errorf("webhook: %w", err)
 	}
-	enq, err := NewEnqueuer(store, log)
+	enq, err := NewEnqueuer(log)
 	if err != nil {
 		return nil, err
 	}
 	if now == nil {
 		now = time.Now
 	}
-	s := &Service{store: store, auth: authSvc, audit: keys, now: now, log: log, aead: aead,
-		guard: guard{strict: o.Strict, allow: o.Allow}, Enqueuer: enq}
+	// The fingerprints' key is derived from the sealing key, under a
+	// label of its own, rather than asking the key ring for one more.
+	fp := hmac.New(sha256.New, sealKey)
+	fp.Write([]byte("keyward webhook-url-fingerprint hmac v1"))
+	s := &Service{store: store, auth: authSvc, audit: keys, now: now, log: log, aead: aead, fpKey: fp.Sum(nil),
+		guard: guard{strict: o.Strict, allow: o.Allow, logger: log}, Enqueuer: enq}
 	dialer := &net.Dialer{Timeout: AttemptTimeout, Control: s.guard.dialControl}
 	s.client = &http.Client{
 		Timeout: AttemptTimeout,
 		Transport: &http.Transport{
 			// No proxy: the address checked must be the receiver's.
-			Proxy:               nil,
-			DialContext:         dialer.DialContext,
-			TLSClientConfig:     &tls.Config{RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12},
-			TLSHandshakeTimeout: AttemptTimeout,
-			ForceAttemptHTTP2:   true,
-			MaxIdleConnsPerHost: 2,
-			IdleConnTimeout:     90 * time.Second,
+			Proxy:                 nil,
+			DialContext:           dialer.DialContext,
+			TLSClientConfig:       &tls.Config{RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12},
+			TLSHandshakeTimeout:   HeaderTimeout,
+			ResponseHeaderTimeout: HeaderTimeout,
+			ForceAttemptHTTP2:     true,
+			MaxIdleConnsPerHost:   2,
+			IdleConnTimeout:       90 * time.Second,
 		},
 		// A redirect is not followed: it could lead anywhere, a private
 		// address included. The attempt fails with the 3xx.
@@ -222,6 +239,14 @@ func (s *Service) open(e db.WebhookEndpoint) ([]byte, error) {
 		return nil, fmt.Errorf("webhook: the endpoint's secret does not open (was KEYWARD_SECRET_KEY changed?): %w", err)
 	}
 	return key, nil
+}
+
+// fingerprint is the first 8 hex digits of HMAC-SHA256 of raw under
+// fpKey (see ref).
+func (s *Service) fingerprint(raw string) string {
+	m := hmac.New(sha256.New, s.fpKey)
+	m.Write([]byte(raw))
+	return hex.EncodeToString(m.Sum(nil))[:8]
 }
 
 // newID is a random UUID (version 4).
