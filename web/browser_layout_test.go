@@ -422,6 +422,9 @@ func TestBrowserLayoutAndAccessibility(t *testing.T) {
 
 	p.do("sign out and in again",
 		chromedp.Click(`//button[text()="Sign out"]`),
+		// The old page must be gone before the sign-in form is looked
+		// up, or a node of the page being replaced can be picked up.
+		chromedp.WaitNotPresent(`//button[text()="Sign out"]`),
 		chromedp.WaitVisible(chromedp.CSS(`input[name=email]`)),
 		chromedp.SendKeys(chromedp.CSS(`input[name=email]`), ownerEmail),
 		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), webtest.Password),
@@ -435,6 +438,9 @@ func TestBrowserLayoutAndAccessibility(t *testing.T) {
 	// error page where an owner would find the form.
 	p.do("sign in as a viewer",
 		chromedp.Click(`//button[text()="Cancel and sign out"]`),
+		// The old page must be gone before the sign-in form is looked
+		// up, or a node of the page being replaced can be picked up.
+		chromedp.WaitNotPresent(`//button[text()="Cancel and sign out"]`),
 		chromedp.WaitVisible(chromedp.CSS(`input[name=email]`)),
 		chromedp.SendKeys(chromedp.CSS(`input[name=email]`), "val@acme.test"),
 		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), webtest.Password),

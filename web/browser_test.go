@@ -175,6 +175,9 @@ func TestBrowserSignInWithMFA(t *testing.T) {
 	p.expectPath("/settings/developers/api-keys")
 	p.do("sign out",
 		chromedp.Click(`//button[text()="Sign out"]`),
+		// The old page must be gone before the sign-in form is looked
+		// up, or a node of the page being replaced can be picked up.
+		chromedp.WaitNotPresent(`//button[text()="Sign out"]`),
 		chromedp.WaitVisible(chromedp.CSS(`input[name=email]`)),
 	)
 	p.expectPath("/login")
