@@ -35,7 +35,8 @@ func TestBrowserAuditLog(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`input[name=code]`)),
 		chromedp.SendKeys(chromedp.CSS(`input[name=code]`), e.NextCode(secret)),
 		chromedp.Submit(chromedp.CSS(`input[name=code]`)),
-		chromedp.WaitVisible(`//h1`),
+		// The TOTP page has an h1 too: wait for the page signing in leads to.
+		chromedp.WaitVisible(`//h1[text()="API keys"]`),
 	)
 	p.do("audit log", chromedp.Navigate(p.base+"/settings/developers/audit-log"), chromedp.WaitVisible(chromedp.CSS(`[data-testid=audit-log-row]`)))
 	if n := p.count(`[data-testid=audit-log-row]`); n < 3 {

@@ -415,7 +415,8 @@ func TestBrowserLayoutAndAccessibility(t *testing.T) {
 	p.do("webhook endpoint", chromedp.Navigate(p.base+hookPath), chromedp.WaitVisible(chromedp.CSS(`[data-testid=webhook-attempt]`)))
 	a.check("webhook")
 	p.do("one request", chromedp.Navigate(p.base+"/settings/developers/api-logs"), chromedp.WaitVisible(chromedp.CSS(`[data-testid=api-log-row]`)),
-		chromedp.Click(chromedp.CSS(`[data-testid=api-log-row] a[href*="/api-logs/"]`)), chromedp.WaitVisible(`//h1`))
+		chromedp.Click(chromedp.CSS(`[data-testid=api-log-row] a[href*="/api-logs/"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=api-log-request-id]`))) // only the request's page has it: the log's h1 would match at once
 	a.check("api-log-detail")
 	p.do("a key that does not exist", chromedp.Navigate(p.base+"/settings/developers/api-keys/00000000-0000-0000-0000-000000000000"), chromedp.WaitVisible(`//a[text()="Back to Keyward"]`))
 	a.check("error-404")
