@@ -94,9 +94,10 @@ type Reported struct {
 
 // LeakRepeatWithin is how long after a key's latest report another report
 // of the same secret, under the disable policy and with the key still
-// disabled, counts as a repeat: it changes nothing and writes nothing. Reports are unsigned in
-// time and cheap to send again; one api_key.leaked an hour per secret is
-// enough for the organisation to know it is still out there.
+// disabled, counts as a repeat: it changes nothing and writes nothing.
+// Reports are unsigned in time and cheap to send again; one api_key.leaked
+// an hour per secret is enough for the organisation to know it is still
+// out there.
 const LeakRepeatWithin = time.Hour
 
 // LeakOutcome is what a reported token turned out to be.
