@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"keyward/db"
 	"keyward/db/dbtest"
 	"keyward/web/apikey"
@@ -157,7 +159,17 @@ func TestRevokedWhileCutOff(t *testing.T) {
 	}
 	cutURL := withUser(t, url, "cut_off", "cut-off-password")
 	first := webtest.NewWith(t, webtest.Options{DatabaseURL: cutURL})
+	invalidations := func() float64 {
+		var m dto.Metric
+		first.App.Metrics.Invalidations.Write(&m)
+		return m.GetCounter().GetValue()
+	}
+	before := invalidations()
 	k, full := admin.key(apikey.Config{})
+	// The new key's notification must reach the first instance before its
+	// first request caches the key: arriving later, it would drop the key
+	// from the cache, and the cut-off instance would have nothing to serve.
+	waitFor(t, func() bool { return invalidations() > before })
 	if r := first.API(http.MethodGet, "/api/v1/key", full, ""); r.Status != http.StatusOK {
 		t.Fatalf("before the cut: %d %s", r.Status, r.Body)
 	}
@@ -165,6 +177,9 @@ func TestRevokedWhileCutOff(t *testing.T) {
 	if _, err := admin.Store.Pool.Exec(ctx, `ALTER ROLE cut_off NOLOGIN`); err != nil {
 		t.Fatal(err)
 	}
+	// Should the test stop early, let the first instance in again before
+	// its Close, whose last flush would otherwise wait for the database.
+	t.Cleanup(func() { admin.Store.Pool.Exec(ctx, `ALTER ROLE cut_off LOGIN`) })
 	if _, err := admin.Store.Pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'cut_off'`); err != nil {
 		t.Fatal(err)
 	}

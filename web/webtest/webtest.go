@@ -119,7 +119,12 @@ func NewWith(t testing.TB, o Options) *Env {
 	srv := httptest.NewServer(app.Echo)
 	t.Cleanup(func() {
 		srv.Close()
-		app.Close(context.Background())
+		// Bounded: a test that stopped while its database was unreachable
+		// must not hold the package until the test binary's timeout while
+		// the last flush retries.
+		cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		app.Close(cctx)
 		stop()
 	})
 	e := &Env{T: t, App: app, Store: store, Server: srv, Clock: clock, Logs: logs}
