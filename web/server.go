@@ -134,7 +134,7 @@ func Build(cfg Config, store *db.Store, ring *keyring.Ring) (*App, error) {
 	orgs := &org.Service{Store: store, Auth: authSvc, Keys: keys, Audit: auditKeys, Now: now}
 	wo := cfg.Webhooks
 	wo.Strict = wo.Strict || cfg.Production
-	hooks, err := webhook.New(store, authSvc, auditKeys, ring.Key(keyring.PurposeWebhookSecret), now, cfg.Logger, wo)
+	hooks, err := webhook.New(store, authSvc, auditKeys, ring.Key(keyring.PurposeWebhookSecret), ring.Key(keyring.PurposeWebhookURL), now, cfg.Logger, wo)
 	if err != nil {
 		return nil, err
 	}

@@ -1,12 +1,17 @@
 // Package keyring derives one key per purpose from KEYWARD_SECRET_KEY, so the
-// key that encrypts TOTP secrets is never the one that signs cookies. It owns
-// no storage and knows nothing of HTTP.
+// key that encrypts TOTP secrets is never the one that signs cookies, and
+// seals secrets kept in the database with those keys (Sealer). It owns no
+// storage and knows nothing of HTTP.
 package keyring
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/hkdf"
+	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 )
 
 // MinSecretLen is the shortest secret key accepted: 32 bytes, as a 256-bit
@@ -27,6 +32,9 @@ const (
 	// PurposeWebhookSecret seals webhook endpoints' signing secrets
 	// (AES-GCM): deliveries need them in the clear to sign.
 	PurposeWebhookSecret = "keyward webhook-secret aes-gcm v1"
+	// PurposeWebhookURL keys the fingerprints that name webhook URLs in
+	// the audit trail without their tokens.
+	PurposeWebhookURL = "keyward webhook-url-fingerprint hmac v1"
 )
 
 // Ring holds the master secret.
@@ -51,4 +59,47 @@ func (r *Ring) Key(purpose string) []byte {
 		panic(err)
 	}
 	return k
+}
+
+// Sealer encrypts small secrets for storage with AES-256-GCM under one of
+// the ring's keys, each bound to what it belongs to (its associated data:
+// a user, an endpoint), so a sealed value copied onto another row does not
+// open. A sealed value is the nonce followed by the ciphertext.
+type Sealer struct{ aead cipher.AEAD }
+
+// NewSealer makes a Sealer from a 32-byte key of the ring.
+func NewSealer(key []byte) (*Sealer, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %w", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %w", err)
+	}
+	return &Sealer{aead: aead}, nil
+}
+
+// Seal encrypts plain, bound to boundTo.
+func (s *Sealer) Seal(plain, boundTo []byte) []byte {
+	nonce := make([]byte, s.aead.NonceSize())
+	rand.Read(nonce) // never fails (Go 1.24+)
+	return s.aead.Seal(nonce, nonce, plain, boundTo)
+}
+
+// ErrUnsealable: a sealed value that does not open with this key and
+// binding (another key, another row, or damaged).
+var ErrUnsealable = errors.New("keyring: the sealed value does not open")
+
+// Open decrypts what Seal made with the same key and boundTo.
+func (s *Sealer) Open(sealed, boundTo []byte) ([]byte, error) {
+	ns := s.aead.NonceSize()
+	if len(sealed) < ns {
+		return nil, ErrUnsealable
+	}
+	plain, err := s.aead.Open(nil, sealed[:ns], sealed[ns:], boundTo)
+	if err != nil {
+		return nil, ErrUnsealable
+	}
+	return plain, nil
 }

@@ -6,14 +6,11 @@ package mfa
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base32"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -24,6 +21,7 @@ import (
 
 	"keyward/db"
 	"keyward/web/errs"
+	"keyward/web/keyring"
 )
 
 // Errors of the second factor, with the words a person sees.
@@ -51,7 +49,7 @@ var validateOpts = totp.ValidateOpts{Period: period, Digits: otp.DigitsSix, Algo
 
 // Service verifies and enrols.
 type Service struct {
-	aead   cipher.AEAD
+	sealer *keyring.Sealer
 	recKey []byte
 	issuer string
 	// Now is the clock codes are checked against; tests move it.
@@ -62,15 +60,11 @@ type Service struct {
 // recoveryKey keys the HMAC that stores recovery codes; issuer names the
 // account in authenticator apps.
 func New(encKey, recoveryKey []byte, issuer string) (*Service, error) {
-	block, err := aes.NewCipher(encKey)
+	sealer, err := keyring.NewSealer(encKey)
 	if err != nil {
 		return nil, err
 	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	return &Service{aead: aead, recKey: recoveryKey, issuer: issuer, Now: time.Now}, nil
+	return &Service{sealer: sealer, recKey: recoveryKey, issuer: issuer, Now: time.Now}, nil
 }
 
 // Enrolment is a secret that the user has not confirmed yet.
@@ -111,20 +105,12 @@ func (s *Service) EnrolmentFor(account, secret string) (Enrolment, error) {
 // Encrypt seals a secret for storage, bound to the user id so a ciphertext
 // copied to another user's row does not decrypt.
 func (s *Service) Encrypt(userID int64, secret string) ([]byte, error) {
-	nonce := make([]byte, s.aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, err
-	}
-	return s.aead.Seal(nonce, nonce, []byte(secret), aad(userID)), nil
+	return s.sealer.Seal([]byte(secret), aad(userID)), nil
 }
 
 // Decrypt opens a stored secret.
 func (s *Service) Decrypt(userID int64, sealed []byte) (string, error) {
-	ns := s.aead.NonceSize()
-	if len(sealed) < ns {
-		return "", errors.New("mfa: sealed secret too short")
-	}
-	plain, err := s.aead.Open(nil, sealed[:ns], sealed[ns:], aad(userID))
+	plain, err := s.sealer.Open(sealed, aad(userID))
 	if err != nil {
 		return "", fmt.Errorf("mfa: decrypt secret: %w", err)
 	}

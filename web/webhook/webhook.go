@@ -13,8 +13,6 @@
 package webhook
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -22,7 +20,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -37,6 +34,7 @@ import (
 	"keyward/db"
 	"keyward/web/audit"
 	"keyward/web/auth"
+	"keyward/web/keyring"
 )
 
 // Actions an endpoint may subscribe to, in the order the form offers
@@ -125,12 +123,12 @@ type Options struct {
 
 // Service manages endpoints and delivers to them.
 type Service struct {
-	store *db.Store
-	auth  *auth.Service
-	audit *audit.Keys
-	now   func() time.Time
-	log   *slog.Logger
-	aead  cipher.AEAD
+	store  *db.Store
+	auth   *auth.Service
+	audit  *audit.Keys
+	now    func() time.Time
+	log    *slog.Logger
+	sealer *keyring.Sealer
 	// fpKey keys the URLs' fingerprints (ref).
 	fpKey  []byte
 	guard  guard
@@ -157,14 +155,11 @@ func NewEnqueuer(log *slog.Logger) (*Enqueuer, error) {
 	return &Enqueuer{river: rc}, nil
 }
 
-// New builds the service. sealKey (32 bytes, keyring.PurposeWebhookSecret)
-// seals the endpoints' secrets.
-func New(store *db.Store, authSvc *auth.Service, keys *audit.Keys, sealKey []byte, now func() time.Time, log *slog.Logger, o Options) (*Service, error) {
-	block, err := aes.NewCipher(sealKey)
-	if err != nil {
-		return nil, fmt.Errorf("webhook: %w", err)
-	}
-	aead, err := cipher.NewGCM(block)
+// New builds the service. sealKey (keyring.PurposeWebhookSecret) seals
+// the endpoints' secrets; urlKey (keyring.PurposeWebhookURL) keys the
+// fingerprints that name their URLs in the audit trail.
+func New(store *db.Store, authSvc *auth.Service, keys *audit.Keys, sealKey, urlKey []byte, now func() time.Time, log *slog.Logger, o Options) (*Service, error) {
+	sealer, err := keyring.NewSealer(sealKey)
 	if err != nil {
 		return nil, fmt.Errorf("webhook: %w", err)
 	}
@@ -175,11 +170,7 @@ func New(store *db.Store, authSvc *auth.Service, keys *audit.Keys, sealKey []byt
 	if now == nil {
 		now = time.Now
 	}
-	// The fingerprints' key is derived from the sealing key, under a
-	// label of its own, rather than asking the key ring for one more.
-	fp := hmac.New(sha256.New, sealKey)
-	fp.Write([]byte("keyward webhook-url-fingerprint hmac v1"))
-	s := &Service{store: store, auth: authSvc, audit: keys, now: now, log: log, aead: aead, fpKey: fp.Sum(nil),
+	s := &Service{store: store, auth: authSvc, audit: keys, now: now, log: log, sealer: sealer, fpKey: urlKey,
 		guard: guard{strict: o.Strict, allow: o.Allow, logger: log}, Enqueuer: enq}
 	dialer := &net.Dialer{Timeout: AttemptTimeout, Control: s.guard.dialControl}
 	s.client = &http.Client{
@@ -224,17 +215,11 @@ func Sign(key []byte, id, timestamp string, body []byte) string {
 // seal encrypts an endpoint's key, bound to its id: a sealed secret
 // copied onto another endpoint's row does not open.
 func (s *Service) seal(endpointID string, key []byte) []byte {
-	nonce := make([]byte, s.aead.NonceSize())
-	rand.Read(nonce)
-	return s.aead.Seal(nonce, nonce, key, []byte("webhook endpoint "+endpointID))
+	return s.sealer.Seal(key, []byte("webhook endpoint "+endpointID))
 }
 
 func (s *Service) open(e db.WebhookEndpoint) ([]byte, error) {
-	ns := s.aead.NonceSize()
-	if len(e.SecretSealed) < ns {
-		return nil, errors.New("webhook: sealed secret too short")
-	}
-	key, err := s.aead.Open(nil, e.SecretSealed[:ns], e.SecretSealed[ns:], []byte("webhook endpoint "+e.ID))
+	key, err := s.sealer.Open(e.SecretSealed, []byte("webhook endpoint "+e.ID))
 	if err != nil {
 		return nil, fmt.Errorf("webhook: the endpoint's secret does not open (was KEYWARD_SECRET_KEY changed?): %w", err)
 	}
