@@ -83,18 +83,24 @@ func (q *Queries) DeleteWebhookEndpoint(ctx context.Context, arg DeleteWebhookEn
 
 const disableFailingWebhook = `-- name: DisableFailingWebhook :one
 UPDATE webhook_endpoints SET enabled = false, disabled_reason = $1, updated_at = $2
-WHERE id = $3 AND enabled
+WHERE tenant_id = $3 AND id = $4 AND enabled
 RETURNING id, tenant_id, url, actions, secret_sealed, enabled, disabled_reason, failing_since, last_success_at, created_at, updated_at
 `
 
 type DisableFailingWebhookParams struct {
 	DisabledReason string
 	Now            time.Time
+	TenantID       int64
 	ID             string
 }
 
 func (q *Queries) DisableFailingWebhook(ctx context.Context, arg DisableFailingWebhookParams) (WebhookEndpoint, error) {
-	row := q.db.QueryRow(ctx, disableFailingWebhook, arg.DisabledReason, arg.Now, arg.ID)
+	row := q.db.QueryRow(ctx, disableFailingWebhook,
+		arg.DisabledReason,
+		arg.Now,
+		arg.TenantID,
+		arg.ID,
+	)
 	var i WebhookEndpoint
 	err := row.Scan(
 		&i.ID,
@@ -141,13 +147,18 @@ func (q *Queries) GetWebhookEndpoint(ctx context.Context, arg GetWebhookEndpoint
 }
 
 const getWebhookEndpointForDelivery = `-- name: GetWebhookEndpointForDelivery :one
-SELECT id, tenant_id, url, actions, secret_sealed, enabled, disabled_reason, failing_since, last_success_at, created_at, updated_at FROM webhook_endpoints WHERE id = $1
+SELECT id, tenant_id, url, actions, secret_sealed, enabled, disabled_reason, failing_since, last_success_at, created_at, updated_at FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2
 `
 
-// Keyed by the endpoint id a delivery job carries, which belongs to one
-// tenant: the job was enqueued for that tenant's event.
-func (q *Queries) GetWebhookEndpointForDelivery(ctx context.Context, id string) (WebhookEndpoint, error) {
-	row := q.db.QueryRow(ctx, getWebhookEndpointForDelivery, id)
+type GetWebhookEndpointForDeliveryParams struct {
+	TenantID int64
+	ID       string
+}
+
+// The endpoint a delivery job names, in the tenant whose event the job
+// was enqueued for.
+func (q *Queries) GetWebhookEndpointForDelivery(ctx context.Context, arg GetWebhookEndpointForDeliveryParams) (WebhookEndpoint, error) {
+	row := q.db.QueryRow(ctx, getWebhookEndpointForDelivery, arg.TenantID, arg.ID)
 	var i WebhookEndpoint
 	err := row.Scan(
 		&i.ID,
@@ -390,13 +401,18 @@ func (q *Queries) ListWebhookEndpoints(ctx context.Context, tenantID int64) ([]W
 }
 
 const lockWebhookEndpointForDelivery = `-- name: LockWebhookEndpointForDelivery :one
-SELECT id, tenant_id, url, actions, secret_sealed, enabled, disabled_reason, failing_since, last_success_at, created_at, updated_at FROM webhook_endpoints WHERE id = $1 FOR UPDATE
+SELECT id, tenant_id, url, actions, secret_sealed, enabled, disabled_reason, failing_since, last_success_at, created_at, updated_at FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2 FOR UPDATE
 `
+
+type LockWebhookEndpointForDeliveryParams struct {
+	TenantID int64
+	ID       string
+}
 
 // As GetWebhookEndpointForDelivery, holding the row while an attempt is
 // recorded: a delete waits, and two attempts do not disable it twice.
-func (q *Queries) LockWebhookEndpointForDelivery(ctx context.Context, id string) (WebhookEndpoint, error) {
-	row := q.db.QueryRow(ctx, lockWebhookEndpointForDelivery, id)
+func (q *Queries) LockWebhookEndpointForDelivery(ctx context.Context, arg LockWebhookEndpointForDeliveryParams) (WebhookEndpoint, error) {
+	row := q.db.QueryRow(ctx, lockWebhookEndpointForDelivery, arg.TenantID, arg.ID)
 	var i WebhookEndpoint
 	err := row.Scan(
 		&i.ID,
@@ -417,36 +433,38 @@ func (q *Queries) LockWebhookEndpointForDelivery(ctx context.Context, id string)
 const markWebhookFailure = `-- name: MarkWebhookFailure :one
 UPDATE webhook_endpoints
 SET failing_since = COALESCE(failing_since, GREATEST($1::timestamptz, last_success_at))
-WHERE id = $2
+WHERE tenant_id = $2 AND id = $3
 RETURNING failing_since
 `
 
 type MarkWebhookFailureParams struct {
-	Now time.Time
-	ID  string
+	Now      time.Time
+	TenantID int64
+	ID       string
 }
 
 // Returns since when the endpoint has failed without a success. A failure
 // whose attempt started before a success recorded meanwhile starts the
 // clock at that success, not before it.
 func (q *Queries) MarkWebhookFailure(ctx context.Context, arg MarkWebhookFailureParams) (*time.Time, error) {
-	row := q.db.QueryRow(ctx, markWebhookFailure, arg.Now, arg.ID)
+	row := q.db.QueryRow(ctx, markWebhookFailure, arg.Now, arg.TenantID, arg.ID)
 	var failing_since *time.Time
 	err := row.Scan(&failing_since)
 	return failing_since, err
 }
 
 const markWebhookSuccess = `-- name: MarkWebhookSuccess :exec
-UPDATE webhook_endpoints SET failing_since = NULL, last_success_at = $1::timestamptz WHERE id = $2
+UPDATE webhook_endpoints SET failing_since = NULL, last_success_at = $1::timestamptz WHERE tenant_id = $2 AND id = $3
 `
 
 type MarkWebhookSuccessParams struct {
-	Now time.Time
-	ID  string
+	Now      time.Time
+	TenantID int64
+	ID       string
 }
 
 func (q *Queries) MarkWebhookSuccess(ctx context.Context, arg MarkWebhookSuccessParams) error {
-	_, err := q.db.Exec(ctx, markWebhookSuccess, arg.Now, arg.ID)
+	_, err := q.db.Exec(ctx, markWebhookSuccess, arg.Now, arg.TenantID, arg.ID)
 	return err
 }
 

@@ -13,14 +13,14 @@ SELECT * FROM webhook_endpoints WHERE tenant_id = @tenant_id AND id = @id;
 SELECT * FROM webhook_endpoints WHERE tenant_id = @tenant_id AND id = @id FOR UPDATE;
 
 -- name: GetWebhookEndpointForDelivery :one
--- Keyed by the endpoint id a delivery job carries, which belongs to one
--- tenant: the job was enqueued for that tenant's event.
-SELECT * FROM webhook_endpoints WHERE id = @id;
+-- The endpoint a delivery job names, in the tenant whose event the job
+-- was enqueued for.
+SELECT * FROM webhook_endpoints WHERE tenant_id = @tenant_id AND id = @id;
 
 -- name: LockWebhookEndpointForDelivery :one
 -- As GetWebhookEndpointForDelivery, holding the row while an attempt is
 -- recorded: a delete waits, and two attempts do not disable it twice.
-SELECT * FROM webhook_endpoints WHERE id = @id FOR UPDATE;
+SELECT * FROM webhook_endpoints WHERE tenant_id = @tenant_id AND id = @id FOR UPDATE;
 
 -- name: ListSubscribedWebhookEndpoints :many
 -- The enabled endpoints of a tenant that subscribe to action: one delivery
@@ -42,7 +42,7 @@ RETURNING *;
 DELETE FROM webhook_endpoints WHERE tenant_id = @tenant_id AND id = @id;
 
 -- name: MarkWebhookSuccess :exec
-UPDATE webhook_endpoints SET failing_since = NULL, last_success_at = @now::timestamptz WHERE id = @id;
+UPDATE webhook_endpoints SET failing_since = NULL, last_success_at = @now::timestamptz WHERE tenant_id = @tenant_id AND id = @id;
 
 -- name: MarkWebhookFailure :one
 -- Returns since when the endpoint has failed without a success. A failure
@@ -50,12 +50,12 @@ UPDATE webhook_endpoints SET failing_since = NULL, last_success_at = @now::times
 -- clock at that success, not before it.
 UPDATE webhook_endpoints
 SET failing_since = COALESCE(failing_since, GREATEST(@now::timestamptz, last_success_at))
-WHERE id = @id
+WHERE tenant_id = @tenant_id AND id = @id
 RETURNING failing_since;
 
 -- name: DisableFailingWebhook :one
 UPDATE webhook_endpoints SET enabled = false, disabled_reason = @disabled_reason, updated_at = @now
-WHERE id = @id AND enabled
+WHERE tenant_id = @tenant_id AND id = @id AND enabled
 RETURNING *;
 
 -- name: InsertWebhookAttempt :exec

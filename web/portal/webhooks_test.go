@@ -320,10 +320,10 @@ func TestWebhookFailureClock(t *testing.T) {
 	id, _ := olga.registerWebhook(t, "http://127.0.0.1:9/h", "api_key.revoked")
 	ctx := context.Background()
 	now := e.Clock.Now().UTC().Truncate(time.Microsecond)
-	if err := e.Store.MarkWebhookSuccess(ctx, db.MarkWebhookSuccessParams{ID: id, Now: now.Add(time.Minute)}); err != nil {
+	if err := e.Store.MarkWebhookSuccess(ctx, db.MarkWebhookSuccessParams{TenantID: e.Tenant.ID, ID: id, Now: now.Add(time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
-	since, err := e.Store.MarkWebhookFailure(ctx, db.MarkWebhookFailureParams{ID: id, Now: now})
+	since, err := e.Store.MarkWebhookFailure(ctx, db.MarkWebhookFailureParams{TenantID: e.Tenant.ID, ID: id, Now: now})
 	if err != nil || since == nil || !since.Equal(now.Add(time.Minute)) {
 		t.Fatalf("failing since %v (%v), want the success's time %v", since, err, now.Add(time.Minute))
 	}
@@ -335,7 +335,7 @@ func TestWebhookFailureClock(t *testing.T) {
 	if n := count(t, e, `SELECT count(*) FROM webhook_endpoints WHERE id = $1 AND failing_since IS NULL`, id); n != 1 {
 		t.Error("a new URL kept the old one's failure clock")
 	}
-	if _, err := e.Store.MarkWebhookFailure(ctx, db.MarkWebhookFailureParams{ID: id, Now: now.Add(2 * time.Minute)}); err != nil {
+	if _, err := e.Store.MarkWebhookFailure(ctx, db.MarkWebhookFailureParams{TenantID: e.Tenant.ID, ID: id, Now: now.Add(2 * time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
 	if r := olga.c.PostForm(path, url.Values{"url": {"http://127.0.0.1:9/new"}, "actions": {"api_key.revoked"}, "enabled": {"on"}, "code": {e.NextCode(olga.secret)}}); r.Status != 400 {
@@ -676,5 +676,25 @@ func TestWebhookRedirectIsAFailure(t *testing.T) {
 	})
 	if n := target.Count(); n != 0 {
 		t.Errorf("the redirect was followed: its target got %d requests", n)
+	}
+}
+
+// TestWebhookDeliveryStaysInItsOrganisation: a delivery job names its
+// endpoint and the organisation whose event it carries; an endpoint of
+// another organisation is not found for it, so nothing is sent or
+// recorded and the job is cancelled.
+func TestWebhookDeliveryStaysInItsOrganisation(t *testing.T) {
+	e := webtest.New(t)
+	olga := newAdmin(t, e, "olga@acme.test", auth.RoleOwner)
+	rcv := webtest.NewReceiver(t, false)
+	id, _ := olga.registerWebhook(t, rcv.Server.URL+"/hook", "api_key.created")
+	other := e.NewTenant("globex")
+	err := e.App.Webhooks.Deliver(context.Background(), webhook.DeliveryArgs{EndpointID: id, TenantID: other.ID,
+		DeliveryID: "msg_cross", Type: "api_key.created", Body: `{}`}, 1, 1)
+	if err == nil || !strings.Contains(err.Error(), "deleted") {
+		t.Fatalf("a delivery for another organisation's endpoint: %v, want it cancelled as not found", err)
+	}
+	if n := count(t, e, `SELECT count(*) FROM webhook_attempts`); n != 0 || rcv.Count() != 0 {
+		t.Fatalf("%d attempts recorded, %d requests received; want none", n, rcv.Count())
 	}
 }

@@ -159,16 +159,12 @@ type outcome struct {
 // new URL. A secret that no longer opens fails the delivery for good,
 // with an attempt that says so.
 func (s *Service) Deliver(ctx context.Context, a DeliveryArgs, jobID int64, attempt int) error {
-	e, err := s.store.GetWebhookEndpointForDelivery(ctx, a.EndpointID)
+	e, err := s.store.GetWebhookEndpointForDelivery(ctx, db.GetWebhookEndpointForDeliveryParams{TenantID: a.TenantID, ID: a.EndpointID})
 	if errors.Is(err, db.ErrNotFound) {
 		return river.JobCancel(errors.New("the webhook endpoint was deleted"))
 	}
 	if err != nil {
 		return err
-	}
-	if e.TenantID != a.TenantID {
-		s.log.Error("webhook delivery for another organisation's endpoint", "endpoint", e.ID, "job_tenant", a.TenantID, "endpoint_tenant", e.TenantID)
-		return river.JobCancel(errors.New("the webhook endpoint belongs to another organisation"))
 	}
 	if !e.Enabled && !a.Test {
 		return river.JobCancel(errors.New("the webhook endpoint is disabled"))
@@ -195,7 +191,7 @@ func (s *Service) Deliver(ctx context.Context, a DeliveryArgs, jobID int64, atte
 		if out.err != nil {
 			msg = audit.CleanText(out.err.Error(), 500)
 		}
-		now, err := q.LockWebhookEndpointForDelivery(ctx, e.ID)
+		now, err := q.LockWebhookEndpointForDelivery(ctx, db.LockWebhookEndpointForDeliveryParams{TenantID: e.TenantID, ID: e.ID})
 		if errors.Is(err, db.ErrNotFound) || err == nil && !now.Enabled && !a.Test {
 			stale = staleGone // deleted or disabled meanwhile: its pending deliveries were cancelled
 			return nil
@@ -213,9 +209,9 @@ func (s *Service) Deliver(ctx context.Context, a DeliveryArgs, jobID int64, atte
 			return err
 		}
 		if out.err == nil {
-			return q.MarkWebhookSuccess(ctx, db.MarkWebhookSuccessParams{ID: e.ID, Now: at})
+			return q.MarkWebhookSuccess(ctx, db.MarkWebhookSuccessParams{TenantID: e.TenantID, ID: e.ID, Now: at})
 		}
-		since, err := q.MarkWebhookFailure(ctx, db.MarkWebhookFailureParams{ID: e.ID, Now: at})
+		since, err := q.MarkWebhookFailure(ctx, db.MarkWebhookFailureParams{TenantID: e.TenantID, ID: e.ID, Now: at})
 		if errors.Is(err, db.ErrNotFound) || err == nil && (since == nil || at.Sub(*since) < DisableAfter) {
 			return nil
 		}
@@ -224,7 +220,7 @@ func (s *Service) Deliver(ctx context.Context, a DeliveryArgs, jobID int64, atte
 		}
 		reason := fmt.Sprintf("Disabled by Keyward on %s: every delivery failed since %s (3 days or more).",
 			at.UTC().Format("2006-01-02 15:04 UTC"), since.UTC().Format("2006-01-02 15:04 UTC"))
-		if _, err := q.DisableFailingWebhook(ctx, db.DisableFailingWebhookParams{ID: e.ID, DisabledReason: reason, Now: at}); errors.Is(err, db.ErrNotFound) {
+		if _, err := q.DisableFailingWebhook(ctx, db.DisableFailingWebhookParams{TenantID: e.TenantID, ID: e.ID, DisabledReason: reason, Now: at}); errors.Is(err, db.ErrNotFound) {
 			return nil // disabled already
 		} else if err != nil {
 			return err
