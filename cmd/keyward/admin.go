@@ -56,11 +56,7 @@ func cmdTenantCreate(ctx context.Context, args []string, stdout, stderr io.Write
 		fmt.Fprintln(stderr, "keyward tenant create: --slug and --name are required")
 		return errUsage
 	}
-	keys, err := auditKeys(&cfg, true)
-	if err != nil {
-		return err
-	}
-	store, closeDB, err := openDB(ctx, &cfg, cfg.logger(stderr))
+	keys, store, closeDB, err := openForChange(ctx, &cfg, stderr)
 	if err != nil {
 		return err
 	}
@@ -103,11 +99,7 @@ func cmdUserCreate(ctx context.Context, args []string, stdin io.Reader, stdout, 
 		}
 		password, oneTime = strings.TrimRight(line, "\r\n"), false
 	}
-	keys, err := auditKeys(&cfg, true)
-	if err != nil {
-		return err
-	}
-	store, closeDB, err := openDB(ctx, &cfg, cfg.logger(stderr))
+	keys, store, closeDB, err := openForChange(ctx, &cfg, stderr)
 	if err != nil {
 		return err
 	}
@@ -152,11 +144,7 @@ func cmdUserResetPassword(ctx context.Context, args []string, stdout, stderr io.
 		fmt.Fprintln(stderr, "keyward user reset-password: --tenant and --email are required")
 		return errUsage
 	}
-	keys, err := auditKeys(&cfg, true)
-	if err != nil {
-		return err
-	}
-	store, closeDB, err := openDB(ctx, &cfg, cfg.logger(stderr))
+	keys, store, closeDB, err := openForChange(ctx, &cfg, stderr)
 	if err != nil {
 		return err
 	}
@@ -284,6 +272,21 @@ func cmdAuditPublicKey(args []string, stdout, stderr io.Writer) error {
 	}
 	_, err = stdout.Write(keys.PublicKeyPEM())
 	return err
+}
+
+// openForChange is what every command that changes the database needs:
+// the audit trail's keys (which may be generated, as serve would) and the
+// database, with the function that closes it.
+func openForChange(ctx context.Context, cfg *config, stderr io.Writer) (*audit.Keys, *db.Store, func(), error) {
+	keys, err := auditKeys(cfg, true)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	store, closeDB, err := openDB(ctx, cfg, cfg.logger(stderr))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return keys, store, closeDB, nil
 }
 
 // auditKeys are the audit trail's keys, from KEYWARD_SECRET_KEY or, in

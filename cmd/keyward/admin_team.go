@@ -67,11 +67,7 @@ func cmdUserMember(ctx context.Context, name string, args []string, stderr io.Wr
 		fmt.Fprintf(stderr, "keyward user %s: --tenant and --email are required\n", name)
 		return errUsage
 	}
-	keys, err := auditKeys(&cfg, true)
-	if err != nil {
-		return err
-	}
-	store, closeDB, err := openDB(ctx, &cfg, cfg.logger(stderr))
+	keys, store, closeDB, err := openForChange(ctx, &cfg, stderr)
 	if err != nil {
 		return err
 	}

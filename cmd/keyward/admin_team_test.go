@@ -7,10 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"keyward/db"
-	"keyward/db/dbtest"
 )
 
 // TestUserDisableEnableResetMFA: the locked-out case from the command
@@ -18,14 +15,8 @@ import (
 // ends their sessions where it should, refuses to disable the last owner,
 // and is audited as the system with the operator's OS user.
 func TestUserDisableEnableResetMFA(t *testing.T) {
-	url := dbtest.NewURL(t)
+	url, store := freshStore(t)
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	store := db.NewStore(pool)
 	if code, _, stderr := keyward(t, url, "", "tenant", "create", "--slug", "acme", "--name", "Acme"); code != 0 {
 		t.Fatalf("tenant create: %s", stderr)
 	}
@@ -40,13 +31,13 @@ func TestUserDisableEnableResetMFA(t *testing.T) {
 	}
 	// user create writes user.created, by the system, in the tenant.
 	var created int
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM audit_events WHERE action = 'user.created' AND target_id = $1
+	if err := store.Pool.QueryRow(ctx, `SELECT count(*) FROM audit_events WHERE action = 'user.created' AND target_id = $1
 		AND actor_type = 'system' AND tenant_id = $2 AND diff->>'email' = 'ann@acme.test'`, strconv.FormatInt(ann.ID, 10), ann.TenantID).Scan(&created); err != nil || created != 1 {
 		t.Errorf("user.created events of the command line: %d (%v), want 1", created, err)
 	}
 	sessions := func() int {
 		var n int
-		pool.QueryRow(ctx, "SELECT count(*) FROM sessions WHERE user_id = $1", ann.ID).Scan(&n)
+		store.Pool.QueryRow(ctx, "SELECT count(*) FROM sessions WHERE user_id = $1", ann.ID).Scan(&n)
 		return n
 	}
 	addSession := func() {
@@ -78,7 +69,7 @@ func TestUserDisableEnableResetMFA(t *testing.T) {
 		t.Errorf("reset-mfa without one: %d %q", code, stderr)
 	}
 	now := time.Now()
-	if _, err := pool.Exec(ctx, "UPDATE users SET totp_secret_enc = '\\x00', totp_enrolled_at = $2 WHERE id = $1", ann.ID, now); err != nil {
+	if _, err := store.Pool.Exec(ctx, "UPDATE users SET totp_secret_enc = '\\x00', totp_enrolled_at = $2 WHERE id = $1", ann.ID, now); err != nil {
 		t.Fatal(err)
 	}
 	addSession()
@@ -92,7 +83,7 @@ func TestUserDisableEnableResetMFA(t *testing.T) {
 	if code, _, stderr := keyward(t, url, "", "user", "disable", "--tenant", "acme", "--email", "olga@acme.test"); code != 1 || !strings.Contains(stderr, "last active owner") {
 		t.Errorf("disabling the last owner: %d %q", code, stderr)
 	}
-	rows, err := pool.Query(ctx, "SELECT action, actor_type, actor_id FROM audit_events WHERE target_id = $1 AND action IN ('user.disabled', 'user.enabled', 'user.mfa_reset') ORDER BY seq",
+	rows, err := store.Pool.Query(ctx, "SELECT action, actor_type, actor_id FROM audit_events WHERE target_id = $1 AND action IN ('user.disabled', 'user.enabled', 'user.mfa_reset') ORDER BY seq",
 		strconv.FormatInt(ann.ID, 10))
 	if err != nil {
 		t.Fatal(err)

@@ -13,13 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"keyward/db"
-	"keyward/db/dbtest"
 	"keyward/web/apikey"
 	"keyward/web/audit"
-	"keyward/web/auth"
 	"keyward/web/keyring"
 	"keyward/web/mfa"
 	"keyward/web/webtest"
@@ -31,45 +27,17 @@ import (
 // within one second. The times are measured and printed.
 func TestTwoInstancesSeeKeyChangesWithinASecond(t *testing.T) {
 	const secret = "two-instances-test-secret-key-0123456789abcdef"
-	dbURL := dbtest.NewURL(t)
+	dbURL, store := freshStore(t)
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	store := db.NewStore(pool)
 
 	// A tenant, an owner with TOTP enrolled (under the servers' secret
 	// key), and three keys, made before the servers start: no demo seed.
+	tenant, owner, totp, recovery := enrolledOwner(t, store, secret, "twin")
 	ring, _ := keyring.New([]byte(secret))
 	auditKeys := audit.NewKeys(ring)
-	mfaSvc, err := mfa.New(ring.Key(keyring.PurposeTOTP), ring.Key(keyring.PurposeRecoveryCode), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var owner db.User
-	var tenant db.Tenant
-	var totp string
-	var recovery []string
 	keys := map[string]string{} // operation → full key
 	ids := map[string]string{}
-	err = store.InTx(ctx, func(q *db.Queries) error {
-		var err error
-		if tenant, err = auth.CreateTenant(ctx, q, auditKeys, "twin", "Twin Inc.", "team", time.Now()); err != nil {
-			return err
-		}
-		if owner, err = auth.CreateUser(ctx, q, auditKeys, tenant.ID, "owner@twin.test", auth.RoleOwner, webtest.Password, false, audit.Actor{Type: audit.ActorSystem}, time.Now()); err != nil {
-			return err
-		}
-		en, err := mfaSvc.NewEnrolment(owner.Email)
-		if err != nil {
-			return err
-		}
-		totp = en.Secret
-		if recovery, err = mfaSvc.Confirm(ctx, q, owner.ID, en.Secret, time.Now().Unix()/30-1); err != nil {
-			return err
-		}
+	err := store.InTx(ctx, func(q *db.Queries) error {
 		by := audit.Actor{TenantID: &tenant.ID, Type: audit.ActorSystem}
 		for _, op := range []string{"revoke", "disable", "rotate"} {
 			k, full, err := apikey.Create(ctx, q, auditKeys, tenant.ID, apikey.Config{Name: op, Environment: apikey.Production, Scopes: apikey.AllScopes}, by, owner.ID, time.Now())
@@ -171,7 +139,7 @@ func TestTwoInstancesSeeKeyChangesWithinASecond(t *testing.T) {
 	// job, which runs at start, has run, and only once.
 	var done, all int
 	for deadline := time.Now().Add(20 * time.Second); done == 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if err := pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE state = 'completed'), count(*) FROM river_job
+		if err := store.Pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE state = 'completed'), count(*) FROM river_job
 			WHERE kind = 'request_log_partitions'`).Scan(&done, &all); err != nil {
 			t.Fatal(err)
 		}
@@ -203,7 +171,7 @@ func TestTwoInstancesSeeKeyChangesWithinASecond(t *testing.T) {
 	}
 	var logged int
 	var lastUsed *time.Time
-	if err := pool.QueryRow(ctx, `SELECT count(*), max(k.last_used_at) FROM api_request_logs l JOIN api_keys k ON k.id = l.key_id
+	if err := store.Pool.QueryRow(ctx, `SELECT count(*), max(k.last_used_at) FROM api_request_logs l JOIN api_keys k ON k.id = l.key_id
 		WHERE k.name = 'burst' AND k.tenant_id = $1`, tenant.ID).Scan(&logged, &lastUsed); err != nil {
 		t.Fatal(err)
 	}

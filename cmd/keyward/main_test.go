@@ -16,9 +16,66 @@ import (
 	"keyward/web/audit"
 	"keyward/web/auth"
 	"keyward/web/keyring"
+	"keyward/web/mfa"
+	"keyward/web/webtest"
 )
 
 func TestMain(m *testing.M) { os.Exit(dbtest.Run(m)) }
+
+// freshStore opens a store on a new test database, closed when the test
+// ends, and returns the database's URL with it.
+func freshStore(t *testing.T) (string, *db.Store) {
+	t.Helper()
+	url := dbtest.NewURL(t)
+	pool, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return url, db.NewStore(pool)
+}
+
+// enrolledOwner makes the tenant slug and its owner owner@<slug>.test,
+// with webtest.Password and an authenticator enrolled under the servers'
+// secret key, before any server starts. It returns the TOTP secret and the
+// recovery codes too.
+func enrolledOwner(t *testing.T, store *db.Store, secret, slug string) (db.Tenant, db.User, string, []string) {
+	t.Helper()
+	ctx := context.Background()
+	ring, err := keyring.New([]byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	auditKeys := audit.NewKeys(ring)
+	mfaSvc, err := mfa.New(ring.Key(keyring.PurposeTOTP), ring.Key(keyring.PurposeRecoveryCode), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tenant db.Tenant
+	var owner db.User
+	var totp string
+	var recovery []string
+	err = store.InTx(ctx, func(q *db.Queries) error {
+		var err error
+		if tenant, err = auth.CreateTenant(ctx, q, auditKeys, slug, slug+" Inc.", "team", time.Now()); err != nil {
+			return err
+		}
+		if owner, err = auth.CreateUser(ctx, q, auditKeys, tenant.ID, "owner@"+slug+".test", auth.RoleOwner, webtest.Password, false, audit.Actor{Type: audit.ActorSystem}, time.Now()); err != nil {
+			return err
+		}
+		en, err := mfaSvc.NewEnrolment(owner.Email)
+		if err != nil {
+			return err
+		}
+		totp = en.Secret
+		recovery, err = mfaSvc.Confirm(ctx, q, owner.ID, en.Secret, time.Now().Unix()/30-1)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tenant, owner, totp, recovery
+}
 
 // testSecret is the commands' KEYWARD_SECRET_KEY unless a test sets one.
 const testSecret = "main-test-secret-key-0123456789abcdef"
@@ -131,14 +188,8 @@ func TestServeRefusesBadAPISettings(t *testing.T) {
 // a locked account, and must be changed; it ends the user's sessions, not
 // others', and is audited as the system.
 func TestUserResetPassword(t *testing.T) {
-	url := dbtest.NewURL(t)
+	url, store := freshStore(t)
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	store := db.NewStore(pool)
 	if code, _, stderr := keyward(t, url, "", "tenant", "create", "--slug", "acme", "--name", "Acme"); code != 0 {
 		t.Fatalf("tenant create: %s", stderr)
 	}
@@ -191,13 +242,13 @@ func TestUserResetPassword(t *testing.T) {
 		t.Error("the new password need not be changed")
 	}
 	var annSessions, bobSessions int
-	pool.QueryRow(ctx, "SELECT count(*) FROM sessions WHERE user_id = $1", ann.ID).Scan(&annSessions)
-	pool.QueryRow(ctx, "SELECT count(*) FROM sessions WHERE user_id = $1", bob.ID).Scan(&bobSessions)
+	store.Pool.QueryRow(ctx, "SELECT count(*) FROM sessions WHERE user_id = $1", ann.ID).Scan(&annSessions)
+	store.Pool.QueryRow(ctx, "SELECT count(*) FROM sessions WHERE user_id = $1", bob.ID).Scan(&bobSessions)
 	if annSessions != 0 || bobSessions != 2 {
 		t.Errorf("sessions after the reset: Ann %d (want 0), Bob %d (want 2)", annSessions, bobSessions)
 	}
 	var actorType, actorID, target string
-	err = pool.QueryRow(ctx, "SELECT actor_type, actor_id, target_id FROM audit_events WHERE action = 'user.password_reset' AND tenant_id = $1", ann.TenantID).
+	err = store.Pool.QueryRow(ctx, "SELECT actor_type, actor_id, target_id FROM audit_events WHERE action = 'user.password_reset' AND tenant_id = $1", ann.TenantID).
 		Scan(&actorType, &actorID, &target)
 	if err != nil || actorType != "system" || actorID != "cli" || target != strconv.FormatInt(ann.ID, 10) {
 		t.Errorf("audit event: %v %q %q %q", err, actorType, actorID, target)

@@ -14,10 +14,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"keyward/db"
-	"keyward/db/dbtest"
-	"keyward/web/audit"
-	"keyward/web/auth"
-	"keyward/web/keyring"
 	"keyward/web/mfa"
 	"keyward/web/webtest"
 )
@@ -42,44 +38,9 @@ import (
 // available to the next server.
 func TestWebhookDeliverySurvivesSIGKILL(t *testing.T) {
 	const secret = "sigkill-webhook-test-secret-key-0123456789abcdef"
-	dbURL := dbtest.NewURL(t)
+	dbURL, store := freshStore(t)
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	store := db.NewStore(pool)
-
-	// An owner with TOTP enrolled under the servers' secret.
-	ring, _ := keyring.New([]byte(secret))
-	auditKeys := audit.NewKeys(ring)
-	mfaSvc, err := mfa.New(ring.Key(keyring.PurposeTOTP), ring.Key(keyring.PurposeRecoveryCode), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var owner db.User
-	var totp string
-	var recovery []string
-	err = store.InTx(ctx, func(q *db.Queries) error {
-		tenant, err := auth.CreateTenant(ctx, q, auditKeys, "crash", "Crash Inc.", "team", time.Now())
-		if err != nil {
-			return err
-		}
-		if owner, err = auth.CreateUser(ctx, q, auditKeys, tenant.ID, "owner@crash.test", auth.RoleOwner, webtest.Password, false, audit.Actor{Type: audit.ActorSystem}, time.Now()); err != nil {
-			return err
-		}
-		en, err := mfaSvc.NewEnrolment(owner.Email)
-		if err != nil {
-			return err
-		}
-		totp = en.Secret
-		recovery, err = mfaSvc.Confirm(ctx, q, owner.ID, en.Secret, time.Now().Unix()/30-1)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, owner, totp, recovery := enrolledOwner(t, store, secret, "crash")
 
 	rcv := webtest.NewReceiver(t, false)
 	rcv.Hang.Store(true)
@@ -131,10 +92,10 @@ func TestWebhookDeliverySurvivesSIGKILL(t *testing.T) {
 	}
 	first.Wait()
 	var state string
-	if err := pool.QueryRow(ctx, `SELECT state FROM river_job WHERE kind = 'webhook_delivery'`).Scan(&state); err != nil || state != "running" {
+	if err := store.Pool.QueryRow(ctx, `SELECT state FROM river_job WHERE kind = 'webhook_delivery'`).Scan(&state); err != nil || state != "running" {
 		t.Fatalf("after the kill the delivery is %q (%v), want running", state, err)
 	}
-	if n := count(t, pool, `SELECT count(*) FROM webhook_attempts`); n != 0 {
+	if n := count(t, store.Pool, `SELECT count(*) FROM webhook_attempts`); n != 0 {
 		t.Fatalf("%d attempts recorded before the kill; the attempt should have died with the server", n)
 	}
 
@@ -153,12 +114,12 @@ func TestWebhookDeliverySurvivesSIGKILL(t *testing.T) {
 	if err := webtest.VerifyStandardWebhook(whsec, got[1].Header, got[1].Body, time.Now()); err != nil {
 		t.Fatalf("the delivery after the restart does not verify: %v", err)
 	}
-	for deadline := time.Now().Add(20 * time.Second); count(t, pool, `SELECT count(*) FROM river_job WHERE kind = 'webhook_delivery' AND state = 'completed'`) != 1; time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(20 * time.Second); count(t, store.Pool, `SELECT count(*) FROM river_job WHERE kind = 'webhook_delivery' AND state = 'completed'`) != 1; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the delivery did not complete; server log:\n%s", logs.String())
 		}
 	}
-	if n := count(t, pool, `SELECT count(*) FROM webhook_attempts WHERE status_code = 200`); n != 1 {
+	if n := count(t, store.Pool, `SELECT count(*) FROM webhook_attempts WHERE status_code = 200`); n != 1 {
 		t.Errorf("%d successful attempts recorded, want 1", n)
 	}
 }
@@ -176,14 +137,8 @@ func count(t *testing.T, pool *pgxpool.Pool, sql string) int {
 // disabled from the command line) is enqueued for the endpoints that
 // subscribe to it, in the command's transaction, as the server's are.
 func TestCommandEventsReachWebhooks(t *testing.T) {
-	dbURL := dbtest.NewURL(t)
+	dbURL, store := freshStore(t)
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	store := db.NewStore(pool)
 	if code, _, stderr := keyward(t, dbURL, "", "tenant", "create", "--slug", "acme", "--name", "Acme"); code != 0 {
 		t.Fatalf("tenant create: %s", stderr)
 	}
@@ -207,7 +162,7 @@ func TestCommandEventsReachWebhooks(t *testing.T) {
 			t.Fatalf("%v: %s", args, stderr)
 		}
 	}
-	rows, err := pool.Query(ctx, `SELECT args->>'type' FROM river_job WHERE kind = 'webhook_delivery' AND args->>'endpoint_id' = $1 ORDER BY id`, ep.ID)
+	rows, err := store.Pool.Query(ctx, `SELECT args->>'type' FROM river_job WHERE kind = 'webhook_delivery' AND args->>'endpoint_id' = $1 ORDER BY id`, ep.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
