@@ -27,17 +27,7 @@ func TestBrowserAuditLog(t *testing.T) {
 	}
 	_, secret, _ := e.EnrolledUser(e.Tenant, "vic@acme.test", auth.RoleViewer)
 	p := &page{t: t, ctx: browser(t), dir: screenshotDir(t), base: e.Server.URL}
-	p.do("sign in",
-		chromedp.Navigate(p.base+"/login"),
-		chromedp.SendKeys(chromedp.CSS(`input[name=email]`), "vic@acme.test"),
-		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), webtest.Password),
-		chromedp.Submit(chromedp.CSS(`input[name=password]`)),
-		chromedp.WaitVisible(chromedp.CSS(`input[name=code]`)),
-		chromedp.SendKeys(chromedp.CSS(`input[name=code]`), e.NextCode(secret)),
-		chromedp.Submit(chromedp.CSS(`input[name=code]`)),
-		// The TOTP page has an h1 too: wait for the page signing in leads to.
-		chromedp.WaitVisible(`//h1[text()="API keys"]`),
-	)
+	p.signIn("vic@acme.test", e.NextCode(secret))
 	p.do("audit log", chromedp.Navigate(p.base+"/settings/developers/audit-log"), chromedp.WaitVisible(chromedp.CSS(`[data-testid=audit-log-row]`)))
 	if n := p.count(`[data-testid=audit-log-row]`); n < 3 {
 		t.Fatalf("the unfiltered log shows %d rows", n)

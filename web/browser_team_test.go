@@ -22,17 +22,7 @@ func TestBrowserTeam(t *testing.T) {
 	dir := screenshotDir(t)
 	o := &page{t: t, ctx: browser(t), dir: dir, base: e.Server.URL}
 
-	o.do("owner signs in",
-		chromedp.Navigate(o.base+"/login"),
-		chromedp.WaitVisible(chromedp.CSS(`input[name=email]`)),
-		chromedp.SendKeys(chromedp.CSS(`input[name=email]`), "olga@acme.test"),
-		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), webtest.Password),
-		chromedp.Submit(chromedp.CSS(`input[name=password]`)),
-		chromedp.WaitVisible(chromedp.CSS(`input[name=code]`)),
-		chromedp.SendKeys(chromedp.CSS(`input[name=code]`), e.NextCode(ownerSecret)),
-		chromedp.Submit(chromedp.CSS(`input[name=code]`)),
-		chromedp.WaitVisible(`//h1[text()="API keys"]`),
-	)
+	o.signIn("olga@acme.test", e.NextCode(ownerSecret))
 	o.do("invite",
 		chromedp.Navigate(o.base+"/settings/team"),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid=invite-form]`)),

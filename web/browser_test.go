@@ -70,6 +70,24 @@ func (p *page) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
+// signIn signs email in from the sign-in page, with webtest.Password and
+// the authenticator code, and waits for the key list it lands on.
+func (p *page) signIn(email, code string) {
+	p.t.Helper()
+	p.do("sign in as "+email,
+		chromedp.Navigate(p.base+"/login"),
+		chromedp.WaitVisible(chromedp.CSS(`input[name=email]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name=email]`), email),
+		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), webtest.Password),
+		chromedp.Submit(chromedp.CSS(`input[name=password]`)),
+		chromedp.WaitVisible(chromedp.CSS(`input[name=code]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name=code]`), code),
+		chromedp.Submit(chromedp.CSS(`input[name=code]`)),
+		// The TOTP page has an h1 too: wait for the page signing in leads to.
+		chromedp.WaitVisible(`//h1[text()="API keys"]`),
+	)
+}
+
 func (p *page) text(sel string) string {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
@@ -208,15 +226,8 @@ func TestBrowserKeyLifecycle(t *testing.T) {
 	_, secret, _ := e.EnrolledUser(e.Tenant, "ann@acme.test", auth.RoleAdmin)
 	p := &page{t: t, ctx: browser(t), dir: screenshotDir(t), base: e.Server.URL}
 
-	p.do("sign in",
-		chromedp.Navigate(p.base+"/login"),
-		chromedp.SendKeys(chromedp.CSS(`input[name=email]`), "ann@acme.test"),
-		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), webtest.Password),
-		chromedp.Submit(chromedp.CSS(`input[name=password]`)),
-		chromedp.WaitVisible(chromedp.CSS(`input[name=code]`)),
-		chromedp.SendKeys(chromedp.CSS(`input[name=code]`), e.NextCode(secret)),
-		chromedp.Submit(chromedp.CSS(`input[name=code]`)),
-		chromedp.WaitVisible(`//h1[text()="API keys"]`),
+	p.signIn("ann@acme.test", e.NextCode(secret))
+	p.do("fill the create form",
 		chromedp.Click(chromedp.CSS(`a.button.primary`)),
 		chromedp.WaitVisible(chromedp.CSS(`input[name=name]`)),
 		chromedp.SendKeys(chromedp.CSS(`input[name=name]`), "Checkout service"),
