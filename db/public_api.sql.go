@@ -336,41 +336,6 @@ func (q *Queries) GetRequestLog(ctx context.Context, arg GetRequestLogParams) (A
 	return i, err
 }
 
-const getRequestLogAt = `-- name: GetRequestLogAt :one
-SELECT tenant_id, key_id, key_prefix, method, path, status, ip, latency_us, request_id, at, count, code, user_agent FROM api_request_logs
-WHERE tenant_id = $1 AND request_id = $2 AND at = $3
-LIMIT 1
-`
-
-type GetRequestLogAtParams struct {
-	TenantID  int64
-	RequestID string
-	At        time.Time
-}
-
-// One request of the tenant by its request id and its time, which the log
-// page's links carry so that Postgres reads one day's partition.
-func (q *Queries) GetRequestLogAt(ctx context.Context, arg GetRequestLogAtParams) (APIRequestLog, error) {
-	row := q.db.QueryRow(ctx, getRequestLogAt, arg.TenantID, arg.RequestID, arg.At)
-	var i APIRequestLog
-	err := row.Scan(
-		&i.TenantID,
-		&i.KeyID,
-		&i.KeyPrefix,
-		&i.Method,
-		&i.Path,
-		&i.Status,
-		&i.Ip,
-		&i.LatencyUs,
-		&i.RequestID,
-		&i.At,
-		&i.Count,
-		&i.Code,
-		&i.UserAgent,
-	)
-	return i, err
-}
-
 const getRequestLogBetween = `-- name: GetRequestLogBetween :one
 SELECT tenant_id, key_id, key_prefix, method, path, status, ip, latency_us, request_id, at, count, code, user_agent FROM api_request_logs
 WHERE tenant_id = $1 AND request_id = $2 AND at >= $3 AND at < $4
@@ -384,8 +349,9 @@ type GetRequestLogBetweenParams struct {
 	Hi        time.Time
 }
 
-// One request of the tenant by its request id, when the id tells roughly
-// when it was made: only the partitions of that stretch are read.
+// One request of the tenant by its request id, made in [lo, hi): its time,
+// which the log page's links carry, or the stretch its id tells of. Only
+// the partitions of that stretch are read.
 func (q *Queries) GetRequestLogBetween(ctx context.Context, arg GetRequestLogBetweenParams) (APIRequestLog, error) {
 	row := q.db.QueryRow(ctx, getRequestLogBetween,
 		arg.TenantID,

@@ -150,16 +150,10 @@ WHERE tenant_id = @tenant_id
 ORDER BY at, request_id
 LIMIT @lim;
 
--- name: GetRequestLogAt :one
--- One request of the tenant by its request id and its time, which the log
--- page's links carry so that Postgres reads one day's partition.
-SELECT * FROM api_request_logs
-WHERE tenant_id = @tenant_id AND request_id = @request_id AND at = @at
-LIMIT 1;
-
 -- name: GetRequestLogBetween :one
--- One request of the tenant by its request id, when the id tells roughly
--- when it was made: only the partitions of that stretch are read.
+-- One request of the tenant by its request id, made in [lo, hi): its time,
+-- which the log page's links carry, or the stretch its id tells of. Only
+-- the partitions of that stretch are read.
 SELECT * FROM api_request_logs
 WHERE tenant_id = @tenant_id AND request_id = @request_id AND at >= @lo AND at < @hi
 LIMIT 1;

@@ -123,7 +123,8 @@ func (r *Reader) Get(ctx context.Context, tenantID int64, requestID string, at *
 		return Request{}, ErrNotFound
 	}
 	if at != nil {
-		row, err := r.Store.GetRequestLogAt(ctx, db.GetRequestLogAtParams{TenantID: tenantID, RequestID: requestID, At: *at})
+		row, err := r.Store.GetRequestLogBetween(ctx, db.GetRequestLogBetweenParams{
+			TenantID: tenantID, RequestID: requestID, Lo: *at, Hi: at.Add(time.Microsecond)})
 		if err == nil {
 			return request(row), nil
 		}
