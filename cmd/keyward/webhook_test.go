@@ -86,7 +86,7 @@ func TestWebhookDeliverySurvivesSIGKILL(t *testing.T) {
 	}
 
 	// The first attempt reaches the receiver, which holds it: kill now.
-	got := rcv.Wait(t, 1)
+	rcv.Wait(t, 1)
 	if err := first.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestWebhookDeliverySurvivesSIGKILL(t *testing.T) {
 	killed := time.Now()
 	_, _, logs := start()
 	t.Logf("second server ready %v after the kill", time.Since(killed).Round(time.Second))
-	got = rcv.Wait(t, 2)
+	got := rcv.Wait(t, 2)
 	t.Logf("delivered %v after the kill", time.Since(killed).Round(time.Second))
 	if a, b := got[0].Header.Get("webhook-id"), got[1].Header.Get("webhook-id"); a == "" || a != b {
 		t.Fatalf("webhook-id %q before the kill, %q after", a, b)

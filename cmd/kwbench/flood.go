@@ -54,10 +54,9 @@ type flood struct {
 	wg     sync.WaitGroup
 	start  time.Time
 
-	mu     sync.Mutex
-	codes  map[int]uint64
-	errs   map[string]bool
-	failed atomic.Int64
+	mu    sync.Mutex
+	codes map[int]uint64
+	errs  map[string]bool
 }
 
 // startFlood starts workers whose addresses are floodAddr(first) on; with
